@@ -1,0 +1,125 @@
+"""Every setting filegate reads, resolved in one place.
+
+Order of precedence: explicit argument > environment variable > default. Each environment
+variable name is a constant here, and a bad value raises ConfigError naming the variable.
+Only the standard library is imported: the Lambda package ships this module.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from filegate.errors import ConfigError
+
+# --- read by the ingestion Lambda (set by the template) ---
+ENV_DDB_TABLE = "DDB_TABLE"
+ENV_LOG_LEVEL = "LOG_LEVEL"
+
+# --- AWS conventions, read by the CLI and the local stack ---
+ENV_REGION = "AWS_REGION"
+ENV_DEFAULT_REGION = "AWS_DEFAULT_REGION"
+ENV_ENDPOINT_URL = "AWS_ENDPOINT_URL"
+
+# --- the local stack ---
+ENV_STATE_DIR = "FILEGATE_STATE_DIR"
+ENV_LOCAL_PORT = "FILEGATE_LOCAL_PORT"
+ENV_LOCAL_WORKERS = "FILEGATE_LOCAL_WORKERS"
+ENV_LOCAL_RETRY_DELAY = "FILEGATE_LOCAL_RETRY_DELAY"
+
+DEFAULT_REGION = "eu-central-1"
+DEFAULT_STACK_NAME = "s3-lambda-dynamo-stack"
+DEFAULT_LOCAL_PORT = 4566
+DEFAULT_LOCAL_WORKERS = 2
+DEFAULT_LOCAL_RETRY_DELAY = 2
+
+LOCAL_BUCKET_NAME = "filegate-uploads-local"
+LOCAL_LAMBDA_NAME = "filegate-ingest"
+LOCAL_TABLE_NAME = "filegate-ledger"
+LOCAL_CODE_BUCKET = "filegate-artifacts-local"
+LOCAL_ACCESS_KEY = "testing"  # the emulator accepts any credentials; these are not secrets
+
+
+def _required(env: Mapping[str, str], name: str) -> str:
+    value = env.get(name, "").strip()
+    if not value:
+        raise ConfigError(f"environment variable {name} is not set: set it to a non-empty value")
+    return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"environment variable {name}={raw!r} is not a whole number") from None
+    if value < minimum:
+        raise ConfigError(f"environment variable {name}={value} must be at least {minimum}")
+    return value
+
+
+@dataclass(frozen=True)
+class IngestSettings:
+    """What the ingestion Lambda needs: the ledger table's name."""
+
+    table_name: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> IngestSettings:
+        env = os.environ if env is None else env
+        return cls(table_name=_required(env, ENV_DDB_TABLE))
+
+
+def resolve_region(explicit: str | None = None, env: Mapping[str, str] | None = None) -> str:
+    """--region > AWS_REGION > AWS_DEFAULT_REGION > eu-central-1 (the seed's region)."""
+    env = os.environ if env is None else env
+    return explicit or env.get(ENV_REGION) or env.get(ENV_DEFAULT_REGION) or DEFAULT_REGION
+
+
+def default_state_dir(env: Mapping[str, str] | None = None) -> Path:
+    """Where the local stack keeps its state file: $FILEGATE_STATE_DIR or ~/.local/state."""
+    env = os.environ if env is None else env
+    explicit = env.get(ENV_STATE_DIR)
+    if explicit:
+        return Path(explicit)
+    base = env.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "filegate"
+
+
+@dataclass(frozen=True)
+class LocalSettings:
+    """How the local stack runs: port, region, state directory, workers, retry delay."""
+
+    port: int = DEFAULT_LOCAL_PORT
+    region: str = DEFAULT_REGION
+    state_dir: Path = Path(".filegate")
+    stack_name: str = DEFAULT_STACK_NAME
+    workers: int = DEFAULT_LOCAL_WORKERS
+    retry_delay_seconds: int = DEFAULT_LOCAL_RETRY_DELAY
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @classmethod
+    def resolve(
+        cls,
+        port: int | None = None,
+        region: str | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> LocalSettings:
+        env = os.environ if env is None else env
+        resolved_port = port or _int(env, ENV_LOCAL_PORT, DEFAULT_LOCAL_PORT, 1)
+        if not 0 < resolved_port < 65536:
+            raise ConfigError(f"port {resolved_port} is out of range: use 1-65535")
+        return cls(
+            port=resolved_port,
+            region=resolve_region(region, env),
+            state_dir=default_state_dir(env),
+            workers=_int(env, ENV_LOCAL_WORKERS, DEFAULT_LOCAL_WORKERS, 1),
+            retry_delay_seconds=_int(env, ENV_LOCAL_RETRY_DELAY, DEFAULT_LOCAL_RETRY_DELAY, 0),
+        )
