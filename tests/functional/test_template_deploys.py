@@ -1,0 +1,192 @@
+"""The template deploys into moto (in-process) and its outputs name real emulated resources.
+
+moto skips some resource types silently (queue, bucket and topic policies, the email
+subscription, the alarms) and ignores some properties; the local mode applies those itself.
+These tests check only what moto does create.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from collections.abc import Iterator
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from moto import mock_aws
+
+REGION = "eu-central-1"
+TEMPLATE = Path(str(files("filegate") / "templates" / "s3-lambda-dynamo.yml"))
+CODE_BUCKET = "filegate-code-test"
+CODE_KEY = "ingest/ingest.zip"
+PARAMETERS = {
+    "BucketName": "lambdandynam-static-01-01123581321",
+    "LambdaName": "lambda-static-01",
+    "DynamoTableName": "dynamotable-static-01",
+    "CodeBucket": CODE_BUCKET,
+    "CodeKey": CODE_KEY,
+    "AlertEmail": "ops@example.com",
+}
+OUTPUTS = {
+    "BucketName",
+    "TableName",
+    "QueueUrl",
+    "DeadLetterQueueUrl",
+    "FunctionName",
+    "AlertsTopicArn",
+    "QueueArn",
+    "DeadLetterQueueArn",
+    "FunctionArn",
+}
+
+# moto warns once per resource type it does not emulate; that is expected here.
+pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse:UserWarning")
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    with mock_aws():
+        yield
+
+
+def client(service: str) -> Any:
+    return boto3.client(service, region_name=REGION)
+
+
+def lambda_zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("filegate/ingest/handler.py", "def lambda_handler(event, context):\n")
+    return buffer.getvalue()
+
+
+def deploy(stack_name: str = "filegate", **overrides: str) -> dict[str, str]:
+    """Upload the code zip, create the stack, return its outputs."""
+    s3 = client("s3")
+    s3.create_bucket(Bucket=CODE_BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+    s3.put_object(Bucket=CODE_BUCKET, Key=CODE_KEY, Body=lambda_zip())
+    cloudformation = client("cloudformation")
+    cloudformation.create_stack(
+        StackName=stack_name,
+        TemplateBody=TEMPLATE.read_text(),
+        Parameters=[
+            {"ParameterKey": key, "ParameterValue": value}
+            for key, value in {**PARAMETERS, **overrides}.items()
+        ],
+        Capabilities=["CAPABILITY_NAMED_IAM"],
+    )
+    (stack,) = cloudformation.describe_stacks(StackName=stack_name)["Stacks"]
+    assert stack["StackStatus"] == "CREATE_COMPLETE", stack.get("StackStatusReason")
+    return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+
+
+@pytest.fixture
+def outputs(aws: None) -> dict[str, str]:
+    return deploy()
+
+
+def test_template_validates(aws: None) -> None:
+    # moto's validate_template runs cfn-lint but returns no Parameters (real AWS does).
+    cloudformation = client("cloudformation")
+    result = cloudformation.validate_template(TemplateBody=TEMPLATE.read_text())
+    assert result["Description"].startswith("filegate ingestion pipeline")
+
+
+def test_validation_rejects_a_broken_template(aws: None) -> None:
+    broken = TEMPLATE.read_text().replace("Type: AWS::SQS::Queue", "Type: AWS::SQS::Queueue")
+    with pytest.raises(ClientError, match="ValidationError"):
+        client("cloudformation").validate_template(TemplateBody=broken)
+
+
+def test_stack_creates_with_every_output(outputs: dict[str, str]) -> None:
+    assert set(outputs) == OUTPUTS
+    assert outputs["BucketName"] == PARAMETERS["BucketName"]
+    assert outputs["TableName"] == PARAMETERS["DynamoTableName"]
+    assert outputs["FunctionName"] == PARAMETERS["LambdaName"]
+
+
+def test_stack_creates_without_alert_email(aws: None) -> None:
+    outputs = deploy(AlertEmail="")
+    assert set(outputs) == OUTPUTS
+
+
+def test_ledger_table_has_key_and_index(outputs: dict[str, str]) -> None:
+    table = client("dynamodb").describe_table(TableName=outputs["TableName"])["Table"]
+    assert table["KeySchema"] == [{"AttributeName": "s3_key", "KeyType": "HASH"}]
+    (index,) = table["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == "prefix-event_time-index"
+    assert index["KeySchema"] == [
+        {"AttributeName": "prefix", "KeyType": "HASH"},
+        {"AttributeName": "event_time", "KeyType": "RANGE"},
+    ]
+    assert index["Projection"] == {"ProjectionType": "ALL"}
+
+
+def test_queue_redrives_to_the_dead_letter_queue(outputs: dict[str, str]) -> None:
+    sqs = client("sqs")
+    queue = sqs.get_queue_attributes(QueueUrl=outputs["QueueUrl"], AttributeNames=["All"])
+    attributes = queue["Attributes"]
+    redrive = json.loads(attributes["RedrivePolicy"])
+    assert redrive["maxReceiveCount"] >= 5
+    assert redrive["deadLetterTargetArn"] == outputs["DeadLetterQueueArn"]
+    assert attributes["QueueArn"] == outputs["QueueArn"]
+    assert int(attributes["VisibilityTimeout"]) == 180
+    dlq = sqs.get_queue_attributes(QueueUrl=outputs["DeadLetterQueueUrl"], AttributeNames=["All"])
+    assert dlq["Attributes"]["QueueArn"] == outputs["DeadLetterQueueArn"]
+    assert int(dlq["Attributes"]["MessageRetentionPeriod"]) == 1209600
+
+
+def test_queues_are_encrypted_with_the_stack_key(outputs: dict[str, str]) -> None:
+    # Not describe_key: moto keeps a template's KeyPolicy as a dict and describe_key then
+    # fails with a TypeError (get_key_policy answers NotFound) on a key made by CloudFormation.
+    resource = client("cloudformation").describe_stack_resource(
+        StackName="filegate", LogicalResourceId="QueueKey"
+    )
+    key_id = resource["StackResourceDetail"]["PhysicalResourceId"]
+    sqs = client("sqs")
+    for url in (outputs["QueueUrl"], outputs["DeadLetterQueueUrl"]):
+        attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["KmsMasterKeyId"])
+        assert attributes["Attributes"]["KmsMasterKeyId"] == key_id
+    assert client("kms").get_key_rotation_status(KeyId=key_id)["KeyRotationEnabled"] is True
+    topic = client("sns").get_topic_attributes(TopicArn=outputs["AlertsTopicArn"])
+    assert topic["Attributes"]["KmsMasterKeyId"] == key_id
+
+
+def test_function_configuration(outputs: dict[str, str]) -> None:
+    lambda_ = client("lambda")
+    function = lambda_.get_function(FunctionName=outputs["FunctionName"])["Configuration"]
+    assert function["FunctionArn"] == outputs["FunctionArn"]
+    assert function["Runtime"] == "python3.12"
+    assert function["Handler"] == "filegate.ingest.handler.lambda_handler"
+    assert function["Timeout"] == 30
+    assert function["Environment"]["Variables"]["DDB_TABLE"] == outputs["TableName"]
+    concurrency = lambda_.get_function_concurrency(FunctionName=outputs["FunctionName"])
+    assert concurrency["ReservedConcurrentExecutions"] == 20
+
+
+def test_event_source_mapping(outputs: dict[str, str]) -> None:
+    mappings = client("lambda").list_event_source_mappings(FunctionName=outputs["FunctionName"])
+    (mapping,) = mappings["EventSourceMappings"]
+    assert mapping["EventSourceArn"] == outputs["QueueArn"]
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["BatchSize"] == 10
+    assert mapping["MaximumBatchingWindowInSeconds"] == 1
+    assert mapping["ScalingConfig"] == {"MaximumConcurrency": 5}
+
+
+def test_bucket_log_group_and_topic_exist(outputs: dict[str, str]) -> None:
+    client("s3").head_bucket(Bucket=outputs["BucketName"])
+    groups = client("logs").describe_log_groups(logGroupNamePrefix="/aws/lambda/")["logGroups"]
+    (group,) = [g for g in groups if g["logGroupName"] == f"/aws/lambda/{outputs['FunctionName']}"]
+    assert group["retentionInDays"] == 30
+    client("sns").get_topic_attributes(TopicArn=outputs["AlertsTopicArn"])
