@@ -1,0 +1,53 @@
+"""Where boto3 sessions and clients are made, for the CLI, the local stack and ops.
+
+AWS CLI conventions: ``--profile``, ``--region``, ``--endpoint-url``. Against the local stack
+the credentials are fixed dummies the emulator accepts. The Lambda code does not use this
+module: it builds its own clients from the runtime's environment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from filegate.settings import LOCAL_ACCESS_KEY
+
+_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=32)
+
+
+@dataclass(frozen=True)
+class Target:
+    """Which AWS to talk to: a real account (profile) or an emulator (endpoint_url)."""
+
+    region: str
+    endpoint_url: str | None = None
+    profile: str | None = None
+
+    @property
+    def is_local(self) -> bool:
+        return self.endpoint_url is not None and self.profile is None
+
+    def session(self) -> boto3.Session:
+        if self.is_local:
+            return boto3.Session(
+                aws_access_key_id=LOCAL_ACCESS_KEY,
+                aws_secret_access_key=LOCAL_ACCESS_KEY,
+                region_name=self.region,
+            )
+        return boto3.Session(profile_name=self.profile, region_name=self.region)
+
+    def client(self, service: str) -> Any:
+        return self.session().client(service, endpoint_url=self.endpoint_url, config=_CONFIG)
+
+    def local_env(self) -> dict[str, str]:
+        """Environment variables that point the AWS CLI and SDKs at this target."""
+        env = {"AWS_REGION": self.region, "AWS_DEFAULT_REGION": self.region}
+        if self.endpoint_url:
+            env["AWS_ENDPOINT_URL"] = self.endpoint_url
+        if self.is_local:
+            env["AWS_ACCESS_KEY_ID"] = LOCAL_ACCESS_KEY
+            env["AWS_SECRET_ACCESS_KEY"] = LOCAL_ACCESS_KEY
+        return env

@@ -1,0 +1,10 @@
+"""The local stack: the same pipeline on one machine, with no AWS account and no docker.
+
+- ``emulator``: the moto server process, with ``patches`` that make S3 events real-looking;
+- ``template`` and ``provision``: deploy the CloudFormation template into the emulator and
+  apply what the emulator ignores;
+- ``runtime`` (with ``bootstrap``): run the deployed Lambda zip in warm worker processes;
+- ``esm``: the event source mapping that long-polls SQS and invokes the workers;
+- ``cloudwatch``: Lambda-style logs and metrics shipped into the emulator;
+- ``stack``: start, stop and describe the whole local stack (the state file).
+"""

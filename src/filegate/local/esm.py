@@ -1,0 +1,163 @@
+"""The local event source mapping: long-polls the queue and invokes the deployed function.
+
+It does what Lambda's SQS poller does, with the mapping's batch size, batching window and
+``ReportBatchItemFailures``: one poller per warm worker (up to the mapping's maximum
+concurrency); successes are deleted; failed records, or the whole batch when the invocation
+failed, timed out or crashed, become visible again. Locally they come back after a short retry
+delay (FILEGATE_LOCAL_RETRY_DELAY, 2 s by default) instead of the queue's visibility timeout,
+so a poison message reaches the dead-letter queue in seconds rather than in
+``maxReceiveCount`` x 180 s; the queue's redrive policy is what moves it, as on AWS.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from filegate.aws import Target
+from filegate.local.provision import MappingConfig
+from filegate.local.runtime import Invocation, Worker
+
+log = logging.getLogger(__name__)
+
+_RECEIVE_WAIT_SECONDS = 1  # short long-poll so that stop() is prompt
+_SQS_MAX_BATCH = 10
+
+InvocationObserver = Callable[[Worker, Invocation], None]
+
+
+def sqs_event(messages: list[dict[str, Any]], queue_arn: str, region: str) -> dict[str, Any]:
+    """The event Lambda builds from a batch of SQS messages."""
+    return {"Records": [_record(m, queue_arn, region) for m in messages]}
+
+
+def _record(message: dict[str, Any], queue_arn: str, region: str) -> dict[str, Any]:
+    body = message["Body"]
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": body,
+        "attributes": message.get("Attributes", {}),
+        "messageAttributes": message.get("MessageAttributes", {}),
+        "md5OfBody": message.get("MD5OfBody") or hashlib.md5(body.encode()).hexdigest(),  # noqa: S324 - SQS's own checksum
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": region,
+    }
+
+
+def failed_message_ids(
+    messages: list[dict[str, Any]], invocation: Invocation, partial: bool
+) -> set[str]:
+    """Which messages of a batch failed, by Lambda's rules for SQS mappings."""
+    everything = {m["MessageId"] for m in messages}
+    if not invocation.ok:
+        return everything
+    if not partial or not isinstance(invocation.result, dict):
+        return set()
+    failures = invocation.result.get("batchItemFailures") or []
+    try:
+        failed = {str(f["itemIdentifier"]) for f in failures}
+    except (KeyError, TypeError):
+        return everything  # a malformed response fails the whole batch
+    return failed if failed <= everything else everything
+
+
+class EventSourceMapping:
+    """Polls one queue and feeds batches to a set of warm workers."""
+
+    def __init__(
+        self,
+        target: Target,
+        mapping: MappingConfig,
+        queue_url: str,
+        workers: list[Worker],
+        retry_delay_seconds: int,
+        observer: InvocationObserver | None = None,
+    ) -> None:
+        self._target = target
+        self._mapping = mapping
+        self._queue_url = queue_url
+        self._workers = workers
+        self._retry_delay = retry_delay_seconds
+        self._observer = observer
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        for index, worker in enumerate(self._workers):
+            thread = threading.Thread(
+                target=self._poll, args=(worker,), name=f"esm-poller-{index}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=_RECEIVE_WAIT_SECONDS + 35)
+
+    def _poll(self, worker: Worker) -> None:
+        sqs = self._target.client("sqs")
+        while not self._stop.is_set():
+            try:
+                messages = self._receive_batch(sqs)
+                if messages:
+                    self._deliver(sqs, worker, messages)
+            except (ClientError, BotoCoreError) as exc:
+                if not self._stop.is_set():
+                    log.warning("event source mapping poll failed, retrying: %s", exc)
+                    self._stop.wait(1.0)
+
+    def _receive_batch(self, sqs: Any) -> list[dict[str, Any]]:
+        batch: list[dict[str, Any]] = []
+        window_end: float | None = None
+        while len(batch) < self._mapping.batch_size and not self._stop.is_set():
+            wait = 0 if batch else _RECEIVE_WAIT_SECONDS
+            received = sqs.receive_message(
+                QueueUrl=self._queue_url,
+                MaxNumberOfMessages=min(_SQS_MAX_BATCH, self._mapping.batch_size - len(batch)),
+                WaitTimeSeconds=wait,
+                MessageSystemAttributeNames=["All"],
+                MessageAttributeNames=["All"],
+            ).get("Messages", [])
+            batch.extend(received)
+            if not batch:
+                continue
+            if window_end is None:
+                window_end = time.monotonic() + self._mapping.batching_window_seconds
+            if time.monotonic() >= window_end:
+                break
+            if not received:
+                self._stop.wait(0.05)  # the window is open: wait a little for more
+        return batch
+
+    def _deliver(self, sqs: Any, worker: Worker, messages: list[dict[str, Any]]) -> None:
+        event = sqs_event(messages, self._mapping.queue_arn, self._target.region)
+        invocation = worker.invoke(event)
+        if self._observer:
+            self._observer(worker, invocation)
+        failed = failed_message_ids(messages, invocation, self._mapping.report_batch_item_failures)
+        done = [m for m in messages if m["MessageId"] not in failed]
+        retry = [m for m in messages if m["MessageId"] in failed]
+        for chunk in _chunks(done):
+            sqs.delete_message_batch(QueueUrl=self._queue_url, Entries=_entries(chunk))
+        for chunk in _chunks(retry):
+            sqs.change_message_visibility_batch(
+                QueueUrl=self._queue_url,
+                Entries=[{**e, "VisibilityTimeout": self._retry_delay} for e in _entries(chunk)],
+            )
+
+
+def _chunks(messages: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    return [messages[i : i + _SQS_MAX_BATCH] for i in range(0, len(messages), _SQS_MAX_BATCH)]
+
+
+def _entries(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)]

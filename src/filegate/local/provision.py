@@ -1,0 +1,379 @@
+"""Deploys the template into the emulator and applies what the emulator ignores.
+
+The same template goes through the CloudFormation API (``create_stack``: moto's change sets
+lose the outputs). Then, read from that template and resolved against the stack, the local
+stack applies what moto skips (shared/notes/moto-5.2.5.md): queue and bucket policies,
+alarms, SNS subscriptions, bucket versioning, public access block and notifications, table
+point-in-time recovery; and it
+disables the emulator's own event source mapping, which would otherwise consume messages
+without running the code. The local event source mapping (``esm``) takes its place.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from filegate.aws import Target
+from filegate.errors import StackError
+from filegate.local import template as cfn
+from filegate.package import Package
+
+log = logging.getLogger(__name__)
+
+ESM_LOGICAL_ID = "IngestEventSourceMapping"
+FUNCTION_LOGICAL_ID = "IngestFunction"
+
+
+@dataclass(frozen=True)
+class StackParameters:
+    """The template's parameters as the local stack sets them."""
+
+    bucket_name: str
+    lambda_name: str
+    table_name: str
+    code_bucket: str
+    code_key: str
+    alert_email: str = ""
+
+    def as_cfn(self) -> list[dict[str, str]]:
+        values = {
+            "BucketName": self.bucket_name,
+            "LambdaName": self.lambda_name,
+            "DynamoTableName": self.table_name,
+            "CodeBucket": self.code_bucket,
+            "CodeKey": self.code_key,
+            "AlertEmail": self.alert_email,
+        }
+        return [{"ParameterKey": k, "ParameterValue": v} for k, v in values.items()]
+
+
+@dataclass(frozen=True)
+class MappingConfig:
+    """The event source mapping as the template declares it."""
+
+    uuid: str
+    queue_arn: str
+    function_name: str
+    batch_size: int
+    batching_window_seconds: int
+    report_batch_item_failures: bool
+    maximum_concurrency: int
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """What a deployed stack offers the rest of the local stack."""
+
+    stack_name: str
+    outputs: dict[str, str]
+    mapping: MappingConfig
+    parameters: StackParameters
+    applied: list[str] = field(default_factory=list)
+
+
+class Provisioner:
+    """Creates the stack in the emulator and makes it behave like the real one."""
+
+    def __init__(self, target: Target, stack_name: str) -> None:
+        self._target = target
+        self._stack_name = stack_name
+        self._cfn = target.client("cloudformation")
+
+    def upload_package(self, package: Package, bucket: str, key: str) -> None:
+        s3 = self._target.client("s3")
+        try:
+            s3.create_bucket(
+                Bucket=bucket,
+                CreateBucketConfiguration={"LocationConstraint": self._target.region},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "BucketAlreadyOwnedByYou":
+                raise StackError(f"cannot create the artifact bucket {bucket}: {exc}") from exc
+        s3.upload_file(str(package.path), bucket, key)
+
+    def deploy(self, parameters: StackParameters) -> Deployment:
+        document = cfn.load()
+        self._create_stack(parameters)
+        physical = self._physical_ids()
+        resolver = self._resolver(document, parameters, physical)
+        applied = _GapApplier(self._target, document, resolver, physical).apply_all()
+        return Deployment(
+            stack_name=self._stack_name,
+            outputs=self.outputs(),
+            mapping=_mapping_config(document, resolver, physical),
+            parameters=parameters,
+            applied=applied,
+        )
+
+    def outputs(self) -> dict[str, str]:
+        stack = self._cfn.describe_stacks(StackName=self._stack_name)["Stacks"][0]
+        return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+
+    def _create_stack(self, parameters: StackParameters) -> None:
+        try:
+            self._cfn.create_stack(
+                StackName=self._stack_name,
+                TemplateBody=cfn.template_text(),
+                Parameters=parameters.as_cfn(),
+                Capabilities=["CAPABILITY_NAMED_IAM"],
+            )
+        except ClientError as exc:
+            raise StackError(f"cannot create stack {self._stack_name}: {exc}") from exc
+        self._wait_complete()
+
+    def _wait_complete(self, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            status = self._cfn.describe_stacks(StackName=self._stack_name)["Stacks"][0][
+                "StackStatus"
+            ]
+            if status.endswith("_COMPLETE") and "ROLLBACK" not in status:
+                return
+            if status.endswith(("_FAILED", "ROLLBACK_COMPLETE")):
+                raise StackError(f"stack {self._stack_name} ended in {status}")
+            time.sleep(0.2)
+        raise StackError(f"stack {self._stack_name} did not complete within {timeout:.0f}s")
+
+    def _physical_ids(self) -> dict[str, str]:
+        described = self._cfn.describe_stack_resources(StackName=self._stack_name)
+        # Resources the emulator skips appear as blank entries: leave them out.
+        return {
+            r["LogicalResourceId"]: r.get("PhysicalResourceId", "")
+            for r in described["StackResources"]
+            if "LogicalResourceId" in r
+        }
+
+    def _resolver(
+        self, document: Mapping[str, Any], parameters: StackParameters, physical: dict[str, str]
+    ) -> cfn.Resolver:
+        account = self._target.client("sts").get_caller_identity()["Account"]
+        refs = {p["ParameterKey"]: p["ParameterValue"] for p in parameters.as_cfn()}
+        refs.update({k: v for k, v in physical.items() if v})
+        refs.update(
+            {
+                "AWS::Region": self._target.region,
+                "AWS::AccountId": account,
+                "AWS::Partition": "aws",
+                "AWS::StackName": self._stack_name,
+                "AWS::URLSuffix": "amazonaws.com",
+            }
+        )
+        types = {name: r["Type"] for name, r in document["Resources"].items()}
+        lookup = _AttributeLookup(self._target, types, physical, refs)
+        return cfn.Resolver(document, refs, lookup)
+
+
+class _AttributeLookup:
+    """Fn::GetAtt for the resource types the template uses, answered by the emulator."""
+
+    def __init__(
+        self, target: Target, types: dict[str, str], physical: dict[str, str], refs: Any
+    ) -> None:
+        self._target = target
+        self._types = types
+        self._physical = physical
+        self._refs = refs
+
+    def __call__(self, logical_id: str, attribute: str) -> str:
+        kind = self._types.get(logical_id)
+        physical = self._physical.get(logical_id, "")
+        if kind is None:
+            raise StackError(f"cannot resolve !GetAtt {logical_id}.{attribute}: no such resource")
+        arn = self._arn(kind, physical) if attribute == "Arn" else None
+        answers = {
+            "QueueUrl": physical,
+            "QueueName": physical.rsplit("/", 1)[-1],
+            "TopicArn": physical,
+            "TopicName": physical.rsplit(":", 1)[-1],
+            "KeyId": physical,
+        }
+        value = arn or answers.get(attribute)
+        if not value:
+            raise StackError(f"cannot resolve !GetAtt {logical_id}.{attribute} locally")
+        return value
+
+    def _arn(self, kind: str, physical: str) -> str:
+        region, account = self._target.region, self._refs["AWS::AccountId"]
+        arns: dict[str, Callable[[], str]] = {
+            "AWS::SQS::Queue": lambda: (
+                f"arn:aws:sqs:{region}:{account}:{physical.rsplit('/', 1)[-1]}"
+            ),
+            "AWS::S3::Bucket": lambda: f"arn:aws:s3:::{physical}",
+            "AWS::SNS::Topic": lambda: physical,
+            "AWS::Lambda::Function": lambda: (
+                f"arn:aws:lambda:{region}:{account}:function:{physical}"
+            ),
+            "AWS::DynamoDB::Table": lambda: f"arn:aws:dynamodb:{region}:{account}:table/{physical}",
+            "AWS::KMS::Key": lambda: f"arn:aws:kms:{region}:{account}:key/{physical}",
+            "AWS::IAM::Role": lambda: f"arn:aws:iam::{account}:role/{physical}",
+            "AWS::Logs::LogGroup": lambda: (
+                f"arn:aws:logs:{region}:{account}:log-group:{physical}:*"
+            ),
+        }
+        if kind not in arns:
+            raise StackError(f"cannot resolve the Arn of a {kind} locally")
+        return arns[kind]()
+
+
+class _GapApplier:
+    """Applies, through the service APIs, the template parts the emulator ignores."""
+
+    def __init__(
+        self,
+        target: Target,
+        document: Mapping[str, Any],
+        resolver: cfn.Resolver,
+        physical: dict[str, str],
+    ) -> None:
+        self._target = target
+        self._resources: dict[str, Any] = document["Resources"]
+        self._resolver = resolver
+        self._physical = physical
+
+    def apply_all(self) -> list[str]:
+        """Apply in dependency order; return a line for each thing applied."""
+        applied: list[str] = []
+        steps: list[tuple[str, Callable[[str, dict[str, Any]], str | None]]] = [
+            ("AWS::Lambda::EventSourceMapping", self._disable_mapping),
+            ("AWS::SQS::QueuePolicy", self._queue_policy),
+            ("AWS::S3::BucketPolicy", self._bucket_policy),
+            ("AWS::SNS::Subscription", self._subscription),
+            ("AWS::DynamoDB::Table", self._table),
+            ("AWS::CloudWatch::Alarm", self._alarm),
+            ("AWS::S3::Bucket", self._bucket),
+        ]
+        for kind, step in steps:
+            for logical_id, properties in self._of_type(kind):
+                line = step(logical_id, properties)
+                if line:
+                    applied.append(line)
+                    log.debug("applied %s", line)
+        return applied
+
+    def _of_type(self, kind: str) -> list[tuple[str, dict[str, Any]]]:
+        found = []
+        for logical_id, resource in self._resources.items():
+            if resource.get("Type") != kind:
+                continue
+            condition = resource.get("Condition")
+            if condition and not self._resolver.condition(condition):
+                continue
+            found.append((logical_id, self._resolver.resolve(resource.get("Properties", {}))))
+        return found
+
+    def _disable_mapping(self, logical_id: str, _: dict[str, Any]) -> str:
+        uuid = self._physical.get(logical_id, "")
+        self._target.client("lambda").update_event_source_mapping(UUID=uuid, Enabled=False)
+        return f"{logical_id}: emulator mapping disabled (the local runner replaces it)"
+
+    def _queue_policy(self, logical_id: str, properties: dict[str, Any]) -> str:
+        sqs = self._target.client("sqs")
+        policy = json.dumps(properties["PolicyDocument"])
+        for queue_url in properties["Queues"]:
+            sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": policy})
+        return f"{logical_id}: queue policy set"
+
+    def _bucket_policy(self, logical_id: str, _: dict[str, Any]) -> str:
+        # The emulator enforces bucket policies, and it serves plain HTTP on 127.0.0.1: the
+        # template's deny-non-TLS statement would refuse every local request. Not applied.
+        return f"{logical_id}: not applied locally (it denies non-TLS; the emulator is HTTP)"
+
+    def _subscription(self, logical_id: str, properties: dict[str, Any]) -> str:
+        self._target.client("sns").subscribe(
+            TopicArn=properties["TopicArn"],
+            Protocol=properties["Protocol"],
+            Endpoint=properties["Endpoint"],
+        )
+        return f"{logical_id}: {properties['Protocol']} subscription created"
+
+    def _table(self, logical_id: str, properties: dict[str, Any]) -> str | None:
+        pitr = properties.get("PointInTimeRecoverySpecification", {})
+        if not pitr.get("PointInTimeRecoveryEnabled"):
+            return None
+        self._target.client("dynamodb").update_continuous_backups(
+            TableName=self._physical[logical_id],
+            PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},
+        )
+        return f"{logical_id}: point-in-time recovery enabled"
+
+    def _alarm(self, logical_id: str, properties: dict[str, Any]) -> str:
+        arguments = dict(properties)
+        arguments.setdefault(
+            "AlarmName", f"{self._resolver.resolve({'Ref': 'AWS::StackName'})}-{logical_id}"
+        )
+        arguments["Threshold"] = float(arguments["Threshold"])
+        for number in ("Period", "EvaluationPeriods", "DatapointsToAlarm"):
+            if number in arguments:
+                arguments[number] = int(arguments[number])
+        if "ActionsEnabled" in arguments:
+            arguments["ActionsEnabled"] = str(arguments["ActionsEnabled"]).lower() == "true"
+        self._target.client("cloudwatch").put_metric_alarm(**arguments)
+        return f"{logical_id}: alarm {arguments['AlarmName']} created"
+
+    def _bucket(self, logical_id: str, properties: dict[str, Any]) -> str:
+        s3 = self._target.client("s3")
+        bucket = self._physical[logical_id]
+        if "VersioningConfiguration" in properties:
+            s3.put_bucket_versioning(
+                Bucket=bucket, VersioningConfiguration=properties["VersioningConfiguration"]
+            )
+        if "PublicAccessBlockConfiguration" in properties:
+            s3.put_public_access_block(
+                Bucket=bucket,
+                PublicAccessBlockConfiguration=_booleans(
+                    properties["PublicAccessBlockConfiguration"]
+                ),
+            )
+        notification = properties.get("NotificationConfiguration", {})
+        if notification:
+            s3.put_bucket_notification_configuration(
+                Bucket=bucket, NotificationConfiguration=bucket_notification(notification)
+            )
+        return f"{logical_id}: versioning, public access block and notifications applied"
+
+
+def _booleans(values: Mapping[str, Any]) -> dict[str, bool]:
+    return {key: str(value).lower() == "true" for key, value in values.items()}
+
+
+def bucket_notification(cfn_notification: Mapping[str, Any]) -> dict[str, Any]:
+    """CloudFormation's NotificationConfiguration shape -> the S3 API's shape."""
+    queues = []
+    for index, entry in enumerate(cfn_notification.get("QueueConfigurations", [])):
+        api_entry: dict[str, Any] = {
+            "Id": f"filegate-{index}",
+            "QueueArn": entry["Queue"],
+            "Events": [entry["Event"]],
+        }
+        rules = entry.get("Filter", {}).get("S3Key", {}).get("Rules")
+        if rules:
+            api_entry["Filter"] = {"Key": {"FilterRules": rules}}
+        queues.append(api_entry)
+    return {"QueueConfigurations": queues}
+
+
+def _mapping_config(
+    document: Mapping[str, Any], resolver: cfn.Resolver, physical: dict[str, str]
+) -> MappingConfig:
+    resource = document["Resources"].get(ESM_LOGICAL_ID)
+    if resource is None:
+        raise StackError(f"the template has no {ESM_LOGICAL_ID} resource")
+    properties = resolver.resolve(resource["Properties"])
+    scaling = properties.get("ScalingConfig", {})
+    return MappingConfig(
+        uuid=physical.get(ESM_LOGICAL_ID, ""),
+        queue_arn=properties["EventSourceArn"],
+        function_name=properties["FunctionName"],
+        batch_size=int(properties.get("BatchSize", 10)),
+        batching_window_seconds=int(properties.get("MaximumBatchingWindowInSeconds", 0)),
+        report_batch_item_failures="ReportBatchItemFailures"
+        in properties.get("FunctionResponseTypes", []),
+        maximum_concurrency=int(scaling.get("MaximumConcurrency", 2)),
+    )

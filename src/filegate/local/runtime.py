@@ -1,0 +1,255 @@
+"""Runs the deployed Lambda function locally, in warm worker processes.
+
+``prepare_function`` fetches the deployed zip from the emulator, checks it against the
+function's CodeSha256, unpacks it, and builds the runtime's package directory (only what
+the AWS Python runtime provides: boto3, botocore and their dependencies). A ``Worker`` is one
+warm execution environment: an isolated interpreter running ``bootstrap``, with the function's
+configured environment, handler and timeout. A timed-out or crashed invocation is a failed
+one, and the worker is replaced, as on Lambda.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import importlib.util
+import io
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+import uuid
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from filegate.aws import Target
+from filegate.errors import LocalStackError
+from filegate.local import bootstrap
+from filegate.package import RUNTIME_PROVIDED
+
+INIT_TIMEOUT_SECONDS = 10.0  # Lambda's init phase limit
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """A deployed function as the local runtime runs it."""
+
+    name: str
+    arn: str
+    handler: str
+    timeout_seconds: int
+    memory_mb: int
+    environment: dict[str, str]
+    code_dir: Path
+    runtime_dir: Path
+
+    @property
+    def log_group(self) -> str:
+        return f"/aws/lambda/{self.name}"
+
+
+@dataclass
+class Invocation:
+    """The outcome of one invocation, with the log lines it printed."""
+
+    request_id: str
+    ok: bool
+    result: Any = None
+    error: dict[str, Any] | None = None
+    duration_ms: float = 0.0
+    max_memory_mb: int = 0
+    init_ms: float | None = None
+    timed_out: bool = False
+    lines: list[tuple[int, str]] = field(default_factory=list)
+
+
+def prepare_function(
+    target: Target, function_name: str, code_bucket: str, code_key: str, work_dir: Path
+) -> FunctionSpec:
+    """Fetch, verify and unpack the deployed code; describe how to run it."""
+    config = target.client("lambda").get_function_configuration(FunctionName=function_name)
+    data = target.client("s3").get_object(Bucket=code_bucket, Key=code_key)["Body"].read()
+    digest = base64.b64encode(hashlib.sha256(data).digest()).decode()
+    if config.get("CodeSha256") not in (digest, hashlib.sha256(data).hexdigest()):
+        raise LocalStackError(
+            f"s3://{code_bucket}/{code_key} does not match the code of function {function_name}"
+            f" (CodeSha256 {config.get('CodeSha256')}): deploy again"
+        )
+    code_dir = work_dir / f"code-{hashlib.sha256(data).hexdigest()[:16]}"
+    if not code_dir.exists():
+        zipfile.ZipFile(io.BytesIO(data)).extractall(code_dir)
+    return FunctionSpec(
+        name=function_name,
+        arn=config["FunctionArn"],
+        handler=config["Handler"],
+        timeout_seconds=int(config.get("Timeout", 3)),
+        memory_mb=int(config.get("MemorySize", 128)),
+        environment=dict(config.get("Environment", {}).get("Variables", {})),
+        code_dir=code_dir,
+        runtime_dir=runtime_packages_dir(work_dir),
+    )
+
+
+def runtime_packages_dir(work_dir: Path) -> Path:
+    """A directory holding only the packages the AWS Lambda Python runtime provides."""
+    runtime_dir = work_dir / "runtime-packages"
+    runtime_dir.mkdir(parents=True, exist_ok=True)
+    for name in RUNTIME_PROVIDED:
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.origin is None:
+            raise LocalStackError(f"the runtime package {name} is not installed: run `make`")
+        origin = Path(spec.origin)
+        source = origin.parent if origin.name == "__init__.py" else origin
+        link = runtime_dir / source.name
+        if not link.exists():
+            link.symlink_to(source)
+    return runtime_dir
+
+
+def worker_environment(spec: FunctionSpec, target: Target, log_stream: str) -> dict[str, str]:
+    """The environment Lambda gives a function, pointed at the emulator, tracing off."""
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "LANG": "C.UTF-8",
+        "TZ": "UTC",
+        **spec.environment,
+        **target.local_env(),
+        "AWS_LAMBDA_FUNCTION_NAME": spec.name,
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
+        "AWS_LAMBDA_LOG_GROUP_NAME": spec.log_group,
+        "AWS_LAMBDA_LOG_STREAM_NAME": log_stream,
+        "AWS_EXECUTION_ENV": "AWS_Lambda_python3.12",
+        "LAMBDA_TASK_ROOT": str(spec.code_dir),
+        "_HANDLER": spec.handler,
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "AWS_XRAY_SDK_ENABLED": "false",
+        "FILEGATE_FUNCTION_ARN": spec.arn,
+        "FILEGATE_RUNTIME_PATH": os.pathsep.join([str(spec.code_dir), str(spec.runtime_dir)]),
+    }
+
+
+def new_log_stream() -> str:
+    return f"{time.strftime('%Y/%m/%d', time.gmtime())}/[$LATEST]{uuid.uuid4().hex}"
+
+
+class Worker:
+    """One warm execution environment: a bootstrap process and the lines it prints."""
+
+    def __init__(self, spec: FunctionSpec, target: Target) -> None:
+        self._spec = spec
+        self._target = target
+        self.log_stream = new_log_stream()
+        self._process: subprocess.Popen[str] | None = None
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self._pending_init_ms: float | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    def start(self) -> None:
+        self._lines = queue.Queue()
+        self._process = subprocess.Popen(
+            [sys.executable, "-I", "-S", "-u", bootstrap.__file__],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=worker_environment(self._spec, self._target, self.log_stream),
+            cwd=self._spec.code_dir,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+            bufsize=1,
+        )
+        threading.Thread(target=self._read, args=(self._process,), daemon=True).start()
+        ready, _ = self._collect(time.monotonic() + INIT_TIMEOUT_SECONDS)
+        if not ready or not ready.get("ready"):
+            self.stop()
+            raise LocalStackError(f"function {self._spec.name} failed to initialise: {ready}")
+        self._pending_init_ms = float(ready["init_ms"])
+
+    def _read(self, process: subprocess.Popen[str]) -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            self._lines.put(line.rstrip("\n"))
+        self._lines.put(None)
+
+    def _collect(self, deadline: float) -> tuple[dict[str, Any] | None, list[tuple[int, str]]]:
+        """Lines until the bootstrap's result line; None when the deadline passes or it dies."""
+        lines: list[tuple[int, str]] = []
+        while True:
+            try:
+                line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                return None, lines
+            if line is None:
+                return None, lines
+            if line.startswith(bootstrap.RESULT_MARK):
+                return json.loads(line[len(bootstrap.RESULT_MARK) :]), lines
+            if line:
+                lines.append((int(time.time() * 1000), line))
+
+    def invoke(self, payload: Any) -> Invocation:
+        """Run one invocation; a timeout or crash fails it and restarts the worker."""
+        with self._lock:
+            if self._process is None or self._process.poll() is not None:
+                self.start()
+            request_id = str(uuid.uuid4())
+            started = time.monotonic()
+            deadline_ms = time.time() * 1000 + self._spec.timeout_seconds * 1000
+            request = {"request_id": request_id, "payload": payload, "deadline_ms": deadline_ms}
+            invocation = Invocation(request_id=request_id, ok=False, init_ms=self._pending_init_ms)
+            self._pending_init_ms = None
+            try:
+                assert self._process is not None
+                assert self._process.stdin is not None
+                self._process.stdin.write(json.dumps(request) + "\n")
+                self._process.stdin.flush()
+            except (BrokenPipeError, OSError):
+                answer, invocation.lines = None, []
+            else:
+                answer, invocation.lines = self._collect(
+                    time.monotonic() + self._spec.timeout_seconds
+                )
+            elapsed_ms = (time.monotonic() - started) * 1000
+            return self._finish(invocation, answer, elapsed_ms)
+
+    def _finish(
+        self, invocation: Invocation, answer: dict[str, Any] | None, elapsed_ms: float
+    ) -> Invocation:
+        if answer is None:
+            invocation.timed_out = elapsed_ms >= self._spec.timeout_seconds * 1000
+            reason = (
+                f"Task timed out after {self._spec.timeout_seconds:.2f} seconds"
+                if invocation.timed_out
+                else "Runtime exited without providing a reason"
+            )
+            invocation.error = {"errorType": "Runtime.ExitError", "errorMessage": reason}
+            invocation.lines.append((int(time.time() * 1000), reason))
+            invocation.duration_ms = elapsed_ms
+            self.stop()
+            return invocation
+        invocation.ok = bool(answer["ok"])
+        invocation.result = answer.get("result")
+        invocation.error = answer.get("error")
+        invocation.duration_ms = float(answer["duration_ms"])
+        invocation.max_memory_mb = int(answer["max_memory_mb"])
+        return invocation
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=10)
+        for stream in (process.stdin, process.stdout):
+            if stream:
+                stream.close()

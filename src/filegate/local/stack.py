@@ -1,0 +1,429 @@
+"""Starts, describes and stops the whole local stack; owns its state file.
+
+``LocalStack.start`` runs the emulator as a child process on 127.0.0.1, builds the Lambda
+package, deploys the template into the emulator (``provision``), starts warm workers running
+the deployed zip (``runtime``) fed by the local event source mapping (``esm``), and writes
+the state file that ``status``, ``env`` and ``down`` read. ``stop`` undoes all of it: no
+process is left behind. Run as ``python -m filegate.local.stack`` it is the detached
+supervisor that ``filegate local up --detach`` starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import errno
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from filegate import package
+from filegate.aws import Target
+from filegate.errors import LocalStackError, PortInUseError
+from filegate.local.cloudwatch import Telemetry
+from filegate.local.esm import EventSourceMapping
+from filegate.local.provision import Deployment, Provisioner, StackParameters
+from filegate.local.runtime import Worker, prepare_function
+from filegate.settings import (
+    LOCAL_BUCKET_NAME,
+    LOCAL_CODE_BUCKET,
+    LOCAL_LAMBDA_NAME,
+    LOCAL_TABLE_NAME,
+    LocalSettings,
+)
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "local.json"
+EMULATOR_START_TIMEOUT = 30.0
+DETACHED_START_TIMEOUT = 180.0
+STOP_TIMEOUT = 30.0
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class LocalState:
+    """What a running local stack tells other commands (the state file's content)."""
+
+    pid: int
+    port: int
+    endpoint_url: str
+    region: str
+    stack_name: str
+    outputs: dict[str, str]
+    started_at: str
+    log_file: str = ""
+
+    def env(self) -> dict[str, Any]:
+        """The `filegate local env` document: connection facts and every stack output."""
+        return {
+            "endpoint_url": self.endpoint_url,
+            "region": self.region,
+            "stack_name": self.stack_name,
+            **self.outputs,
+        }
+
+    @property
+    def target(self) -> Target:
+        return Target(region=self.region, endpoint_url=self.endpoint_url)
+
+
+def state_file(settings: LocalSettings) -> Path:
+    return settings.state_dir / STATE_FILE
+
+
+def read_state(settings: LocalSettings) -> LocalState | None:
+    path = state_file(settings)
+    try:
+        return LocalState(**json.loads(path.read_text("utf-8")))
+    except FileNotFoundError:
+        return None
+    except (ValueError, TypeError) as exc:
+        raise LocalStackError(
+            f"the state file {path} is damaged: delete it and start again"
+        ) from exc
+
+
+def require_state(settings: LocalSettings) -> LocalState:
+    state = read_state(settings)
+    if state is None or not _alive(state.pid):
+        raise LocalStackError(
+            "no local stack is running: start one with `filegate local up --detach`"
+        )
+    return state
+
+
+def is_healthy(state: LocalState) -> bool:
+    """The supervisor runs and the emulator answers for the stack."""
+    if not _alive(state.pid):
+        return False
+    try:
+        cfn = state.target.client("cloudformation")
+        cfn.describe_stacks(StackName=state.stack_name)
+    except Exception:
+        return False
+    return True
+
+
+def _alive(pid: int) -> bool:
+    """True while the process runs (a zombie, exited but not yet reaped, is not alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    with contextlib.suppress(OSError, IndexError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    return True
+
+
+def ensure_port_free(port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            raise PortInUseError(
+                f"port {port} on 127.0.0.1 is in use: stop what holds it"
+                f" (`filegate local down`?) or pass --port"
+            ) from None
+
+
+def _wait_listening(port: int, process: subprocess.Popen[bytes], log_path: Path) -> None:
+    deadline = time.monotonic() + EMULATOR_START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise LocalStackError(f"the emulator exited at start: {_tail(log_path)}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise LocalStackError(f"the emulator did not listen on port {port} within 30 s")
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text("utf-8", errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return "(no log)"
+
+
+class LocalStack:
+    """The local stack in this process: emulator child, deployment, workers, poller."""
+
+    def __init__(self, settings: LocalSettings, progress: Progress | None = None) -> None:
+        self.settings = settings
+        self._progress = progress or (lambda message: log.info("%s", message))
+        self._target = Target(region=settings.region, endpoint_url=settings.endpoint_url)
+        self._work_dir: Path | None = None
+        self._emulator: subprocess.Popen[bytes] | None = None
+        self._workers: list[Worker] = []
+        self._telemetry: Telemetry | None = None
+        self._esm: EventSourceMapping | None = None
+        self.deployment: Deployment | None = None
+        self.state: LocalState | None = None
+
+    def start(self) -> LocalState:
+        """Bring everything up; on any failure, tear down what was started and raise."""
+        running = read_state(self.settings)
+        if running is not None and _alive(running.pid):
+            raise LocalStackError(
+                f"a local stack is already running (pid {running.pid}, port {running.port}):"
+                " use it, or stop it with `filegate local down`"
+            )
+        ensure_port_free(self.settings.port)
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> LocalState:
+        self._work_dir = Path(tempfile.mkdtemp(prefix="filegate-local-"))
+        self._progress(f"starting the emulator on {self.settings.endpoint_url}")
+        self._start_emulator()
+        self._progress("building the Lambda package")
+        built = package.build(self._work_dir / "lambda.zip")
+        parameters = StackParameters(
+            bucket_name=LOCAL_BUCKET_NAME,
+            lambda_name=LOCAL_LAMBDA_NAME,
+            table_name=LOCAL_TABLE_NAME,
+            code_bucket=LOCAL_CODE_BUCKET,
+            code_key=f"lambda/{built.sha256_hex}.zip",
+        )
+        self._progress(f"deploying stack {self.settings.stack_name}")
+        provisioner = Provisioner(self._target, self.settings.stack_name)
+        provisioner.upload_package(built, parameters.code_bucket, parameters.code_key)
+        self.deployment = provisioner.deploy(parameters)
+        self._progress("starting the function's workers and the event source mapping")
+        self._start_pipeline(self.deployment)
+        self.state = self._write_state(self.deployment)
+        self._progress("local stack ready")
+        return self.state
+
+    def _start_emulator(self) -> None:
+        assert self._work_dir is not None
+        log_path = self._work_dir / "emulator.log"
+        with log_path.open("wb") as log_file:
+            self._emulator = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "filegate.local.emulator",
+                    "--port",
+                    str(self.settings.port),
+                ],
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        _wait_listening(self.settings.port, self._emulator, log_path)
+
+    def _start_pipeline(self, deployment: Deployment) -> None:
+        assert self._work_dir is not None
+        mapping, parameters = deployment.mapping, deployment.parameters
+        spec = prepare_function(
+            self._target,
+            mapping.function_name,
+            parameters.code_bucket,
+            parameters.code_key,
+            self._work_dir,
+        )
+        count = max(1, min(self.settings.workers, mapping.maximum_concurrency))
+        self._workers = [Worker(spec, self._target) for _ in range(count)]
+        with ThreadPoolExecutor(max_workers=count) as pool:
+            list(pool.map(lambda worker: worker.start(), self._workers))
+        self._telemetry = Telemetry(self._target)
+        self._telemetry.start()
+        telemetry = self._telemetry
+        self._esm = EventSourceMapping(
+            self._target,
+            mapping,
+            deployment.outputs["QueueUrl"],
+            self._workers,
+            self.settings.retry_delay_seconds,
+            observer=lambda worker, invocation: telemetry.record(
+                spec, worker.log_stream, invocation
+            ),
+        )
+        self._esm.start()
+
+    def _write_state(self, deployment: Deployment) -> LocalState:
+        state = LocalState(
+            pid=os.getpid(),
+            port=self.settings.port,
+            endpoint_url=self.settings.endpoint_url,
+            region=self.settings.region,
+            stack_name=deployment.stack_name,
+            outputs=deployment.outputs,
+            started_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            log_file=os.environ.get("FILEGATE_LOCAL_LOG", ""),
+        )
+        path = state_file(self.settings)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(asdict(state), indent=2), "utf-8")
+        temporary.replace(path)
+        return state
+
+    @property
+    def workers(self) -> list[Worker]:
+        return list(self._workers)
+
+    def stop(self) -> None:
+        """Stop everything this stack started; safe to call more than once."""
+        if self._esm:
+            self._esm.stop()
+        for worker in self._workers:
+            worker.stop()
+        if self._telemetry:
+            self._telemetry.stop()
+        self._esm, self._workers, self._telemetry = None, [], None
+        if self._emulator is not None:
+            self._emulator.terminate()
+            try:
+                self._emulator.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._emulator.kill()
+                self._emulator.wait()
+            self._emulator = None
+        if self.state is not None:
+            current = read_state(self.settings)
+            if current is not None and current.pid == self.state.pid:
+                state_file(self.settings).unlink(missing_ok=True)
+            self.state = None
+        if self._work_dir is not None:
+            shutil.rmtree(self._work_dir, ignore_errors=True)
+            self._work_dir = None
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[LocalState]:
+        try:
+            yield self.start()
+        finally:
+            self.stop()
+
+
+def run_until_signalled(stack: LocalStack, on_ready: Callable[[LocalState], None]) -> None:
+    """Start, report readiness, serve until SIGINT or SIGTERM, then stop everything."""
+    stop = threading.Event()
+    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with stack.running() as state:
+            on_ready(state)
+            stop.wait()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def start_detached(settings: LocalSettings) -> LocalState:
+    """Start the stack as a background supervisor process and wait until it is ready."""
+    running = read_state(settings)
+    if running is not None and _alive(running.pid):
+        raise LocalStackError(
+            f"a local stack is already running (pid {running.pid}, port {running.port})"
+        )
+    ensure_port_free(settings.port)
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    log_path = settings.state_dir / f"local-{settings.port}.log"
+    env = {
+        **os.environ,
+        "FILEGATE_STATE_DIR": str(settings.state_dir),
+        "FILEGATE_LOCAL_LOG": str(log_path),
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "filegate.local.stack",
+        "--port",
+        str(settings.port),
+        "--region",
+        settings.region,
+        "--workers",
+        str(settings.workers),
+        "--retry-delay",
+        str(settings.retry_delay_seconds),
+    ]
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            command,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+        )
+    return _wait_ready(settings, process, log_path)
+
+
+def _wait_ready(settings: LocalSettings, process: subprocess.Popen[bytes], log: Path) -> LocalState:
+    deadline = time.monotonic() + DETACHED_START_TIMEOUT
+    while time.monotonic() < deadline:
+        state = read_state(settings)
+        if state is not None and state.pid == process.pid:
+            return state
+        if process.poll() is not None:
+            raise LocalStackError(f"the local stack failed to start:\n{_tail(log)}")
+        time.sleep(0.1)
+    process.terminate()
+    raise LocalStackError(f"the local stack was not ready within {DETACHED_START_TIMEOUT:.0f} s")
+
+
+def stop_detached(settings: LocalSettings) -> LocalState | None:
+    """Stop the running stack, if any; return what was running."""
+    state = read_state(settings)
+    if state is None:
+        return None
+    if _alive(state.pid):
+        os.kill(state.pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while _alive(state.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if _alive(state.pid):
+            os.killpg(state.pid, signal.SIGKILL)
+    state_file(settings).unlink(missing_ok=True)
+    return state
+
+
+def main() -> None:
+    """The detached supervisor's entry point."""
+    parser = argparse.ArgumentParser(description="filegate local stack supervisor")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--region", required=True)
+    parser.add_argument("--workers", type=int, required=True)
+    parser.add_argument("--retry-delay", type=int, required=True)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    settings = LocalSettings.resolve(port=args.port, region=args.region)
+    settings = LocalSettings(
+        port=settings.port,
+        region=settings.region,
+        state_dir=settings.state_dir,
+        stack_name=settings.stack_name,
+        workers=args.workers,
+        retry_delay_seconds=args.retry_delay,
+    )
+    run_until_signalled(LocalStack(settings), lambda state: log.info("ready: %s", state.env()))
+
+
+if __name__ == "__main__":
+    main()

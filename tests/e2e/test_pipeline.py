@@ -1,0 +1,148 @@
+"""The pipeline end to end on the local stack: upload -> S3 event -> SQS -> function -> ledger."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+
+import psutil
+
+from tests.e2e.conftest import Stack, wait_for
+
+
+def test_upload_reaches_ledger_within_two_seconds(stack: Stack) -> None:
+    # GIVEN a key with spaces and non-ASCII characters
+    key = "partner-e2e/Rechnung März 2026 (final).csv"
+    # WHEN it is uploaded
+    stack.s3.put_object(Bucket=stack.bucket, Key=key, Body=b"a,b\n1,2\n", ContentType="text/csv")
+    uploaded = time.monotonic()
+    # THEN the ledger records it, decoded, with what HeadObject says, within 2 s
+    item = wait_for(lambda: stack.item(key), timeout=2.0, interval=0.05)
+    assert time.monotonic() - uploaded < 2.0
+    assert item["s3_bucket"]["S"] == stack.bucket
+    assert item["size"]["N"] == "8"
+    assert item["content_type"]["S"] == "text/csv"
+    assert item["processing_status"]["S"] == "RECEIVED"
+    assert item["prefix"]["S"] == "partner-e2e"
+    assert item["sequencer"]["S"]  # supplied by the local mode, as real S3 does
+    assert item["version_id"]["S"] not in ("", "null")
+
+
+def test_overwrite_then_delete_ends_deleted_with_last_size(stack: Stack) -> None:
+    key = "partner-e2e/overwritten.json"
+    stack.s3.put_object(Bucket=stack.bucket, Key=key, Body=b"{}", ContentType="application/json")
+    stack.s3.put_object(
+        Bucket=stack.bucket, Key=key, Body=b'{"v": 2}', ContentType="application/json"
+    )
+    stack.s3.delete_object(Bucket=stack.bucket, Key=key)
+
+    def deleted() -> dict | None:
+        item = stack.item(key)
+        return item if item and item["processing_status"]["S"] == "DELETED" else None
+
+    item = wait_for(deleted, timeout=10)
+    assert item["event_name"]["S"] == "ObjectRemoved:DeleteMarkerCreated"
+    assert item["size"]["N"] == "8"  # the delete keeps what the ledger knew of the object
+
+
+def test_poison_message_reaches_dlq_while_others_flow(stack: Stack) -> None:
+    # GIVEN a message that is no S3 notification at all
+    stack.sqs.send_message(QueueUrl=stack.env["QueueUrl"], MessageBody="this is not JSON")
+    key = "partner-e2e/after-poison.txt"
+    stack.s3.put_object(Bucket=stack.bucket, Key=key, Body=b"fine", ContentType="text/plain")
+    # THEN the good object is recorded at once, and the poison ends in the DLQ within a minute
+    wait_for(lambda: stack.item(key), timeout=5)
+
+    def in_dlq() -> list:
+        return stack.sqs.receive_message(
+            QueueUrl=stack.env["DeadLetterQueueUrl"],
+            MaxNumberOfMessages=10,
+            VisibilityTimeout=0,
+        ).get("Messages", [])
+
+    messages = wait_for(in_dlq, timeout=60, interval=1)
+    assert any(m["Body"] == "this is not JSON" for m in messages)
+
+
+def _bootstrap_workers(stack: Stack) -> list[psutil.Process]:
+    supervisor = psutil.Process(stack.supervisor_pid())
+    return [
+        p
+        for p in supervisor.children(recursive=True)
+        if any("bootstrap.py" in part for part in p.cmdline())
+    ]
+
+
+def test_worker_killed_mid_batch_loses_nothing_and_duplicates_nothing(stack: Stack) -> None:
+    # GIVEN a burst of uploads, and workers killed while they work through it
+    keys = [f"partner-kill/file-{i:04d}.txt" for i in range(150)]
+
+    def upload() -> None:
+        for key in keys:
+            stack.s3.put_object(
+                Bucket=stack.bucket, Key=key, Body=key.encode(), ContentType="text/plain"
+            )
+
+    uploader = threading.Thread(target=upload)
+    uploader.start()
+    killed = 0
+    while uploader.is_alive() and killed < 3:
+        time.sleep(0.4)
+        for worker in _bootstrap_workers(stack)[:1]:
+            os.kill(worker.pid, signal.SIGKILL)
+            killed += 1
+    uploader.join()
+    assert killed >= 1
+
+    # THEN every object is in the ledger, each written exactly once
+    def all_recorded() -> list[dict] | None:
+        items = [stack.item(key) for key in keys]
+        return items if all(items) else None
+
+    items = wait_for(all_recorded, timeout=90, interval=0.5)
+    for key, item in zip(keys, items, strict=True):
+        assert item["size"]["N"] == str(len(key.encode()))
+        assert item["updated_at"]["S"] == item["first_seen_at"]["S"], key
+    # AND the kills really failed invocations, whose messages came back
+    log_group = f"/aws/lambda/{stack.env['FunctionName']}"
+    failures = wait_for(
+        lambda: stack.logs.filter_log_events(
+            logGroupName=log_group, filterPattern="Runtime exited"
+        )["events"],
+        timeout=10,
+    )
+    assert failures
+    # AND nothing was dead-lettered because of the kills
+    dlq_bodies = [
+        m["Body"]
+        for m in stack.sqs.receive_message(
+            QueueUrl=stack.env["DeadLetterQueueUrl"],
+            MaxNumberOfMessages=10,
+            VisibilityTimeout=0,
+        ).get("Messages", [])
+    ]
+    assert not any("partner-kill" in body for body in dlq_bodies)
+
+
+def test_function_logs_have_lambda_framing(stack: Stack) -> None:
+    key = "partner-e2e/logged.txt"
+    stack.s3.put_object(Bucket=stack.bucket, Key=key, Body=b"x", ContentType="text/plain")
+    wait_for(lambda: stack.item(key), timeout=5)
+    log_group = f"/aws/lambda/{stack.env['FunctionName']}"
+
+    def report_lines() -> list:
+        events = stack.logs.filter_log_events(logGroupName=log_group, filterPattern="REPORT")[
+            "events"
+        ]
+        return [e for e in events if "Max Memory Used" in e["message"]]
+
+    reports = wait_for(report_lines, timeout=5)
+    assert "Duration:" in reports[0]["message"]
+    # moto's filter patterns are plain-text only (moto notes): select the JSON lines here
+    structured = stack.logs.filter_log_events(logGroupName=log_group)["events"]
+    documents = [json.loads(e["message"]) for e in structured if e["message"].startswith("{")]
+    documents = [d for d in documents if d.get("s3_key") == key]
+    assert any(d.get("s3_key") == key and d.get("function_request_id") for d in documents)
