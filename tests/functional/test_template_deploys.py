@@ -180,7 +180,7 @@ def test_event_source_mapping(outputs: dict[str, str]) -> None:
     assert mapping["EventSourceArn"] == outputs["QueueArn"]
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert mapping["BatchSize"] == 10
-    assert mapping["MaximumBatchingWindowInSeconds"] == 1
+    assert mapping["MaximumBatchingWindowInSeconds"] == 0
     assert mapping["ScalingConfig"] == {"MaximumConcurrency": 5}
 
 

@@ -1,0 +1,224 @@
+"""Every DynamoDB read and write of the ledger table, behind ``Ledger``.
+
+One item per object key. Each event is applied with ONE conditional UpdateItem (never
+read-then-write): the condition lets a write through only when the event is newer than the
+one the item already records, by S3 sequencer when the event has one, by event time when
+not. A rejected write returns the old item (ReturnValuesOnConditionCheckFailure=ALL_OLD), which
+tells a duplicate delivery from a stale one. botocore errors become ``LedgerError`` here.
+
+The low-level client is used (not the resource) so the Lambda does not import boto3's
+resource layer; attribute values are written and read by the small helpers below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from filegate.errors import LedgerError
+from filegate.events import iso_utc, key_prefix, sequencer_key
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import UpdateItemInputTypeDef
+
+PREFIX_INDEX = "prefix-event_time-index"
+_CONDITION_CHECK_FAILED = "ConditionalCheckFailedException"
+# Newer = larger sequencer; an item written from a sequencer-less event is compared by time.
+_NEWER_BY_SEQUENCER = (
+    "(attribute_not_exists(#sequencer_key) AND "
+    "(attribute_not_exists(#event_time) OR #event_time < :event_time)) "
+    "OR #sequencer_key < :sequencer_key"
+)
+_NEWER_BY_TIME = "attribute_not_exists(#event_time) OR #event_time < :event_time"
+_OBJECT_FIELDS = ("size", "content_type", "etag", "checksum_sha256")
+_OPTIONAL_ITEM_FIELDS = ("sequencer", "sequencer_key", "version_id", *_OBJECT_FIELDS)
+
+Clock = Callable[[], datetime]
+
+
+class Status(StrEnum):
+    """What the ledger says about the object: present in S3, or gone."""
+
+    RECEIVED = "RECEIVED"
+    DELETED = "DELETED"
+
+
+class Outcome(StrEnum):
+    """What applying one event did to the ledger."""
+
+    WRITTEN = "written"
+    DUPLICATE = "duplicate"  # the item already records this very event
+    STALE = "stale"  # the item records a newer event; this one changes nothing
+    IGNORED = "ignored"  # an event kind the ledger does not record (decided by the ingestor)
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One event to apply. Object fields (size...) are written only for RECEIVED entries,
+    so a DELETED write keeps what the item knew about the object."""
+
+    key: str
+    bucket: str
+    status: Status
+    event_name: str
+    event_time: str
+    sequencer: str | None = None
+    version_id: str | None = None
+    size: int | None = None
+    content_type: str | None = None
+    etag: str | None = None
+    checksum_sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class LedgerItem:
+    """One ledger item as stored."""
+
+    key: str
+    bucket: str
+    status: str
+    event_name: str
+    event_time: str
+    prefix: str
+    first_seen_at: str
+    updated_at: str
+    sequencer: str | None = None
+    sequencer_key: str | None = None
+    version_id: str | None = None
+    size: int | None = None
+    content_type: str | None = None
+    etag: str | None = None
+    checksum_sha256: str | None = None
+
+
+class Ledger:
+    """The ledger table, through an injected low-level DynamoDB client and clock."""
+
+    def __init__(
+        self, table_name: str, dynamodb_client: DynamoDBClient, clock: Clock | None = None
+    ) -> None:
+        self.table_name = table_name
+        self._ddb = dynamodb_client
+        self._clock = clock or (lambda: datetime.now(UTC))
+
+    def record(self, entry: LedgerEntry) -> Outcome:
+        """Apply one event with one conditional UpdateItem."""
+        try:
+            self._ddb.update_item(**self._update_request(entry))
+        except ClientError as exc:
+            if _error_code(exc) != _CONDITION_CHECK_FAILED:
+                raise self._failure("UpdateItem", entry.key, exc) from exc
+            return _classify(entry, _old_item(exc))
+        except BotoCoreError as exc:
+            raise self._failure("UpdateItem", entry.key, exc) from exc
+        return Outcome.WRITTEN
+
+    def get(self, key: str) -> LedgerItem | None:
+        """The item for one (decoded) object key, read strongly consistent."""
+        try:
+            response = self._ddb.get_item(
+                TableName=self.table_name, Key={"s3_key": {"S": key}}, ConsistentRead=True
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise self._failure("GetItem", key, exc) from exc
+        item = response.get("Item")
+        return _to_item(_from_attributes(item)) if item else None
+
+    def _update_request(self, entry: LedgerEntry) -> UpdateItemInputTypeDef:
+        fields = _fields(entry, iso_utc(self._clock()))
+        written = {name: value for name, value in fields.items() if value is not None}
+        removed = [name for name, value in fields.items() if value is None]
+        update = "SET " + ", ".join(f"#{name} = :{name}" for name in written)
+        update += ", #first_seen_at = if_not_exists(#first_seen_at, :updated_at)"
+        if removed:
+            update += " REMOVE " + ", ".join(f"#{name}" for name in removed)
+        return {
+            "TableName": self.table_name,
+            "Key": {"s3_key": {"S": entry.key}},
+            "UpdateExpression": update,
+            "ConditionExpression": _NEWER_BY_SEQUENCER if entry.sequencer else _NEWER_BY_TIME,
+            "ExpressionAttributeNames": {f"#{name}": name for name in [*fields, "first_seen_at"]},
+            "ExpressionAttributeValues": {f":{n}": _attribute(v) for n, v in written.items()},
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+
+    def _failure(self, operation: str, key: str, exc: Exception) -> LedgerError:
+        return LedgerError(
+            f"{operation} on ledger table {self.table_name} for key {key!r} failed "
+            f"({_error_code(exc)}): "
+            "check that the table exists and the function's role may read and write it"
+        )
+
+
+def _fields(entry: LedgerEntry, now: str) -> dict[str, Any]:
+    """Attribute name -> value to SET, or None to REMOVE (fields left out stay as they are)."""
+    fields: dict[str, Any] = {
+        "s3_bucket": entry.bucket,
+        "processing_status": entry.status.value,
+        "event_name": entry.event_name,
+        "event_time": entry.event_time,
+        "prefix": key_prefix(entry.key),
+        "updated_at": now,
+        "version_id": entry.version_id,
+        "sequencer": entry.sequencer,
+        "sequencer_key": sequencer_key(entry.sequencer) if entry.sequencer else None,
+    }
+    if entry.status is Status.RECEIVED:
+        fields.update({name: getattr(entry, name) for name in _OBJECT_FIELDS})
+    return fields
+
+
+def _classify(entry: LedgerEntry, old: Mapping[str, Any]) -> Outcome:
+    if entry.sequencer:
+        same = old.get("sequencer_key") == sequencer_key(entry.sequencer)
+    else:
+        same = "sequencer_key" not in old and old.get("event_time") == entry.event_time
+    return Outcome.DUPLICATE if same else Outcome.STALE
+
+
+def _old_item(exc: ClientError) -> dict[str, Any]:
+    old = exc.response.get("Item")
+    return _from_attributes(old) if isinstance(old, Mapping) else {}
+
+
+def _attribute(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise TypeError(f"the ledger stores strings and whole numbers, not {value!r}")
+    return {"N": str(value)} if isinstance(value, int) else {"S": value}
+
+
+def _from_attributes(item: Mapping[str, Any]) -> dict[str, Any]:
+    # The ledger only ever writes S and N attributes; anything else is left out.
+    plain: dict[str, Any] = {}
+    for name, attribute in item.items():
+        if "S" in attribute:
+            plain[name] = attribute["S"]
+        elif "N" in attribute:
+            plain[name] = int(attribute["N"])
+    return plain
+
+
+def _to_item(plain: Mapping[str, Any]) -> LedgerItem:
+    return LedgerItem(
+        key=plain["s3_key"],
+        bucket=plain.get("s3_bucket", ""),
+        status=plain.get("processing_status", ""),
+        event_name=plain.get("event_name", ""),
+        event_time=plain.get("event_time", ""),
+        prefix=plain.get("prefix", ""),
+        first_seen_at=plain.get("first_seen_at", ""),
+        updated_at=plain.get("updated_at", ""),
+        **{name: plain.get(name) for name in _OPTIONAL_ITEM_FIELDS},
+    )
+
+
+def _error_code(exc: Exception) -> str:
+    if not isinstance(exc, ClientError):
+        return type(exc).__name__
+    return str(exc.response.get("Error", {}).get("Code", "Unknown"))
