@@ -40,7 +40,8 @@ class Target:
         return boto3.Session(profile_name=self.profile, region_name=self.region)
 
     def client(self, service: str) -> Any:
-        return self.session().client(service, endpoint_url=self.endpoint_url, config=_CONFIG)
+        session: Any = self.session()  # the service is a runtime string, not a Literal
+        return session.client(service, endpoint_url=self.endpoint_url, config=_CONFIG)
 
     def local_env(self) -> dict[str, str]:
         """Environment variables that point the AWS CLI and SDKs at this target."""

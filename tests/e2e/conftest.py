@@ -92,6 +92,13 @@ class Stack:
         )["Attributes"]
         return sum(int(v) for v in attributes.values())
 
+    def log_messages(self, pattern: str = "") -> list[str]:
+        """Every message in the function's log group (all pages), optionally filtered."""
+        group = f"/aws/lambda/{self.env['FunctionName']}"
+        arguments = {"logGroupName": group, **({"filterPattern": pattern} if pattern else {})}
+        pages = self.logs.get_paginator("filter_log_events").paginate(**arguments)
+        return [event["message"] for page in pages for event in page["events"]]
+
     def supervisor_pid(self) -> int:
         state = json.loads((self.state_dir / "local.json").read_text())
         return int(state["pid"])

@@ -107,13 +107,7 @@ def test_worker_killed_mid_batch_loses_nothing_and_duplicates_nothing(stack: Sta
         assert item["size"]["N"] == str(len(key.encode()))
         assert item["updated_at"]["S"] == item["first_seen_at"]["S"], key
     # AND the kills really failed invocations, whose messages came back
-    log_group = f"/aws/lambda/{stack.env['FunctionName']}"
-    failures = wait_for(
-        lambda: stack.logs.filter_log_events(
-            logGroupName=log_group, filterPattern="Runtime exited"
-        )["events"],
-        timeout=10,
-    )
+    failures = wait_for(lambda: stack.log_messages("Runtime exited"), timeout=10)
     assert failures
     # AND nothing was dead-lettered because of the kills
     dlq_bodies = [
@@ -131,18 +125,12 @@ def test_function_logs_have_lambda_framing(stack: Stack) -> None:
     key = "partner-e2e/logged.txt"
     stack.s3.put_object(Bucket=stack.bucket, Key=key, Body=b"x", ContentType="text/plain")
     wait_for(lambda: stack.item(key), timeout=5)
-    log_group = f"/aws/lambda/{stack.env['FunctionName']}"
 
-    def report_lines() -> list:
-        events = stack.logs.filter_log_events(logGroupName=log_group, filterPattern="REPORT")[
-            "events"
-        ]
-        return [e for e in events if "Max Memory Used" in e["message"]]
+    def report_lines() -> list[str]:
+        return [m for m in stack.log_messages("REPORT") if "Max Memory Used" in m]
 
     reports = wait_for(report_lines, timeout=5)
-    assert "Duration:" in reports[0]["message"]
+    assert "Duration:" in reports[0]
     # moto's filter patterns are plain-text only (moto notes): select the JSON lines here
-    structured = stack.logs.filter_log_events(logGroupName=log_group)["events"]
-    documents = [json.loads(e["message"]) for e in structured if e["message"].startswith("{")]
-    documents = [d for d in documents if d.get("s3_key") == key]
+    documents = [json.loads(m) for m in stack.log_messages() if m.startswith("{")]
     assert any(d.get("s3_key") == key and d.get("function_request_id") for d in documents)

@@ -8,6 +8,8 @@ output also goes to stdout, as on Lambda; result lines start with RESULT_MARK so
 can tell them apart.
 """
 
+from __future__ import annotations
+
 import importlib
 import json
 import os
@@ -15,6 +17,8 @@ import resource
 import sys
 import time
 import traceback
+from collections.abc import Callable
+from typing import Any
 
 RESULT_MARK = "\x1efilegate-result "
 
@@ -22,7 +26,7 @@ RESULT_MARK = "\x1efilegate-result "
 class LambdaContext:
     """The attributes of AWS Lambda's context object that handlers use."""
 
-    def __init__(self, request_id, deadline_ms):
+    def __init__(self, request_id: str, deadline_ms: float) -> None:
         env = os.environ
         self.function_name = env["AWS_LAMBDA_FUNCTION_NAME"]
         self.function_version = env.get("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
@@ -33,20 +37,20 @@ class LambdaContext:
         self.log_stream_name = env.get("AWS_LAMBDA_LOG_STREAM_NAME", "")
         self._deadline_ms = deadline_ms
 
-    def get_remaining_time_in_millis(self):
+    def get_remaining_time_in_millis(self) -> int:
         return max(0, int(self._deadline_ms - time.time() * 1000))
 
 
-def _emit(message):
+def _emit(message: dict[str, Any]) -> None:
     sys.stdout.write("\n" + RESULT_MARK + json.dumps(message) + "\n")
     sys.stdout.flush()
 
 
-def _max_memory_mb():
+def _max_memory_mb() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
 
 
-def _error(exc):
+def _error(exc: BaseException) -> dict[str, Any]:
     return {
         "errorType": type(exc).__name__,
         "errorMessage": str(exc),
@@ -54,12 +58,17 @@ def _error(exc):
     }
 
 
-def _load_handler(spec):
+def _load_handler(spec: str) -> Callable[[Any, LambdaContext], Any]:
     module_name, _, function_name = spec.rpartition(".")
-    return getattr(importlib.import_module(module_name), function_name)
+    handler: Callable[[Any, LambdaContext], Any] = getattr(
+        importlib.import_module(module_name), function_name
+    )
+    return handler
 
 
-def _invoke(handler, request):
+def _invoke(
+    handler: Callable[[Any, LambdaContext], Any], request: dict[str, Any]
+) -> dict[str, Any]:
     context = LambdaContext(request["request_id"], request["deadline_ms"])
     try:
         result = handler(request["payload"], context)
@@ -71,7 +80,7 @@ def _invoke(handler, request):
     return {"ok": True, "result": result, "max_memory_mb": _max_memory_mb()}
 
 
-def main():
+def main() -> int:
     sys.path[:0] = [p for p in os.environ["FILEGATE_RUNTIME_PATH"].split(os.pathsep) if p]
     started = time.perf_counter()
     try:
@@ -83,7 +92,7 @@ def main():
     for line in sys.stdin:
         request = json.loads(line)
         started = time.perf_counter()
-        answer = _invoke(handler, request)
+        answer: dict[str, Any] = _invoke(handler, request)
         answer["duration_ms"] = (time.perf_counter() - started) * 1000
         _emit(answer)
     return 0

@@ -1,0 +1,35 @@
+"""The `filegate` command line: thin commands, one module per group.
+
+Each command parses options, calls one library function, and renders the result. Known
+failures (FilegateError) become one sentence on stderr and exit code 2; checks that ran and
+failed exit 1.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from filegate.cli import build, demo, local
+from filegate.cli.render import console_err
+from filegate.errors import FilegateError
+
+app = typer.Typer(
+    name="filegate",
+    help="Partner uploads to S3, recorded in a DynamoDB ledger: on AWS or on one machine.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(local.app, name="local")
+app.command("demo")(demo.demo)
+app.command("package")(build.build_package)
+
+
+def main() -> None:
+    try:
+        app()
+    except FilegateError as exc:
+        console_err.print(f"[red]error:[/red] {exc}", highlight=False)
+        sys.exit(2)

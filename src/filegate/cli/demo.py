@@ -1,0 +1,64 @@
+"""`filegate demo`: start the local stack, send sample files through it, show the ledger."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from filegate.cli.render import console, console_err, rows_table
+from filegate.local import stack
+from filegate.local.demo import Demo, expected_state, scenario
+from filegate.settings import LocalSettings
+
+
+def demo(
+    keep: Annotated[
+        bool, typer.Option("--keep", help="Leave the local stack running afterwards")
+    ] = False,
+    port: Annotated[
+        int | None, typer.Option("--port", help="Emulator port [default: 4566]")
+    ] = None,
+) -> None:
+    """Run the pipeline on this machine: upload sample files and show the ledger."""
+    started_at = time.monotonic()
+    settings = LocalSettings.resolve(port=port)
+    running = stack.read_state(settings)
+    reuse = running is not None and stack.is_healthy(running)
+    if reuse:
+        assert running is not None
+        state = running
+        console_err.print(f"using the local stack already running on {state.endpoint_url}")
+    else:
+        with console_err.status("starting the local stack (emulator, template, function)"):
+            state = stack.start_detached(settings)
+        console_err.print(f"local stack up on {state.endpoint_url}")
+    try:
+        _run(state)
+    finally:
+        if not reuse and not keep:
+            stack.stop_detached(settings)
+            console_err.print("local stack stopped (use --keep to leave it running)")
+    console_err.print(f"demo finished in {time.monotonic() - started_at:.1f} s")
+
+
+def _run(state: stack.LocalState) -> None:
+    steps = scenario(int(time.time()))
+    runner = Demo(state.target, state.outputs["BucketName"], state.outputs["TableName"])
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console_err) as progress:
+        task = progress.add_task("uploading sample files", total=len(steps))
+        runner.apply(steps, lambda _: progress.advance(task))
+    with console_err.status("waiting for the ledger"):
+        items = runner.wait_for_ledger(expected_state(steps))
+    rows = [(i.key, i.size, i.content_type or "", i.status) for i in items]
+    console.print(
+        rows_table(f"ledger: {state.outputs['TableName']}", ("key", "size", "type", "status"), rows)
+    )

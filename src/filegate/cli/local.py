@@ -1,0 +1,90 @@
+"""`filegate local up|down|status|env`: the local stack's commands."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from filegate.cli.render import (
+    OutputFormat,
+    console,
+    console_err,
+    key_value_table,
+    print_json,
+)
+from filegate.local import stack
+from filegate.settings import LocalSettings
+
+app = typer.Typer(
+    help="Run the pipeline on this machine: emulator, stack, function.", no_args_is_help=True
+)
+
+PortOption = Annotated[
+    int | None, typer.Option("--port", help="Emulator port on 127.0.0.1 [default: 4566]")
+]
+RegionOption = Annotated[str | None, typer.Option("--region", help="AWS region to emulate")]
+OutputOption = Annotated[OutputFormat, typer.Option("--output", help="table or json")]
+
+
+def _show_env(state: stack.LocalState, output: OutputFormat) -> None:
+    if output is OutputFormat.json:
+        print_json(state.env())
+    else:
+        console.print(key_value_table("filegate local stack", state.env()))
+
+
+@app.command("up")
+def up(
+    port: PortOption = None,
+    region: RegionOption = None,
+    detach: Annotated[bool, typer.Option("--detach", "-d", help="Run in the background")] = False,
+    output: OutputOption = OutputFormat.table,
+) -> None:
+    """Start the emulator, deploy the stack into it and run the function."""
+    settings = LocalSettings.resolve(port=port, region=region)
+    if detach:
+        with console_err.status("starting the local stack"):
+            state = stack.start_detached(settings)
+        _show_env(state, output)
+        return
+
+    def ready(state: stack.LocalState) -> None:
+        _show_env(state, output)
+        console_err.print("local stack running: Ctrl-C stops it")
+
+    local_stack = stack.LocalStack(settings, progress=lambda m: console_err.print(f"• {m}"))
+    stack.run_until_signalled(local_stack, ready)
+    console_err.print("local stack stopped")
+
+
+@app.command("down")
+def down() -> None:
+    """Stop the local stack started with --detach (nothing running is not an error)."""
+    stopped = stack.stop_detached(LocalSettings.resolve())
+    if stopped is None:
+        console_err.print("no local stack is running")
+    else:
+        console_err.print(f"stopped the local stack on port {stopped.port} (pid {stopped.pid})")
+
+
+@app.command("status")
+def status(output: OutputOption = OutputFormat.table) -> None:
+    """Say whether the local stack runs; exit 1 when it does not."""
+    state = stack.read_state(LocalSettings.resolve())
+    running = state is not None and stack.is_healthy(state)
+    document = {"running": running, **(state.env() if state and running else {})}
+    if output is OutputFormat.json:
+        print_json(document)
+    elif running:
+        console.print(key_value_table("filegate local stack: running", document))
+    else:
+        console_err.print("no local stack is running")
+    if not running:
+        raise typer.Exit(1)
+
+
+@app.command("env")
+def env(output: OutputOption = OutputFormat.table) -> None:
+    """Print the endpoint, region, stack name and every stack output."""
+    _show_env(stack.require_state(LocalSettings.resolve()), output)

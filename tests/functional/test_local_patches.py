@@ -1,0 +1,108 @@
+"""The emulator patches make moto's S3 events look like real S3's (in-process moto)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from filegate.events import parse_sqs_body, sequencer_key
+from filegate.local import patches
+
+REGION = "eu-central-1"
+BUCKET = "patched-bucket"
+
+
+@pytest.fixture
+def queue_url(aws_env: None) -> Iterator[str]:
+    patches.apply()
+    with mock_aws():
+        s3 = boto3.client("s3", region_name=REGION)
+        sqs = boto3.client("sqs", region_name=REGION)
+        url = sqs.create_queue(QueueName="events")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+        s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+        s3.put_bucket_notification_configuration(
+            Bucket=BUCKET,
+            NotificationConfiguration={
+                "QueueConfigurations": [
+                    {"QueueArn": arn, "Events": ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]}
+                ]
+            },
+        )
+        _drain(url)  # the s3:TestEvent
+        yield url
+
+
+def _drain(url: str) -> list[dict[str, Any]]:
+    sqs = boto3.client("sqs", region_name=REGION)
+    records = []
+    while True:
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+        if not messages:
+            return records
+        for message in messages:
+            records += json.loads(message["Body"]).get("Records", [])
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def test_put_events_carry_sequencer_version_and_request_fields(queue_url: str) -> None:
+    s3 = boto3.client("s3", region_name=REGION)
+    first = s3.put_object(Bucket=BUCKET, Key="a/x y.txt", Body=b"1")
+    second = s3.put_object(Bucket=BUCKET, Key="a/x y.txt", Body=b"22")
+    records = _drain(queue_url)
+    assert [r["eventName"] for r in records] == ["ObjectCreated:Put", "ObjectCreated:Put"]
+    objects = [r["s3"]["object"] for r in records]
+    assert [o["versionId"] for o in objects] == [first["VersionId"], second["VersionId"]]
+    assert sequencer_key(objects[0]["sequencer"]) < sequencer_key(objects[1]["sequencer"])
+    assert records[0]["responseElements"]["x-amz-request-id"]
+    assert records[0]["userIdentity"]["principalId"]
+
+
+def test_a_versioned_delete_sends_delete_marker_created(queue_url: str) -> None:
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.put_object(Bucket=BUCKET, Key="gone.txt", Body=b"1")
+    marker = s3.delete_object(Bucket=BUCKET, Key="gone.txt")
+    records = _drain(queue_url)
+    assert [r["eventName"] for r in records] == [
+        "ObjectCreated:Put",
+        "ObjectRemoved:DeleteMarkerCreated",
+    ]
+    removed = records[1]["s3"]["object"]
+    assert removed["versionId"] == marker["VersionId"]
+    assert "size" not in removed  # as on S3: a delete marker has no size or eTag
+
+
+def test_multipart_upload_sends_only_complete_multipart_upload(queue_url: str) -> None:
+    s3 = boto3.client("s3", region_name=REGION)
+    upload = s3.create_multipart_upload(Bucket=BUCKET, Key="big.bin")
+    parts = []
+    for number, body in enumerate([b"a" * 5 * 1024 * 1024, b"b" * 10], start=1):
+        part = s3.upload_part(
+            Bucket=BUCKET, Key="big.bin", UploadId=upload["UploadId"], PartNumber=number, Body=body
+        )
+        parts.append({"PartNumber": number, "ETag": part["ETag"]})
+    s3.complete_multipart_upload(
+        Bucket=BUCKET, Key="big.bin", UploadId=upload["UploadId"], MultipartUpload={"Parts": parts}
+    )
+    records = _drain(queue_url)
+    assert [r["eventName"] for r in records] == ["ObjectCreated:CompleteMultipartUpload"]
+    assert records[0]["s3"]["object"]["size"] == 5 * 1024 * 1024 + 10
+
+
+def test_patched_events_parse_into_object_events(queue_url: str) -> None:
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.put_object(Bucket=BUCKET, Key="dir/Zürich report.pdf", Body=b"%PDF")
+    sqs = boto3.client("sqs", region_name=REGION)
+    body = sqs.receive_message(QueueUrl=queue_url)["Messages"][0]["Body"]
+    (event,) = parse_sqs_body(body)
+    assert event.key == "dir/Zürich report.pdf"
+    assert event.sequencer
+    assert event.version_id
