@@ -91,7 +91,11 @@ def test_emf_parsing_never_raises_on_arbitrary_lines(line: str) -> None:
 def test_log_framing_matches_lambda() -> None:
     spec = FunctionSpec("fn", "arn", "h.h", 30, 256, {}, Path("/c"), Path("/r"))
     invocation = Invocation(
-        request_id="req-1", ok=True, duration_ms=12.345, max_memory_mb=80, init_ms=300.0,
+        request_id="req-1",
+        ok=True,
+        duration_ms=12.345,
+        max_memory_mb=80,
+        init_ms=300.0,
         lines=[(1000, "hello")],
     )
     messages = [e["message"] for e in lambda_log_lines(spec, invocation, now_ms=2000)]

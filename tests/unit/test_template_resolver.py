@@ -79,7 +79,9 @@ def test_cfn_notification_becomes_the_s3_api_shape() -> None:
         }
     )
     assert api["QueueConfigurations"][0] == {
-        "Id": "filegate-0", "QueueArn": "arn:q", "Events": ["s3:ObjectCreated:*"],
+        "Id": "filegate-0",
+        "QueueArn": "arn:q",
+        "Events": ["s3:ObjectCreated:*"],
     }
     assert api["QueueConfigurations"][1]["Filter"] == {
         "Key": {"FilterRules": [{"Name": "prefix", "Value": "in/"}]}
