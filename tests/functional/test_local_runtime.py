@@ -1,0 +1,134 @@
+"""The local Lambda runtime: isolation, timeouts, crashes, init failures, warm reuse.
+
+Workers run tiny purpose-built handlers here, so timeouts and crashes are deterministic.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from filegate.aws import Target
+from filegate.errors import LocalStackError
+from filegate.local.runtime import FunctionSpec, Worker, runtime_packages_dir
+
+HANDLERS = """
+import os, sys, time
+CALLS = {"n": 0}
+def ok(event, context):
+    CALLS["n"] += 1
+    print("hello from", context.function_name)
+    return {"calls": CALLS["n"], "remaining": context.get_remaining_time_in_millis(),
+            "table": os.environ.get("DDB_TABLE")}
+def slow(event, context):
+    time.sleep(event["sleep"])
+    return "late"
+def crash(event, context):
+    os._exit(3)
+def fail(event, context):
+    raise ValueError("bad record")
+def imports(event, context):
+    import importlib.util
+    return {name: importlib.util.find_spec(name) is not None for name in event["names"]}
+"""
+
+
+@pytest.fixture
+def code(tmp_path: Path) -> Path:
+    directory = tmp_path / "code"
+    directory.mkdir()
+    (directory / "fn.py").write_text(HANDLERS)
+    return directory
+
+
+def worker(code: Path, handler: str, timeout: int = 5) -> Worker:
+    spec = FunctionSpec(
+        name="fn",
+        arn="arn:aws:lambda:eu-central-1:123456789012:function:fn",
+        handler=handler,
+        timeout_seconds=timeout,
+        memory_mb=128,
+        environment={"DDB_TABLE": "ledger"},
+        code_dir=code,
+        runtime_dir=runtime_packages_dir(code.parent),
+    )
+    return Worker(spec, Target(region="eu-central-1", endpoint_url="http://127.0.0.1:9"))
+
+
+def test_a_warm_worker_keeps_module_state_and_sees_the_function_env(code: Path) -> None:
+    w = worker(code, "fn.ok")
+    try:
+        first, second = w.invoke({}), w.invoke({})
+    finally:
+        w.stop()
+    assert first.ok
+    assert second.ok
+    assert first.init_ms is not None
+    assert second.init_ms is None
+    assert second.result["calls"] == 2
+    assert first.result["table"] == "ledger"
+    assert 0 < first.result["remaining"] <= 5000
+    assert [line for _, line in first.lines] == ["hello from fn"]
+    assert first.max_memory_mb > 0
+
+
+def test_the_function_sees_only_its_code_and_the_runtime_packages(code: Path) -> None:
+    w = worker(code, "fn.imports")
+    try:
+        found = w.invoke({"names": ["boto3", "botocore", "moto", "typer", "filegate"]})
+    finally:
+        w.stop()
+    assert found.result == {
+        "boto3": True,
+        "botocore": True,
+        "moto": False,
+        "typer": False,
+        "filegate": False,
+    }
+
+
+def test_a_timed_out_invocation_fails_and_the_worker_is_replaced(code: Path) -> None:
+    w = worker(code, "fn.slow", timeout=1)
+    try:
+        timed_out = w.invoke({"sleep": 5})
+        after = w.invoke({"sleep": 0})
+    finally:
+        w.stop()
+    assert not timed_out.ok
+    assert timed_out.timed_out
+    assert "Task timed out after 1.00 seconds" in timed_out.lines[-1][1]
+    assert after.ok
+    assert after.result == "late"
+    assert after.init_ms is not None  # a fresh environment: a cold start again
+
+
+def test_a_crashed_invocation_fails_without_a_reason_and_recovers(code: Path) -> None:
+    w = worker(code, "fn.crash")
+    try:
+        crashed = w.invoke({})
+    finally:
+        w.stop()
+    assert not crashed.ok
+    assert not crashed.timed_out
+    assert crashed.error is not None
+    assert crashed.error["errorMessage"] == "Runtime exited without providing a reason"
+
+
+def test_a_handler_exception_is_reported_like_lambda(code: Path) -> None:
+    w = worker(code, "fn.fail")
+    try:
+        failed = w.invoke({})
+    finally:
+        w.stop()
+    assert not failed.ok
+    assert failed.error is not None
+    assert failed.error["errorType"] == "ValueError"
+    assert failed.error["errorMessage"] == "bad record"
+    assert any("[ERROR] ValueError: bad record" in line for _, line in failed.lines)
+
+
+def test_an_unimportable_handler_fails_at_init_with_the_reason(code: Path) -> None:
+    w = worker(code, "nope.handler")
+    with pytest.raises(LocalStackError, match=r"failed to initialise.*nope"):
+        w.start()
