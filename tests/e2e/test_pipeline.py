@@ -126,11 +126,13 @@ def test_function_logs_have_lambda_framing(stack: Stack) -> None:
     stack.s3.put_object(Bucket=stack.bucket, Key=key, Body=b"x", ContentType="text/plain")
     wait_for(lambda: stack.item(key), timeout=5)
 
-    def report_lines() -> list[str]:
-        return [m for m in stack.log_messages("REPORT") if "Max Memory Used" in m]
-
-    reports = wait_for(report_lines, timeout=5)
-    assert "Duration:" in reports[0]
     # moto's filter patterns are plain-text only (moto notes): select the JSON lines here
-    documents = [json.loads(m) for m in stack.log_messages() if m.startswith("{")]
-    assert any(d.get("s3_key") == key and d.get("function_request_id") for d in documents)
+    def documents() -> list[dict]:
+        parsed = [json.loads(m) for m in stack.log_messages() if m.startswith("{")]
+        return [d for d in parsed if d.get("s3_key") == key and d.get("function_request_id")]
+
+    (document, *_) = wait_for(documents, timeout=5)
+    request_id = document["function_request_id"]
+    reports = [m for m in stack.log_messages("REPORT") if request_id in m]
+    assert "Max Memory Used" in reports[0]
+    assert "Duration:" in reports[0]

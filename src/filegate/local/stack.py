@@ -148,6 +148,17 @@ def ensure_port_free(port: int) -> None:
             ) from None
 
 
+def refuse_if_running(settings: LocalSettings) -> None:
+    """One local stack per state directory, and only on a free port."""
+    running = read_state(settings)
+    if running is not None and _alive(running.pid):
+        raise LocalStackError(
+            f"a local stack is already running (pid {running.pid}, port {running.port}):"
+            " use it, or stop it with `filegate local down`"
+        )
+    ensure_port_free(settings.port)
+
+
 def _wait_listening(port: int, process: subprocess.Popen[bytes], log_path: Path) -> None:
     deadline = time.monotonic() + EMULATOR_START_TIMEOUT
     while time.monotonic() < deadline:
@@ -183,13 +194,7 @@ class LocalStack:
 
     def start(self) -> LocalState:
         """Bring everything up; on any failure, tear down what was started and raise."""
-        running = read_state(self.settings)
-        if running is not None and _alive(running.pid):
-            raise LocalStackError(
-                f"a local stack is already running (pid {running.pid}, port {running.port}):"
-                " use it, or stop it with `filegate local down`"
-            )
-        ensure_port_free(self.settings.port)
+        refuse_if_running(self.settings)
         try:
             return self._start()
         except BaseException:
@@ -337,12 +342,7 @@ def run_until_signalled(stack: LocalStack, on_ready: Callable[[LocalState], None
 
 def start_detached(settings: LocalSettings) -> LocalState:
     """Start the stack as a background supervisor process and wait until it is ready."""
-    running = read_state(settings)
-    if running is not None and _alive(running.pid):
-        raise LocalStackError(
-            f"a local stack is already running (pid {running.pid}, port {running.port})"
-        )
-    ensure_port_free(settings.port)
+    refuse_if_running(settings)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     log_path = settings.state_dir / f"local-{settings.port}.log"
     env = {
