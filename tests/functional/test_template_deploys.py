@@ -20,6 +20,8 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
+from tests.contract import OUTPUTS
+
 REGION = "eu-central-1"
 TEMPLATE = Path(str(files("filegate") / "templates" / "s3-lambda-dynamo.yml"))
 CODE_BUCKET = "filegate-code-test"
@@ -31,17 +33,6 @@ PARAMETERS = {
     "CodeBucket": CODE_BUCKET,
     "CodeKey": CODE_KEY,
     "AlertEmail": "ops@example.com",
-}
-OUTPUTS = {
-    "BucketName",
-    "TableName",
-    "QueueUrl",
-    "DeadLetterQueueUrl",
-    "FunctionName",
-    "AlertsTopicArn",
-    "QueueArn",
-    "DeadLetterQueueArn",
-    "FunctionArn",
 }
 
 # moto warns once per resource type it does not emulate; that is expected here.

@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 from cfnlint.decode.cfn_yaml import load
 
+from tests.contract import OUTPUTS, PARAMETERS
+
 TEMPLATE = Path(str(files("filegate") / "templates" / "s3-lambda-dynamo.yml"))
 ROOT_LINK = Path(__file__).resolve().parents[2] / "templates" / "s3-lambda-dynamo.yml"
 
@@ -35,26 +37,6 @@ RESOURCES = {
     "IngestThrottlesAlarm": "AWS::CloudWatch::Alarm",
     "DeadLetterQueueAlarm": "AWS::CloudWatch::Alarm",
     "QueueAgeAlarm": "AWS::CloudWatch::Alarm",
-}
-PARAMETERS = {
-    "BucketName",
-    "LambdaName",
-    "DynamoTableName",
-    "CodeBucket",
-    "CodeKey",
-    "AlertEmail",
-    "LogRetentionInDays",
-}
-OUTPUTS = {
-    "BucketName",
-    "TableName",
-    "QueueUrl",
-    "DeadLetterQueueUrl",
-    "FunctionName",
-    "AlertsTopicArn",
-    "QueueArn",
-    "DeadLetterQueueArn",
-    "FunctionArn",
 }
 ENV_VARS = {"DDB_TABLE", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "LOG_LEVEL"}
 # X-Ray trace writes have no resource-level permissions: "*" is their only valid resource.
