@@ -1,0 +1,69 @@
+"""Which stack a command talks to, and its outputs: the running local stack by default.
+
+AWS CLI conventions: with no ``--profile``, ``--endpoint-url`` or ``--target aws``, a command
+targets the running local stack (its endpoint and outputs come from the state file). Real AWS
+is touched only when asked: ``--profile`` or ``--target aws``. ``--endpoint-url`` points at any
+other emulator. The stack's outputs are read with DescribeStacks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from filegate.aws import Target
+from filegate.errors import StackError
+from filegate.settings import DEFAULT_STACK_NAME, LocalSettings, resolve_region
+
+
+@dataclass(frozen=True)
+class StackRef:
+    """A deployed stack: where it is and what it outputs."""
+
+    target: Target
+    stack_name: str
+    outputs: dict[str, str]
+
+    def output(self, name: str) -> str:
+        try:
+            return self.outputs[name]
+        except KeyError:
+            raise StackError(
+                f"stack {self.stack_name} has no output {name}: deploy the current template"
+            ) from None
+
+    def client(self, service: str) -> Any:
+        return self.target.client(service)
+
+
+def resolve(
+    profile: str | None = None,
+    region: str | None = None,
+    endpoint_url: str | None = None,
+    stack_name: str | None = None,
+    target: str = "local",
+) -> StackRef:
+    """The stack a command should use, by the rules in this module's docstring."""
+    if profile is None and endpoint_url is None and target == "local":
+        from filegate.local.stack import require_state
+
+        state = require_state(LocalSettings.resolve(region=region))
+        if stack_name in (None, state.stack_name):
+            return StackRef(state.target, state.stack_name, dict(state.outputs))
+        return _described(state.target, stack_name or state.stack_name)
+    aws = Target(region=resolve_region(region), endpoint_url=endpoint_url, profile=profile)
+    return _described(aws, stack_name or DEFAULT_STACK_NAME)
+
+
+def _described(target: Target, stack_name: str) -> StackRef:
+    try:
+        stacks = target.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"]
+    except (ClientError, BotoCoreError) as exc:
+        raise StackError(
+            f"cannot describe stack {stack_name} in {target.region}: {exc}; check --stack,"
+            " --region and your credentials"
+        ) from exc
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
+    return StackRef(target, stack_name, outputs)
