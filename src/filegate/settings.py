@@ -7,9 +7,10 @@ Only the standard library is imported: the Lambda package ships this module.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from filegate.errors import ConfigError
@@ -26,6 +27,7 @@ ENV_ENDPOINT_URL = "AWS_ENDPOINT_URL"
 # --- the local stack ---
 ENV_STATE_DIR = "FILEGATE_STATE_DIR"
 ENV_LOCAL_PORT = "FILEGATE_LOCAL_PORT"
+ENV_LOCAL_API_PORT = "FILEGATE_LOCAL_API_PORT"
 ENV_LOCAL_WORKERS = "FILEGATE_LOCAL_WORKERS"
 ENV_LOCAL_RETRY_DELAY = "FILEGATE_LOCAL_RETRY_DELAY"
 
@@ -92,7 +94,7 @@ def default_state_dir(env: Mapping[str, str] | None = None) -> Path:
 
 @dataclass(frozen=True)
 class LocalSettings:
-    """How the local stack runs: port, region, state directory, workers, retry delay."""
+    """How the local stack runs: ports, region, state directory, workers, retry delay."""
 
     port: int = DEFAULT_LOCAL_PORT
     region: str = DEFAULT_REGION
@@ -100,10 +102,24 @@ class LocalSettings:
     stack_name: str = DEFAULT_STACK_NAME
     workers: int = DEFAULT_LOCAL_WORKERS
     retry_delay_seconds: int = DEFAULT_LOCAL_RETRY_DELAY
+    api_port: int = DEFAULT_LOCAL_PORT + 1
 
     @property
     def endpoint_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def upload_api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}/"
+
+    def to_json(self) -> str:
+        """These settings for another process (the detached supervisor)."""
+        return json.dumps({**asdict(self), "state_dir": str(self.state_dir)})
+
+    @classmethod
+    def from_json(cls, text: str) -> LocalSettings:
+        values = json.loads(text)
+        return cls(**{**values, "state_dir": Path(values["state_dir"])})
 
     @classmethod
     def resolve(
@@ -111,13 +127,17 @@ class LocalSettings:
         port: int | None = None,
         region: str | None = None,
         env: Mapping[str, str] | None = None,
+        api_port: int | None = None,
     ) -> LocalSettings:
         env = os.environ if env is None else env
         resolved_port = port or _int(env, ENV_LOCAL_PORT, DEFAULT_LOCAL_PORT, 1)
-        if not 0 < resolved_port < 65536:
-            raise ConfigError(f"port {resolved_port} is out of range: use 1-65535")
+        resolved_api_port = api_port or _int(env, ENV_LOCAL_API_PORT, resolved_port + 1, 1)
+        for value in (resolved_port, resolved_api_port):
+            if not 0 < value < 65536:
+                raise ConfigError(f"port {value} is out of range: use 1-65535")
         return cls(
             port=resolved_port,
+            api_port=resolved_api_port,
             region=resolve_region(region, env),
             state_dir=default_state_dir(env),
             workers=_int(env, ENV_LOCAL_WORKERS, DEFAULT_LOCAL_WORKERS, 1),

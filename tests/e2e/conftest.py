@@ -108,7 +108,18 @@ class Stack:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     state_dir = tmp_path_factory.mktemp("filegate-state")
     port = free_port()
-    up = filegate(state_dir, "local", "up", "--detach", "--port", str(port), "--output", "json")
+    up = filegate(
+        state_dir,
+        "local",
+        "up",
+        "--detach",
+        "--port",
+        str(port),
+        "--api-port",
+        str(free_port()),
+        "--output",
+        "json",
+    )
     assert up.returncode == 0, up.stderr
     try:
         yield Stack(json.loads(up.stdout), state_dir)

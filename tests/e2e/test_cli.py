@@ -172,7 +172,9 @@ def test_up_on_a_busy_port_says_so_and_exits_non_zero(tmp_path: Path) -> None:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = holder.getsockname()[1]
-        done = filegate(tmp_path, "local", "up", "--detach", "--port", str(port))
+        done = filegate(
+            tmp_path, "local", "up", "--detach", "--port", str(port), "--api-port", str(free_port())
+        )
     assert done.returncode == 2
     assert f"port {port}" in done.stderr
     assert "in use" in done.stderr
@@ -187,7 +189,9 @@ def test_env_without_a_running_stack_exits_2_and_says_what_to_do(tmp_path: Path)
 @pytest.mark.timeout(240)
 def test_demo_runs_and_leaves_no_process_behind(tmp_path: Path) -> None:
     port = free_port()
-    done = filegate(tmp_path, "demo", "--port", str(port), timeout=120)
+    done = filegate(
+        tmp_path, "demo", "--port", str(port), "--api-port", str(free_port()), timeout=120
+    )
     assert done.returncode == 0, done.stderr
     assert "Zürich" in done.stdout
     assert "DELETED" in done.stdout
@@ -225,7 +229,9 @@ def _state_pid(state_dir: Path) -> int:
 @pytest.mark.timeout(240)
 def test_down_stops_every_process_of_a_detached_stack(tmp_path: Path) -> None:
     port = free_port()
-    up = filegate(tmp_path, "local", "up", "--detach", "--port", str(port))
+    up = filegate(
+        tmp_path, "local", "up", "--detach", "--port", str(port), "--api-port", str(free_port())
+    )
     assert up.returncode == 0, up.stderr
     tree = _tree(_state_pid(tmp_path))
     assert len(tree) >= 3  # supervisor, emulator, at least one warm worker
@@ -240,7 +246,7 @@ def test_down_stops_every_process_of_a_detached_stack(tmp_path: Path) -> None:
 def test_ctrl_c_stops_a_foreground_stack_and_everything_it_started(tmp_path: Path) -> None:
     port = free_port()
     process = subprocess.Popen(
-        [str(BIN / "filegate"), "local", "up", "--port", str(port)],
+        [str(BIN / "filegate"), "local", "up", "--port", str(port), "--api-port", str(free_port())],
         env=cli_env(tmp_path),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

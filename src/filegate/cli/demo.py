@@ -24,7 +24,7 @@ def demo(
 ) -> None:
     """Run the pipeline on this machine: upload sample files and show the ledger."""
     started_at = time.monotonic()
-    settings = LocalSettings.resolve(port=port)
+    settings = LocalSettings.resolve(port=port, api_port=api_port)
     running = stack.read_state(settings)
     reuse = running is not None and stack.is_healthy(running)
     if reuse:

@@ -23,6 +23,10 @@ app = typer.Typer(
 PortOption = Annotated[
     int | None, typer.Option("--port", help="Emulator port on 127.0.0.1 [default: 4566]")
 ]
+ApiPortOption = Annotated[
+    int | None,
+    typer.Option("--api-port", help="Upload API port on 127.0.0.1 [default: --port + 1]"),
+]
 RegionOption = Annotated[str | None, typer.Option("--region", help="AWS region to emulate")]
 OutputOption = Annotated[OutputFormat, typer.Option("--output", help="table or json")]
 
@@ -37,12 +41,13 @@ def _show_env(state: stack.LocalState, output: OutputFormat) -> None:
 @app.command("up")
 def up(
     port: PortOption = None,
+    api_port: ApiPortOption = None,
     region: RegionOption = None,
     detach: Annotated[bool, typer.Option("--detach", "-d", help="Run in the background")] = False,
     output: OutputOption = OutputFormat.table,
 ) -> None:
     """Start the emulator, deploy the stack into it and run the function."""
-    settings = LocalSettings.resolve(port=port, region=region)
+    settings = LocalSettings.resolve(port=port, region=region, api_port=api_port)
     if detach:
         with console_err.status("starting the local stack"):
             state = stack.start_detached(settings)

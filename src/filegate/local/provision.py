@@ -68,6 +68,16 @@ class MappingConfig:
 
 
 @dataclass(frozen=True)
+class FunctionUrlConfig:
+    """A function URL as the template declares it (served locally by ``gateway``)."""
+
+    logical_id: str
+    function_name: str
+    auth_type: str
+    cors: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class Deployment:
     """What a deployed stack offers the rest of the local stack."""
 
@@ -75,6 +85,7 @@ class Deployment:
     outputs: dict[str, str]
     mapping: MappingConfig
     parameters: StackParameters
+    function_urls: list[FunctionUrlConfig] = field(default_factory=list)
     applied: list[str] = field(default_factory=list)
 
 
@@ -109,6 +120,7 @@ class Provisioner:
             outputs=self.outputs(),
             mapping=_mapping_config(document, resolver, physical),
             parameters=parameters,
+            function_urls=_function_urls(document, resolver),
             applied=applied,
         )
 
@@ -377,3 +389,21 @@ def _mapping_config(
         in properties.get("FunctionResponseTypes", []),
         maximum_concurrency=int(scaling.get("MaximumConcurrency", 2)),
     )
+
+
+def _function_urls(document: Mapping[str, Any], resolver: cfn.Resolver) -> list[FunctionUrlConfig]:
+    """Every AWS::Lambda::Url of the template, resolved (moto does not serve them)."""
+    urls = []
+    for logical_id, resource in document["Resources"].items():
+        if resource.get("Type") != "AWS::Lambda::Url":
+            continue
+        properties = resolver.resolve(resource["Properties"])
+        urls.append(
+            FunctionUrlConfig(
+                logical_id=logical_id,
+                function_name=str(properties["TargetFunctionArn"]).rsplit(":", 1)[-1],
+                auth_type=str(properties.get("AuthType", "AWS_IAM")),
+                cors=dict(properties.get("Cors", {})),
+            )
+        )
+    return urls

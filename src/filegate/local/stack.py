@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import functools
 import json
 import logging
 import os
@@ -26,7 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,8 +37,9 @@ from filegate.aws import Target
 from filegate.errors import LocalStackError, PortInUseError
 from filegate.local.cloudwatch import Telemetry
 from filegate.local.esm import EventSourceMapping
+from filegate.local.gateway import FunctionUrlGateway
 from filegate.local.provision import Deployment, Provisioner, StackParameters
-from filegate.local.runtime import Worker, prepare_function
+from filegate.local.runtime import FunctionSpec, Worker, prepare_function
 from filegate.settings import (
     LOCAL_BUCKET_NAME,
     LOCAL_CODE_BUCKET,
@@ -68,19 +70,31 @@ class LocalState:
     outputs: dict[str, str]
     started_at: str
     log_file: str = ""
+    urls: dict[str, str] = field(default_factory=dict)
 
     def env(self) -> dict[str, Any]:
-        """The `filegate local env` document: connection facts and every stack output."""
+        """The `filegate local env` document: connection facts and every stack output.
+
+        A function URL's output names the local gateway that serves it, and is also given
+        in snake case (``UploadApiUrl`` -> ``upload_api_url``).
+        """
+        served = {_snake(name): url for name, url in self.urls.items()}
         return {
             "endpoint_url": self.endpoint_url,
             "region": self.region,
             "stack_name": self.stack_name,
+            **served,
             **self.outputs,
+            **self.urls,
         }
 
     @property
     def target(self) -> Target:
         return Target(region=self.region, endpoint_url=self.endpoint_url)
+
+
+def _snake(name: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
 
 
 def state_file(settings: LocalSettings) -> Path:
@@ -157,6 +171,7 @@ def refuse_if_running(settings: LocalSettings) -> None:
             " use it, or stop it with `filegate local down`"
         )
     ensure_port_free(settings.port)
+    ensure_port_free(settings.api_port)
 
 
 def _wait_listening(port: int, process: subprocess.Popen[bytes], log_path: Path) -> None:
@@ -189,6 +204,8 @@ class LocalStack:
         self._workers: list[Worker] = []
         self._telemetry: Telemetry | None = None
         self._esm: EventSourceMapping | None = None
+        self._gateways: list[FunctionUrlGateway] = []
+        self._urls: dict[str, str] = {}
         self.deployment: Deployment | None = None
         self.state: LocalState | None = None
 
@@ -253,23 +270,52 @@ class LocalStack:
             self._work_dir,
         )
         count = max(1, min(self.settings.workers, mapping.maximum_concurrency))
-        self._workers = [Worker(spec, self._target) for _ in range(count)]
-        with ThreadPoolExecutor(max_workers=count) as pool:
-            list(pool.map(lambda worker: worker.start(), self._workers))
-        self._telemetry = Telemetry(self._target)
-        self._telemetry.start()
-        telemetry = self._telemetry
+        workers = self._warm_workers(spec, count)
+        telemetry = self._telemetry = Telemetry(self._target)
+        telemetry.start()
         self._esm = EventSourceMapping(
             self._target,
             mapping,
             deployment.outputs["QueueUrl"],
-            self._workers,
+            workers,
             self.settings.retry_delay_seconds,
-            observer=lambda worker, invocation: telemetry.record(
-                spec, worker.log_stream, invocation
-            ),
+            observer=functools.partial(_record, telemetry, spec),
         )
         self._esm.start()
+        self._start_gateways(deployment, telemetry)
+
+    def _warm_workers(self, spec: FunctionSpec, count: int) -> list[Worker]:
+        """Start ``count`` execution environments for a function (their inits run in parallel)."""
+        workers = [Worker(spec, self._target) for _ in range(count)]
+        self._workers.extend(workers)
+        with ThreadPoolExecutor(max_workers=count) as pool:
+            list(pool.map(Worker.start, workers))
+        return workers
+
+    def _start_gateways(self, deployment: Deployment, telemetry: Telemetry) -> None:
+        """Serve each function URL of the template on 127.0.0.1 (api_port, then upwards)."""
+        assert self._work_dir is not None
+        parameters = deployment.parameters
+        for offset, url in enumerate(deployment.function_urls):
+            spec = prepare_function(
+                self._target,
+                url.function_name,
+                parameters.code_bucket,
+                parameters.code_key,
+                self._work_dir,
+            )
+            workers = self._warm_workers(spec, self.settings.workers)
+            port = self.settings.api_port + offset
+            gateway = FunctionUrlGateway(
+                workers,
+                port,
+                url.cors,
+                f"{url.function_name}.lambda-url.localhost",
+                observer=functools.partial(_record, telemetry, spec),
+            )
+            gateway.start()
+            self._gateways.append(gateway)
+            self._urls[url.logical_id] = f"http://127.0.0.1:{port}/"
 
     def _write_state(self, deployment: Deployment) -> LocalState:
         state = LocalState(
@@ -279,6 +325,7 @@ class LocalStack:
             region=self.settings.region,
             stack_name=deployment.stack_name,
             outputs=deployment.outputs,
+            urls=dict(self._urls),
             started_at=datetime.now(UTC).isoformat(timespec="seconds"),
             log_file=os.environ.get("FILEGATE_LOCAL_LOG", ""),
         )
@@ -295,6 +342,9 @@ class LocalStack:
 
     def stop(self) -> None:
         """Stop everything this stack started; safe to call more than once."""
+        for gateway in self._gateways:
+            gateway.stop()
+        self._gateways, self._urls = [], {}
         if self._esm:
             self._esm.stop()
         for worker in self._workers:
@@ -327,6 +377,10 @@ class LocalStack:
             self.stop()
 
 
+def _record(telemetry: Telemetry, spec: FunctionSpec, worker: Worker, invocation: Any) -> None:
+    telemetry.record(spec, worker.log_stream, invocation)
+
+
 def run_until_signalled(stack: LocalStack, on_ready: Callable[[LocalState], None]) -> None:
     """Start, report readiness, serve until SIGINT or SIGTERM, then stop everything."""
     stop = threading.Event()
@@ -350,19 +404,7 @@ def start_detached(settings: LocalSettings) -> LocalState:
         "FILEGATE_STATE_DIR": str(settings.state_dir),
         "FILEGATE_LOCAL_LOG": str(log_path),
     }
-    command = [
-        sys.executable,
-        "-m",
-        "filegate.local.stack",
-        "--port",
-        str(settings.port),
-        "--region",
-        settings.region,
-        "--workers",
-        str(settings.workers),
-        "--retry-delay",
-        str(settings.retry_delay_seconds),
-    ]
+    command = [sys.executable, "-m", "filegate.local.stack", "--settings", settings.to_json()]
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
             command,
@@ -407,21 +449,10 @@ def stop_detached(settings: LocalSettings) -> LocalState | None:
 def main() -> None:
     """The detached supervisor's entry point."""
     parser = argparse.ArgumentParser(description="filegate local stack supervisor")
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--region", required=True)
-    parser.add_argument("--workers", type=int, required=True)
-    parser.add_argument("--retry-delay", type=int, required=True)
+    parser.add_argument("--settings", required=True, help="LocalSettings as JSON")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    settings = LocalSettings.resolve(port=args.port, region=args.region)
-    settings = LocalSettings(
-        port=settings.port,
-        region=settings.region,
-        state_dir=settings.state_dir,
-        stack_name=settings.stack_name,
-        workers=args.workers,
-        retry_delay_seconds=args.retry_delay,
-    )
+    settings = LocalSettings.from_json(args.settings)
     run_until_signalled(LocalStack(settings), lambda state: log.info("ready: %s", state.env()))
 
 
