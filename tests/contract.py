@@ -9,9 +9,13 @@ PARAMETERS = frozenset(
         "CodeKey",
         "AlertEmail",
         "LogRetentionInDays",
+        "MultipartThresholdBytes",
+        "PresignExpirySeconds",
+        "UploadPageOrigin",
     }
 )
-# The first six are the required names; the ARNs serve the local mode and ops.
+# The first six are the required names; the ARNs serve the local mode and ops; the
+# upload API's three (UPLOAD_OUTPUTS) serve the partner upload commands and page.
 REQUIRED_OUTPUTS = (
     "BucketName",
     "TableName",
@@ -20,4 +24,7 @@ REQUIRED_OUTPUTS = (
     "FunctionName",
     "AlertsTopicArn",
 )
-OUTPUTS = frozenset({*REQUIRED_OUTPUTS, "QueueArn", "DeadLetterQueueArn", "FunctionArn"})
+UPLOAD_OUTPUTS = ("UploadApiUrl", "PartnersTableName", "UploadApiFunctionName")
+OUTPUTS = frozenset(
+    {*REQUIRED_OUTPUTS, "QueueArn", "DeadLetterQueueArn", "FunctionArn", *UPLOAD_OUTPUTS}
+)

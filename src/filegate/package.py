@@ -20,7 +20,7 @@ from filegate.errors import PackageError
 
 HANDLER = "filegate.ingest.handler.lambda_handler"
 
-# filegate modules the ingestion Lambda imports; nothing from cli/, local/ or ops/.
+# filegate modules the Lambda functions import; nothing from cli/, local/ or ops/.
 LAMBDA_MODULES = (
     "filegate/__init__.py",
     "filegate/errors.py",
@@ -29,6 +29,7 @@ LAMBDA_MODULES = (
     "filegate/ledger.py",
     "filegate/storage.py",
     "filegate/ingest/",
+    "filegate/uploads/",
 )
 # Distributions vendored into the zip (the runtime provides boto3, botocore and their deps).
 VENDORED = ("aws-lambda-powertools", "aws-xray-sdk", "wrapt", "typing-extensions")

@@ -1,8 +1,13 @@
 """The template deploys into moto (in-process) and its outputs name real emulated resources.
 
 moto skips some resource types silently (queue, bucket and topic policies, the email
-subscription, the alarms) and ignores some properties; the local mode applies those itself.
-These tests check only what moto does create.
+subscription, the alarms) and ignores some properties (among them the bucket's CORS rules);
+the local mode applies those itself. These tests check only what moto does create.
+
+moto 5.2.5 has no CloudFormation support for ``AWS::Lambda::Url``, and unlike the types above
+it cannot skip it: the ``UploadApiUrl`` output's ``!GetAtt UploadApiUrl.FunctionUrl`` makes
+``create_stack`` fail. ``FunctionUrlSupport`` below gives moto that type for the duration of
+a test, through moto's own ``create_function_url_config``; the local emulator needs the same.
 """
 
 from __future__ import annotations
@@ -19,7 +24,9 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
+from moto.cloudformation import parsing
 
+from filegate.local.cfn_models import FunctionUrl
 from tests.contract import OUTPUTS
 
 REGION = "eu-central-1"
@@ -35,12 +42,21 @@ PARAMETERS = {
     "AlertEmail": "ops@example.com",
 }
 
+UPLOAD_API_NAME = f"{PARAMETERS['LambdaName']}-upload-api"
+PARTNERS_TABLE = f"{PARAMETERS['DynamoTableName']}-partners"
+
 # moto warns once per resource type it does not emulate; that is expected here.
 pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse:UserWarning")
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def url_support(monkeypatch: pytest.MonkeyPatch) -> None:
+    models = {**parsing.get_model_map(), "AWS::Lambda::Url": FunctionUrl}
+    monkeypatch.setattr(parsing, "get_model_map", lambda: models)
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch, url_support: None) -> Iterator[None]:
     for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
@@ -86,6 +102,15 @@ def outputs(aws: None) -> dict[str, str]:
     return deploy()
 
 
+def test_plain_moto_cannot_create_the_stack(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What moto 5.2.5 really does without FunctionUrlSupport: it skips AWS::Lambda::Url, then
+    fails on the output that reads its FunctionUrl (an AttributeError; a 500 over HTTP)."""
+    models = {k: v for k, v in parsing.get_model_map().items() if k != "AWS::Lambda::Url"}
+    monkeypatch.setattr(parsing, "get_model_map", lambda: models)
+    with pytest.raises(AttributeError, match="has_cfn_attr"):
+        deploy()
+
+
 def test_template_validates(aws: None) -> None:
     # moto's validate_template runs cfn-lint but returns no Parameters (real AWS does).
     cloudformation = client("cloudformation")
@@ -104,6 +129,10 @@ def test_stack_creates_with_every_output(outputs: dict[str, str]) -> None:
     assert outputs["BucketName"] == PARAMETERS["BucketName"]
     assert outputs["TableName"] == PARAMETERS["DynamoTableName"]
     assert outputs["FunctionName"] == PARAMETERS["LambdaName"]
+    assert outputs["PartnersTableName"] == PARTNERS_TABLE
+    assert outputs["UploadApiFunctionName"] == UPLOAD_API_NAME
+    assert outputs["UploadApiUrl"].startswith("https://")
+    assert outputs["UploadApiUrl"].endswith(f".lambda-url.{REGION}.on.aws/")
 
 
 def test_stack_creates_without_alert_email(aws: None) -> None:
@@ -114,13 +143,42 @@ def test_stack_creates_without_alert_email(aws: None) -> None:
 def test_ledger_table_has_key_and_index(outputs: dict[str, str]) -> None:
     table = client("dynamodb").describe_table(TableName=outputs["TableName"])["Table"]
     assert table["KeySchema"] == [{"AttributeName": "s3_key", "KeyType": "HASH"}]
-    (index,) = table["GlobalSecondaryIndexes"]
-    assert index["IndexName"] == "prefix-event_time-index"
-    assert index["KeySchema"] == [
+    indexes = {index["IndexName"]: index for index in table["GlobalSecondaryIndexes"]}
+    assert set(indexes) == {"prefix-event_time-index", "upload_id-index"}
+    assert indexes["prefix-event_time-index"]["KeySchema"] == [
         {"AttributeName": "prefix", "KeyType": "HASH"},
         {"AttributeName": "event_time", "KeyType": "RANGE"},
     ]
-    assert index["Projection"] == {"ProjectionType": "ALL"}
+    assert indexes["upload_id-index"]["KeySchema"] == [
+        {"AttributeName": "upload_id", "KeyType": "HASH"}
+    ]
+    for index in indexes.values():
+        assert index["Projection"] == {"ProjectionType": "ALL"}
+
+
+def test_upload_id_index_is_sparse(outputs: dict[str, str]) -> None:
+    dynamodb = client("dynamodb")
+    table = outputs["TableName"]
+    dynamodb.put_item(TableName=table, Item={"s3_key": {"S": "acme/ingested.csv"}})
+    dynamodb.put_item(
+        TableName=table,
+        Item={"s3_key": {"S": "acme/uploaded.csv"}, "upload_id": {"S": "u-1"}},
+    )
+    found = dynamodb.query(
+        TableName=table,
+        IndexName="upload_id-index",
+        KeyConditionExpression="upload_id = :id",
+        ExpressionAttributeValues={":id": {"S": "u-1"}},
+    )
+    assert [item["s3_key"]["S"] for item in found["Items"]] == ["acme/uploaded.csv"]
+    everything = dynamodb.scan(TableName=table, IndexName="upload_id-index")
+    assert everything["Count"] == 1
+
+
+def test_partners_table(outputs: dict[str, str]) -> None:
+    table = client("dynamodb").describe_table(TableName=outputs["PartnersTableName"])["Table"]
+    assert table["KeySchema"] == [{"AttributeName": "partner_id", "KeyType": "HASH"}]
+    assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
 
 
 def test_queue_redrives_to_the_dead_letter_queue(outputs: dict[str, str]) -> None:
@@ -165,6 +223,57 @@ def test_function_configuration(outputs: dict[str, str]) -> None:
     assert concurrency["ReservedConcurrentExecutions"] == 20
 
 
+def test_upload_api_function_configuration(outputs: dict[str, str]) -> None:
+    lambda_ = client("lambda")
+    name = outputs["UploadApiFunctionName"]
+    function = lambda_.get_function(FunctionName=name)["Configuration"]
+    assert function["Runtime"] == "python3.12"
+    assert function["Handler"] == "filegate.uploads.api.lambda_handler"
+    assert (function["Timeout"], function["MemorySize"]) == (10, 256)
+    assert function["Environment"]["Variables"] == {
+        "DDB_TABLE": outputs["TableName"],
+        "PARTNERS_TABLE": outputs["PartnersTableName"],
+        "UPLOAD_BUCKET": outputs["BucketName"],
+        # moto keeps a Number parameter's type: AWS Lambda would hold the strings "67108864"
+        # and "900". The local runtime must turn values into strings before using them.
+        "MULTIPART_THRESHOLD_BYTES": 67108864,
+        "PRESIGN_EXPIRY_SECONDS": 900,
+        "POWERTOOLS_SERVICE_NAME": "filegate-upload-api",
+        "POWERTOOLS_METRICS_NAMESPACE": "filegate",
+        "LOG_LEVEL": "INFO",
+    }
+    concurrency = lambda_.get_function_concurrency(FunctionName=name)
+    assert concurrency["ReservedConcurrentExecutions"] == 10
+
+
+def test_upload_api_url_and_its_permissions(outputs: dict[str, str]) -> None:
+    lambda_ = client("lambda")
+    name = outputs["UploadApiFunctionName"]
+    url = lambda_.get_function_url_config(FunctionName=name)
+    assert url["FunctionUrl"] + "/" == outputs["UploadApiUrl"]
+    assert url["AuthType"] == "NONE"
+    assert url["Cors"] == {
+        "AllowOrigins": ["*"],
+        "AllowMethods": ["GET", "POST"],
+        "AllowHeaders": ["content-type", "x-api-key"],
+        "MaxAge": 300,
+    }
+    # moto records AWS::Lambda::Permission properties as they are, without turning
+    # FunctionUrlAuthType / InvokedViaFunctionUrl into conditions, and never enforces them.
+    policy = json.loads(lambda_.get_policy(FunctionName=name)["Policy"])
+    statements = {s["Action"]: s for s in policy["Statement"]}
+    assert set(statements) == {"lambda:InvokeFunctionUrl", "lambda:InvokeFunction"}
+    assert statements["lambda:InvokeFunctionUrl"]["FunctionUrlAuthType"] == "NONE"
+    assert statements["lambda:InvokeFunction"]["InvokedViaFunctionUrl"] is True
+    assert {s["Principal"] for s in statements.values()} == {"*"}
+
+
+def test_moto_ignores_the_bucket_cors_rules(outputs: dict[str, str]) -> None:
+    """The local mode must apply CorsConfiguration itself (put_bucket_cors)."""
+    with pytest.raises(ClientError, match="NoSuchCORSConfiguration"):
+        client("s3").get_bucket_cors(Bucket=outputs["BucketName"])
+
+
 def test_event_source_mapping(outputs: dict[str, str]) -> None:
     mappings = client("lambda").list_event_source_mappings(FunctionName=outputs["FunctionName"])
     (mapping,) = mappings["EventSourceMappings"]
@@ -178,6 +287,7 @@ def test_event_source_mapping(outputs: dict[str, str]) -> None:
 def test_bucket_log_group_and_topic_exist(outputs: dict[str, str]) -> None:
     client("s3").head_bucket(Bucket=outputs["BucketName"])
     groups = client("logs").describe_log_groups(logGroupNamePrefix="/aws/lambda/")["logGroups"]
-    (group,) = [g for g in groups if g["logGroupName"] == f"/aws/lambda/{outputs['FunctionName']}"]
-    assert group["retentionInDays"] == 30
+    retention = {g["logGroupName"]: g.get("retentionInDays") for g in groups}
+    assert retention[f"/aws/lambda/{outputs['FunctionName']}"] == 30
+    assert retention[f"/aws/lambda/{outputs['UploadApiFunctionName']}"] == 30
     client("sns").get_topic_attributes(TopicArn=outputs["AlertsTopicArn"])

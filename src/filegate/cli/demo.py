@@ -21,6 +21,9 @@ def demo(
     port: Annotated[
         int | None, typer.Option("--port", help="Emulator port [default: 4566]")
     ] = None,
+    api_port: Annotated[
+        int | None, typer.Option("--api-port", help="Upload API port [default: --port + 1]")
+    ] = None,
 ) -> None:
     """Run the pipeline on this machine: upload sample files and show the ledger."""
     started_at = time.monotonic()

@@ -10,12 +10,13 @@ import argparse
 import signal
 import threading
 
-from filegate.local import patches
+from filegate.local import cfn_models, patches
 
 
 def serve(port: int, host: str = "127.0.0.1") -> None:
     """Serve until SIGTERM or SIGINT."""
     patches.apply()
+    cfn_models.register()
     from moto.server import ThreadedMotoServer
 
     server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)

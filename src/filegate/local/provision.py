@@ -3,8 +3,8 @@
 The same template goes through the CloudFormation API (``create_stack``: moto's change sets
 lose the outputs). Then, read from that template and resolved against the stack, the local
 stack applies what moto skips (shared/notes/moto-5.2.5.md): queue and bucket policies,
-alarms, SNS subscriptions, bucket versioning, public access block and notifications, table
-point-in-time recovery; and it
+alarms, SNS subscriptions, bucket versioning, public access block, CORS and notifications,
+table point-in-time recovery; and it
 disables the emulator's own event source mapping, which would otherwise consume messages
 without running the code. The local event source mapping (``esm``) takes its place.
 """
@@ -166,7 +166,13 @@ class Provisioner:
         self, document: Mapping[str, Any], parameters: StackParameters, physical: dict[str, str]
     ) -> cfn.Resolver:
         account = self._target.client("sts").get_caller_identity()["Account"]
-        refs = {p["ParameterKey"]: p["ParameterValue"] for p in parameters.as_cfn()}
+        # Template defaults first, then what the stack was given, as CloudFormation does.
+        refs = {
+            name: str(spec["Default"])
+            for name, spec in document.get("Parameters", {}).items()
+            if "Default" in spec
+        }
+        refs.update({p["ParameterKey"]: p["ParameterValue"] for p in parameters.as_cfn()})
         refs.update({k: v for k, v in physical.items() if v})
         refs.update(
             {
@@ -343,16 +349,32 @@ class _GapApplier:
                     properties["PublicAccessBlockConfiguration"]
                 ),
             )
+        if "CorsConfiguration" in properties:
+            s3.put_bucket_cors(
+                Bucket=bucket, CORSConfiguration=bucket_cors(properties["CorsConfiguration"])
+            )
         notification = properties.get("NotificationConfiguration", {})
         if notification:
             s3.put_bucket_notification_configuration(
                 Bucket=bucket, NotificationConfiguration=bucket_notification(notification)
             )
-        return f"{logical_id}: versioning, public access block and notifications applied"
+        return f"{logical_id}: versioning, public access block, CORS and notifications applied"
 
 
 def _booleans(values: Mapping[str, Any]) -> dict[str, bool]:
     return {key: str(value).lower() == "true" for key, value in values.items()}
+
+
+def bucket_cors(cfn_cors: Mapping[str, Any]) -> dict[str, Any]:
+    """CloudFormation's CorsConfiguration shape -> the S3 API's shape."""
+    renamed = {"ExposedHeaders": "ExposeHeaders", "MaxAge": "MaxAgeSeconds", "Id": "ID"}
+    rules = []
+    for rule in cfn_cors.get("CorsRules", []):
+        api_rule = {renamed.get(name, name): value for name, value in rule.items()}
+        if "MaxAgeSeconds" in api_rule:
+            api_rule["MaxAgeSeconds"] = int(api_rule["MaxAgeSeconds"])
+        rules.append(api_rule)
+    return {"CORSRules": rules}
 
 
 def bucket_notification(cfn_notification: Mapping[str, Any]) -> dict[str, Any]:

@@ -89,7 +89,11 @@ def prepare_function(
         handler=config["Handler"],
         timeout_seconds=int(config.get("Timeout", 3)),
         memory_mb=int(config.get("MemorySize", 128)),
-        environment=dict(config.get("Environment", {}).get("Variables", {})),
+        # Lambda hands every variable over as a string; moto keeps Number parameters as ints.
+        environment={
+            name: str(value)
+            for name, value in config.get("Environment", {}).get("Variables", {}).items()
+        },
         code_dir=code_dir,
         runtime_dir=runtime_packages_dir(work_dir),
     )
