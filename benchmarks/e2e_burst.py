@@ -1,0 +1,269 @@
+"""Local end to end: a burst of uploads through S3 -> SQS -> Lambda workers -> ledger.
+
+Starts a local stack on a free port, then, against the same emulator:
+
+1. FLOOR: the client itself does S3 put_object (to a bucket with no notification) and a
+   DynamoDB put_item per object: no SQS, no Lambda. objects/s, and put -> item latency.
+2. PIPELINE: the client uploads the burst to the stack's bucket (notifications to SQS, the local
+   event source mapping, warm workers running the real zip). objects/s from the first upload to
+   the last ledger write, and upload-to-ledger latency per object = the item's ``updated_at``
+   (written by the function) minus the client's put-completion time (same machine clock).
+   Progress is watched through DescribeTable's ItemCount (cheap in moto), and the table is
+   scanned ONCE at the end, so measuring adds little load on the emulator.
+
+Targets: pipeline throughput >= half the floor's, latency p95 < 1 s.
+``--unpatched-sqs`` runs the emulator without the SQS patches (FILEGATE_EMULATOR_SQS_PATCH=0)
+to measure the "before" figures.
+
+    .venv/bin/python benchmarks/e2e_burst.py [--count 2000] [--threads 4] [--unpatched-sqs]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import Any
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import free_port, median, percentile, save, table
+
+BODY = b"x" * 1024
+POLL_SECONDS = 0.5
+FLOOR_BUCKET = "filegate-bench-floor"
+FLOOR_TABLE = "filegate-bench-floor"
+
+
+@contextlib.contextmanager
+def local_stack(unpatched_sqs: bool) -> Iterator[Any]:
+    """A fresh local stack on a free port, with its own state directory."""
+    from filegate.local.stack import LocalStack
+    from filegate.settings import LocalSettings
+
+    with tempfile.TemporaryDirectory(prefix="filegate-bench-") as state_dir:
+        os.environ["FILEGATE_STATE_DIR"] = state_dir
+        if unpatched_sqs:
+            os.environ["FILEGATE_EMULATOR_SQS_PATCH"] = "0"
+        try:
+            settings = LocalSettings.resolve(port=free_port())
+            with LocalStack(settings, progress=lambda _: None).running() as state:
+                yield state
+        finally:
+            os.environ.pop("FILEGATE_EMULATOR_SQS_PATCH", None)
+
+
+def _burst(count: int, threads: int, put: Callable[[int], None]) -> tuple[float, list[float]]:
+    """Run ``put(i)`` for every i on a thread pool; the wall time and each completion time."""
+    done = [0.0] * count
+
+    def one(index: int) -> None:
+        put(index)
+        done[index] = time.time()
+
+    started = time.time()
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        list(pool.map(one, range(count)))
+    return started, done
+
+
+def floor(state: Any, count: int, threads: int) -> dict[str, Any]:
+    """The client doing S3 put + DynamoDB put itself: the best the emulator can do."""
+    s3, ddb = state.target.client("s3"), state.target.client("dynamodb")
+    s3.create_bucket(
+        Bucket=FLOOR_BUCKET, CreateBucketConfiguration={"LocationConstraint": state.region}
+    )
+    ddb.create_table(
+        TableName=FLOOR_TABLE,
+        KeySchema=[{"AttributeName": "s3_key", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "s3_key", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    latencies = [0.0] * count
+
+    def put(index: int) -> None:
+        key = f"floor/{index:05d}.bin"
+        s3.put_object(Bucket=FLOOR_BUCKET, Key=key, Body=BODY, ContentType="text/plain")
+        put_done = time.time()
+        ddb.put_item(
+            TableName=FLOOR_TABLE,
+            Item={"s3_key": {"S": key}, "updated_at": {"S": datetime.now().isoformat()}},
+        )
+        latencies[index] = time.time() - put_done
+
+    started, done = _burst(count, threads, put)
+    wall = max(done) - started
+    return {"objects_per_s": count / wall, "wall_s": wall, **_latency(latencies)}
+
+
+def floor_ledger_write(state: Any, count: int, threads: int) -> dict[str, Any]:
+    """Diagnosis, not the target: the floor with the ledger's own conditional UpdateItem
+    (``Ledger.record``) in place of PutItem. moto's UpdateItem is far dearer than PutItem."""
+    from filegate.ledger import Ledger, LedgerEntry, Status
+
+    s3, ddb = state.target.client("s3"), state.target.client("dynamodb")
+    ledger = Ledger(FLOOR_TABLE, ddb)
+    latencies = [0.0] * count
+
+    def put(index: int) -> None:
+        key = f"floor-ledger/{index:05d}.bin"
+        s3.put_object(Bucket=FLOOR_BUCKET, Key=key, Body=BODY, ContentType="text/plain")
+        put_done = time.time()
+        entry = LedgerEntry(
+            key=key, bucket=FLOOR_BUCKET, status=Status.RECEIVED, event_name="ObjectCreated:Put",
+            event_time="2026-11-24T00:00:00.000Z", sequencer=f"{index + 1:018X}", size=len(BODY),
+            content_type="text/plain", etag="0" * 32,
+        )  # fmt: skip
+        ledger.record(entry)
+        latencies[index] = time.time() - put_done
+
+    started, done = _burst(count, threads, put)
+    wall = max(done) - started
+    return {"objects_per_s": count / wall, "wall_s": wall, **_latency(latencies)}
+
+
+def pipeline(state: Any, count: int, threads: int, timeout: float) -> dict[str, Any]:
+    """Uploads to the stack's bucket; the ledger items the function writes say when."""
+    s3, ddb = state.target.client("s3"), state.target.client("dynamodb")
+    bucket, table_name = state.outputs["BucketName"], state.outputs["TableName"]
+    run = uuid.uuid4().hex[:8]
+    keys = [f"bench-{run}/{index:05d}.bin" for index in range(count)]
+
+    def put(index: int) -> None:
+        s3.put_object(Bucket=bucket, Key=keys[index], Body=BODY, ContentType="text/plain")
+
+    before = _item_count(ddb, table_name)
+    started, done = _burst(count, threads, put)
+    uploaded = max(done)
+    depth = _queue_depth(state)
+    recorded = _wait_for_items(ddb, table_name, before + count, uploaded + timeout) - before
+    updated = _updated_at(ddb, table_name, f"bench-{run}/")
+    latencies = [updated[key] - done[i] for i, key in enumerate(keys) if key in updated]
+    last = max(updated.values()) if updated else uploaded
+    return {
+        "objects_per_s": len(updated) / (last - started),
+        "upload_rate_per_s": count / (uploaded - started),
+        "queue_depth_after_upload": depth,
+        "recorded": len(updated),
+        "complete": len(updated) == count,
+        "wait_seen_items": recorded,
+        "wall_s": last - started,
+        **_latency(latencies),
+    }
+
+
+def _queue_depth(state: Any) -> int:
+    sqs = state.target.client("sqs")
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=state.outputs["QueueUrl"],
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return sum(int(value) for value in attributes.values())
+
+
+def _wait_for_items(ddb: Any, table_name: str, total: int, deadline: float) -> int:
+    while True:
+        seen = _item_count(ddb, table_name)
+        if seen >= total or time.time() >= deadline:
+            return seen
+        time.sleep(POLL_SECONDS)
+
+
+def _item_count(ddb: Any, table_name: str) -> int:
+    return int(ddb.describe_table(TableName=table_name)["Table"]["ItemCount"])
+
+
+def _updated_at(ddb: Any, table_name: str, prefix: str) -> dict[str, float]:
+    updated: dict[str, float] = {}
+    for page in ddb.get_paginator("scan").paginate(TableName=table_name):
+        for item in page["Items"]:
+            key = item["s3_key"]["S"]
+            if key.startswith(prefix):
+                stamp = item["updated_at"]["S"].replace("Z", "+00:00")
+                updated[key] = datetime.fromisoformat(stamp).timestamp()
+    return updated
+
+
+def _latency(seconds: list[float]) -> dict[str, float]:
+    ms = [value * 1000 for value in seconds]
+    return {
+        "latency_p50_ms": percentile(ms, 0.50),
+        "latency_p95_ms": percentile(ms, 0.95),
+        "latency_p99_ms": percentile(ms, 0.99),
+        "latency_median_ms": median(ms),
+    }
+
+
+def measure(count: int, threads: int, timeout: float, unpatched_sqs: bool) -> dict[str, Any]:
+    with local_stack(unpatched_sqs) as state:
+        floor_figures = floor(state, count, threads)
+        ledger_floor = floor_ledger_write(state, count, threads)
+        pipeline_figures = pipeline(state, count, threads, timeout)
+    workers = os.environ.get("FILEGATE_LOCAL_WORKERS", "2 (default)")
+    ratio = pipeline_figures["objects_per_s"] / floor_figures["objects_per_s"]
+    return {
+        "count": count,
+        "client_threads": threads,
+        "workers": workers,
+        "sqs_patch": not unpatched_sqs,
+        "floor": floor_figures,
+        "floor_ledger_write": ledger_floor,
+        "pipeline": pipeline_figures,
+        "throughput_ratio_vs_floor": ratio,
+        "throughput_ratio_vs_floor_ledger_write": pipeline_figures["objects_per_s"]
+        / ledger_floor["objects_per_s"],
+        "target_throughput_met": ratio >= 0.5 and pipeline_figures["complete"],
+        "target_p95_met": pipeline_figures["latency_p95_ms"] < 1000
+        and pipeline_figures["complete"],
+    }
+
+
+def render(figures: dict[str, Any]) -> str:
+    floor_f, pipe, ledger_f = figures["floor"], figures["pipeline"], figures["floor_ledger_write"]
+    rows = [
+        ["floor (client S3+DDB put)", f"{floor_f['objects_per_s']:.1f}", "-", "-",
+         f"{floor_f['latency_p50_ms']:.0f}", f"{floor_f['latency_p95_ms']:.0f}",
+         f"{floor_f['latency_p99_ms']:.0f}"],
+        ["floor, ledger UpdateItem (diagnosis)", f"{ledger_f['objects_per_s']:.1f}", "-", "-",
+         f"{ledger_f['latency_p50_ms']:.0f}", f"{ledger_f['latency_p95_ms']:.0f}",
+         f"{ledger_f['latency_p99_ms']:.0f}"],
+        ["pipeline (S3->SQS->Lambda->DDB)", f"{pipe['objects_per_s']:.1f}",
+         f"{pipe['upload_rate_per_s']:.1f}", f"{pipe['recorded']}/{figures['count']}",
+         f"{pipe['latency_p50_ms']:.0f}", f"{pipe['latency_p95_ms']:.0f}",
+         f"{pipe['latency_p99_ms']:.0f}"],
+    ]  # fmt: skip
+    headers = ["path", "objects/s", "uploads/s", "recorded", "p50 ms", "p95 ms", "p99 ms"]
+    return (
+        table(headers, rows)
+        + f"\nthroughput ratio pipeline/floor: {figures['throughput_ratio_vs_floor']:.2f}"
+        + f" (target >= 0.50: {'met' if figures['target_throughput_met'] else 'MISSED'});"
+        + f" p95 < 1000 ms: {'met' if figures['target_p95_met'] else 'MISSED'};"
+        + f" queue depth when the uploads ended: {pipe['queue_depth_after_upload']};"
+        + " pipeline / floor with the ledger's UpdateItem:"
+        + f" {figures['throughput_ratio_vs_floor_ledger_write']:.2f}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=2000)
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--timeout", type=float, default=240.0, help="seconds to wait after upload")
+    parser.add_argument("--unpatched-sqs", action="store_true")
+    parser.add_argument("--name", default=None, help="results file name (default derived)")
+    args = parser.parse_args()
+    figures = measure(args.count, args.threads, args.timeout, args.unpatched_sqs)
+    print(f"{args.count} uploads, {args.threads} client threads, sqs patch: {figures['sqs_patch']}")
+    print(render(figures))
+    suffix = "" if not args.unpatched_sqs else "_unpatched_sqs"
+    save(args.name or f"e2e_burst_{args.count}{suffix}", figures)
+
+
+if __name__ == "__main__":
+    main()
