@@ -51,7 +51,8 @@ def resolve(
 
         state = require_state(LocalSettings.resolve(region=region))
         if stack_name in (None, state.stack_name):
-            return StackRef(state.target, state.stack_name, dict(state.outputs))
+            # A function URL's output names the local gateway that serves it.
+            return StackRef(state.target, state.stack_name, {**state.outputs, **state.urls})
         return _described(state.target, stack_name or state.stack_name)
     aws = Target(region=resolve_region(region), endpoint_url=endpoint_url, profile=profile)
     return _described(aws, stack_name or DEFAULT_STACK_NAME)

@@ -47,6 +47,15 @@ def _emit(message: dict[str, Any]) -> None:
 
 
 def _max_memory_mb() -> int:
+    """This process's own peak RSS (VmHWM). ru_maxrss is not used: on Linux a child starts
+    with its parent's peak, so it would report the supervisor's memory, not the function's."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) // 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
 
 
