@@ -41,3 +41,89 @@ class LocalStackError(FilegateError):
 
 class PortInUseError(LocalStackError):
     """The port the local emulator should listen on is taken."""
+
+
+class PartnerError(FilegateError):
+    """A partner registry read or write failed, or names no partner."""
+
+
+class PartnerNotFoundError(PartnerError):
+    """No partner has the given id."""
+
+
+class RequestError(FilegateError):
+    """An upload API request that cannot be served as sent.
+
+    Carries what the API answers: the HTTP ``status``, a stable ``code`` and, when one field
+    of the request is at fault, its name in ``field``.
+    """
+
+    status = 400
+    code = "invalid_request"
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class InvalidRequestError(RequestError):
+    """The request body or a field of it is malformed (400)."""
+
+
+class AuthenticationError(RequestError):
+    """The API key is missing, malformed, unknown or no longer valid (401)."""
+
+    status = 401
+    code = "unauthorized"
+
+
+class PartnerDisabledError(RequestError):
+    """The API key is right but its partner is disabled (403)."""
+
+    status = 403
+    code = "partner_disabled"
+
+
+class UploadNotFoundError(RequestError):
+    """No upload with that id belongs to the calling partner (404)."""
+
+    status = 404
+    code = "not_found"
+
+
+class UploadConflictError(RequestError):
+    """The upload is not in a state that allows the operation (409)."""
+
+    status = 409
+    code = "conflict"
+
+
+class UploadTooLargeError(RequestError):
+    """The declared size is above what the partner (or S3) allows (413)."""
+
+    status = 413
+    code = "too_large"
+
+
+class UnsupportedTypeError(RequestError):
+    """The partner may not send this content type (415)."""
+
+    status = 415
+    code = "unsupported_type"
+
+
+class PartsRejectedError(StorageError):
+    """S3 refused to complete a multipart upload; ``s3_code`` says why (InvalidPart...)."""
+
+    def __init__(self, message: str, s3_code: str) -> None:
+        super().__init__(message)
+        self.s3_code = s3_code
+
+
+class UploadClientError(FilegateError):
+    """The upload client could not finish an upload; ``status`` is the HTTP status, if any."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status

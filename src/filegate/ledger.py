@@ -6,6 +6,10 @@ one the item already records, by S3 sequencer when the event has one, by event t
 not. A rejected write returns the old item (ReturnValuesOnConditionCheckFailure=ALL_OLD), which
 tells a duplicate delivery from a stale one. botocore errors become ``LedgerError`` here.
 
+Declared uploads (the upload API) live in the same table under their object key: ``declare``
+writes the PENDING item at presign time, ``get_upload`` finds it by upload id through the
+``upload_id-index`` GSI, and ``expire`` / ``abort`` close a PENDING item with a conditional write.
+
 The low-level client is used (not the resource) so the Lambda does not import boto3's
 resource layer; attribute values are written and read by the small helpers below.
 """
@@ -28,6 +32,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import UpdateItemInputTypeDef
 
 PREFIX_INDEX = "prefix-event_time-index"
+UPLOAD_INDEX = "upload_id-index"
 _CONDITION_CHECK_FAILED = "ConditionalCheckFailedException"
 # Newer = larger sequencer; an item written from a sequencer-less event is compared by time.
 _NEWER_BY_SEQUENCER = (
@@ -45,8 +50,21 @@ Clock = Callable[[], datetime]
 class Status(StrEnum):
     """What the ledger says about the object: present in S3, or gone."""
 
-    RECEIVED = "RECEIVED"
+    RECEIVED = "RECEIVED"  # in S3 (put some other way than a declared partner upload)
+    ACCEPTED = "ACCEPTED"  # a declared upload that arrived as declared
+    REJECTED = "REJECTED"  # a declared upload that did not: see ``reason``
     DELETED = "DELETED"
+
+
+PRESENT = frozenset({Status.RECEIVED, Status.ACCEPTED, Status.REJECTED})
+
+
+class UploadStatus(StrEnum):
+    """What the ledger says about a declared upload before the ingestion has judged it."""
+
+    PENDING = "PENDING"  # declared at presign time, not arrived yet
+    EXPIRED = "EXPIRED"  # declared, never arrived before its URLs expired
+    ABORTED = "ABORTED"  # a multipart upload the partner gave up
 
 
 class Outcome(StrEnum):
@@ -60,7 +78,7 @@ class Outcome(StrEnum):
 
 @dataclass(frozen=True)
 class LedgerEntry:
-    """One event to apply. Object fields (size...) are written only for RECEIVED entries,
+    """One event to apply. Object fields (size...) are written only while the object is present,
     so a DELETED write keeps what the item knew about the object."""
 
     key: str
@@ -74,6 +92,7 @@ class LedgerEntry:
     content_type: str | None = None
     etag: str | None = None
     checksum_sha256: str | None = None
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -95,6 +114,48 @@ class LedgerItem:
     content_type: str | None = None
     etag: str | None = None
     checksum_sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """An upload announced by a partner, written at presign time (before any object exists)."""
+
+    key: str
+    bucket: str
+    upload_id: str
+    partner_id: str
+    size: int
+    sha256: str
+    content_type: str
+    method: str
+    expires_at: datetime
+    multipart_upload_id: str | None = None
+
+
+@dataclass(frozen=True)
+class UploadRecord:
+    """A declared upload's ledger item, as the upload API reports it."""
+
+    key: str
+    upload_id: str
+    partner_id: str
+    status: str
+    bucket: str
+    declared_size: int
+    declared_sha256: str
+    declared_content_type: str
+    method: str
+    expires_at: str
+    first_seen_at: str
+    updated_at: str
+    multipart_upload_id: str | None = None
+    reason: str | None = None
+    size: int | None = None
+    content_type: str | None = None
+
+    def overdue(self, now: datetime) -> bool:
+        """Still PENDING after its URLs expired."""
+        return self.status == UploadStatus.PENDING and self.expires_at < iso_utc(now)
 
 
 class Ledger:
@@ -129,6 +190,97 @@ class Ledger:
             raise self._failure("GetItem", key, exc) from exc
         item = response.get("Item")
         return _to_item(_from_attributes(item)) if item else None
+
+    def declare(self, declaration: Declaration) -> None:
+        """Write the PENDING item for a new upload; refused if the key is already recorded."""
+        try:
+            self._ddb.put_item(
+                TableName=self.table_name,
+                Item={k: _attribute(v) for k, v in self._declared(declaration).items()},
+                ConditionExpression="attribute_not_exists(s3_key)",
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise self._failure("PutItem", declaration.key, exc) from exc
+
+    def get_upload(self, upload_id: str) -> UploadRecord | None:
+        """The declared upload with this id: its key from the GSI, then a consistent read."""
+        try:
+            response = self._ddb.query(
+                TableName=self.table_name,
+                IndexName=UPLOAD_INDEX,
+                KeyConditionExpression="upload_id = :upload_id",
+                ExpressionAttributeValues={":upload_id": {"S": upload_id}},
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise self._failure("Query", upload_id, exc) from exc
+        keys = [item["s3_key"]["S"] for item in response.get("Items", [])]
+        return self._upload(keys[0]) if keys else None
+
+    def expire(self, key: str, now: datetime) -> UploadRecord | None:
+        """PENDING -> EXPIRED once past ``expires_at``; ``None`` when the item has moved on."""
+        condition = "processing_status = :pending AND expires_at < :now"
+        return self._close(key, UploadStatus.EXPIRED, now, condition)
+
+    def abort(self, key: str, now: datetime) -> UploadRecord | None:
+        """PENDING -> ABORTED; ``None`` when the item is no longer PENDING."""
+        return self._close(key, UploadStatus.ABORTED, now, "processing_status = :pending")
+
+    def _declared(self, declaration: Declaration) -> dict[str, Any]:
+        now = iso_utc(self._clock())
+        item = {
+            "s3_key": declaration.key,
+            "s3_bucket": declaration.bucket,
+            "prefix": key_prefix(declaration.key),
+            "upload_id": declaration.upload_id,
+            "partner_id": declaration.partner_id,
+            "processing_status": UploadStatus.PENDING.value,
+            "declared_size": declaration.size,
+            "declared_sha256": declaration.sha256,
+            "declared_content_type": declaration.content_type,
+            "upload_method": declaration.method,
+            "expires_at": iso_utc(declaration.expires_at),
+            "first_seen_at": now,
+            "updated_at": now,
+            "multipart_upload_id": declaration.multipart_upload_id,
+        }
+        return {name: value for name, value in item.items() if value is not None}
+
+    def declaration(self, key: str) -> UploadRecord | None:
+        """The declared upload at this key, if a partner declared one (consistent read)."""
+        record = self._upload(key)
+        return record if record is not None and record.upload_id else None
+
+    def _upload(self, key: str) -> UploadRecord | None:
+        try:
+            response = self._ddb.get_item(
+                TableName=self.table_name, Key={"s3_key": {"S": key}}, ConsistentRead=True
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise self._failure("GetItem", key, exc) from exc
+        item = response.get("Item")
+        return _to_upload(_from_attributes(item)) if item else None
+
+    def _close(
+        self, key: str, status: UploadStatus, now: datetime, condition: str
+    ) -> UploadRecord | None:
+        values = {":pending": UploadStatus.PENDING.value, ":status": status.value}
+        values[":now"] = iso_utc(now)
+        try:
+            response = self._ddb.update_item(
+                TableName=self.table_name,
+                Key={"s3_key": {"S": key}},
+                UpdateExpression="SET processing_status = :status, updated_at = :now",
+                ConditionExpression=f"attribute_exists(s3_key) AND {condition}",
+                ExpressionAttributeValues={k: _attribute(v) for k, v in values.items()},
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if _error_code(exc) == _CONDITION_CHECK_FAILED:
+                return None
+            raise self._failure("UpdateItem", key, exc) from exc
+        except BotoCoreError as exc:
+            raise self._failure("UpdateItem", key, exc) from exc
+        return _to_upload(_from_attributes(response["Attributes"]))
 
     def _update_request(self, entry: LedgerEntry) -> UpdateItemInputTypeDef:
         fields = _fields(entry, iso_utc(self._clock()))
@@ -168,8 +320,9 @@ def _fields(entry: LedgerEntry, now: str) -> dict[str, Any]:
         "version_id": entry.version_id,
         "sequencer": entry.sequencer,
         "sequencer_key": sequencer_key(entry.sequencer) if entry.sequencer else None,
+        "reason": entry.reason,
     }
-    if entry.status is Status.RECEIVED:
+    if entry.status in PRESENT:
         fields.update({name: getattr(entry, name) for name in _OBJECT_FIELDS})
     return fields
 
@@ -215,6 +368,27 @@ def _to_item(plain: Mapping[str, Any]) -> LedgerItem:
         first_seen_at=plain.get("first_seen_at", ""),
         updated_at=plain.get("updated_at", ""),
         **{name: plain.get(name) for name in _OPTIONAL_ITEM_FIELDS},
+    )
+
+
+def _to_upload(plain: Mapping[str, Any]) -> UploadRecord:
+    return UploadRecord(
+        key=plain["s3_key"],
+        upload_id=plain.get("upload_id", ""),
+        partner_id=plain.get("partner_id", ""),
+        status=plain.get("processing_status", ""),
+        bucket=plain.get("s3_bucket", ""),
+        declared_size=plain.get("declared_size", 0),
+        declared_sha256=plain.get("declared_sha256", ""),
+        declared_content_type=plain.get("declared_content_type", ""),
+        method=plain.get("upload_method", ""),
+        expires_at=plain.get("expires_at", ""),
+        first_seen_at=plain.get("first_seen_at", ""),
+        updated_at=plain.get("updated_at", ""),
+        multipart_upload_id=plain.get("multipart_upload_id"),
+        reason=plain.get("reason"),
+        size=plain.get("size"),
+        content_type=plain.get("content_type"),
     )
 
 

@@ -29,7 +29,11 @@ LAMBDA_MODULES = (
     "filegate/ledger.py",
     "filegate/storage.py",
     "filegate/ingest/",
-    "filegate/uploads/",
+    "filegate/uploads/__init__.py",
+    "filegate/uploads/partners.py",
+    "filegate/uploads/requests.py",
+    "filegate/uploads/service.py",
+    "filegate/uploads/api.py",
 )
 # Distributions vendored into the zip (the runtime provides boto3, botocore and their deps).
 VENDORED = ("aws-lambda-powertools", "aws-xray-sdk", "wrapt", "typing-extensions")

@@ -19,6 +19,12 @@ from filegate.errors import ConfigError
 ENV_DDB_TABLE = "DDB_TABLE"
 ENV_LOG_LEVEL = "LOG_LEVEL"
 
+# --- read by the upload API Lambda (set by the template; DDB_TABLE is the ledger, as above) ---
+ENV_PARTNERS_TABLE = "PARTNERS_TABLE"
+ENV_UPLOAD_BUCKET = "UPLOAD_BUCKET"
+ENV_MULTIPART_THRESHOLD = "MULTIPART_THRESHOLD_BYTES"
+ENV_PRESIGN_EXPIRY = "PRESIGN_EXPIRY_SECONDS"
+
 # --- AWS conventions, read by the CLI and the local stack ---
 ENV_REGION = "AWS_REGION"
 ENV_DEFAULT_REGION = "AWS_DEFAULT_REGION"
@@ -36,6 +42,10 @@ DEFAULT_STACK_NAME = "s3-lambda-dynamo-stack"
 DEFAULT_LOCAL_PORT = 4566
 DEFAULT_LOCAL_WORKERS = 2
 DEFAULT_LOCAL_RETRY_DELAY = 2
+DEFAULT_MULTIPART_THRESHOLD = 64 * 1024 * 1024
+DEFAULT_PRESIGN_EXPIRY = 900
+MAX_SINGLE_PUT_BYTES = 5 * 1024**3  # S3 refuses a single PUT above 5 GiB
+MAX_PRESIGN_EXPIRY = 7 * 24 * 3600  # SigV4 presigned URLs live at most 7 days
 
 LOCAL_BUCKET_NAME = "filegate-uploads-local"
 LOCAL_LAMBDA_NAME = "filegate-ingest"
@@ -74,6 +84,39 @@ class IngestSettings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> IngestSettings:
         env = os.environ if env is None else env
         return cls(table_name=_required(env, ENV_DDB_TABLE))
+
+
+def _bounded_int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    value = _int(env, name, default, low)
+    if value > high:
+        raise ConfigError(f"environment variable {name}={value} must be at most {high}")
+    return value
+
+
+@dataclass(frozen=True)
+class UploadApiSettings:
+    """What the upload API Lambda needs: its tables, the bucket, and the presign policy."""
+
+    table_name: str
+    partners_table: str
+    bucket: str
+    multipart_threshold: int = DEFAULT_MULTIPART_THRESHOLD
+    presign_expiry_seconds: int = DEFAULT_PRESIGN_EXPIRY
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> UploadApiSettings:
+        env = os.environ if env is None else env
+        return cls(
+            table_name=_required(env, ENV_DDB_TABLE),
+            partners_table=_required(env, ENV_PARTNERS_TABLE),
+            bucket=_required(env, ENV_UPLOAD_BUCKET),
+            multipart_threshold=_bounded_int(
+                env, ENV_MULTIPART_THRESHOLD, DEFAULT_MULTIPART_THRESHOLD, 1, MAX_SINGLE_PUT_BYTES
+            ),
+            presign_expiry_seconds=_bounded_int(
+                env, ENV_PRESIGN_EXPIRY, DEFAULT_PRESIGN_EXPIRY, 1, MAX_PRESIGN_EXPIRY
+            ),
+        )
 
 
 def resolve_region(explicit: str | None = None, env: Mapping[str, str] | None = None) -> str:

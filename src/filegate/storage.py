@@ -1,4 +1,5 @@
-"""Every S3 object call filegate makes (head for ingestion; put and delete), behind ``ObjectStore``.
+"""Every S3 object call filegate makes: ``ObjectStore`` (head for ingestion; put and delete)
+and ``UploadSigner`` (presigned PUTs and multipart uploads for the upload API).
 
 botocore errors are translated into ``StorageError`` here and nowhere else. A missing object
 (or object version) is an answer, not an error: ``head`` returns ``None``.
@@ -7,18 +8,24 @@ Only botocore's exceptions are imported at module level: the client is injected.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import hashlib
+import math
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from filegate.errors import StorageError
+from filegate.errors import PartsRejectedError, StorageError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
-    from mypy_boto3_s3.type_defs import HeadObjectOutputTypeDef, HeadObjectRequestTypeDef
+    from mypy_boto3_s3.type_defs import (
+        CompletedPartTypeDef,
+        HeadObjectOutputTypeDef,
+        HeadObjectRequestTypeDef,
+    )
 
 # A HEAD response has no body, so S3 reports a missing key or version by status code alone.
 _GONE_CODES = frozenset({"404", "NoSuchKey", "NoSuchVersion"})
@@ -26,7 +33,21 @@ _PERMISSION = {
     "HeadObject": "s3:GetObject",
     "PutObject": "s3:PutObject",
     "DeleteObject": "s3:DeleteObject",
+    "PresignPutObject": "s3:PutObject",
+    "CreateMultipartUpload": "s3:PutObject",
+    "PresignUploadPart": "s3:PutObject",
+    "CompleteMultipartUpload": "s3:PutObject",
+    "AbortMultipartUpload": "s3:AbortMultipartUpload",
 }
+# S3's multipart limits and s3transfer's starting part size.
+MIN_PART_SIZE = 5 * 1024 * 1024
+START_PART_SIZE = 8 * 1024 * 1024
+MAX_PART_SIZE = 5 * 1024**3
+MAX_PART_COUNT = 10_000
+ENCRYPTION: Final = "AES256"
+# Answers to CompleteMultipartUpload that are about the parts the client listed, not about us.
+_PARTS_CODES = frozenset({"InvalidPart", "InvalidPartOrder", "EntityTooSmall", "NoSuchUpload"})
+_READ_CHUNK = 1024 * 1024
 NULL_VERSION = "null"  # what S3 reports for objects written while versioning was off
 
 
@@ -58,6 +79,23 @@ class ObjectStore:
                 raise
         return _object_info(response)
 
+    def sha256(self, bucket: str, key: str, version_id: str | None = None) -> str | None:
+        """The object's SHA-256 (hex), read once in chunks; ``None`` when it no longer exists."""
+        request: dict[str, str] = {"Bucket": bucket, "Key": key}
+        if version_id and version_id != NULL_VERSION:
+            request["VersionId"] = version_id
+        digest = hashlib.sha256()
+        with _translated("GetObject", bucket, key):
+            try:
+                body = self._s3.get_object(**request)["Body"]  # type: ignore[arg-type]
+            except ClientError as exc:
+                if _error_code(exc) in _GONE_CODES:
+                    return None
+                raise
+            for chunk in body.iter_chunks(_READ_CHUNK):
+                digest.update(chunk)
+        return digest.hexdigest()
+
     def put(self, bucket: str, key: str, body: bytes, content_type: str) -> str | None:
         """One PutObject with a SHA-256 checksum; the new version id (None if unversioned)."""
         with _translated("PutObject", bucket, key):
@@ -74,6 +112,139 @@ class ObjectStore:
         """One DeleteObject (in a versioned bucket: a delete marker)."""
         with _translated("DeleteObject", bucket, key):
             self._s3.delete_object(Bucket=bucket, Key=key)
+
+
+@dataclass(frozen=True)
+class PresignedRequest:
+    """A presigned URL and the headers the client must send with it, exactly."""
+
+    url: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PresignedPart:
+    """One part of a multipart upload: bytes ``offset`` to ``offset + size`` of the file."""
+
+    part_number: int
+    offset: int
+    size: int
+    request: PresignedRequest
+
+
+class UploadSigner:
+    """Presigned uploads into the bucket, and the multipart calls around them.
+
+    A single PUT is signed with its content type, length, SHA-256 checksum and encryption, so
+    S3 refuses a request that changes any of them. Multipart uploads are created WITHOUT a
+    ChecksumAlgorithm: with one, real S3 requires every part to carry its own checksum (which
+    the client would have to declare before the part URLs are signed) and the completion to
+    list them; the declared SHA-256 of the whole file is kept in the ledger instead.
+    """
+
+    def __init__(self, s3_client: S3Client, expires_in: int) -> None:
+        self._s3 = s3_client
+        self.expires_in = expires_in
+
+    def presign_put(
+        self, bucket: str, key: str, size: int, sha256_base64: str, content_type: str
+    ) -> PresignedRequest:
+        """A presigned PutObject that binds type, length, checksum and encryption."""
+        headers = {
+            "Content-Type": content_type,
+            "Content-Length": str(size),
+            "x-amz-checksum-sha256": sha256_base64,
+            # Tells S3 (and moto, which otherwise stores no checksum) which checksum is sent.
+            "x-amz-sdk-checksum-algorithm": "SHA256",
+            "x-amz-server-side-encryption": ENCRYPTION,
+        }
+        params = {
+            "Bucket": bucket,
+            "Key": key,
+            "ContentType": content_type,
+            "ContentLength": size,
+            "ChecksumSHA256": sha256_base64,
+            "ChecksumAlgorithm": "SHA256",
+            "ServerSideEncryption": ENCRYPTION,
+        }
+        with _translated("PresignPutObject", bucket, key):
+            url = self._s3.generate_presigned_url(
+                "put_object", Params=params, ExpiresIn=self.expires_in
+            )
+        return PresignedRequest(url, headers)
+
+    def start_multipart(self, bucket: str, key: str, content_type: str) -> str:
+        """CreateMultipartUpload (type and encryption set now); S3's UploadId."""
+        with _translated("CreateMultipartUpload", bucket, key):
+            response = self._s3.create_multipart_upload(
+                Bucket=bucket, Key=key, ContentType=content_type, ServerSideEncryption=ENCRYPTION
+            )
+        return response["UploadId"]
+
+    def presign_parts(
+        self, bucket: str, key: str, multipart_id: str, size: int
+    ) -> tuple[PresignedPart, ...]:
+        """One presigned UploadPart per part, each bound to its exact length."""
+        with _translated("PresignUploadPart", bucket, key):
+            return tuple(
+                PresignedPart(
+                    number, offset, length, self._part(bucket, key, multipart_id, number, length)
+                )
+                for number, offset, length in part_ranges(size)
+            )
+
+    def complete_multipart(
+        self, bucket: str, key: str, multipart_id: str, parts: Sequence[tuple[int, str]]
+    ) -> None:
+        """CompleteMultipartUpload from (part number, ETag) pairs; PartsRejected when S3 says no."""
+        listed: list[CompletedPartTypeDef] = [
+            {"PartNumber": number, "ETag": etag} for number, etag in parts
+        ]
+        with _rejected_parts(bucket, key), _translated("CompleteMultipartUpload", bucket, key):
+            self._s3.complete_multipart_upload(
+                Bucket=bucket, Key=key, UploadId=multipart_id, MultipartUpload={"Parts": listed}
+            )
+
+    def abort_multipart(self, bucket: str, key: str, multipart_id: str) -> None:
+        """AbortMultipartUpload; an upload S3 no longer knows is already gone."""
+        with _translated("AbortMultipartUpload", bucket, key):
+            try:
+                self._s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=multipart_id)
+            except ClientError as exc:
+                if _error_code(exc) != "NoSuchUpload":
+                    raise
+
+    def _part(
+        self, bucket: str, key: str, multipart_id: str, number: int, length: int
+    ) -> PresignedRequest:
+        params = {
+            "Bucket": bucket,
+            "Key": key,
+            "UploadId": multipart_id,
+            "PartNumber": number,
+            "ContentLength": length,
+        }
+        url = self._s3.generate_presigned_url(
+            "upload_part", Params=params, ExpiresIn=self.expires_in
+        )
+        return PresignedRequest(url, {"Content-Length": str(length)})
+
+
+def part_size_for(size: int) -> int:
+    """s3transfer's rule: 8 MiB, kept within 5 MiB-5 GiB, doubled until at most 10,000 parts."""
+    part_size = min(max(START_PART_SIZE, MIN_PART_SIZE), MAX_PART_SIZE)
+    while math.ceil(size / part_size) > MAX_PART_COUNT:
+        part_size *= 2
+    return part_size
+
+
+def part_ranges(size: int) -> list[tuple[int, int, int]]:
+    """(part number, offset, length) for each part; only the last part may be shorter."""
+    part_size = part_size_for(size)
+    return [
+        (number, offset, min(part_size, size - offset))
+        for number, offset in enumerate(range(0, size, part_size), start=1)
+    ]
 
 
 def _head_request(bucket: str, key: str, version_id: str | None) -> HeadObjectRequestTypeDef:
@@ -103,6 +274,23 @@ def _translated(operation: str, bucket: str, key: str) -> Iterator[None]:
         raise StorageError(_failure(operation, bucket, key, _error_code(exc))) from exc
     except BotoCoreError as exc:
         raise StorageError(_failure(operation, bucket, key, type(exc).__name__)) from exc
+
+
+@contextmanager
+def _rejected_parts(bucket: str, key: str) -> Iterator[None]:
+    """Lifts S3's answers about the listed parts out of the generic StorageError."""
+    try:
+        yield
+    except StorageError as exc:
+        cause = exc.__cause__
+        code = _error_code(cause) if isinstance(cause, ClientError) else ""
+        if code not in _PARTS_CODES:
+            raise
+        raise PartsRejectedError(
+            f"S3 refused to complete the multipart upload of s3://{bucket}/{key} ({code}): "
+            "list every uploaded part once, by part number, with the ETag S3 returned for it",
+            code,
+        ) from cause
 
 
 def _error_code(exc: ClientError) -> str:

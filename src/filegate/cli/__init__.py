@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from filegate.cli import build, demo, local
+from filegate.cli import build, demo, local, partner, upload
 from filegate.cli.render import console_err
 from filegate.errors import FilegateError
 
@@ -23,8 +23,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(local.app, name="local")
+app.add_typer(partner.app, name="partner")
 app.command("demo")(demo.demo)
 app.command("package")(build.build_package)
+app.command("upload")(upload.upload)
 
 
 def main() -> None:

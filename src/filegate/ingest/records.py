@@ -1,19 +1,31 @@
 """What one S3 object event does to the ledger.
 
 ``Ingestor.ingest`` is the whole record logic: a created object costs one HeadObject and one
-conditional ledger write, a removed object one write. The clients arrive inside the injected
-``ObjectStore`` and ``Ledger``; this module makes no AWS call of its own.
+conditional ledger write, a removed object one write. A declared partner upload (its key is
+``<partner_id>/<upload_id>/<filename>`` and the ledger holds its declaration) is also judged:
+size, content type and SHA-256 against what was declared, giving ACCEPTED, or REJECTED with a
+reason. The SHA-256 is S3's own when S3 holds one (on AWS it verified the signed checksum);
+otherwise (multipart uploads, the emulator) the object is read once to hash it. The clients
+arrive inside the injected ``ObjectStore`` and ``Ledger``; this module makes no AWS call itself.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
+import re
+from collections.abc import Callable
+from dataclasses import replace
 
 from filegate.events import ObjectEvent
-from filegate.ledger import Ledger, LedgerEntry, Outcome, Status
+from filegate.ledger import Ledger, LedgerEntry, Outcome, Status, UploadRecord, UploadStatus
 from filegate.storage import ObjectInfo, ObjectStore
 
 logger = logging.getLogger(__name__)
+
+# <partner_id>/<upload_id>/<filename>, as the upload API lays out declared uploads.
+PARTNER_UPLOAD_KEY = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*/up-[a-z2-7]{26}/[^/]+")
 
 
 class Ingestor:
@@ -39,7 +51,47 @@ class Ingestor:
             # rewrites DELETED; a delete already recorded makes this write stale.
             logger.info("object is gone from S3 before its create event was processed")
             return removed_entry(event)
-        return received_entry(event, info)
+        entry = received_entry(event, info)
+        if not PARTNER_UPLOAD_KEY.fullmatch(event.key):
+            return entry
+        declared = self._ledger.declaration(event.key)
+        if declared is None:
+            return entry  # put there some other way: recorded like any object
+
+        def digest() -> str | None:
+            return _s3_sha256(info) or self._store.sha256(event.bucket, event.key, info.version_id)
+
+        reason = rejection_reason(declared, info, digest)
+        return replace(entry, status=Status.REJECTED if reason else Status.ACCEPTED, reason=reason)
+
+
+def rejection_reason(
+    declared: UploadRecord, info: ObjectInfo, sha256: Callable[[], str | None]
+) -> str | None:
+    """Why the object that arrived is not the upload the partner declared; None if it is."""
+    if declared.status == UploadStatus.EXPIRED:
+        return f"arrived after the upload expired at {declared.expires_at}"
+    if info.size != declared.declared_size:
+        return f"size {info.size} differs from the declared size {declared.declared_size}"
+    if info.content_type != declared.declared_content_type:
+        return (
+            f"content type {info.content_type} differs from the declared"
+            f" {declared.declared_content_type}"
+        )
+    actual = sha256()  # last: it may read the whole object
+    if actual != declared.declared_sha256:
+        return f"sha256 {actual} differs from the declared sha256 {declared.declared_sha256}"
+    return None
+
+
+def _s3_sha256(info: ObjectInfo) -> str | None:
+    """S3's full-object SHA-256 as hex, when it holds one (a composite one has a '-N' suffix)."""
+    if not info.checksum_sha256 or "-" in info.checksum_sha256:
+        return None
+    try:
+        return base64.b64decode(info.checksum_sha256, validate=True).hex()
+    except (binascii.Error, ValueError):
+        return None
 
 
 def received_entry(event: ObjectEvent, info: ObjectInfo) -> LedgerEntry:

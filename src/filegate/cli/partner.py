@@ -1,0 +1,162 @@
+"""`filegate partner add|list|disable|rotate-key`: manage who may upload.
+
+Each command finds the stack (the running local stack unless --profile, --endpoint-url or
+--target aws say otherwise), builds the partner registry on its PartnersTableName output and
+calls one method. An API key is printed once, by `add` and `rotate-key`; only its hash is kept.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from filegate import stackref
+from filegate.cli.render import OutputFormat, console, console_err, print_json, rows_table
+from filegate.uploads.partners import Partner, PartnerRegistry
+
+app = typer.Typer(help="Partners: who may upload, where, and with which key.", no_args_is_help=True)
+
+PARTNERS_OUTPUT = "PartnersTableName"
+API_URL_OUTPUT = "UploadApiUrl"
+KEY_WARNING = (
+    "[yellow]warning:[/yellow] this API key is shown once and is not stored (only its hash is):"
+    " hand it to the partner now"
+)
+
+OutputOption = Annotated[OutputFormat, typer.Option("--output", help="table or json")]
+ProfileOption = Annotated[
+    str | None, typer.Option("--profile", help="AWS profile (targets real AWS)")
+]
+RegionOption = Annotated[str | None, typer.Option("--region", help="AWS region")]
+EndpointOption = Annotated[
+    str | None, typer.Option("--endpoint-url", help="Another emulator's endpoint")
+]
+StackOption = Annotated[str | None, typer.Option("--stack", help="Stack name")]
+TargetOption = Annotated[str, typer.Option("--target", help="local (default) or aws")]
+PartnerIdArgument = Annotated[str, typer.Argument(help="The partner's id (see `partner list`)")]
+
+
+def _stack(
+    profile: str | None,
+    region: str | None,
+    endpoint_url: str | None,
+    stack: str | None,
+    target: str,
+) -> stackref.StackRef:
+    return stackref.resolve(profile, region, endpoint_url, stack, target)
+
+
+def _registry(ref: stackref.StackRef) -> PartnerRegistry:
+    return PartnerRegistry(ref.output(PARTNERS_OUTPUT), ref.client("dynamodb"))
+
+
+@app.command("add")
+def add(
+    name: Annotated[str, typer.Argument(help="The partner's name")],
+    max_size: Annotated[
+        int | None, typer.Option("--max-size", min=1, help="Largest upload, in bytes")
+    ] = None,
+    allow_type: Annotated[
+        list[str] | None,
+        typer.Option("--allow-type", help="A content type it may send (image/* works); repeat"),
+    ] = None,
+    output: OutputOption = OutputFormat.table,
+    profile: ProfileOption = None,
+    region: RegionOption = None,
+    endpoint_url: EndpointOption = None,
+    stack: StackOption = None,
+    target: TargetOption = "local",
+) -> None:
+    """Create a partner and print its API key (once)."""
+    ref = _stack(profile, region, endpoint_url, stack, target)
+    partner, api_key = _registry(ref).add(name, max_size, allow_type or ())
+    document = {**partner.as_dict(), "api_key": api_key}
+    if API_URL_OUTPUT in ref.outputs:
+        document["api_url"] = ref.outputs[API_URL_OUTPUT]
+    _show_key(document, output, f"partner {partner.partner_id}")
+
+
+@app.command("list")
+def list_partners(
+    output: OutputOption = OutputFormat.table,
+    profile: ProfileOption = None,
+    region: RegionOption = None,
+    endpoint_url: EndpointOption = None,
+    stack: StackOption = None,
+    target: TargetOption = "local",
+) -> None:
+    """Show every partner (never a key)."""
+    partners = _registry(_stack(profile, region, endpoint_url, stack, target)).list()
+    if output is OutputFormat.json:
+        print_json([p.as_dict() for p in partners])
+        return
+    columns = ("partner_id", "name", "status", "prefix", "max_size", "allowed_types", "created_at")
+    console.print(rows_table("partners", columns, [_row(p) for p in partners]))
+
+
+@app.command("disable")
+def disable(
+    partner_id: PartnerIdArgument,
+    output: OutputOption = OutputFormat.table,
+    profile: ProfileOption = None,
+    region: RegionOption = None,
+    endpoint_url: EndpointOption = None,
+    stack: StackOption = None,
+    target: TargetOption = "local",
+) -> None:
+    """Refuse the partner's key from the next request on."""
+    partner = _registry(_stack(profile, region, endpoint_url, stack, target)).disable(partner_id)
+    if output is OutputFormat.json:
+        print_json(partner.as_dict())
+    else:
+        console.print(f"partner {partner.partner_id} is {partner.status}")
+
+
+@app.command("rotate-key")
+def rotate_key(
+    partner_id: PartnerIdArgument,
+    output: OutputOption = OutputFormat.table,
+    profile: ProfileOption = None,
+    region: RegionOption = None,
+    endpoint_url: EndpointOption = None,
+    stack: StackOption = None,
+    target: TargetOption = "local",
+) -> None:
+    """Replace the partner's key; the old one stops working at once."""
+    registry = _registry(_stack(profile, region, endpoint_url, stack, target))
+    api_key = registry.rotate_key(partner_id)
+    _show_key({"partner_id": partner_id, "api_key": api_key}, output, f"partner {partner_id}")
+
+
+def _show_key(document: dict[str, Any], output: OutputFormat, title: str) -> None:
+    if output is OutputFormat.json:
+        print_json(document)
+    else:
+        rows = [(k, _cell(v)) for k, v in document.items()]
+        console.print(rows_table(title, ("field", "value"), rows))
+    console_err.print(KEY_WARNING)
+
+
+def _row(partner: Partner) -> tuple[Any, ...]:
+    values = partner.as_dict()
+    return tuple(
+        _cell(values[c])
+        for c in (
+            "partner_id",
+            "name",
+            "status",
+            "prefix",
+            "max_size",
+            "allowed_types",
+            "created_at",
+        )
+    )
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, list):
+        return ", ".join(value) or "any"
+    return str(value)

@@ -1,0 +1,139 @@
+"""`filegate upload FILE...`: partner uploads through the upload API, with progress bars."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from filegate.cli.render import OutputFormat, console, console_err, print_json, rows_table
+from filegate.errors import ConfigError
+from filegate.local.stack import read_state
+from filegate.settings import LocalSettings
+from filegate.uploads.client import UploadClient, UploadResult
+
+ENV_API_KEY = "FILEGATE_API_KEY"
+ENV_API_URL = "FILEGATE_API_URL"
+
+
+class _Bars:
+    """A progress subscriber feeding one file's bar and the overall bar."""
+
+    def __init__(self, progress: Progress, task: TaskID, overall: TaskID) -> None:
+        self._progress, self._task, self._overall = progress, task, overall
+
+    def on_progress(self, bytes_transferred: int) -> None:
+        self._progress.advance(self._task, bytes_transferred)
+        self._progress.advance(self._overall, bytes_transferred)
+
+
+def _api_url(explicit: str | None) -> str:
+    url = explicit or os.environ.get(ENV_API_URL)
+    if url:
+        return url
+    state = read_state(LocalSettings.resolve())
+    if state is not None and state.env().get("upload_api_url"):
+        return str(state.env()["upload_api_url"])
+    raise ConfigError(
+        "no upload API to talk to: pass --api URL (or set FILEGATE_API_URL), or start the"
+        " local stack with `filegate local up --detach`"
+    )
+
+
+def upload(
+    files: Annotated[list[Path], typer.Argument(help="Files to upload")],
+    api: Annotated[
+        str | None,
+        typer.Option(
+            "--api", help="Upload API URL [default: the local stack's, or $FILEGATE_API_URL]"
+        ),
+    ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option("--api-key", envvar=ENV_API_KEY, help="Partner API key [$FILEGATE_API_KEY]"),
+    ] = None,
+    content_type: Annotated[
+        str | None, typer.Option("--content-type", help="Content type [default: guessed]")
+    ] = None,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait", help="Wait for the ledger's verdict; exit 1 unless every file is ACCEPTED"
+        ),
+    ] = False,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", min=1, max=64, help="Parallel parts per file")
+    ] = 4,
+    output: Annotated[OutputFormat, typer.Option("--output", help="table or json")] = (
+        OutputFormat.table
+    ),
+) -> None:
+    """Upload files: hash, declare, upload (multipart when large), and report the verdict."""
+    from filegate.uploads.client import TransferConfig
+
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        raise ConfigError(f"not a readable file: {', '.join(missing)}")
+    client = UploadClient(_api_url(api), api_key or "", TransferConfig(max_concurrency=concurrency))
+    results = _upload_all(client, files, content_type)
+    if wait:
+        with console_err.status("waiting for the ledger's verdict"):
+            results = [client.wait(result) for result in results]
+    _render(results, output)
+    if wait and not all(result.accepted for result in results):
+        raise typer.Exit(1)
+
+
+def _upload_all(
+    client: UploadClient, files: list[Path], content_type: str | None
+) -> list[UploadResult]:
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
+    total = sum(f.stat().st_size for f in files)
+    results = []
+    with Progress(*columns, console=console_err, transient=False) as progress:
+        overall = progress.add_task("all files", total=total)
+        for path in files:
+            task = progress.add_task(path.name, total=path.stat().st_size)
+            results.append(client.upload(path, content_type, _Bars(progress, task, overall)))
+    return results
+
+
+def _render(results: list[UploadResult], output: OutputFormat) -> None:
+    if output is OutputFormat.json:
+        print_json(
+            [
+                {
+                    "file": str(r.path),
+                    "upload_id": r.upload_id,
+                    "key": r.key,
+                    "size": r.size,
+                    "sha256": r.sha256,
+                    "method": r.method,
+                    "status": r.status,
+                    "reason": r.reason,
+                }
+                for r in results
+            ]
+        )
+        return
+    rows = [(r.path.name, r.upload_id, r.size, r.method, r.status, r.reason or "") for r in results]
+    console.print(
+        rows_table("uploads", ("file", "upload id", "size", "method", "status", "reason"), rows)
+    )

@@ -1,0 +1,131 @@
+"""The upload API Lambda entry point (Function URL, payload format 2.0): HTTP in, JSON out.
+
+Routes map onto ``UploadService``; every known failure is a ``RequestError`` and becomes
+``{"error": {"code", "message", "field"?}}`` with its status. Anything unexpected is logged and
+answered with a generic 500: bad input never reaches that handler. The collaborators are
+built once per container, on the first request, so importing this module stays cheap.
+Never logged: the event (it carries the x-api-key header), API keys, presigned URLs.
+"""
+
+from __future__ import annotations
+
+import functools
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import LambdaFunctionUrlResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
+
+from filegate.errors import RequestError
+from filegate.ledger import Ledger
+from filegate.settings import UploadApiSettings
+from filegate.storage import UploadSigner
+from filegate.uploads.partners import Partner, PartnerRegistry
+from filegate.uploads.service import RawBody, UploadPolicy, UploadService
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+API_KEY_HEADER = "x-api-key"
+
+logger = Logger()
+copy_config_to_registered_loggers(source_logger=logger, include={"filegate"})
+app = LambdaFunctionUrlResolver()
+
+
+@functools.cache
+def build_service() -> UploadService:
+    """The collaborators, once per container (clear the cache to rebuild them)."""
+    import boto3  # deferred: importing boto3 is most of a cold start
+
+    settings = UploadApiSettings.from_env()
+    policy = UploadPolicy(
+        settings.bucket, settings.multipart_threshold, settings.presign_expiry_seconds
+    )
+    return UploadService(
+        PartnerRegistry(settings.partners_table, boto3.client("dynamodb")),
+        Ledger(settings.table_name, boto3.client("dynamodb")),
+        UploadSigner(boto3.client("s3"), settings.presign_expiry_seconds),
+        policy,
+    )
+
+
+@app.post("/uploads")
+def create_upload() -> Response[Any]:
+    service, partner = _caller()
+    plan = service.create(partner, _body())
+    return _json(HTTPStatus.CREATED, plan, {"Location": f"/uploads/{plan['upload_id']}"})
+
+
+@app.get("/uploads/<upload_id>")
+def get_upload(upload_id: str) -> Response[Any]:
+    service, partner = _caller()
+    return _json(HTTPStatus.OK, service.status(partner, upload_id))
+
+
+@app.post("/uploads/<upload_id>/complete")
+def complete_upload(upload_id: str) -> Response[Any]:
+    service, partner = _caller()
+    return _json(HTTPStatus.OK, service.complete(partner, upload_id, _body()))
+
+
+@app.post("/uploads/<upload_id>/abort")
+def abort_upload(upload_id: str) -> Response[Any]:
+    service, partner = _caller()
+    return _json(HTTPStatus.OK, service.abort(partner, upload_id))
+
+
+def _request_error(exc: RequestError) -> Response[Any]:
+    logger.info("request refused", extra={"status": exc.status, "code": exc.code})
+    return _error(exc.status, exc.code, exc.message, exc.field)
+
+
+@app.not_found
+def _no_route(_: NotFoundError) -> Response[Any]:
+    event = app.current_event
+    message = f"no route {event.http_method} {event.path}: see docs/openapi.yaml"
+    return _error(HTTPStatus.NOT_FOUND, "not_found", message)
+
+
+def _unexpected(exc: Exception) -> Response[Any]:
+    logger.exception("unexpected error")
+    message = "the upload API failed; try again later or report the request id"
+    return _error(HTTPStatus.INTERNAL_SERVER_ERROR, "internal_error", message)
+
+
+# Registered by call: Powertools' exception_handler decorator is untyped.
+app.exception_handler(RequestError)(_request_error)
+app.exception_handler(Exception)(_unexpected)
+
+
+@logger.inject_lambda_context(clear_state=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    response: dict[str, Any] = app.resolve(event, context)
+    return response
+
+
+def _caller() -> tuple[UploadService, Partner]:
+    service = build_service()
+    partner = service.authenticate(app.current_event.headers.get(API_KEY_HEADER))
+    logger.append_keys(partner_id=partner.partner_id)
+    return service, partner
+
+
+def _body() -> RawBody:
+    event = app.current_event
+    return event.body, bool(event.is_base64_encoded)
+
+
+def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response[Any]:
+    return Response(
+        status_code=status, content_type=content_types.APPLICATION_JSON, body=body, headers=headers
+    )
+
+
+def _error(status: int, code: str, message: str, field: str | None = None) -> Response[Any]:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if field:
+        error["field"] = field
+    return _json(status, {"error": error})

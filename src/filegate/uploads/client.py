@@ -1,0 +1,328 @@
+"""The partner-side upload client: hash, declare, upload, and read the ledger's verdict.
+
+For each file: SHA-256 while streaming it once, ``POST /uploads`` to declare it, then either
+one presigned PUT or the multipart plan's parts in parallel (each part streamed from its offset
+in the file, so memory stays constant whatever the size), ``complete``, and with ``wait`` the
+ledger's verdict. Failed requests and parts are retried with exponential backoff and jitter; a
+multipart upload that fails for good is aborted. Progress reaches a subscriber as s3transfer's
+does: ``on_progress(bytes_transferred)`` (negative when a retried part starts over).
+This module runs on partners' machines: it never imports the AWS SDK.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import mimetypes
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, Protocol
+from urllib.parse import urljoin
+
+import urllib3
+
+from filegate.errors import ConfigError, UploadClientError
+
+MiB = 1024 * 1024
+FINAL_STATUSES = frozenset({"ACCEPTED", "REJECTED", "EXPIRED", "ABORTED"})
+_RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class TransferConfig:
+    """How the client transfers: parallel parts, attempts, backoff, buffer size."""
+
+    max_concurrency: int = 4
+    max_attempts: int = 5
+    backoff_base_seconds: float = 0.5
+    backoff_max_seconds: float = 8.0
+    chunk_bytes: int = MiB
+    timeout_seconds: float = 120.0
+
+    def __post_init__(self) -> None:
+        checks = {
+            "max_concurrency": 1 <= self.max_concurrency <= 64,
+            "max_attempts": 1 <= self.max_attempts <= 20,
+            "backoff_base_seconds": self.backoff_base_seconds >= 0,
+            "chunk_bytes": 64 * 1024 <= self.chunk_bytes <= 64 * MiB,
+            "timeout_seconds": self.timeout_seconds > 0,
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise ConfigError(f"transfer setting {name}={getattr(self, name)} is out of range")
+
+
+class ProgressSubscriber(Protocol):
+    def on_progress(self, bytes_transferred: int) -> None: ...
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    """What happened to one file: its declaration, and the ledger's status when known."""
+
+    path: Path
+    upload_id: str
+    key: str
+    size: int
+    sha256: str
+    method: str
+    status: str
+    reason: str | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.status == "ACCEPTED"
+
+
+@dataclass
+class _Counter:
+    """Bytes sent, for progress, thread-safe."""
+
+    subscriber: ProgressSubscriber | None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, count: int) -> None:
+        if self.subscriber is not None and count:
+            with self.lock:
+                self.subscriber.on_progress(count)
+
+
+class _FileSlice:
+    """A read-only window [offset, offset + size) of a file, streamed in chunks."""
+
+    def __init__(self, path: Path, offset: int, size: int, on_read: Callable[[int], None]) -> None:
+        self._file: BinaryIO = path.open("rb")
+        self._file.seek(offset)
+        self._left = size
+        self._on_read = on_read
+
+    def read(self, amount: int = -1) -> bytes:
+        wanted = self._left if amount is None or amount < 0 else min(amount, self._left)
+        data = self._file.read(wanted) if wanted else b""
+        self._left -= len(data)
+        self._on_read(len(data))
+        return data
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def file_sha256(path: Path, chunk_bytes: int = MiB) -> str:
+    """The file's SHA-256 in hex, read once in chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(chunk_bytes), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def guess_content_type(path: Path) -> str:
+    return mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+
+
+class UploadClient:
+    """Uploads files through the upload API; see the module docstring."""
+
+    def __init__(
+        self,
+        api_url: str,
+        api_key: str,
+        config: TransferConfig | None = None,
+        http: urllib3.PoolManager | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if not api_key:
+            raise ConfigError("an API key is needed: pass --api-key or set FILEGATE_API_KEY")
+        self._api = api_url if api_url.endswith("/") else api_url + "/"
+        self._key = api_key
+        self._config = config or TransferConfig()
+        self._http = http or urllib3.PoolManager(
+            maxsize=self._config.max_concurrency + 2, retries=False
+        )
+        self._sleep = sleep
+
+    def upload(
+        self,
+        path: Path,
+        content_type: str | None = None,
+        subscriber: ProgressSubscriber | None = None,
+    ) -> UploadResult:
+        """Declare and upload one file; the result's status is PENDING until the ledger speaks."""
+        size, sha256 = self._inspect(path)
+        declaration = {
+            "filename": path.name,
+            "size": size,
+            "sha256": sha256,
+            "content_type": content_type or guess_content_type(path),
+        }
+        plan = self._api_call("POST", "uploads", declaration)
+        counter = _Counter(subscriber)
+        if plan["method"] == "MULTIPART":
+            self._multipart(path, plan, counter)
+        else:
+            self._put(path, plan["url"], plan["headers"], 0, size, counter)
+        return UploadResult(
+            path=path,
+            upload_id=plan["upload_id"],
+            key=plan["key"],
+            size=size,
+            sha256=sha256,
+            method=plan["method"],
+            status=plan.get("status", "PENDING"),
+        )
+
+    def status(self, upload_id: str) -> dict[str, Any]:
+        answer: dict[str, Any] = self._api_call("GET", f"uploads/{upload_id}")
+        return answer
+
+    def wait(
+        self, result: UploadResult, timeout: float = 60.0, interval: float = 0.5
+    ) -> UploadResult:
+        """Poll the ledger until the upload has a final status, or the timeout passes."""
+        deadline = time.monotonic() + timeout
+        while True:
+            view = self.status(result.upload_id)
+            if view["status"] in FINAL_STATUSES or time.monotonic() >= deadline:
+                return UploadResult(
+                    **{**result.__dict__, "status": view["status"], "reason": view.get("reason")}
+                )
+            self._sleep(interval)
+
+    def _inspect(self, path: Path) -> tuple[int, str]:
+        if not path.is_file():
+            raise UploadClientError(f"{path} is not a readable file")
+        return path.stat().st_size, file_sha256(path, self._config.chunk_bytes)
+
+    def _multipart(self, path: Path, plan: dict[str, Any], counter: _Counter) -> None:
+        try:
+            with ThreadPoolExecutor(max_workers=self._config.max_concurrency) as pool:
+                etags = list(pool.map(lambda part: self._part(path, part, counter), plan["parts"]))
+            parts = [
+                {"part_number": p["part_number"], "etag": e}
+                for p, e in zip(plan["parts"], etags, strict=True)
+            ]
+            self._api_call("POST", plan["complete"]["path"].lstrip("/"), {"parts": parts})
+        except BaseException:
+            self._abort(plan)
+            raise
+
+    def _part(self, path: Path, part: dict[str, Any], counter: _Counter) -> str:
+        return self._put(path, part["url"], part["headers"], part["offset"], part["size"], counter)
+
+    def _abort(self, plan: dict[str, Any]) -> None:
+        # If even the abort fails, the bucket's lifecycle rule removes the parts after 7 days.
+        with contextlib.suppress(UploadClientError):
+            self._api_call("POST", plan["abort"]["path"].lstrip("/"), {})
+
+    def _put(
+        self,
+        path: Path,
+        url: str,
+        headers: dict[str, str],
+        offset: int,
+        size: int,
+        counter: _Counter,
+    ) -> str:
+        """PUT [offset, offset + size) of the file to a presigned URL; return the ETag."""
+        for attempt in self._attempts(f"upload of {path.name}"):
+            sent = 0
+
+            def on_read(count: int) -> None:
+                nonlocal sent
+                sent += count
+                counter.add(count)
+
+            body = _FileSlice(path, offset, size, on_read)
+            try:
+                response = self._http.request(
+                    "PUT",
+                    url,
+                    body=body,
+                    headers={**headers, "content-length": str(size)},
+                    timeout=self._config.timeout_seconds,
+                    preload_content=True,
+                )
+            except urllib3.exceptions.HTTPError as exc:
+                attempt.failed(str(exc))
+                counter.add(-sent)
+                continue
+            finally:
+                body.close()
+            if response.status in _RETRYABLE_STATUSES:
+                attempt.failed(f"HTTP {response.status}")
+                counter.add(-sent)
+                continue
+            if response.status >= 400:
+                raise UploadClientError(
+                    f"S3 refused the upload of {path.name}: HTTP {response.status}"
+                    f" {response.data[:300].decode('utf-8', 'replace')}"
+                )
+            return str(response.headers.get("ETag", "")).strip('"')
+        raise AssertionError("unreachable: _attempts raises when they run out")
+
+    def _api_call(self, method: str, path: str, document: Any = None) -> Any:
+        body = None if document is None else json.dumps(document).encode()
+        headers = {"x-api-key": self._key, "content-type": "application/json"}
+        for attempt in self._attempts(f"{method} /{path}"):
+            try:
+                response = self._http.request(
+                    method,
+                    urljoin(self._api, path),
+                    body=body,
+                    headers=headers,
+                    timeout=self._config.timeout_seconds,
+                )
+            except urllib3.exceptions.HTTPError as exc:
+                attempt.failed(str(exc))
+                continue
+            if response.status in _RETRYABLE_STATUSES:
+                attempt.failed(f"HTTP {response.status}")
+                continue
+            return _answer(method, path, response)
+        raise AssertionError("unreachable: _attempts raises when they run out")
+
+    def _attempts(self, what: str) -> Iterator[_Attempt]:
+        """Yield one attempt after another, sleeping with backoff between failed ones."""
+        attempt = _Attempt()
+        for number in range(self._config.max_attempts):
+            if number:
+                ceiling = min(
+                    self._config.backoff_max_seconds,
+                    self._config.backoff_base_seconds * 2 ** (number - 1),
+                )
+                self._sleep(random.uniform(ceiling / 2, ceiling))  # noqa: S311 - jitter, not crypto
+            attempt.failure = None
+            yield attempt
+            if attempt.failure is None:
+                return
+        raise UploadClientError(
+            f"{what} failed {self._config.max_attempts} times; last error: {attempt.failure}"
+        )
+
+
+@dataclass
+class _Attempt:
+    failure: str | None = None
+
+    def failed(self, reason: str) -> None:
+        self.failure = reason
+
+
+def _answer(method: str, path: str, response: Any) -> Any:
+    try:
+        document = json.loads(response.data or b"null")
+    except ValueError:
+        document = None
+    if response.status >= 400:
+        error = (document or {}).get("error", {}) if isinstance(document, dict) else {}
+        message = error.get("message") or response.data[:300].decode("utf-8", "replace")
+        raise UploadClientError(
+            f"{method} /{path} answered {response.status}: {message}", status=response.status
+        )
+    return document

@@ -1,0 +1,293 @@
+"""The partners table: who may upload, under which prefix, with which limits, and their keys.
+
+This module owns every DynamoDB read and write of the partners table, and API keys. A key is
+``fg_<partner_id>_<secret>`` (a 32-byte urlsafe secret); only a random salt and the scrypt hash
+of the secret are stored, so the key is shown once, when it is made. Disabling or rotating
+takes effect on the next request: ``authenticate`` reads the item strongly consistent each time.
+botocore errors become ``PartnerError`` here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from filegate.errors import (
+    AuthenticationError,
+    PartnerDisabledError,
+    PartnerError,
+    PartnerNotFoundError,
+)
+from filegate.events import iso_utc
+from filegate.uploads.requests import is_type_pattern
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+Clock = Callable[[], datetime]
+
+KEY_PREFIX = "fg"
+ACTIVE = "ACTIVE"
+DISABLED = "DISABLED"
+MAX_NAME_LENGTH = 100
+MAX_KEY_LENGTH = 128  # a real key is about 90 characters; longer ones are not hashed at all
+_SLUG_LENGTH = 32
+_SUFFIX_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
+_SUFFIX_LENGTH = 6
+_SECRET_BYTES = 32
+_SALT_BYTES = 16
+_SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
+_PARTNER_ID = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+_CONDITION_CHECK_FAILED = "ConditionalCheckFailedException"
+# Hashed when the key names no partner, so an unknown id costs as long as a wrong secret.
+_DUMMY_SALT = bytes(_SALT_BYTES)
+
+
+@dataclass(frozen=True)
+class Partner:
+    """One partner as stored, without its key material."""
+
+    partner_id: str
+    name: str
+    prefix: str
+    status: str
+    created_at: str
+    updated_at: str
+    max_size: int | None = None
+    allowed_types: tuple[str, ...] = ()
+
+    @property
+    def enabled(self) -> bool:
+        return self.status == ACTIVE
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "partner_id": self.partner_id,
+            "name": self.name,
+            "prefix": self.prefix,
+            "status": self.status,
+            "max_size": self.max_size,
+            "allowed_types": list(self.allowed_types),
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+
+
+class PartnerRegistry:
+    """The partners table, through an injected low-level DynamoDB client and clock."""
+
+    def __init__(
+        self, table_name: str, dynamodb_client: DynamoDBClient, clock: Clock | None = None
+    ) -> None:
+        self.table_name = table_name
+        self._ddb = dynamodb_client
+        self._clock = clock or (lambda: datetime.now(UTC))
+
+    def add(
+        self, name: str, max_size: int | None = None, allowed_types: Sequence[str] = ()
+    ) -> tuple[Partner, str]:
+        """A new, active partner and its API key (the only time the key is available)."""
+        _check_partner(name, max_size, allowed_types)
+        now = iso_utc(self._clock())
+        partner_id = new_partner_id(name)
+        partner = Partner(
+            partner_id=partner_id,
+            name=name,
+            prefix=f"{partner_id}/",
+            status=ACTIVE,
+            created_at=now,
+            updated_at=now,
+            max_size=max_size,
+            allowed_types=tuple(allowed_types),
+        )
+        api_key, key_fields = _new_key(partner_id)
+        self._call(
+            "put_item",
+            partner_id,
+            Item={**_partner_attributes(partner), **key_fields},
+            ConditionExpression="attribute_not_exists(partner_id)",
+        )
+        return partner, api_key
+
+    def get(self, partner_id: str) -> Partner | None:
+        """One partner, read strongly consistent; ``None`` when there is none with that id."""
+        item = self._item(partner_id)
+        return _to_partner(item) if item else None
+
+    def list(self) -> list[Partner]:
+        """Every partner, sorted by id."""
+        return sorted((_to_partner(i) for i in self._scan()), key=lambda p: p.partner_id)
+
+    def disable(self, partner_id: str) -> Partner:
+        """Refuse the partner's key from the next request on."""
+        return self._update(partner_id, "SET #status = :status", {":status": {"S": DISABLED}})
+
+    def rotate_key(self, partner_id: str) -> str:
+        """A new API key for the partner; the old one stops working at once."""
+        api_key, fields = _new_key(partner_id)
+        update = "SET key_salt = :salt, key_hash = :hash, key_rotated_at = :now"
+        values = {":salt": fields["key_salt"], ":hash": fields["key_hash"]}
+        values[":now"] = {"S": iso_utc(self._clock())}
+        self._update(partner_id, update, values)
+        return api_key
+
+    def authenticate(self, api_key: str | None) -> Partner:
+        """The partner the key belongs to: 401 for a missing or wrong key, 403 when disabled."""
+        if not api_key:
+            raise AuthenticationError("the x-api-key header is missing: send your API key")
+        if len(api_key) > MAX_KEY_LENGTH:
+            raise AuthenticationError("the API key is not valid: check it or ask for a new one")
+        partner_id, secret = _split_key(api_key)
+        item = self._item(partner_id) if partner_id else None
+        matches = _key_matches(item, secret)  # hashes even without an item: same timing
+        if item is None or not matches:
+            raise AuthenticationError("the API key is not valid: check it or ask for a new one")
+        partner = _to_partner(item)
+        if not partner.enabled:
+            raise PartnerDisabledError(f"partner {partner.partner_id} is disabled")
+        return partner
+
+    def _item(self, partner_id: str) -> dict[str, Any] | None:
+        response = self._call(
+            "get_item", partner_id, Key={"partner_id": {"S": partner_id}}, ConsistentRead=True
+        )
+        item = response.get("Item")
+        return dict(item) if item else None
+
+    def _scan(self) -> Iterator[Mapping[str, Any]]:
+        request: dict[str, Any] = {"TableName": self.table_name, "ConsistentRead": True}
+        while True:
+            try:
+                page = self._ddb.scan(**request)
+            except (ClientError, BotoCoreError) as exc:
+                raise self._failure("scan", "*", exc) from exc
+            yield from page.get("Items", [])
+            if "LastEvaluatedKey" not in page:
+                return
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def _update(self, partner_id: str, update: str, values: dict[str, Any]) -> Partner:
+        request: dict[str, Any] = {
+            "Key": {"partner_id": {"S": partner_id}},
+            "UpdateExpression": f"{update}, updated_at = :updated_at",
+            "ConditionExpression": "attribute_exists(partner_id)",
+            "ExpressionAttributeValues": {**values, ":updated_at": {"S": iso_utc(self._clock())}},
+            "ReturnValues": "ALL_NEW",
+        }
+        if "#status" in update:  # "status" is a DynamoDB reserved word
+            request["ExpressionAttributeNames"] = {"#status": "status"}
+        return _to_partner(self._call("update_item", partner_id, **request)["Attributes"])
+
+    def _call(self, operation: str, partner_id: str, **request: Any) -> Any:
+        """One DynamoDB call on the table; an update of a missing partner is PartnerNotFound."""
+        try:
+            return getattr(self._ddb, operation)(TableName=self.table_name, **request)
+        except ClientError as exc:
+            if _error_code(exc) == _CONDITION_CHECK_FAILED and operation == "update_item":
+                raise PartnerNotFoundError(
+                    f"no partner {partner_id!r} in table {self.table_name}: "
+                    "`filegate partner list` shows the partners"
+                ) from exc
+            raise self._failure(operation, partner_id, exc) from exc
+        except BotoCoreError as exc:
+            raise self._failure(operation, partner_id, exc) from exc
+
+    def _failure(self, operation: str, partner_id: str, exc: Exception) -> PartnerError:
+        action = "".join(word.capitalize() for word in operation.split("_"))
+        return PartnerError(
+            f"{action} on partners table {self.table_name} for partner {partner_id!r} failed "
+            f"({_error_code(exc)}): check that the table exists and that the caller may use it"
+        )
+
+
+def new_partner_id(name: str) -> str:
+    """A slug of the name and a short random suffix, e.g. ``acme-corp-x7k2qa``."""
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower())[:_SLUG_LENGTH].strip("-") or "partner"
+    suffix = "".join(secrets.choice(_SUFFIX_ALPHABET) for _ in range(_SUFFIX_LENGTH))
+    return f"{slug}-{suffix}"
+
+
+def hash_secret(secret: str, salt: bytes) -> bytes:
+    """scrypt (n=2**14, r=8, p=1) of the key's secret part."""
+    return hashlib.scrypt(secret.encode("utf-8"), salt=salt, **_SCRYPT)
+
+
+def _check_partner(name: str, max_size: int | None, allowed_types: Sequence[str]) -> None:
+    if not name.strip() or len(name) > MAX_NAME_LENGTH:
+        raise PartnerError(f"the partner name must be 1 to {MAX_NAME_LENGTH} characters")
+    if max_size is not None and max_size < 1:
+        raise PartnerError(f"--max-size must be at least 1 byte, not {max_size}")
+    bad = [t for t in allowed_types if not is_type_pattern(t)]
+    if bad:
+        raise PartnerError(
+            f"not a media type: {', '.join(map(repr, bad))}; use type/subtype or type/*"
+        )
+
+
+def _new_key(partner_id: str) -> tuple[str, dict[str, Any]]:
+    secret = secrets.token_urlsafe(_SECRET_BYTES)
+    salt = secrets.token_bytes(_SALT_BYTES)
+    fields = {"key_salt": {"B": salt}, "key_hash": {"B": hash_secret(secret, salt)}}
+    return f"{KEY_PREFIX}_{partner_id}_{secret}", fields
+
+
+def _split_key(api_key: str) -> tuple[str | None, str]:
+    """(partner_id, secret); the id is None when the key does not have our shape."""
+    head, _, rest = api_key.partition("_")
+    partner_id, _, secret = rest.partition("_")
+    if head != KEY_PREFIX or not secret or not _PARTNER_ID.fullmatch(partner_id):
+        return None, secret or api_key
+    return partner_id, secret
+
+
+def _key_matches(item: Mapping[str, Any] | None, secret: str) -> bool:
+    salt = item["key_salt"]["B"] if item else _DUMMY_SALT
+    expected = item["key_hash"]["B"] if item else b""
+    try:
+        actual = hash_secret(secret, bytes(salt))
+    except (UnicodeEncodeError, ValueError):
+        return False
+    return bool(item) and hmac.compare_digest(actual, bytes(expected))
+
+
+def _partner_attributes(partner: Partner) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "partner_id": {"S": partner.partner_id},
+        "name": {"S": partner.name},
+        "prefix": {"S": partner.prefix},
+        "status": {"S": partner.status},
+        "created_at": {"S": partner.created_at},
+        "updated_at": {"S": partner.updated_at},
+        "allowed_types": {"L": [{"S": t} for t in partner.allowed_types]},
+    }
+    if partner.max_size is not None:
+        item["max_size"] = {"N": str(partner.max_size)}
+    return item
+
+
+def _to_partner(item: Mapping[str, Any]) -> Partner:
+    max_size = item.get("max_size", {}).get("N")
+    return Partner(
+        partner_id=item["partner_id"]["S"],
+        name=item.get("name", {}).get("S", ""),
+        prefix=item.get("prefix", {}).get("S", ""),
+        status=item.get("status", {}).get("S", DISABLED),
+        created_at=item.get("created_at", {}).get("S", ""),
+        updated_at=item.get("updated_at", {}).get("S", ""),
+        max_size=int(max_size) if max_size is not None else None,
+        allowed_types=tuple(t["S"] for t in item.get("allowed_types", {}).get("L", [])),
+    )
+
+
+def _error_code(exc: Exception) -> str:
+    if not isinstance(exc, ClientError):
+        return type(exc).__name__
+    return str(exc.response.get("Error", {}).get("Code", "Unknown"))

@@ -1,0 +1,204 @@
+"""What a partner may send to the upload API, parsed and validated.
+
+This module owns the request bodies' rules: it turns the JSON of ``POST /uploads`` into a
+frozen ``UploadRequest`` and the JSON of ``POST /uploads/{id}/complete`` into the parts list,
+and it checks a request against a partner's limits. Every failure is a ``RequestError`` that
+names the field at fault; nothing else escapes, whatever the input. Standard library only.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import unicodedata
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from filegate.errors import (
+    InvalidRequestError,
+    UnsupportedTypeError,
+    UploadTooLargeError,
+)
+
+MAX_FILENAME_BYTES = 255
+MAX_CONTENT_TYPE_LENGTH = 255
+MAX_OBJECT_SIZE = 5 * 1024**4  # S3's limit for one object (5 TiB)
+MAX_PARTS = 10_000
+_TCHARS = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"  # RFC 9110 token
+_MEDIA_TYPE = re.compile(rf"({_TCHARS})/({_TCHARS})")  # "*" is a token character too
+_SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
+# C0/C1 controls and DEL (Cc), and lone surrogates (Cs), which UTF-8 cannot even encode.
+_FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cs"})
+_ETAG_MAX = 1024
+
+
+@dataclass(frozen=True)
+class UploadRequest:
+    """A validated upload declaration. ``sha256`` is lowercase hex, ``content_type`` lowercase."""
+
+    filename: str
+    size: int
+    sha256: str
+    content_type: str
+
+    @property
+    def sha256_base64(self) -> str:
+        """The digest as S3's ``x-amz-checksum-sha256`` header carries it."""
+        return base64.b64encode(bytes.fromhex(self.sha256)).decode("ascii")
+
+
+@dataclass(frozen=True)
+class CompletedPart:
+    """One part the client says it uploaded; ``etag`` as S3 returned it (quotes kept)."""
+
+    part_number: int
+    etag: str
+
+
+def load_json(body: str | bytes | None, is_base64: bool = False) -> Any:
+    """The request body as JSON; a missing, undecodable or malformed body is a 400."""
+    if body is None or body in ("", b""):
+        raise InvalidRequestError("the request body is empty: send a JSON object", "body")
+    try:
+        raw = base64.b64decode(body, validate=True) if is_base64 else body
+        return json.loads(raw)
+    except (ValueError, RecursionError, binascii.Error) as exc:
+        # ValueError covers JSONDecodeError, UnicodeDecodeError and over-long integers.
+        raise InvalidRequestError(f"the request body is not valid JSON: {exc}", "body") from exc
+
+
+def parse_upload_request(document: Any) -> UploadRequest:
+    """Validate a ``POST /uploads`` body; the error names the first field at fault."""
+    fields = _object(document)
+    return UploadRequest(
+        filename=_filename(_present(fields, "filename")),
+        size=_size(_present(fields, "size")),
+        sha256=_sha256(_present(fields, "sha256")),
+        content_type=_content_type(_present(fields, "content_type")),
+    )
+
+
+def parse_completed_parts(document: Any) -> tuple[CompletedPart, ...]:
+    """Validate a ``POST /uploads/{id}/complete`` body: parts in ascending part order."""
+    parts = _present(_object(document), "parts")
+    if not isinstance(parts, list) or not parts or len(parts) > MAX_PARTS:
+        raise InvalidRequestError(f"parts must be a list of 1 to {MAX_PARTS} parts", "parts")
+    completed = tuple(_completed_part(part, f"parts[{n}]") for n, part in enumerate(parts))
+    numbers = [part.part_number for part in completed]
+    if numbers != sorted(set(numbers)):
+        raise InvalidRequestError(
+            "parts must be listed once each, by ascending part_number", "parts"
+        )
+    return completed
+
+
+def check_limits(request: UploadRequest, max_size: int | None, allowed: Sequence[str]) -> None:
+    """413 when the size is above the partner's (or S3's) limit; 415 for a type not allowed."""
+    limit = min(max_size or MAX_OBJECT_SIZE, MAX_OBJECT_SIZE)
+    if request.size > limit:
+        raise UploadTooLargeError(
+            f"size {request.size} is above the limit of {limit} bytes for this partner", "size"
+        )
+    if allowed and not any(type_matches(request.content_type, p) for p in allowed):
+        raise UnsupportedTypeError(
+            f"content_type {request.content_type} is not allowed; allowed: {', '.join(allowed)}",
+            "content_type",
+        )
+
+
+def type_matches(content_type: str, pattern: str) -> bool:
+    """``image/png`` matches ``image/png``, ``image/*`` and ``*/*`` (case-insensitively)."""
+    kind, _, subtype = content_type.lower().partition("/")
+    want_kind, _, want_subtype = pattern.lower().partition("/")
+    return want_kind in ("*", kind) and want_subtype in ("*", subtype)
+
+
+def is_type_pattern(text: str) -> bool:
+    """A media type (``text/csv``) or a wildcard over one (``image/*``, ``*/*``)."""
+    match = _MEDIA_TYPE.fullmatch(text)
+    if len(text) > MAX_CONTENT_TYPE_LENGTH or not match:
+        return False
+    kind, subtype = match.groups()
+    return kind != "*" or subtype == "*"
+
+
+def _object(document: Any) -> Mapping[str, Any]:
+    if not isinstance(document, dict):
+        raise InvalidRequestError("the request body must be a JSON object", "body")
+    return document
+
+
+def _present(fields: Mapping[str, Any], name: str) -> Any:
+    if name not in fields or fields[name] is None:
+        raise InvalidRequestError(f"{name} is required", name)
+    return fields[name]
+
+
+def _filename(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise InvalidRequestError("filename must be a non-empty string", "filename")
+    problem = _filename_problem(value)
+    if problem:
+        raise InvalidRequestError(f"filename {problem}", "filename")
+    return value
+
+
+def _filename_problem(name: str) -> str | None:
+    if any(unicodedata.category(char) in _FORBIDDEN_CATEGORIES for char in name):
+        return "must not contain control characters"
+    if len(name.encode("utf-8")) > MAX_FILENAME_BYTES:
+        return f"must be at most {MAX_FILENAME_BYTES} bytes in UTF-8"
+    if "/" in name or "\\" in name or name in (".", ".."):
+        return "must be a plain file name: no '/', no '\\', not '.' or '..'"
+    if name != name.strip():
+        return "must not start or end with whitespace"
+    return None
+
+
+def _size(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidRequestError("size must be a whole number of bytes", "size")
+    if value < 1:
+        raise InvalidRequestError(f"size must be at least 1 byte, not {value}", "size")
+    return value
+
+
+def _sha256(value: Any) -> str:
+    if not isinstance(value, str) or not _SHA256_HEX.fullmatch(value):
+        raise InvalidRequestError("sha256 must be 64 hexadecimal characters", "sha256")
+    return value.lower()
+
+
+def _content_type(value: Any) -> str:
+    if not isinstance(value, str) or len(value) > MAX_CONTENT_TYPE_LENGTH:
+        raise InvalidRequestError(
+            f"content_type must be a string of at most {MAX_CONTENT_TYPE_LENGTH} characters",
+            "content_type",
+        )
+    match = _MEDIA_TYPE.fullmatch(value)
+    if not match or "*" in match.groups():
+        raise InvalidRequestError(
+            "content_type must be a media type type/subtype (no parameters, no wildcard)",
+            "content_type",
+        )
+    return value.lower()
+
+
+def _completed_part(value: Any, where: str) -> CompletedPart:
+    if not isinstance(value, dict):
+        raise InvalidRequestError(f"{where} must be an object", where)
+    number = value.get("part_number")
+    if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= MAX_PARTS:
+        raise InvalidRequestError(
+            f"{where}.part_number must be a whole number from 1 to {MAX_PARTS}",
+            f"{where}.part_number",
+        )
+    etag = value.get("etag")
+    if not isinstance(etag, str) or not etag.strip('"') or len(etag) > _ETAG_MAX:
+        raise InvalidRequestError(f"{where}.etag must be the ETag S3 returned", f"{where}.etag")
+    if not etag.isprintable() or not etag.isascii():
+        raise InvalidRequestError(f"{where}.etag must be printable ASCII", f"{where}.etag")
+    return CompletedPart(part_number=number, etag=etag)

@@ -1,0 +1,267 @@
+"""What the upload API does, apart from HTTP: declare, report, complete and abort uploads.
+
+``UploadService`` holds the rules between the partner registry, the ledger and the signer: an
+upload is declared in the ledger (PENDING) when its URLs are signed; a partner sees only its
+own uploads (anyone else's is "not found"); a PENDING upload past its expiry is turned EXPIRED
+when read. Object keys are ``<partner_id>/<upload_id>/<filename>``. The collaborators are
+injected; this module makes no AWS call of its own. Answers are plain JSON-ready dicts.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import re
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from filegate.errors import (
+    InvalidRequestError,
+    PartsRejectedError,
+    UploadConflictError,
+    UploadNotFoundError,
+)
+from filegate.events import iso_utc
+from filegate.ledger import Declaration, Ledger, UploadRecord, UploadStatus
+from filegate.storage import PresignedPart, PresignedRequest, UploadSigner
+from filegate.uploads.partners import Partner, PartnerRegistry
+from filegate.uploads.requests import (
+    UploadRequest,
+    check_limits,
+    load_json,
+    parse_completed_parts,
+    parse_upload_request,
+)
+
+logger = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+RawBody = tuple[str | bytes | None, bool]  # the request body as sent, and whether base64
+
+PUT = "PUT"
+MULTIPART = "MULTIPART"
+UPLOAD_ID_PATTERN = re.compile(r"up-[a-z2-7]{26}")
+
+
+def new_upload_id() -> str:
+    """``up-`` and 26 lowercase base32 characters (130 bits of randomness)."""
+    text = base64.b32encode(secrets.token_bytes(17)).decode("ascii").lower()
+    return f"up-{text[:26]}"
+
+
+@dataclass(frozen=True)
+class UploadPolicy:
+    """Where uploads go and how they are signed (from ``UploadApiSettings``)."""
+
+    bucket: str
+    multipart_threshold: int
+    expiry_seconds: int
+
+
+class UploadService:
+    """The upload API's rules over injected registry, ledger and signer."""
+
+    def __init__(
+        self,
+        registry: PartnerRegistry,
+        ledger: Ledger,
+        signer: UploadSigner,
+        policy: UploadPolicy,
+        clock: Clock | None = None,
+    ) -> None:
+        self._registry = registry
+        self._ledger = ledger
+        self._signer = signer
+        self._policy = policy
+        self._clock = clock or (lambda: datetime.now(UTC))
+
+    def authenticate(self, api_key: str | None) -> Partner:
+        """The calling partner (401 / 403 otherwise)."""
+        return self._registry.authenticate(api_key)
+
+    def create(self, partner: Partner, body: RawBody) -> dict[str, Any]:
+        """Validate, sign and declare one upload: the 201 body (a PUT or a MULTIPART plan)."""
+        request = parse_upload_request(load_json(*body))
+        check_limits(request, partner.max_size, partner.allowed_types)
+        upload_id = new_upload_id()
+        key = f"{partner.prefix}{upload_id}/{request.filename}"
+        expires_at = self._clock() + timedelta(seconds=self._policy.expiry_seconds)
+        if request.size > self._policy.multipart_threshold:
+            plan = self._multipart(partner, request, upload_id, key, expires_at)
+        else:
+            plan = self._single_put(partner, request, upload_id, key, expires_at)
+        logger.info(
+            "upload declared",
+            extra={"upload_id": upload_id, "partner_id": partner.partner_id, "size": request.size},
+        )
+        return plan
+
+    def status(self, partner: Partner, upload_id: str) -> dict[str, Any]:
+        """The upload's ledger status (EXPIRED once a PENDING upload is past its expiry)."""
+        return upload_view(self._current(partner, upload_id))
+
+    def complete(self, partner: Partner, upload_id: str, body: RawBody) -> dict[str, Any]:
+        """CompleteMultipartUpload for a pending multipart upload; its status afterwards."""
+        record = self._current(partner, upload_id)
+        multipart_id = _open_multipart(record)
+        parts = parse_completed_parts(load_json(*body))
+        try:
+            self._signer.complete_multipart(
+                record.bucket, record.key, multipart_id, [(p.part_number, p.etag) for p in parts]
+            )
+        except PartsRejectedError as exc:
+            if exc.s3_code == "NoSuchUpload":
+                raise UploadConflictError(f"upload {upload_id} is no longer open in S3") from exc
+            raise InvalidRequestError(str(exc), "parts") from exc
+        logger.info("multipart upload completed", extra={"upload_id": upload_id})
+        return upload_view(record)
+
+    def abort(self, partner: Partner, upload_id: str) -> dict[str, Any]:
+        """AbortMultipartUpload for a pending multipart upload, and ABORTED in the ledger."""
+        record = self._current(partner, upload_id)
+        self._signer.abort_multipart(record.bucket, record.key, _open_multipart(record))
+        aborted = self._ledger.abort(record.key, self._clock())
+        if aborted is None:
+            raise UploadConflictError(f"upload {upload_id} is no longer pending")
+        logger.info("multipart upload aborted", extra={"upload_id": upload_id})
+        return upload_view(aborted)
+
+    def _single_put(
+        self,
+        partner: Partner,
+        request: UploadRequest,
+        upload_id: str,
+        key: str,
+        expires_at: datetime,
+    ) -> dict[str, Any]:
+        bucket = self._policy.bucket
+        put = self._signer.presign_put(
+            bucket, key, request.size, request.sha256_base64, request.content_type
+        )
+        self._ledger.declare(_declaration(partner, request, upload_id, key, bucket, expires_at))
+        return {**_plan_head(upload_id, key, expires_at, PUT), **_request_view(put)}
+
+    def _multipart(
+        self,
+        partner: Partner,
+        request: UploadRequest,
+        upload_id: str,
+        key: str,
+        expires_at: datetime,
+    ) -> dict[str, Any]:
+        bucket = self._policy.bucket
+        multipart_id = self._signer.start_multipart(bucket, key, request.content_type)
+        declaration = _declaration(partner, request, upload_id, key, bucket, expires_at)
+        try:
+            self._ledger.declare(_as_multipart(declaration, multipart_id))
+            parts = self._signer.presign_parts(bucket, key, multipart_id, request.size)
+        except Exception:
+            # Cleanup as soon as the resource exists: no orphaned multipart upload.
+            self._signer.abort_multipart(bucket, key, multipart_id)
+            raise
+        return {
+            **_plan_head(upload_id, key, expires_at, MULTIPART),
+            **_parts_view(upload_id, parts),
+        }
+
+    def _current(self, partner: Partner, upload_id: str) -> UploadRecord:
+        record = self._own(partner, upload_id)
+        now = self._clock()
+        if record.overdue(now):
+            expired = self._ledger.expire(record.key, now)
+            # None: the item moved on (arrived, aborted) since it was read; read it again.
+            record = expired or self._own(partner, upload_id)
+        return record
+
+    def _own(self, partner: Partner, upload_id: str) -> UploadRecord:
+        record = None
+        if UPLOAD_ID_PATTERN.fullmatch(upload_id):
+            record = self._ledger.get_upload(upload_id)
+        if record is None or record.partner_id != partner.partner_id:
+            raise UploadNotFoundError(f"no upload {upload_id} for partner {partner.partner_id}")
+        return record
+
+
+def upload_view(record: UploadRecord) -> dict[str, Any]:
+    """``GET /uploads/{upload_id}``'s body."""
+    view: dict[str, Any] = {
+        "upload_id": record.upload_id,
+        "key": record.key,
+        "status": record.status,
+        "declared": {
+            "size": record.declared_size,
+            "sha256": record.declared_sha256,
+            "content_type": record.declared_content_type,
+            "method": record.method,
+        },
+        "expires_at": record.expires_at,
+        "updated_at": record.updated_at,
+    }
+    optional = {"reason": record.reason, "size": record.size, "content_type": record.content_type}
+    view.update({name: value for name, value in optional.items() if value is not None})
+    return view
+
+
+def _open_multipart(record: UploadRecord) -> str:
+    if record.method != MULTIPART or not record.multipart_upload_id:
+        raise UploadConflictError(f"upload {record.upload_id} is not a multipart upload")
+    if record.status != UploadStatus.PENDING:
+        raise UploadConflictError(f"upload {record.upload_id} is {record.status}, not PENDING")
+    return record.multipart_upload_id
+
+
+def _declaration(
+    partner: Partner,
+    request: UploadRequest,
+    upload_id: str,
+    key: str,
+    bucket: str,
+    expires_at: datetime,
+) -> Declaration:
+    return Declaration(
+        key=key,
+        bucket=bucket,
+        upload_id=upload_id,
+        partner_id=partner.partner_id,
+        size=request.size,
+        sha256=request.sha256,
+        content_type=request.content_type,
+        method=PUT,
+        expires_at=expires_at,
+    )
+
+
+def _as_multipart(declaration: Declaration, multipart_id: str) -> Declaration:
+    fields = {**declaration.__dict__, "method": MULTIPART, "multipart_upload_id": multipart_id}
+    return Declaration(**fields)
+
+
+def _plan_head(upload_id: str, key: str, expires_at: datetime, method: str) -> dict[str, Any]:
+    return {
+        "upload_id": upload_id,
+        "key": key,
+        "status": UploadStatus.PENDING.value,
+        "expires_at": iso_utc(expires_at),
+        "method": method,
+    }
+
+
+def _request_view(request: PresignedRequest) -> dict[str, Any]:
+    return {"url": request.url, "headers": dict(request.headers)}
+
+
+def _parts_view(upload_id: str, parts: tuple[PresignedPart, ...]) -> dict[str, Any]:
+    return {
+        "part_size": parts[0].size,
+        "part_count": len(parts),
+        "parts": [
+            {"part_number": p.part_number, "offset": p.offset, "size": p.size}
+            | _request_view(p.request)
+            for p in parts
+        ],
+        "complete": {"method": "POST", "path": f"/uploads/{upload_id}/complete"},
+        "abort": {"method": "POST", "path": f"/uploads/{upload_id}/abort"},
+    }
