@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -106,3 +108,19 @@ def test_patched_events_parse_into_object_events(queue_url: str) -> None:
     assert event.key == "dir/Zürich report.pdf"
     assert event.sequencer
     assert event.version_id
+
+
+def test_a_put_whose_body_does_not_match_its_checksum_is_refused(queue_url: str) -> None:
+    from botocore.exceptions import ClientError
+
+    from filegate.local import s3_checksums
+
+    s3_checksums.apply()
+    s3 = boto3.client("s3", region_name=REGION)
+    wrong = base64.b64encode(hashlib.sha256(b"declared").digest()).decode()
+    with pytest.raises(ClientError) as refused:
+        s3.put_object(Bucket=BUCKET, Key="k", Body=b"tampered", ChecksumSHA256=wrong)
+    assert refused.value.response["Error"]["Code"] == "BadDigest"
+    right = base64.b64encode(hashlib.sha256(b"declared").digest()).decode()
+    s3.put_object(Bucket=BUCKET, Key="k", Body=b"declared", ChecksumSHA256=right)
+    assert s3.get_object(Bucket=BUCKET, Key="k")["Body"].read() == b"declared"

@@ -10,13 +10,14 @@ import argparse
 import signal
 import threading
 
-from filegate.local import cfn_models, patches
+from filegate.local import cfn_models, patches, s3_checksums
 
 
 def serve(port: int, host: str = "127.0.0.1") -> None:
     """Serve until SIGTERM or SIGINT."""
     patches.apply()
     cfn_models.register()
+    s3_checksums.apply()
     from moto.server import ThreadedMotoServer
 
     server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
