@@ -20,7 +20,8 @@ from filegate.errors import PackageError
 
 HANDLER = "filegate.ingest.handler.lambda_handler"
 
-# filegate modules the Lambda functions import; nothing from cli/, local/ or ops/.
+# filegate modules the Lambda functions import, and the files they read (a directory entry
+# takes its *.py files only); nothing from cli/, local/ or ops/.
 LAMBDA_MODULES = (
     "filegate/__init__.py",
     "filegate/errors.py",
@@ -34,6 +35,7 @@ LAMBDA_MODULES = (
     "filegate/uploads/requests.py",
     "filegate/uploads/service.py",
     "filegate/uploads/api.py",
+    "filegate/uploads/page.html",
 )
 # Distributions vendored into the zip (the runtime provides boto3, botocore and their deps).
 VENDORED = ("aws-lambda-powertools", "aws-xray-sdk", "wrapt", "typing-extensions")

@@ -4,13 +4,18 @@ Routes map onto ``UploadService``; every known failure is a ``RequestError`` and
 ``{"error": {"code", "message", "field"?}}`` with its status. Anything unexpected is logged and
 answered with a generic 500: bad input never reaches that handler. The collaborators are
 built once per container, on the first request, so importing this module stays cheap.
+``GET /`` serves the browser upload page (``page.html``, read once per container), with a
+Content-Security-Policy that admits only its own inline script and style, by hash.
 Never logged: the event (it carries the x-api-key header), API keys, presigned URLs.
 """
 
 from __future__ import annotations
 
+import base64
 import functools
+import hashlib
 from http import HTTPStatus
+from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
@@ -29,6 +34,10 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
 API_KEY_HEADER = "x-api-key"
+PAGE = "page.html"
+# The page talks to this API ('self') and PUTs to S3 over presigned https URLs; the local
+# stack's S3 is plain http on loopback.
+_PAGE_CONNECT_SRC = "'self' https: http://127.0.0.1:* http://localhost:*"
 
 logger = Logger()
 copy_config_to_registered_loggers(source_logger=logger, include={"filegate"})
@@ -49,6 +58,48 @@ def build_service() -> UploadService:
         Ledger(settings.table_name, boto3.client("dynamodb")),
         UploadSigner(boto3.client("s3"), settings.presign_expiry_seconds),
         policy,
+    )
+
+
+@functools.cache
+def upload_page() -> tuple[str, dict[str, str]]:
+    """The upload page and its response headers, once per container."""
+    html = resources.files("filegate.uploads").joinpath(PAGE).read_text(encoding="utf-8")
+    policy = "; ".join(
+        (
+            "default-src 'none'",
+            f"script-src {_inline_hash(html, 'script')}",
+            f"style-src {_inline_hash(html, 'style')}",
+            f"connect-src {_PAGE_CONNECT_SRC}",
+            "base-uri 'none'",
+            "form-action 'none'",
+            "frame-ancestors 'none'",
+        )
+    )
+    headers = {
+        "Content-Security-Policy": policy,
+        "Cache-Control": "no-cache",
+        "Referrer-Policy": "no-referrer",
+        "X-Content-Type-Options": "nosniff",
+    }
+    return html, headers
+
+
+def _inline_hash(html: str, tag: str) -> str:
+    """The CSP source for the page's one inline <script> or <style> element."""
+    content = html.split(f"<{tag}>", 1)[1].split(f"</{tag}>", 1)[0]
+    digest = hashlib.sha256(content.encode("utf-8")).digest()
+    return f"'sha256-{base64.b64encode(digest).decode('ascii')}'"
+
+
+@app.get("/")
+def get_page() -> Response[str]:
+    html, headers = upload_page()
+    return Response(
+        status_code=HTTPStatus.OK,
+        content_type="text/html; charset=utf-8",
+        body=html,
+        headers=headers,
     )
 
 

@@ -1,0 +1,253 @@
+"""The browser upload page end to end: Debian's Chromium, headless, against the local stack.
+
+Playwright drives /usr/bin/chromium (it never downloads a browser of its own): the page comes
+from the stack's upload API at GET /, a partner key from `filegate partner add` goes in the
+key field, files go on the file input, and each row must reach the ledger's verdict, which the
+ledger itself confirms. Set FILEGATE_SCREENSHOT=docs/upload-page.png to save the page after
+the multi-file upload (tests write nothing to the repository otherwise).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import random
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, Locator, Page, sync_playwright
+
+from tests.e2e.conftest import REPO, Stack, filegate
+
+CHROMIUM = Path("/usr/bin/chromium")
+# Headless, and quiet: this machine's network is closed, so Chromium must not phone home.
+# Playwright gives every launch a fresh, empty profile (--user-data-dir) of its own.
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+VERDICT_TIMEOUT_MS = 120_000
+MiB = 1024 * 1024
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason="no /usr/bin/chromium: `apt-get install chromium` (CI's .ci/run installs it)",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS, headless=True
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def console() -> list[str]:
+    """What the page wrote to the console, and its uncaught errors."""
+    return []
+
+
+@pytest.fixture
+def page(browser: Browser, stack: Stack, console: list[str]) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 960, "height": 900})
+    page = context.new_page()
+    page.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
+    page.on("pageerror", lambda error: console.append(f"pageerror: {error}"))
+    page.goto(stack.env["upload_api_url"])
+    yield page
+    context.close()
+    # No script error and no Content-Security-Policy violation, whatever the test did.
+    assert not [m for m in console if m.startswith("pageerror") or "Security Policy" in m]
+
+
+@pytest.fixture(scope="module")
+def partner(stack: Stack) -> dict[str, Any]:
+    add = ("partner", "add", "browser partner", "--max-size", "200000000", "--output", "json")
+    done = filegate(stack.state_dir, *add)
+    assert done.returncode == 0, done.stderr
+    return dict(json.loads(done.stdout))
+
+
+def row_of(page: Page, filename: str) -> Locator:
+    return page.locator("li.file", has=page.locator(".name", has_text=filename))
+
+
+def finished(page: Page, filename: str) -> Locator:
+    """The file's row once it has a final state (a verdict or an error)."""
+    row = row_of(page, filename)
+    row.and_(page.locator("li.file:not(.busy)")).wait_for(timeout=VERDICT_TIMEOUT_MS)
+    return row
+
+
+def assert_accepted(stack: Stack, row: Locator) -> dict[str, Any]:
+    assert row.get_attribute("data-status") == "ACCEPTED", row.inner_text()
+    key = row.get_attribute("data-key")
+    assert key
+    item = stack.item(key)
+    assert item is not None
+    assert item["processing_status"]["S"] == "ACCEPTED"
+    return item
+
+
+def test_a_file_is_uploaded_and_the_ledger_accepts_it(
+    page: Page, stack: Stack, partner: dict[str, Any], tmp_path: Path, console: list[str]
+) -> None:
+    report = tmp_path / "report 2026-10.csv"
+    report.write_text("id,amount\n1,100\n2,250\n")
+
+    page.fill("#api-key", partner["api_key"])
+    page.set_input_files("#file-input", str(report))
+    row = finished(page, report.name)
+
+    item = assert_accepted(stack, row)
+    assert item["size"]["N"] == str(report.stat().st_size)
+    assert str(row.get_attribute("data-key")).startswith(partner["prefix"])
+    assert "Accepted" in row.locator(".detail").inner_text()
+    # The key stays in this tab's sessionStorage: not in the URL, not in the console.
+    assert page.evaluate("sessionStorage.getItem('filegate.apiKey')") == partner["api_key"]
+    assert partner["api_key"] not in page.url
+    assert not [m for m in console if partner["api_key"] in m]
+
+
+def test_several_files_one_of_them_multipart_are_all_accepted(
+    page: Page, stack: Stack, partner: dict[str, Any], tmp_path: Path
+) -> None:
+    files = {
+        "invoices-2026-10.csv": b"invoice,amount,currency\nINV-1041,1200.00,EUR\n" * 200,
+        "orders.json": json.dumps([{"order": n, "qty": n % 7} for n in range(500)]).encode(),
+        "archive-2026-10.bin": hashlib.sha256(b"seed").digest() * (70 * MiB // 32),
+    }
+    for name, content in files.items():
+        (tmp_path / name).write_bytes(content)
+
+    page.fill("#api-key", partner["api_key"])
+    page.set_input_files("#file-input", [str(tmp_path / name) for name in files])
+    rows = {name: finished(page, name) for name in files}
+
+    for name, row in rows.items():
+        item = assert_accepted(stack, row)
+        assert item["size"]["N"] == str(len(files[name]))
+    assert page.locator("#summary").inner_text() == "3 accepted"
+    screenshot = os.environ.get("FILEGATE_SCREENSHOT")
+    if screenshot:
+        page.locator("#api-key").blur()
+        page.mouse.move(0, 0)
+        page.screenshot(path=str(REPO / screenshot), full_page=True)
+
+
+def test_a_wrong_key_shows_the_401_message(page: Page, tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello\n")
+
+    page.fill("#api-key", "fg_nobody_not-a-real-secret")
+    page.set_input_files("#file-input", str(notes))
+    row = finished(page, notes.name)
+
+    assert row.get_attribute("data-error-status") == "401"
+    assert row.locator(".badge").inner_text() == "Error 401"
+    assert "The API key was not accepted (HTTP 401)" in row.locator(".detail").inner_text()
+    assert "not accepted" in page.locator("#key-message").inner_text()
+    assert page.get_attribute("#api-key", "aria-invalid") == "true"
+
+
+@pytest.fixture(scope="module")
+def strict_partner(stack: Stack) -> dict[str, Any]:
+    """A partner that may send CSV files of up to 10 bytes."""
+    add = ("partner", "add", "strict", "--max-size", "10", "--allow-type", "text/csv")
+    done = filegate(stack.state_dir, *add, "--output", "json")
+    assert done.returncode == 0, done.stderr
+    return dict(json.loads(done.stdout))
+
+
+@pytest.mark.parametrize(
+    ("filename", "content", "status", "message"),
+    [
+        ("big.csv", b"a,b\n" * 10, "413", "too large for your account (HTTP 413)"),
+        ("data.json", b"{}", "415", "may not be sent by your account (HTTP 415)"),
+    ],
+)
+def test_a_file_the_partner_may_not_send_shows_why(
+    page: Page,
+    strict_partner: dict[str, Any],
+    tmp_path: Path,
+    filename: str,
+    content: bytes,
+    status: str,
+    message: str,
+) -> None:
+    (tmp_path / filename).write_bytes(content)
+
+    page.fill("#api-key", strict_partner["api_key"])
+    page.set_input_files("#file-input", str(tmp_path / filename))
+    row = finished(page, filename)
+
+    assert row.get_attribute("data-error-status") == status
+    assert message in row.locator(".detail").inner_text()
+
+
+def test_a_refused_part_aborts_the_multipart_upload(
+    page: Page, stack: Stack, partner: dict[str, Any], tmp_path: Path
+) -> None:
+    big = tmp_path / "refused.bin"
+    big.write_bytes(bytes(70 * MiB))
+    page.route(
+        "**/*partNumber=*",
+        lambda route: route.fulfill(
+            status=403,
+            headers={"Access-Control-Allow-Origin": "*"},
+            body="<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>",
+        ),
+    )
+
+    page.fill("#api-key", partner["api_key"])
+    page.set_input_files("#file-input", str(big))
+    row = finished(page, big.name)
+
+    assert "The storage refused the upload (HTTP 403): Access Denied" in row.inner_text()
+    item = stack.item(str(row.get_attribute("data-key")))
+    assert item is not None
+    assert item["processing_status"]["S"] == "ABORTED"
+
+
+def test_no_key_asks_for_one_and_uploads_nothing(page: Page, tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello\n")
+
+    page.set_input_files("#file-input", str(notes))
+
+    assert "Enter your API key first" in page.locator("#key-message").inner_text()
+    assert page.locator("li.file").count() == 0
+
+
+@pytest.mark.parametrize("slice_bytes", [7, 63, 64, 65, 1000])
+def test_the_sliced_sha256_for_large_files_matches_hashlib(page: Page, slice_bytes: int) -> None:
+    # Files above 256 MiB are hashed in slices by the page's own SHA-256: checked here on
+    # small inputs, at every padding boundary, with slices that cut the 64-byte blocks.
+    rng = random.Random(slice_bytes)
+    for size in (0, 1, 55, 56, 63, 64, 65, 119, 120, 128, 1000, 4099):
+        data = rng.randbytes(size)
+        digest = page.evaluate(
+            """async ([data, sliceBytes]) => {
+                const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+                return window.filegateSha256Sliced(new Blob([bytes]), sliceBytes);
+            }""",
+            [base64.b64encode(data).decode(), slice_bytes],
+        )
+        assert digest == hashlib.sha256(data).hexdigest(), size
