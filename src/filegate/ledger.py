@@ -221,6 +221,36 @@ class Ledger:
         condition = "processing_status = :pending AND expires_at < :now"
         return self._close(key, UploadStatus.EXPIRED, now, condition)
 
+    def expire_overdue(self, now: datetime) -> list[UploadRecord]:
+        """Every PENDING upload past ``expires_at`` -> EXPIRED; what was expired.
+
+        Scans the sparse ``upload_id-index`` (declared uploads only), then expires each with
+        the same conditional write a read uses, so a concurrent arrival wins.
+        """
+        expired = []
+        for key in self._overdue_keys(now):
+            record = self.expire(key, now)
+            if record is not None:
+                expired.append(record)
+        return expired
+
+    def _overdue_keys(self, now: datetime) -> list[str]:
+        paginator = self._ddb.get_paginator("scan")
+        pages = paginator.paginate(
+            TableName=self.table_name,
+            IndexName=UPLOAD_INDEX,
+            FilterExpression="processing_status = :pending AND expires_at < :now",
+            ExpressionAttributeValues={
+                ":pending": {"S": UploadStatus.PENDING.value},
+                ":now": {"S": iso_utc(now)},
+            },
+            ProjectionExpression="s3_key",
+        )
+        try:
+            return [item["s3_key"]["S"] for page in pages for item in page.get("Items", [])]
+        except (ClientError, BotoCoreError) as exc:
+            raise self._failure("Scan", UPLOAD_INDEX, exc) from exc
+
     def abort(self, key: str, now: datetime) -> UploadRecord | None:
         """PENDING -> ABORTED; ``None`` when the item is no longer PENDING."""
         return self._close(key, UploadStatus.ABORTED, now, "processing_status = :pending")

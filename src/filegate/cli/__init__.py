@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from filegate.cli import build, demo, local, partner, upload
+from filegate.cli import build, demo, local, partner, upload, uploads
 from filegate.cli.render import console_err
 from filegate.errors import FilegateError
 
@@ -24,6 +24,7 @@ app = typer.Typer(
 )
 app.add_typer(local.app, name="local")
 app.add_typer(partner.app, name="partner")
+app.add_typer(uploads.app, name="uploads")
 app.command("demo")(demo.demo)
 app.command("package")(build.build_package)
 app.command("upload")(upload.upload)

@@ -12,6 +12,15 @@ from typing import Annotated, Any
 import typer
 
 from filegate import stackref
+from filegate.cli.options import (
+    EndpointOption,
+    OutputOption,
+    ProfileOption,
+    RegionOption,
+    StackOption,
+    TargetOption,
+    resolve_stack,
+)
 from filegate.cli.render import OutputFormat, console, console_err, print_json, rows_table
 from filegate.uploads.partners import Partner, PartnerRegistry
 
@@ -24,27 +33,7 @@ KEY_WARNING = (
     " hand it to the partner now"
 )
 
-OutputOption = Annotated[OutputFormat, typer.Option("--output", help="table or json")]
-ProfileOption = Annotated[
-    str | None, typer.Option("--profile", help="AWS profile (targets real AWS)")
-]
-RegionOption = Annotated[str | None, typer.Option("--region", help="AWS region")]
-EndpointOption = Annotated[
-    str | None, typer.Option("--endpoint-url", help="Another emulator's endpoint")
-]
-StackOption = Annotated[str | None, typer.Option("--stack", help="Stack name")]
-TargetOption = Annotated[str, typer.Option("--target", help="local (default) or aws")]
 PartnerIdArgument = Annotated[str, typer.Argument(help="The partner's id (see `partner list`)")]
-
-
-def _stack(
-    profile: str | None,
-    region: str | None,
-    endpoint_url: str | None,
-    stack: str | None,
-    target: str,
-) -> stackref.StackRef:
-    return stackref.resolve(profile, region, endpoint_url, stack, target)
 
 
 def _registry(ref: stackref.StackRef) -> PartnerRegistry:
@@ -69,7 +58,7 @@ def add(
     target: TargetOption = "local",
 ) -> None:
     """Create a partner and print its API key (once)."""
-    ref = _stack(profile, region, endpoint_url, stack, target)
+    ref = resolve_stack(profile, region, endpoint_url, stack, target)
     partner, api_key = _registry(ref).add(name, max_size, allow_type or ())
     document = {**partner.as_dict(), "api_key": api_key}
     if API_URL_OUTPUT in ref.outputs:
@@ -87,7 +76,7 @@ def list_partners(
     target: TargetOption = "local",
 ) -> None:
     """Show every partner (never a key)."""
-    partners = _registry(_stack(profile, region, endpoint_url, stack, target)).list()
+    partners = _registry(resolve_stack(profile, region, endpoint_url, stack, target)).list()
     if output is OutputFormat.json:
         print_json([p.as_dict() for p in partners])
         return
@@ -106,7 +95,9 @@ def disable(
     target: TargetOption = "local",
 ) -> None:
     """Refuse the partner's key from the next request on."""
-    partner = _registry(_stack(profile, region, endpoint_url, stack, target)).disable(partner_id)
+    partner = _registry(resolve_stack(profile, region, endpoint_url, stack, target)).disable(
+        partner_id
+    )
     if output is OutputFormat.json:
         print_json(partner.as_dict())
     else:
@@ -124,7 +115,7 @@ def rotate_key(
     target: TargetOption = "local",
 ) -> None:
     """Replace the partner's key; the old one stops working at once."""
-    registry = _registry(_stack(profile, region, endpoint_url, stack, target))
+    registry = _registry(resolve_stack(profile, region, endpoint_url, stack, target))
     api_key = registry.rotate_key(partner_id)
     _show_key({"partner_id": partner_id, "api_key": api_key}, output, f"partner {partner_id}")
 
