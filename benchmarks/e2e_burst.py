@@ -12,10 +12,12 @@ Starts a local stack on a free port, then, against the same emulator:
    scanned ONCE at the end, so measuring adds little load on the emulator.
 
 Targets: pipeline throughput >= half the floor's, latency p95 < 1 s.
-``--unpatched-sqs`` runs the emulator without the SQS patches (FILEGATE_EMULATOR_SQS_PATCH=0)
-to measure the "before" figures.
+``--unpatched-sqs`` runs the emulator without the SQS patches (FILEGATE_EMULATOR_SQS_PATCH=0),
+``--unpatched-ddb`` without the DynamoDB UpdateItem patches (FILEGATE_EMULATOR_DDB_PATCH=0), to
+measure the "before" figures.
 
     .venv/bin/python benchmarks/e2e_burst.py [--count 2000] [--threads 4] [--unpatched-sqs]
+        [--unpatched-ddb]
 """
 
 from __future__ import annotations
@@ -42,21 +44,27 @@ FLOOR_TABLE = "filegate-bench-floor"
 
 
 @contextlib.contextmanager
-def local_stack(unpatched_sqs: bool) -> Iterator[Any]:
+def local_stack(unpatched_sqs: bool, unpatched_ddb: bool = False) -> Iterator[Any]:
     """A fresh local stack on a free port, with its own state directory."""
     from filegate.local.stack import LocalStack
     from filegate.settings import LocalSettings
 
+    switches = {
+        "FILEGATE_EMULATOR_SQS_PATCH": unpatched_sqs,
+        "FILEGATE_EMULATOR_DDB_PATCH": unpatched_ddb,
+    }
     with tempfile.TemporaryDirectory(prefix="filegate-bench-") as state_dir:
         os.environ["FILEGATE_STATE_DIR"] = state_dir
-        if unpatched_sqs:
-            os.environ["FILEGATE_EMULATOR_SQS_PATCH"] = "0"
+        for name, off in switches.items():
+            if off:
+                os.environ[name] = "0"
         try:
             settings = LocalSettings.resolve(port=free_port())
             with LocalStack(settings, progress=lambda _: None).running() as state:
                 yield state
         finally:
-            os.environ.pop("FILEGATE_EMULATOR_SQS_PATCH", None)
+            for name in switches:
+                os.environ.pop(name, None)
 
 
 def _burst(count: int, threads: int, put: Callable[[int], None]) -> tuple[float, list[float]]:
@@ -200,8 +208,10 @@ def _latency(seconds: list[float]) -> dict[str, float]:
     }
 
 
-def measure(count: int, threads: int, timeout: float, unpatched_sqs: bool) -> dict[str, Any]:
-    with local_stack(unpatched_sqs) as state:
+def measure(
+    count: int, threads: int, timeout: float, unpatched_sqs: bool, unpatched_ddb: bool = False
+) -> dict[str, Any]:
+    with local_stack(unpatched_sqs, unpatched_ddb) as state:
         floor_figures = floor(state, count, threads)
         ledger_floor = floor_ledger_write(state, count, threads)
         pipeline_figures = pipeline(state, count, threads, timeout)
@@ -212,6 +222,7 @@ def measure(count: int, threads: int, timeout: float, unpatched_sqs: bool) -> di
         "client_threads": threads,
         "workers": workers,
         "sqs_patch": not unpatched_sqs,
+        "ddb_patch": not unpatched_ddb,
         "floor": floor_figures,
         "floor_ledger_write": ledger_floor,
         "pipeline": pipeline_figures,
@@ -256,12 +267,18 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--timeout", type=float, default=240.0, help="seconds to wait after upload")
     parser.add_argument("--unpatched-sqs", action="store_true")
+    parser.add_argument("--unpatched-ddb", action="store_true")
     parser.add_argument("--name", default=None, help="results file name (default derived)")
     args = parser.parse_args()
-    figures = measure(args.count, args.threads, args.timeout, args.unpatched_sqs)
-    print(f"{args.count} uploads, {args.threads} client threads, sqs patch: {figures['sqs_patch']}")
+    figures = measure(
+        args.count, args.threads, args.timeout, args.unpatched_sqs, args.unpatched_ddb
+    )
+    print(
+        f"{args.count} uploads, {args.threads} client threads, "
+        f"sqs patch: {figures['sqs_patch']}, ddb patch: {figures['ddb_patch']}"
+    )
     print(render(figures))
-    suffix = "" if not args.unpatched_sqs else "_unpatched_sqs"
+    suffix = "_unpatched_sqs" * args.unpatched_sqs + "_unpatched_ddb" * args.unpatched_ddb
     save(args.name or f"e2e_burst_{args.count}{suffix}", figures)
 
 

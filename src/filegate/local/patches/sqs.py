@@ -1,21 +1,10 @@
-"""Patches to the moto emulator: S3 events shaped like real S3's; SQS fast at depth.
+"""moto's SQS fast at queue depth, and request routing remembered, in the emulator process only.
 
-Measured gaps (shared/notes/moto-5.2.5.md) that this module closes, in the emulator
-process only:
-- events lack ``sequencer``, ``versionId``, ``userIdentity``, ``requestParameters``,
-  ``responseElements``: they are supplied, ``sequencer`` from one monotonic counter;
-- a delete that creates a delete marker sends no event: ``ObjectRemoved:DeleteMarkerCreated``
-  is sent, as S3 does;
-- a multipart upload sends an extra ``ObjectCreated:Put``: only ``CompleteMultipartUpload`` is sent;
-- concurrent writes to one key could number their events out of order: every S3 mutation that
-  sends an event runs under one lock, so sequencer order is the order S3 applied them.
-
-It also makes moto's SQS fast enough for a burst of uploads (benchmarks/e2e_burst.py).
-moto's cost grows with queue depth: every ``ReceiveMessage`` rebuilds the list of visible
-messages, deep-copies each message it returns and, per returned message, recomputes every
-queue attribute (three walks of the whole queue, three times over, for the retention check);
-``DeleteMessage`` and ``ChangeMessageVisibility`` walk the queue building lists of receipt
-handles. Patched:
+Needed for a burst of uploads (benchmarks/e2e_burst.py). moto's cost grows with queue depth:
+every ``ReceiveMessage`` rebuilds the list of visible messages, deep-copies each message it
+returns and, per returned message, recomputes every queue attribute (three walks of the whole
+queue, three times over, for the retention check); ``DeleteMessage`` and
+``ChangeMessageVisibility`` walk the queue building lists of receipt handles. Patched:
 - a receive on a standard queue walks the queue only until it has ``count`` messages, under the
   queue's lock (two pollers never get the same message), and copies only what it returns. It
   keeps moto's rules: visibility timeout, receive counts, redrive to the dead-letter queue at
@@ -25,135 +14,15 @@ handles. Patched:
 And, for every service: moto's server finds the backend for each request by listing its own
 package directory (a ``listdir`` and ~250 ``stat`` calls) and trying its URL patterns, under one
 global lock; the answer per host is remembered (it cannot change while the server runs).
-Set FILEGATE_EMULATOR_SQS_PATCH=0 to serve without these performance patches (moto's own SQS
-and routing), to measure the difference.
-FILEGATE_EMULATOR_PROFILE=<file> profiles every request with cProfile and writes the merged
-statistics (``pstats`` format) to that file when the emulator exits.
 """
 
 from __future__ import annotations
 
-import atexit
 import copy
-import cProfile
 import functools
-import itertools
-import os
-import threading
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import quote_plus
-
-_MUTATION_LOCK = threading.RLock()
-_SEQUENCE = itertools.count(time.time_ns())
-_OWNER_ID = "A3FILEGATELOCAL"
-
-# Read here, not in filegate.settings: only the emulator process reads them.
-ENV_SQS_PATCH = "FILEGATE_EMULATOR_SQS_PATCH"
-ENV_PROFILE = "FILEGATE_EMULATOR_PROFILE"
-
-_applied = False
-
-
-def _next_sequencer() -> str:
-    return f"{next(_SEQUENCE):018X}"
-
-
-def _object_fields(key: Any, event_name: str) -> dict[str, Any]:
-    fields: dict[str, Any] = {"key": quote_plus(key.name), "sequencer": _next_sequencer()}
-    version_id = str(getattr(key, "version_id", "null") or "null")
-    if version_id != "null":
-        fields["versionId"] = version_id
-    if not event_name.startswith("ObjectRemoved:DeleteMarker") and hasattr(key, "etag"):
-        fields["size"] = key.size
-        fields["eTag"] = key.etag.replace('"', "")
-    return fields
-
-
-def s3_event(event_name: str, bucket: Any, key: Any, notification_id: str) -> dict[str, Any]:
-    """One S3 notification in the shape real S3 sends (event structure version 2.1)."""
-    from moto.core.utils import iso_8601_datetime_with_milliseconds
-
-    name = event_name.removeprefix("s3:")
-    request_id = uuid.uuid4().hex[:16].upper()
-    record = {
-        "eventVersion": "2.1",
-        "eventSource": "aws:s3",
-        "awsRegion": bucket.region_name,
-        "eventTime": iso_8601_datetime_with_milliseconds(),
-        "eventName": name,
-        "userIdentity": {"principalId": f"AWS:{_OWNER_ID}"},
-        "requestParameters": {"sourceIPAddress": "127.0.0.1"},
-        "responseElements": {"x-amz-request-id": request_id, "x-amz-id-2": request_id},
-        "s3": {
-            "s3SchemaVersion": "1.0",
-            "configurationId": notification_id,
-            "bucket": {
-                "name": bucket.name,
-                "ownerIdentity": {"principalId": _OWNER_ID},
-                "arn": bucket.arn,
-            },
-            "object": _object_fields(key, name),
-        },
-    }
-    return {"Records": [record]}
-
-
-def _locked(method: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(method)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with _MUTATION_LOCK:
-            return method(*args, **kwargs)
-
-    return wrapper
-
-
-def _put_object_without_multipart_event(put_object: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(put_object)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if kwargs.get("multipart") is not None:
-            kwargs["disable_notification"] = True
-        return put_object(*args, **kwargs)
-
-    return wrapper
-
-
-def _delete_marker_with_event(set_delete_marker: Callable[..., Any]) -> Callable[..., Any]:
-    from moto.s3 import notifications
-
-    @functools.wraps(set_delete_marker)
-    def wrapper(self: Any, bucket_name: str, key_name: str) -> Any:
-        marker = set_delete_marker(self, bucket_name, key_name)
-        notifications.send_event(
-            self.account_id,
-            notifications.S3NotificationEvent.OBJECT_REMOVED_DELETE_MARKER_CREATED_EVENT,
-            self.get_bucket(bucket_name),
-            marker,
-        )
-        return marker
-
-    return wrapper
-
-
-def _patch_s3() -> None:
-    from moto.s3 import models, notifications
-
-    notifications._get_s3_event = s3_event
-    backend = models.S3Backend
-    # setattr: mypy rightly refuses plain assignment to a method; replacing them is the point.
-    replacements = {
-        "put_object": _locked(_put_object_without_multipart_event(backend.put_object)),
-        "_set_delete_marker": _delete_marker_with_event(backend._set_delete_marker),
-        **{
-            name: _locked(getattr(backend, name))
-            for name in ("delete_object", "complete_multipart_upload", "copy_object")
-        },
-    }
-    for name, replacement in replacements.items():
-        setattr(backend, name, replacement)
-
 
 # --- SQS: stop walking (and copying) the whole queue on every call ---------------------------
 
@@ -328,7 +197,8 @@ def _within_retention(self: Any, queue_name: str, message: Any) -> bool:
     return bool(retention + message.sent_timestamp / 1000 > unix_time())
 
 
-def _patch_sqs() -> None:
+def patch_sqs() -> None:
+    """Install the SQS patches."""
     from moto.sqs import models
 
     queue_replacements: dict[str, Any] = {
@@ -367,61 +237,9 @@ def _remembered(lookup: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def _patch_routing() -> None:
+def patch_routing() -> None:
+    """Remember the backend found for each host."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
     lookup = _remembered(DomainDispatcherApplication.get_backend_for_host)
-    setattr(DomainDispatcherApplication, "get_backend_for_host", lookup)  # noqa: B010 - see _patch_s3
-
-
-# --- profiling the emulator (FILEGATE_EMULATOR_PROFILE) ---------------------------------------
-
-
-def _profile_requests(stats_path: str) -> None:
-    """Profile each request in its own cProfile (werkzeug serves each in a new thread)."""
-    import pstats
-
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
-
-    idle: list[cProfile.Profile] = []
-    every: list[cProfile.Profile] = []
-    lock = threading.Lock()
-    call = DomainDispatcherApplication.__call__
-
-    def profiled(self: Any, environ: dict[str, Any], start_response: Any) -> Any:
-        with lock:
-            if idle:
-                profile = idle.pop()
-            else:
-                profile = cProfile.Profile()
-                every.append(profile)
-        try:
-            return profile.runcall(call, self, environ, start_response)
-        finally:
-            with lock:
-                idle.append(profile)
-
-    def dump() -> None:
-        with lock:
-            if every:
-                stats = pstats.Stats(every[0])
-                for profile in every[1:]:
-                    stats.add(profile)
-                stats.dump_stats(stats_path)
-
-    setattr(DomainDispatcherApplication, "__call__", profiled)  # noqa: B010 - see _patch_s3
-    atexit.register(dump)
-
-
-def apply() -> None:
-    """Install the patches (idempotent). Call before the emulator serves any request."""
-    global _applied  # noqa: PLW0603 - patching is process-wide by nature
-    if _applied:
-        return
-    _patch_s3()
-    if os.environ.get(ENV_SQS_PATCH, "1") != "0":
-        _patch_sqs()
-        _patch_routing()
-    if os.environ.get(ENV_PROFILE):
-        _profile_requests(os.environ[ENV_PROFILE])
-    _applied = True
+    setattr(DomainDispatcherApplication, "get_backend_for_host", lookup)  # noqa: B010 - see s3.patch

@@ -1,0 +1,88 @@
+"""Patches to the moto emulator, applied in the emulator process only by :func:`apply`.
+
+- :mod:`.s3`: S3 events shaped like real S3's (``sequencer``, ``versionId``, delete-marker
+  events, one event per multipart upload, events numbered in the order S3 applied the writes).
+  Always applied: the ingestion's ordering logic needs them to run locally.
+- :mod:`.sqs`: moto's SQS fast at queue depth, and the backend found for each host remembered
+  (moto recomputes it, under a global lock, on every request).
+  ``FILEGATE_EMULATOR_SQS_PATCH=0`` serves without them (moto's own SQS and routing).
+- :mod:`.dynamodb`: moto's UpdateItem (the ledger's one conditional write per event) parsed once
+  per expression text, its AST copied structurally, its expression-only checks run once, with
+  the same results as moto's. ``FILEGATE_EMULATOR_DDB_PATCH=0`` serves without them.
+
+The two switches exist to measure the difference (benchmarks/e2e_burst.py).
+``FILEGATE_EMULATOR_PROFILE=<file>`` profiles every request with cProfile and writes the merged
+statistics (``pstats`` format) to that file when the emulator exits.
+"""
+
+from __future__ import annotations
+
+import atexit
+import cProfile
+import os
+import threading
+from typing import Any
+
+from filegate.local.patches import dynamodb, s3, sqs
+
+# Read here, not in filegate.settings: only the emulator process reads them.
+ENV_SQS_PATCH = "FILEGATE_EMULATOR_SQS_PATCH"
+ENV_DDB_PATCH = "FILEGATE_EMULATOR_DDB_PATCH"
+ENV_PROFILE = "FILEGATE_EMULATOR_PROFILE"
+
+_applied = False
+
+
+# --- profiling the emulator (FILEGATE_EMULATOR_PROFILE) ---------------------------------------
+
+
+def _profile_requests(stats_path: str) -> None:
+    """Profile each request in its own cProfile (werkzeug serves each in a new thread)."""
+    import pstats
+
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    idle: list[cProfile.Profile] = []
+    every: list[cProfile.Profile] = []
+    lock = threading.Lock()
+    call = DomainDispatcherApplication.__call__
+
+    def profiled(self: Any, environ: dict[str, Any], start_response: Any) -> Any:
+        with lock:
+            if idle:
+                profile = idle.pop()
+            else:
+                profile = cProfile.Profile()
+                every.append(profile)
+        try:
+            return profile.runcall(call, self, environ, start_response)
+        finally:
+            with lock:
+                idle.append(profile)
+
+    def dump() -> None:
+        with lock:
+            if every:
+                stats = pstats.Stats(every[0])
+                for profile in every[1:]:
+                    stats.add(profile)
+                stats.dump_stats(stats_path)
+
+    setattr(DomainDispatcherApplication, "__call__", profiled)  # noqa: B010 - see s3.patch
+    atexit.register(dump)
+
+
+def apply() -> None:
+    """Install the patches (idempotent). Call before the emulator serves any request."""
+    global _applied  # noqa: PLW0603 - patching is process-wide by nature
+    if _applied:
+        return
+    s3.patch()
+    if os.environ.get(ENV_SQS_PATCH, "1") != "0":
+        sqs.patch_sqs()
+        sqs.patch_routing()
+    if os.environ.get(ENV_DDB_PATCH, "1") != "0":
+        dynamodb.patch()
+    if os.environ.get(ENV_PROFILE):
+        _profile_requests(os.environ[ENV_PROFILE])
+    _applied = True

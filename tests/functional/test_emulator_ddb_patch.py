@@ -1,0 +1,113 @@
+"""The emulator's DynamoDB patch gives moto's answers, only faster (in-process moto).
+
+The same scenario (ddb_patch_scenario.py: the ledger's writes, and raw UpdateItems aimed at each
+of moto's update and condition checks) runs once in a child process on moto's own code and once
+here with the patch applied; every answer and the final table must be equal. ``patches.apply``
+is process-wide: the rest of tests/functional also passes with it applied.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import ddb_patch_scenario
+import pytest
+
+from filegate.local import patches
+from filegate.local.patches import dynamodb
+
+SCENARIO = Path(ddb_patch_scenario.__file__)
+
+
+@pytest.fixture(scope="module")
+def baseline() -> dict[str, Any]:
+    """The scenario's answers on moto's own code, from a process where nothing is patched."""
+    done = subprocess.run(
+        [sys.executable, str(SCENARIO)], capture_output=True, text=True, check=True, timeout=240
+    )
+    answers: dict[str, Any] = json.loads(done.stdout)
+    return answers
+
+
+@pytest.fixture
+def patched(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(patches.ENV_DDB_PATCH, raising=False)
+    patches.apply()
+    dynamodb.patch()  # in case an earlier apply() ran with the switch off (idempotent)
+    assert dynamodb.active()
+    assert not ddb_patch_scenario.unpatched()
+
+
+def _dump(node: Any) -> Any:
+    """A moto AST as nested lists, checking every child's parent link on the way."""
+    children = []
+    for child in node.children or []:
+        if hasattr(child, "children"):
+            assert child.parent is node
+            children.append(_dump(child))
+        else:
+            children.append(repr(child))
+    return [type(node).__name__, node.type, children]
+
+
+def test_patched_answers_equal_moto_answers(baseline: dict[str, Any], patched: None) -> None:
+    answers = ddb_patch_scenario.run()
+
+    assert answers.keys() == baseline.keys()
+    for part, expected in baseline.items():
+        assert answers[part] == expected, part
+    # the scenario covers what it claims: outcomes, conditional failures with ALL_OLD, REMOVE
+    ledger = baseline["first/ledger"]
+    assert [ledger[i] for i in range(0, 24, 2)] == [
+        "written", "duplicate", "stale", "written", "duplicate", "written",
+        "written", "duplicate", "stale", "written", "written", "stale",
+    ]  # fmt: skip
+    errors = {answer.get("error") for answer in baseline["first/raw"] if isinstance(answer, dict)}
+    assert {"ValidationException", "ConditionalCheckFailedException"} <= errors
+    assert any(
+        answer.get("error") == "ConditionalCheckFailedException" and answer.get("item")
+        for answer in baseline["first/raw"]
+        if isinstance(answer, dict)
+    )
+    assert "version_id=None" in ledger[11]  # the newer create REMOVEd the delete's version
+
+
+def test_remembered_update_ast_is_never_changed(patched: None) -> None:
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+    from moto.dynamodb.parsing.tokens import ExpressionTokenizer
+
+    text = "SET #a = if_not_exists(#a, :v), #n = #n + :one REMOVE #l[1], #m.#k"
+
+    ddb_patch_scenario.run()  # validates and executes many trees
+    remembered = UpdateExpressionParser.make(text)
+    for _ in range(3):
+        assert UpdateExpressionParser.make(text) is remembered
+    fresh = UpdateExpressionParser(ExpressionTokenizer.make_list(text)).parse()
+
+    assert _dump(remembered) == _dump(fresh)
+
+
+def test_structural_clone_is_a_deepcopy(patched: None) -> None:
+    from moto.dynamodb.models.dynamo_type import DynamoType
+    from moto.dynamodb.parsing.ast_nodes import DDBTypedValue
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+    from moto.dynamodb.parsing.tokens import ExpressionTokenizer
+
+    text = "SET a.b[2] = list_append(:x, if_not_exists(c, :y)) ADD s :z DELETE t :w REMOVE u"
+    tree = UpdateExpressionParser(ExpressionTokenizer.make_list(text)).parse()
+
+    clone = dynamodb.clone_ast(tree)
+
+    assert _dump(clone) == _dump(copy.deepcopy(tree)) == _dump(tree)
+    assert clone is not tree
+    assert clone.children[0] is not tree.children[0]
+    # a tree the parser would not produce (a value node) is deep-copied instead
+    value = DDBTypedValue(DynamoType({"S": "x"}))
+    copied = dynamodb.clone_ast(value)
+    assert copied.children[0] is not value.children[0]
+    assert copied.children[0] == value.children[0]
