@@ -3,7 +3,7 @@
 Each script prints its table and writes ``benchmarks/results/<name>.json``. The end-to-end
 burst runs with the SQS patches (the local mode as shipped); pass ``--with-before`` to also run
 it on moto's own SQS (FILEGATE_EMULATOR_SQS_PATCH=0) for the before/after comparison, which adds
-several minutes. About 6 minutes without it on a 2-core machine.
+several minutes. About 10 minutes without it on a 2-core machine.
 
     .venv/bin/python benchmarks/run_all.py [--with-before]
 """
@@ -22,6 +22,8 @@ BENCHMARKS = [
     ["api_calls.py"],
     ["worker_memory.py"],
     ["e2e_burst.py", "--count", "2000"],
+    ["upload_api.py"],
+    ["upload_transfer.py"],
 ]
 BEFORE = [["e2e_burst.py", "--count", "500", "--unpatched-sqs", "--timeout", "300"]]
 

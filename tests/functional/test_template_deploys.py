@@ -229,7 +229,7 @@ def test_upload_api_function_configuration(outputs: dict[str, str]) -> None:
     function = lambda_.get_function(FunctionName=name)["Configuration"]
     assert function["Runtime"] == "python3.12"
     assert function["Handler"] == "filegate.uploads.api.lambda_handler"
-    assert (function["Timeout"], function["MemorySize"]) == (10, 256)
+    assert (function["Timeout"], function["MemorySize"]) == (60, 256)
     assert function["Environment"]["Variables"] == {
         "DDB_TABLE": outputs["TableName"],
         "PARTNERS_TABLE": outputs["PartnersTableName"],

@@ -263,7 +263,7 @@ def test_upload_api_function_configuration(template: dict[str, Any]) -> None:
     # The same zip as the ingestion function.
     assert function["Code"] == props(template, "IngestFunction")["Code"]
     assert function["Role"] == {"Fn::GetAtt": ["UploadApiFunctionRole", "Arn"]}
-    assert (function["Timeout"], function["MemorySize"]) == (10, 256)
+    assert (function["Timeout"], function["MemorySize"]) == (60, 256)
     assert function["ReservedConcurrentExecutions"] == 10  # the API's throttle
     assert template["Resources"]["UploadApiFunction"]["DependsOn"] == "UploadApiFunctionLogGroup"
 

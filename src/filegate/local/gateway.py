@@ -74,7 +74,10 @@ def function_url_event(
     if parts.query:
         event["queryStringParameters"] = dict(parse_qsl(parts.query, keep_blank_values=True))
     if body:
-        event["body"] = body.decode("utf-8") if text else base64.b64encode(body).decode()
+        try:
+            event["body"] = body.decode("utf-8") if text else base64.b64encode(body).decode()
+        except UnicodeDecodeError:  # a "text" body that is not UTF-8 travels base64, as on AWS
+            event["body"], event["isBase64Encoded"] = base64.b64encode(body).decode(), True
     return event
 
 
@@ -205,6 +208,7 @@ class FunctionUrlGateway:
                     self.wfile.write(payload)
 
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
+            do_TRACE = do_CONNECT = _serve  # the function answers every method, as on AWS
 
             def log_message(self, format: str, *args: Any) -> None:
                 log.debug("gateway %s", format % args)

@@ -244,7 +244,7 @@ class UploadClient:
                     "PUT",
                     url,
                     body=body,
-                    headers={**headers, "content-length": str(size)},
+                    headers=_with_length(headers, size),
                     timeout=self._config.timeout_seconds,
                     preload_content=True,
                 )
@@ -261,7 +261,8 @@ class UploadClient:
             if response.status >= 400:
                 raise UploadClientError(
                     f"S3 refused the upload of {path.name}: HTTP {response.status}"
-                    f" {response.data[:300].decode('utf-8', 'replace')}"
+                    f" {response.data[:300].decode('utf-8', 'replace')}",
+                    status=response.status,
                 )
             return str(response.headers.get("ETag", "")).strip('"')
         raise AssertionError("unreachable: _attempts raises when they run out")
@@ -304,6 +305,12 @@ class UploadClient:
         raise UploadClientError(
             f"{what} failed {self._config.max_attempts} times; last error: {attempt.failure}"
         )
+
+
+def _with_length(headers: dict[str, str], size: int) -> dict[str, str]:
+    """The plan's headers with exactly one Content-Length (header names are case-blind)."""
+    kept = {name: value for name, value in headers.items() if name.lower() != "content-length"}
+    return {**kept, "Content-Length": str(size)}
 
 
 @dataclass

@@ -1,0 +1,488 @@
+"""The upload client over real HTTP, against a fake upload API and fake S3 on 127.0.0.1.
+
+``FakeService`` is an ``http.server`` in a thread that plays both the upload API (``/api/...``)
+and the presigned-URL target (``/s3/...``). It answers the way the real API does (a PUT plan
+up to its threshold, a MULTIPART plan above it), can be told to fail given requests with given
+statuses, and records every request it served: method, path, headers as sent, the body's size
+and SHA-256 (bodies are hashed as they stream in, never kept whole). Tests assert on those
+records and on what the client returns; the client's internals are not patched. Backoff goes
+through an injected sleep that records the delays and does not wait.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import threading
+import tracemalloc
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from filegate.errors import UploadClientError
+from filegate.uploads.client import MiB, TransferConfig, UploadClient
+
+UPLOAD_ID = "up-" + "a" * 26
+API_KEY = "fg_p1_secret"
+READ_BYTES = 256 * 1024  # how much the fake server reads from a body at once
+FILEGATE = Path(sys.executable).parent / "filegate"
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One request the fake service served."""
+
+    method: str
+    path: str
+    headers: tuple[tuple[str, str], ...]
+    size: int
+    sha256: str
+    json: Any = None
+
+    def header_values(self, name: str) -> list[str]:
+        return [value for key, value in self.headers if key.lower() == name.lower()]
+
+
+@dataclass
+class FakeService:
+    """The fake API + S3: its plan rules, the failures to inject, and what it saw."""
+
+    base: str = ""
+    threshold: int = 64 * 1024
+    part_size: int = 64 * 1024
+    status: str = "PENDING"
+    seen: list[Seen] = field(default_factory=list)
+    failures: dict[tuple[str, str], list[int]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def fail(self, method: str, path: str, *statuses: int) -> None:
+        """Answer the next requests to ``method path`` with these statuses, in order."""
+        self.failures[(method, path)] = list(statuses)
+
+    def fail_always(self, method: str, path: str, status: int) -> None:
+        self.fail(method, path, *[status] * 100)
+
+    def injected(self, method: str, path: str) -> int | None:
+        with self.lock:
+            queue = self.failures.get((method, path))
+            return queue.pop(0) if queue else None
+
+    def record(self, seen: Seen) -> None:
+        with self.lock:
+            self.seen.append(seen)
+
+    def requests(self, method: str, path: str) -> list[Seen]:
+        with self.lock:
+            return [s for s in self.seen if s.method == method and s.path == path]
+
+    def plan(self, declaration: dict[str, Any]) -> dict[str, Any]:
+        head = {
+            "upload_id": UPLOAD_ID,
+            "key": f"p1/{UPLOAD_ID}/{declaration['filename']}",
+            "status": "PENDING",
+            "expires_at": "2026-11-24T12:00:00.000Z",
+        }
+        size = declaration["size"]
+        if size <= self.threshold:
+            headers = {
+                "Content-Type": declaration["content_type"],
+                "Content-Length": str(size),
+                "x-amz-checksum-sha256": "c2lnbmVk",
+                "x-amz-sdk-checksum-algorithm": "SHA256",
+                "x-amz-server-side-encryption": "AES256",
+            }
+            return {**head, "method": "PUT", "url": f"{self.base}/s3/object", "headers": headers}
+        return {**head, "method": "MULTIPART", **self._parts(size)}
+
+    def _parts(self, size: int) -> dict[str, Any]:
+        offsets = range(0, size, self.part_size)
+        parts = [
+            {
+                "part_number": number,
+                "offset": offset,
+                "size": min(self.part_size, size - offset),
+                "url": f"{self.base}/s3/part/{number}",
+                "headers": {"Content-Length": str(min(self.part_size, size - offset))},
+            }
+            for number, offset in enumerate(offsets, start=1)
+        ]
+        return {
+            "part_size": self.part_size,
+            "part_count": len(parts),
+            "parts": parts,
+            "complete": {"method": "POST", "path": f"/uploads/{UPLOAD_ID}/complete"},
+            "abort": {"method": "POST", "path": f"/uploads/{UPLOAD_ID}/abort"},
+        }
+
+    def view(self) -> dict[str, Any]:
+        return {"upload_id": UPLOAD_ID, "status": self.status, "reason": "sha256 differs"}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as urllib3's pool expects
+    server: _Server
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    def do_POST(self) -> None:
+        self._serve()
+
+    def do_PUT(self) -> None:
+        self._serve()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: the records are the log."""
+
+    def _serve(self) -> None:
+        fake = self.server.fake
+        size, digest, body = self._drain()
+        document = json.loads(body) if body and self.path.startswith("/api/") else None
+        fake.record(
+            Seen(self.command, self.path, tuple(self.headers.items()), size, digest, document)
+        )
+        status = fake.injected(self.command, self.path)
+        if status is not None:
+            self._answer(status, {"error": {"code": "injected", "message": f"injected {status}"}})
+        elif self.command == "PUT":
+            etag = '"etag-' + self.path.rsplit("/", 1)[-1] + '"'
+            self._answer(HTTPStatus.OK, None, {"ETag": etag})
+        elif self.command == "POST" and self.path == "/api/uploads":
+            self._answer(HTTPStatus.CREATED, fake.plan(document))
+        else:
+            self._answer(HTTPStatus.OK, fake.view())
+
+    def _drain(self) -> tuple[int, str, bytes]:
+        """Read the body in bounded reads; keep it only when small (JSON), hash it always."""
+        left = int(self.headers.get("Content-Length") or 0)
+        digest, size, kept = hashlib.sha256(), 0, bytearray()
+        while left:
+            chunk = self.rfile.read(min(READ_BYTES, left))
+            if not chunk:
+                break
+            digest.update(chunk)
+            size, left = size + len(chunk), left - len(chunk)
+            if size <= 64 * 1024:
+                kept += chunk
+        return size, digest.hexdigest(), bytes(kept)
+
+    def _answer(self, status: int, document: Any, headers: dict[str, str] | None = None) -> None:
+        body = b"" if document is None else json.dumps(document).encode()
+        self.send_response(status)
+        for name, value in {**(headers or {}), "Content-Length": str(len(body))}.items():
+            self.send_header(name, value)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(body)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    fake: FakeService
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeService]:
+    server = _Server(("127.0.0.1", 0), _Handler)
+    server.fake = FakeService(base=f"http://127.0.0.1:{server.server_address[1]}")
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield server.fake
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@dataclass
+class Sleeps:
+    """The injected sleep: records each delay, waits for none."""
+
+    delays: list[float] = field(default_factory=list)
+
+    def __call__(self, seconds: float) -> None:
+        self.delays.append(seconds)
+
+
+@dataclass
+class Progress:
+    """A progress subscriber that keeps every report."""
+
+    reports: list[int] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def on_progress(self, bytes_transferred: int) -> None:
+        with self.lock:
+            self.reports.append(bytes_transferred)
+
+
+def make_client(fake: FakeService, sleeps: Sleeps | None = None, **config: Any) -> UploadClient:
+    settings = {"max_attempts": 3, "backoff_base_seconds": 0.01, "backoff_max_seconds": 0.04}
+    return UploadClient(
+        f"{fake.base}/api",
+        API_KEY,
+        TransferConfig(**{**settings, **config}),
+        sleep=sleeps or Sleeps(),
+    )
+
+
+def write_random(path: Path, size: int) -> bytes:
+    data = os.urandom(size)
+    path.write_bytes(data)
+    return data
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+# --- single PUT ----------------------------------------------------------------------------
+
+
+def test_a_single_put_sends_the_plans_headers_and_the_files_bytes(
+    fake: FakeService, tmp_path: Path
+) -> None:
+    data = write_random(tmp_path / "report.csv", 10_000)
+
+    result = make_client(fake).upload(tmp_path / "report.csv")
+
+    (declared,) = fake.requests("POST", "/api/uploads")
+    assert declared.json == {
+        "filename": "report.csv",
+        "size": 10_000,
+        "sha256": sha256(data),
+        "content_type": "text/csv",
+    }
+    assert declared.header_values("x-api-key") == [API_KEY]
+    (put,) = fake.requests("PUT", "/s3/object")
+    plan = fake.plan(declared.json)
+    for name, value in plan["headers"].items():
+        assert set(put.header_values(name)) == {value}, name
+    assert (put.size, put.sha256) == (len(data), sha256(data))
+    assert (result.method, result.status, result.sha256) == ("PUT", "PENDING", sha256(data))
+    assert fake.requests("POST", f"/api/uploads/{UPLOAD_ID}/complete") == []
+
+
+def test_each_of_the_plans_headers_is_sent_once(fake: FakeService, tmp_path: Path) -> None:
+    write_random(tmp_path / "a.bin", 1000)
+
+    make_client(fake).upload(tmp_path / "a.bin")
+
+    (put,) = fake.requests("PUT", "/s3/object")
+    names = [name.lower() for name, _ in put.headers]
+    assert names.count("content-length") == 1
+
+
+# --- multipart -----------------------------------------------------------------------------
+
+
+def test_multipart_sends_each_parts_byte_range_and_completes_with_the_etags_in_order(
+    fake: FakeService, tmp_path: Path
+) -> None:
+    data = write_random(tmp_path / "big.bin", 5 * fake.part_size + 123)
+
+    result = make_client(fake, max_concurrency=4).upload(tmp_path / "big.bin")
+
+    plan = fake.plan({"filename": "big.bin", "size": len(data), "content_type": "x/y"})
+    assert result.method == "MULTIPART"
+    for part in plan["parts"]:
+        (sent,) = fake.requests("PUT", f"/s3/part/{part['part_number']}")
+        expected = data[part["offset"] : part["offset"] + part["size"]]
+        assert (sent.size, sent.sha256) == (len(expected), sha256(expected))
+        assert sent.header_values("Content-Length")[0] == str(part["size"])
+    (complete,) = fake.requests("POST", f"/api/uploads/{UPLOAD_ID}/complete")
+    assert complete.json == {
+        "parts": [{"part_number": n, "etag": f"etag-{n}"} for n in range(1, 7)]
+    }
+    assert fake.requests("POST", f"/api/uploads/{UPLOAD_ID}/abort") == []
+
+
+def test_a_part_that_fails_twice_with_503_is_retried_and_the_upload_completes(
+    fake: FakeService, tmp_path: Path
+) -> None:
+    data = write_random(tmp_path / "big.bin", 3 * fake.part_size)
+    fake.fail("PUT", "/s3/part/2", 503, 503)
+
+    make_client(fake, max_attempts=3).upload(tmp_path / "big.bin")
+
+    attempts = fake.requests("PUT", "/s3/part/2")
+    assert len(attempts) == 3
+    part = data[fake.part_size : 2 * fake.part_size]
+    assert all((a.size, a.sha256) == (len(part), sha256(part)) for a in attempts)
+    assert len(fake.requests("PUT", "/s3/part/1")) == len(fake.requests("PUT", "/s3/part/3")) == 1
+    (complete,) = fake.requests("POST", f"/api/uploads/{UPLOAD_ID}/complete")
+    assert [p["etag"] for p in complete.json["parts"]] == ["etag-1", "etag-2", "etag-3"]
+
+
+@pytest.mark.parametrize("status", [503, 500, 429])
+def test_a_part_that_always_fails_raises_and_the_upload_is_aborted(
+    fake: FakeService, tmp_path: Path, status: int
+) -> None:
+    write_random(tmp_path / "big.bin", 3 * fake.part_size)
+    fake.fail_always("PUT", "/s3/part/2", status)
+
+    with pytest.raises(UploadClientError) as raised:
+        make_client(fake, max_attempts=4).upload(tmp_path / "big.bin")
+
+    assert "failed 4 times" in str(raised.value)
+    assert f"HTTP {status}" in str(raised.value)
+    assert len(fake.requests("PUT", "/s3/part/2")) == 4
+    assert len(fake.requests("POST", f"/api/uploads/{UPLOAD_ID}/abort")) == 1
+    assert fake.requests("POST", f"/api/uploads/{UPLOAD_ID}/complete") == []
+
+
+def test_a_part_refused_with_a_4xx_is_not_retried_and_the_upload_is_aborted(
+    fake: FakeService, tmp_path: Path
+) -> None:
+    write_random(tmp_path / "big.bin", 3 * fake.part_size)
+    fake.fail_always("PUT", "/s3/part/3", 403)
+
+    with pytest.raises(UploadClientError, match="HTTP 403"):
+        make_client(fake, max_attempts=4).upload(tmp_path / "big.bin")
+
+    assert len(fake.requests("PUT", "/s3/part/3")) == 1
+    assert len(fake.requests("POST", f"/api/uploads/{UPLOAD_ID}/abort")) == 1
+
+
+# --- the API's answers ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 409, 413, 415])
+def test_a_4xx_from_the_api_is_not_retried_and_the_error_names_the_status(
+    fake: FakeService, tmp_path: Path, status: int
+) -> None:
+    write_random(tmp_path / "a.bin", 100)
+    fake.fail("POST", "/api/uploads", status)
+
+    with pytest.raises(UploadClientError) as raised:
+        make_client(fake, max_attempts=5).upload(tmp_path / "a.bin")
+
+    assert raised.value.status == status
+    assert f"answered {status}: injected {status}" in str(raised.value)
+    assert len(fake.requests("POST", "/api/uploads")) == 1
+    assert [s for s in fake.seen if s.method == "PUT"] == []
+
+
+def test_a_5xx_from_the_api_is_retried(fake: FakeService, tmp_path: Path) -> None:
+    write_random(tmp_path / "a.bin", 100)
+    fake.fail("POST", "/api/uploads", 502, 503)
+
+    result = make_client(fake, max_attempts=3).upload(tmp_path / "a.bin")
+
+    assert result.upload_id == UPLOAD_ID
+    assert len(fake.requests("POST", "/api/uploads")) == 3
+    assert len(fake.requests("PUT", "/s3/object")) == 1
+
+
+def test_wait_polls_until_a_final_status_and_returns_the_reason(
+    fake: FakeService, tmp_path: Path
+) -> None:
+    write_random(tmp_path / "a.bin", 100)
+    client = make_client(fake)
+    result = client.upload(tmp_path / "a.bin")
+    fake.status = "REJECTED"
+
+    final = client.wait(result, timeout=5)
+
+    assert (final.status, final.reason, final.accepted) == ("REJECTED", "sha256 differs", False)
+
+
+# --- backoff and progress ------------------------------------------------------------------
+
+
+def test_backoff_goes_through_the_injected_sleep_grows_and_stays_under_the_maximum(
+    fake: FakeService, tmp_path: Path
+) -> None:
+    write_random(tmp_path / "a.bin", 100)
+    fake.fail_always("PUT", "/s3/object", 503)
+    sleeps = Sleeps()
+    client = make_client(
+        fake, sleeps, max_attempts=6, backoff_base_seconds=0.01, backoff_max_seconds=0.04
+    )
+
+    with pytest.raises(UploadClientError, match="failed 6 times"):
+        client.upload(tmp_path / "a.bin")
+
+    ceilings = [0.01, 0.02, 0.04, 0.04, 0.04]  # base * 2**n, capped at backoff_max
+    assert len(sleeps.delays) == len(ceilings)
+    for delay, ceiling in zip(sleeps.delays, ceilings, strict=True):
+        assert ceiling / 2 <= delay <= ceiling
+    assert sleeps.delays[:3] == sorted(sleeps.delays[:3])
+    assert max(sleeps.delays) <= 0.04
+
+
+def test_progress_adds_up_to_the_file_size_even_after_a_retried_part(
+    fake: FakeService, tmp_path: Path
+) -> None:
+    write_random(tmp_path / "big.bin", 4 * fake.part_size + 7)
+    fake.fail("PUT", "/s3/part/3", 503)
+    progress = Progress()
+
+    make_client(fake).upload(tmp_path / "big.bin", subscriber=progress)
+
+    assert len(fake.requests("PUT", "/s3/part/3")) == 2
+    assert -fake.part_size in progress.reports  # the failed attempt is taken back whole
+    assert sum(progress.reports) == 4 * fake.part_size + 7
+
+
+# --- memory --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("threshold", [256 * MiB, 64 * MiB], ids=["single-put", "multipart"])
+def test_a_200_mib_file_goes_through_in_bounded_memory(
+    fake: FakeService, tmp_path: Path, threshold: int
+) -> None:
+    # GIVEN a sparse 200 MiB file (zeros), and a plan of 50 MiB parts above the threshold
+    path = tmp_path / "huge.bin"
+    with path.open("wb") as handle:
+        handle.truncate(200 * MiB)
+    fake.threshold, fake.part_size = threshold, 50 * MiB
+    progress = Progress()
+    chunk = MiB
+
+    # WHEN it is uploaded with Python's allocations traced (client and fake server alike)
+    tracemalloc.start()
+    try:
+        make_client(fake, chunk_bytes=chunk, max_concurrency=4).upload(path, subscriber=progress)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    # THEN every byte arrived, no read took more than chunk_bytes, and the peak stayed small
+    puts = [s for s in fake.seen if s.method == "PUT"]
+    assert sum(s.size for s in puts) == 200 * MiB
+    assert max(progress.reports) <= chunk
+    assert peak < 32 * MiB, f"peak traced memory {peak / MiB:.1f} MiB"
+
+
+# --- the CLI -------------------------------------------------------------------------------
+
+
+def test_the_cli_exits_2_naming_a_missing_file_and_sends_nothing(
+    fake: FakeService, tmp_path: Path
+) -> None:
+    present = tmp_path / "present.txt"
+    present.write_text("here")
+    missing = tmp_path / "missing.txt"
+
+    done = subprocess.run(
+        [str(FILEGATE), "upload", str(present), str(missing), "--api", f"{fake.base}/api"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "FILEGATE_API_KEY": API_KEY, "NO_COLOR": "1", "COLUMNS": "500"},
+        timeout=60,
+        check=False,
+    )
+
+    assert done.returncode == 2, done.stderr
+    assert str(missing) in done.stderr
+    assert str(present) not in done.stderr
+    assert fake.seen == []
