@@ -14,9 +14,10 @@ import boto3
 import pytest
 from builders import BUCKET, REGION
 from moto import mock_aws
+from upload_builders import create_upload_ledger
 
 from filegate.ingest import handler
-from filegate.ledger import PREFIX_INDEX, Ledger
+from filegate.ledger import Ledger
 
 TABLE = "filegate-ledger-test"
 
@@ -72,27 +73,8 @@ def s3(aws: None) -> Any:
 
 @pytest.fixture
 def table(aws: None) -> str:
-    client = boto3.client("dynamodb", region_name=REGION)
-    client.create_table(
-        TableName=TABLE,
-        BillingMode="PAY_PER_REQUEST",
-        KeySchema=[{"AttributeName": "s3_key", "KeyType": "HASH"}],
-        AttributeDefinitions=[
-            {"AttributeName": name, "AttributeType": "S"}
-            for name in ("s3_key", "prefix", "event_time")
-        ],
-        GlobalSecondaryIndexes=[
-            {
-                "IndexName": PREFIX_INDEX,
-                "KeySchema": [
-                    {"AttributeName": "prefix", "KeyType": "HASH"},
-                    {"AttributeName": "event_time", "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "ALL"},
-            }
-        ],
-    )
-    return TABLE
+    """The ledger table with the template's key schema and both GSIs."""
+    return create_upload_ledger(boto3.client("dynamodb", region_name=REGION), TABLE)
 
 
 @pytest.fixture

@@ -23,32 +23,9 @@ FIXED = datetime(2026, 11, 24, 12, 0, 0, tzinfo=UTC)
 
 
 def _create_table(ddb: Any) -> None:
-    from filegate.ledger import PREFIX_INDEX, UPLOAD_INDEX
+    from upload_builders import create_upload_ledger  # this file's folder is on sys.path
 
-    ddb.create_table(
-        TableName=TABLE,
-        BillingMode="PAY_PER_REQUEST",
-        KeySchema=[{"AttributeName": "s3_key", "KeyType": "HASH"}],
-        AttributeDefinitions=[
-            {"AttributeName": name, "AttributeType": "S"}
-            for name in ("s3_key", "prefix", "event_time", "upload_id")
-        ],
-        GlobalSecondaryIndexes=[
-            {
-                "IndexName": PREFIX_INDEX,
-                "KeySchema": [
-                    {"AttributeName": "prefix", "KeyType": "HASH"},
-                    {"AttributeName": "event_time", "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "ALL"},
-            },
-            {
-                "IndexName": UPLOAD_INDEX,
-                "KeySchema": [{"AttributeName": "upload_id", "KeyType": "HASH"}],
-                "Projection": {"ProjectionType": "ALL"},
-            },
-        ],
-    )
+    create_upload_ledger(ddb, TABLE)
 
 
 def _answer(call: Callable[[], Any]) -> Any:

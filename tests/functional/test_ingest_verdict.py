@@ -135,21 +135,7 @@ def test_s3_checksum_is_compared_in_hex() -> None:
     assert _s3_sha256(ObjectInfo(1, None, None, None, "abc-3")) is None
 
 
-def test_overdue_declarations_are_swept_to_expired(table: str, ledger: Ledger) -> None:
-    ddb = boto3.client("dynamodb", region_name=REGION)
-    ddb.update_table(  # the sparse index the sweep scans, as the template declares it
-        TableName=table,
-        AttributeDefinitions=[{"AttributeName": "upload_id", "AttributeType": "S"}],
-        GlobalSecondaryIndexUpdates=[
-            {
-                "Create": {
-                    "IndexName": "upload_id-index",
-                    "KeySchema": [{"AttributeName": "upload_id", "KeyType": "HASH"}],
-                    "Projection": {"ProjectionType": "ALL"},
-                }
-            }
-        ],
-    )
+def test_overdue_declarations_are_swept_to_expired(ledger: Ledger) -> None:
     overdue = "acme-1a2b/up-aaaaaaaaaaaaaaaaaaaaaaaaaa/late.csv"
     declare(ledger, expires_in=-5, key=overdue)
     declare(ledger, expires_in=900)  # still in time
