@@ -12,6 +12,8 @@ import sys
 import typer
 
 from filegate.cli import build, demo, local, partner, upload, uploads
+from filegate.cli import logs as logs_cli
+from filegate.cli import verify as verify_cli
 from filegate.cli.render import console_err
 from filegate.errors import FilegateError
 
@@ -28,6 +30,8 @@ app.add_typer(uploads.app, name="uploads")
 app.command("demo")(demo.demo)
 app.command("package")(build.build_package)
 app.command("upload")(upload.upload)
+app.command("verify")(verify_cli.verify_command)
+app.command("logs")(logs_cli.logs_command)
 
 
 def main() -> None:
