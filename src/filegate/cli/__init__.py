@@ -12,6 +12,7 @@ import sys
 import typer
 
 from filegate.cli import build, demo, local, partner, upload, uploads
+from filegate.cli import evidence as evidence_cli
 from filegate.cli import logs as logs_cli
 from filegate.cli import verify as verify_cli
 from filegate.cli.render import console_err
@@ -32,6 +33,7 @@ app.command("package")(build.build_package)
 app.command("upload")(upload.upload)
 app.command("verify")(verify_cli.verify_command)
 app.command("logs")(logs_cli.logs_command)
+app.command("evidence")(evidence_cli.evidence_command)
 
 
 def main() -> None:
