@@ -19,7 +19,7 @@ from filegate.cli.options import (
     resolve_stack,
 )
 from filegate.cli.render import OutputFormat, console, console_err, print_json, rows_table
-from filegate.ops.evidence import REPORT, EvidenceResult, TestInputs, collect
+from filegate.ops.evidence import REPORT, EvidenceResult, ResultFiles, collect
 from filegate.ops.verify import DEFAULT_TIMEOUT
 
 
@@ -59,7 +59,7 @@ def evidence_command(
 ) -> None:
     """Write stack, function, table, bucket, queue, item and log evidence and run-report.md."""
     ref = resolve_stack(profile, region, endpoint_url, stack, target)
-    tests = TestInputs(unit_results, unit_junit, integration_results, integration_junit)
+    tests = ResultFiles(unit_results, unit_junit, integration_results, integration_junit)
     invocation = shlex.join(["filegate", *sys.argv[1:]])
     with console_err.status("collecting evidence") as status:
         result = collect(

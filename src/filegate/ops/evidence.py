@@ -30,12 +30,19 @@ from filegate.ops.logs import InvocationFilter, LogReader
 from filegate.ops.report import (
     Command,
     RunRecord,
-    TestRun,
+    SuiteResult,
     acceptance_checklist,
     judge_tests,
     render_run_report,
 )
-from filegate.ops.verify import DEFAULT_TIMEOUT, SMOKE, Progress, Verifier, VerifyReport
+from filegate.ops.verify import (
+    DEFAULT_TIMEOUT,
+    SMOKE,
+    Clients,
+    Progress,
+    Verifier,
+    VerifyReport,
+)
 from filegate.stackref import StackRef
 
 REPORT = "run-report.md"
@@ -50,7 +57,7 @@ class EvidenceError(FilegateError):
 
 
 @dataclass(frozen=True)
-class TestInputs:
+class ResultFiles:
     """Test results to attach: pytest's console output and JUnit XML, per kind."""
 
     unit_text: Path | None = None
@@ -77,7 +84,7 @@ class EvidenceResult:
     files: list[str]
     missing: list[tuple[str, str]]
     verification: VerifyReport
-    tests: list[TestRun] = field(default_factory=list)
+    tests: list[SuiteResult] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -140,7 +147,7 @@ class EvidenceRun:
         self,
         ref: StackRef,
         out_dir: Path,
-        tests: TestInputs | None = None,
+        tests: ResultFiles | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         progress: Progress | None = None,
         runner: str | None = None,
@@ -148,12 +155,13 @@ class EvidenceRun:
     ) -> None:
         self.ref = ref
         self.out_dir = out_dir
-        self.tests = tests or TestInputs()
+        self.tests = tests or ResultFiles()
         self.timeout = timeout
         self._progress = progress or (lambda _: None)
         self.runner = runner or _runner()
         self.invocation = invocation
         self.cli = AwsCli(ref)
+        self.client = Clients(ref)
         self._commands: list[Command] = []
         self._written: list[str] = []
         self._missing: list[tuple[str, str]] = []
@@ -163,7 +171,9 @@ class EvidenceRun:
     def run(self, key: str | None = None) -> EvidenceResult:
         _check_inputs(self.out_dir, self.tests)
         started = datetime.now(UTC)
-        verification = Verifier(self.ref, timeout=self.timeout, progress=self._progress).run(key)
+        verification = Verifier(self.ref, self.timeout, self._progress, clients=self.client).run(
+            key
+        )
         self.out_dir.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{self.out_dir.name}.", dir=self.out_dir.parent))
         try:
@@ -177,7 +187,7 @@ class EvidenceRun:
 
     def _collect_all(
         self, staging: Path, verification: VerifyReport, started: datetime
-    ) -> list[TestRun]:
+    ) -> list[SuiteResult]:
         self._progress("collecting the evidence files")
         self._stack_files(staging)
         self._function_files(staging)
@@ -193,7 +203,7 @@ class EvidenceRun:
     # ------------------------------------------------------------ files
     def _stack_files(self, staging: Path) -> None:
         name = self.ref.stack_name
-        cfn = self.ref.client("cloudformation")
+        cfn = self.client("cloudformation")
         self._api(
             staging,
             "stack-describe.json",
@@ -209,7 +219,7 @@ class EvidenceRun:
 
     def _function_files(self, staging: Path) -> None:
         function, queue_arn = self.ref.output("FunctionName"), self.ref.output("QueueArn")
-        lam = self.ref.client("lambda")
+        lam = self.client("lambda")
         config = self._api(
             staging,
             "lambda-function-configuration.json",
@@ -227,7 +237,7 @@ class EvidenceRun:
 
     def _storage_files(self, staging: Path) -> None:
         table, bucket = self.ref.output("TableName"), self.ref.output("BucketName")
-        ddb, s3 = self.ref.client("dynamodb"), self.ref.client("s3")
+        ddb, s3 = self.client("dynamodb"), self.client("s3")
         described = self._api(
             staging,
             "dynamodb-describe-table.json",
@@ -254,7 +264,7 @@ class EvidenceRun:
         self._excerpt_storage(described, encryption)
 
     def _queue_file(self, staging: Path, name: str, url: str) -> None:
-        sqs = self.ref.client("sqs")
+        sqs = self.client("sqs")
         command = self.cli(
             "sqs", "get-queue-attributes", "--queue-url", url, "--attribute-names", "All"
         )
@@ -267,7 +277,7 @@ class EvidenceRun:
 
     def _key_files(self, staging: Path, key: str) -> None:
         table = self.ref.output("TableName")
-        ddb = self.ref.client("dynamodb")
+        ddb = self.client("dynamodb")
         item_key = {"s3_key": {"S": key}}
         item = self._api(
             staging,
@@ -288,7 +298,7 @@ class EvidenceRun:
         self._log_file(staging, key, item)
 
     def _log_file(self, staging: Path, key: str, item: dict[str, Any] | None) -> None:
-        reader = LogReader(self.ref)
+        reader = LogReader(self.ref, logs_client=self.client("logs"))
         start_ms = _start_ms(item)
         shown: list[Any] = []
 
@@ -308,7 +318,7 @@ class EvidenceRun:
             lines = "\n".join(line.readable() for _, line in shown[:LOG_EXCERPT_LINES])
             self._excerpts.append((f"CloudWatch logs ({logs_file(key)})", "text", lines))
 
-    def _test_files(self, staging: Path) -> list[TestRun | None]:
+    def _test_files(self, staging: Path) -> list[SuiteResult | None]:
         contents: dict[str, tuple[str, str]] = {}
         for name, source in self.tests.given():
             text = source.read_bytes().decode("utf-8", errors="replace")
@@ -356,7 +366,7 @@ class EvidenceRun:
 
     # ------------------------------------------------------------ the report
     def _record(
-        self, verification: VerifyReport, tests: list[TestRun | None], started: datetime
+        self, verification: VerifyReport, tests: list[SuiteResult | None], started: datetime
     ) -> RunRecord:
         unit, integration = tests
         target = self.ref.target
@@ -449,7 +459,7 @@ def collect(
     ref: StackRef,
     out_dir: Path,
     key: str | None = None,
-    tests: TestInputs | None = None,
+    tests: ResultFiles | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     progress: Progress | None = None,
     runner: str | None = None,
@@ -460,7 +470,7 @@ def collect(
     return run.run(key)
 
 
-def _check_inputs(out_dir: Path, tests: TestInputs) -> None:
+def _check_inputs(out_dir: Path, tests: ResultFiles) -> None:
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"--out {out_dir} is a file: give a directory")
     for name, path in tests.given():

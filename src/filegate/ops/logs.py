@@ -175,10 +175,12 @@ class InvocationFilter:
 class LogReader:
     """Reads one function's log group through the stack's Logs client."""
 
-    def __init__(self, ref: StackRef, function_name: str | None = None) -> None:
+    def __init__(
+        self, ref: StackRef, function_name: str | None = None, logs_client: Any = None
+    ) -> None:
         self.function_name = function_name or ref.output("FunctionName")
         self.group = log_group(self.function_name)
-        self._logs = ref.client("logs")
+        self._logs = logs_client or ref.client("logs")
 
     def events(self, start_ms: int, end_ms: int | None = None) -> list[LogEvent]:
         """Every raw event from start_ms (inclusive), oldest first."""

@@ -39,7 +39,7 @@ _WIRING_NOTE = (
 
 
 @dataclass(frozen=True)
-class TestCounts:
+class SuiteCounts:
     """What a test run reported."""
 
     tests: int
@@ -58,7 +58,7 @@ class TestCounts:
         )
 
 
-def parse_junit(text: str) -> TestCounts:
+def parse_junit(text: str) -> SuiteCounts:
     """Counts summed over every ``<testsuite>`` (a root ``<testsuites>`` or one suite)."""
     try:
         # The file is the user's own test report. No external entities are fetched, and the
@@ -76,10 +76,10 @@ def parse_junit(text: str) -> TestCounts:
                 total[name] += int(suite.get(name, "0") or 0)
             except ValueError as exc:
                 raise ValueError(f"<testsuite {name}={suite.get(name)!r}> is not a number") from exc
-    return TestCounts(**total)
+    return SuiteCounts(**total)
 
 
-def parse_pytest_summary(text: str) -> TestCounts | None:
+def parse_pytest_summary(text: str) -> SuiteCounts | None:
     """Counts from pytest's last summary line, or None when there is none."""
     for line in reversed(text.splitlines()):
         found = {word: int(number) for number, word in _SUMMARY_COUNT.findall(line)}
@@ -88,18 +88,18 @@ def parse_pytest_summary(text: str) -> TestCounts | None:
             errors = found.get("errors", found.get("error", 0))
             skipped = found.get("skipped", 0) + found.get("xfailed", 0)
             tests = passed + failed + errors + skipped + found.get("xpassed", 0)
-            return TestCounts(tests, failed, errors, skipped)
+            return SuiteCounts(tests, failed, errors, skipped)
     return None
 
 
 @dataclass(frozen=True)
-class TestRun:
+class SuiteResult:
     """One kind of given test results (unit or integration), as copied into the evidence."""
 
     kind: str
     text_name: str | None = None
     junit_name: str | None = None
-    counts: TestCounts | None = None
+    counts: SuiteCounts | None = None
     problem: str | None = None
     excerpt: tuple[str, ...] = ()
 
@@ -110,13 +110,13 @@ class TestRun:
 
 def judge_tests(
     kind: str, text: tuple[str, str] | None, junit: tuple[str, str] | None
-) -> TestRun | None:
-    """A TestRun from (file name, content) pairs; JUnit XML decides when given."""
+) -> SuiteResult | None:
+    """A SuiteResult from (file name, content) pairs; JUnit XML decides when given."""
     if text is None and junit is None:
         return None
     excerpt = tuple(text[1].splitlines()[:EXCERPT_LINES]) if text else ()
     text_name, junit_name = (text[0] if text else None), (junit[0] if junit else None)
-    run = TestRun(kind, text_name, junit_name, excerpt=excerpt)
+    run = SuiteResult(kind, text_name, junit_name, excerpt=excerpt)
     try:
         counts = parse_junit(junit[1]) if junit else parse_pytest_summary(text[1] if text else "")
     except ValueError as exc:
@@ -141,7 +141,7 @@ class ChecklistItem:
 
 
 def acceptance_checklist(
-    verification: VerifyReport, unit: TestRun | None, integration: TestRun | None
+    verification: VerifyReport, unit: SuiteResult | None, integration: SuiteResult | None
 ) -> list[ChecklistItem]:
     """The seed's six items, each ticked only by checks that ran and passed in this run."""
     stack = verification.result(STACK)
@@ -186,7 +186,7 @@ def _from_checks(
     return ChecklistItem(text, True, why, note)
 
 
-def _from_tests(text: str, run: TestRun | None, attach: str, option: str) -> ChecklistItem:
+def _from_tests(text: str, run: SuiteResult | None, attach: str, option: str) -> ChecklistItem:
     title = f"{text} (attach `{attach}`)"
     if run is None:
         return ChecklistItem(

@@ -105,6 +105,19 @@ class SmokeObject:
     uploaded_at: datetime
 
 
+class Clients:
+    """One client per service for a whole run: making one costs about a third of a second."""
+
+    def __init__(self, ref: StackRef) -> None:
+        self._ref = ref
+        self._made: dict[str, Any] = {}
+
+    def __call__(self, service: str) -> Any:
+        if service not in self._made:
+            self._made[service] = self._ref.client(service)
+        return self._made[service]
+
+
 def smoke_key(now: datetime) -> str:
     """The seed runbook's ``smoke/test-$(date +%s).txt``."""
     return f"{SMOKE_PREFIX}test-{int(now.timestamp())}.txt"
@@ -120,8 +133,10 @@ class Verifier:
         progress: Progress | None = None,
         clock: Callable[[], datetime] | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        clients: Clients | None = None,
     ) -> None:
         self.ref = ref
+        self.client = clients or Clients(ref)
         self.timeout = timeout
         self._progress = progress or (lambda _: None)
         self._clock = clock or (lambda: datetime.now(UTC))
@@ -179,9 +194,9 @@ class Verifier:
     # ------------------------------------------------------------ the stack
     def stack_status(self) -> CheckResult:
         try:
-            stacks = self.ref.client("cloudformation").describe_stacks(
-                StackName=self.ref.stack_name
-            )["Stacks"]
+            stacks = self.client("cloudformation").describe_stacks(StackName=self.ref.stack_name)[
+                "Stacks"
+            ]
         except (ClientError, BotoCoreError) as exc:
             raise StackError(
                 f"cannot describe stack {self.ref.stack_name}: {exc}; check --stack, --region"
@@ -193,7 +208,7 @@ class Verifier:
 
     def function_deployed(self) -> CheckResult:
         name = self.ref.output("FunctionName")
-        config = self.ref.client("lambda").get_function_configuration(FunctionName=name)
+        config = self.client("lambda").get_function_configuration(FunctionName=name)
         state = config.get("State", "Active")
         update = config.get("LastUpdateStatus", "Successful")
         detail = (
@@ -205,7 +220,7 @@ class Verifier:
     # ------------------------------------------------------------ S3 -> SQS -> Lambda
     def bucket_notification(self) -> CheckResult:
         bucket, queue_arn = self.ref.output("BucketName"), self.ref.output("QueueArn")
-        config = self.ref.client("s3").get_bucket_notification_configuration(Bucket=bucket)
+        config = self.client("s3").get_bucket_notification_configuration(Bucket=bucket)
         events = sorted(
             event
             for queue in config.get("QueueConfigurations", [])
@@ -220,7 +235,7 @@ class Verifier:
 
     def queue_policy(self) -> CheckResult:
         queue_arn, bucket = self.ref.output("QueueArn"), self.ref.output("BucketName")
-        attributes = self.ref.client("sqs").get_queue_attributes(
+        attributes = self.client("sqs").get_queue_attributes(
             QueueUrl=self.ref.output("QueueUrl"), AttributeNames=["Policy"]
         )["Attributes"]
         policy = json.loads(attributes.get("Policy") or "{}")
@@ -233,7 +248,7 @@ class Verifier:
 
     def event_source_mapping(self) -> CheckResult:
         function, queue_arn = self.ref.output("FunctionName"), self.ref.output("QueueArn")
-        mappings = self.ref.client("lambda").list_event_source_mappings(EventSourceArn=queue_arn)
+        mappings = self.client("lambda").list_event_source_mappings(EventSourceArn=queue_arn)
         ours = [
             m
             for m in mappings.get("EventSourceMappings", [])
@@ -259,7 +274,7 @@ class Verifier:
     def errors_metric(self) -> CheckResult:
         name = self.ref.output("FunctionName")
         end = self._clock()
-        datapoints = self.ref.client("cloudwatch").get_metric_statistics(
+        datapoints = self.client("cloudwatch").get_metric_statistics(
             Namespace="AWS/Lambda",
             MetricName="Errors",
             Dimensions=[{"Name": "FunctionName", "Value": name}],
@@ -273,7 +288,7 @@ class Verifier:
         return CheckResult(ERRORS, errors == 0, detail)
 
     def dead_letter_queue(self) -> CheckResult:
-        attributes = self.ref.client("sqs").get_queue_attributes(
+        attributes = self.client("sqs").get_queue_attributes(
             QueueUrl=self.ref.output("DeadLetterQueueUrl"),
             AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
         )["Attributes"]
@@ -285,7 +300,7 @@ class Verifier:
         return CheckResult(DLQ, visible == 0 and hidden == 0, detail)
 
     def alarms(self) -> CheckResult:
-        found = stack_alarms(self.ref)
+        found = stack_alarms(self.ref, self.client("cloudwatch"))
         if not found:
             return CheckResult(ALARMS, False, "none of the stack's alarms found")
         firing = sorted(a["AlarmName"] for a in found if a.get("StateValue") == "ALARM")
@@ -300,7 +315,7 @@ class Verifier:
         now = self._clock()
         key, bucket = smoke_key(now), self.ref.output("BucketName")
         body = f"filegate smoke test {now.isoformat(timespec='seconds')}\n".encode()
-        version_id = ObjectStore(self.ref.client("s3")).put(bucket, key, body, SMOKE_CONTENT_TYPE)
+        version_id = ObjectStore(self.client("s3")).put(bucket, key, body, SMOKE_CONTENT_TYPE)
         return SmokeObject(bucket, key, version_id, len(body), now)
 
     def smoke_item(self, smoke: SmokeObject) -> CheckResult:
@@ -323,7 +338,7 @@ class Verifier:
 
     def function_logs(self, key: str, since: datetime) -> CheckResult:
         """The key's invocation logged a successful outcome (waits for log delivery)."""
-        reader = LogReader(self.ref)
+        reader = LogReader(self.ref, logs_client=self.client("logs"))
         start_ms = int(since.timestamp() * 1000)
 
         def processed() -> list[str]:
@@ -336,7 +351,7 @@ class Verifier:
         return CheckResult(LOGS, True, f"{reader.group}: {found[-1]} ({key})")
 
     def _ledger(self) -> Ledger:
-        return Ledger(self.ref.output("TableName"), self.ref.client("dynamodb"))
+        return Ledger(self.ref.output("TableName"), self.client("dynamodb"))
 
     def _wait(self, probe: Callable[[], Any]) -> Any:
         deadline = time.monotonic() + self.timeout
@@ -357,11 +372,11 @@ def verify(
     return Verifier(ref, timeout=timeout, progress=progress).run(key)
 
 
-def stack_alarms(ref: StackRef) -> list[dict[str, Any]]:
+def stack_alarms(ref: StackRef, cloudwatch: Any = None) -> list[dict[str, Any]]:
     """The stack's alarms: named ``<FunctionName>-...`` by the template, notifying its topic."""
     prefix = f"{ref.output('FunctionName')}-"
     topic = ref.outputs.get("AlertsTopicArn")
-    pages = ref.client("cloudwatch").get_paginator("describe_alarms")
+    pages = (cloudwatch or ref.client("cloudwatch")).get_paginator("describe_alarms")
     alarms = [
         alarm
         for page in pages.paginate(AlarmNamePrefix=prefix, AlarmTypes=["MetricAlarm"])
