@@ -13,8 +13,6 @@ from __future__ import annotations
 import getpass
 import json
 import os
-import re
-import shlex
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -26,6 +24,15 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from filegate.errors import ConfigError, FilegateError
+from filegate.ops.artifacts import (
+    FUNCTION_FIELDS,
+    TABLE_FIELDS,
+    AwsCli,
+    aws_json,
+    item_file,
+    logs_file,
+    pick,
+)
 from filegate.ops.logs import InvocationFilter, LogReader
 from filegate.ops.report import (
     Command,
@@ -99,45 +106,6 @@ class EvidenceResult:
             "missing": [{"file": name, "error": error} for name, error in self.missing],
             "verify": self.verification.as_dict(),
         }
-
-
-def item_file(key: str) -> str:
-    return f"dynamodb_item_{_safe(key)}.json"
-
-
-def logs_file(key: str) -> str:
-    return f"lambda_logs_{_safe(key)}.json"
-
-
-def _safe(key: str) -> str:
-    """A key as part of a file name: anything but letters, digits, ``.``, ``-`` becomes ``_``."""
-    return re.sub(r"[^A-Za-z0-9._-]", "_", key)
-
-
-def aws_json(response: Any) -> str:
-    """An API response as the AWS CLI prints it: no ResponseMetadata, ISO datetimes."""
-    if isinstance(response, dict):
-        response = {k: v for k, v in response.items() if k != "ResponseMetadata"}
-    return json.dumps(response, indent=4, default=_iso) + "\n"
-
-
-def _iso(value: Any) -> str:
-    return value.isoformat() if isinstance(value, datetime) else str(value)
-
-
-class AwsCli:
-    """The AWS CLI command equivalent to one call against this stack's target."""
-
-    def __init__(self, ref: StackRef) -> None:
-        target = ref.target
-        self._tail = ["--region", target.region]
-        if target.profile:
-            self._tail += ["--profile", target.profile]
-        if target.endpoint_url:
-            self._tail += ["--endpoint-url", target.endpoint_url]
-
-    def __call__(self, *words: str) -> str:
-        return " ".join(["aws", *(shlex.quote(w) for w in (*words, *self._tail))])
 
 
 class EvidenceRun:
@@ -412,44 +380,14 @@ class EvidenceRun:
 
     def _excerpt_function(self, config: dict[str, Any]) -> None:
         self._role = str(config.get("Role", "")) or None
-        relevant = {
-            k: config.get(k)
-            for k in (
-                "FunctionName",
-                "FunctionArn",
-                "Runtime",
-                "Role",
-                "Handler",
-                "CodeSize",
-                "Timeout",
-                "MemorySize",
-                "LastModified",
-                "CodeSha256",
-                "Version",
-                "State",
-                "LastUpdateStatus",
-                "Environment",
-            )
-            if k in config
-        }
+        relevant = pick(config, FUNCTION_FIELDS)
         self._excerpts.append(("Lambda function (relevant parts)", "json", aws_json(relevant)))
 
     def _excerpt_storage(
         self, described: dict[str, Any] | None, encryption: dict[str, Any] | None
     ) -> None:
         if described is not None:
-            table = described.get("Table", {})
-            relevant = {
-                k: table.get(k)
-                for k in (
-                    "TableName",
-                    "TableStatus",
-                    "KeySchema",
-                    "BillingModeSummary",
-                    "SSEDescription",
-                )
-                if k in table
-            }
+            relevant = pick(described.get("Table", {}), TABLE_FIELDS)
             self._excerpts.append(("DynamoDB table (relevant parts)", "json", aws_json(relevant)))
         if encryption is not None:
             self._excerpts.append(("S3 bucket encryption", "json", aws_json(encryption)))

@@ -21,7 +21,6 @@ An AWS error inside a check fails that check; a stack that cannot be described a
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import time
 from collections.abc import Callable
@@ -34,6 +33,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from filegate.errors import FilegateError, StackError
 from filegate.ledger import Ledger, LedgerItem, Status
 from filegate.ops.logs import InvocationFilter, LogReader
+from filegate.ops.wiring import bucket_arn, function_name, policy_lets_bucket_send
 from filegate.stackref import StackRef
 from filegate.storage import ObjectStore
 
@@ -238,13 +238,12 @@ class Verifier:
         attributes = self.client("sqs").get_queue_attributes(
             QueueUrl=self.ref.output("QueueUrl"), AttributeNames=["Policy"]
         )["Attributes"]
-        policy = json.loads(attributes.get("Policy") or "{}")
-        bucket_arn = f"arn:{_partition(queue_arn)}:s3:::{bucket}"
-        allowed = any(_lets_bucket_send(s, bucket_arn) for s in _statements(policy))
-        detail = f"s3.amazonaws.com may send from {bucket_arn}" if allowed else "no statement lets"
-        if not allowed:
-            detail += f" s3.amazonaws.com send messages from {bucket_arn}"
-        return CheckResult(QUEUE_POLICY, allowed, detail)
+        source = bucket_arn(bucket, queue_arn)
+        allowed = policy_lets_bucket_send(json.loads(attributes.get("Policy") or "{}"), source)
+        if allowed:
+            return CheckResult(QUEUE_POLICY, True, f"s3.amazonaws.com may send from {source}")
+        detail = f"no statement lets s3.amazonaws.com send messages from {source}"
+        return CheckResult(QUEUE_POLICY, False, detail)
 
     def event_source_mapping(self) -> CheckResult:
         function, queue_arn = self.ref.output("FunctionName"), self.ref.output("QueueArn")
@@ -252,7 +251,7 @@ class Verifier:
         ours = [
             m
             for m in mappings.get("EventSourceMappings", [])
-            if _function_name(m.get("FunctionArn", "")) == function
+            if function_name(m.get("FunctionArn", "")) == function
         ]
         if not ours:
             return CheckResult(MAPPING, False, f"no mapping from the queue to {function}")
@@ -421,42 +420,6 @@ def _item_time(item: LedgerItem) -> datetime:
 
 def _succeeded(outcome: str | None) -> bool:
     return outcome in _SUCCESS_OUTCOMES
-
-
-def _statements(policy: dict[str, Any]) -> list[dict[str, Any]]:
-    statements = policy.get("Statement", [])
-    return statements if isinstance(statements, list) else [statements]
-
-
-def _listed(value: Any) -> list[str]:
-    return [str(v) for v in value] if isinstance(value, list) else [str(value)]
-
-
-def _lets_bucket_send(statement: dict[str, Any], bucket_arn: str) -> bool:
-    principal = statement.get("Principal", {})
-    services = _listed(principal.get("Service", [])) if isinstance(principal, dict) else []
-    actions = _listed(statement.get("Action", []))
-    if statement.get("Effect") != "Allow" or "s3.amazonaws.com" not in services:
-        return False
-    if not any(fnmatch.fnmatch("sqs:SendMessage", a) for a in actions):
-        return False
-    conditions = statement.get("Condition", {})
-    patterns = [
-        pattern
-        for operator in ("ArnLike", "ArnEquals", "StringLike", "StringEquals")
-        for pattern in _listed(conditions.get(operator, {}).get("aws:SourceArn", []))
-    ]
-    return not patterns or any(fnmatch.fnmatchcase(bucket_arn, p) for p in patterns)
-
-
-def _partition(arn: str) -> str:
-    parts = arn.split(":")
-    return parts[1] if len(parts) > 1 and parts[1] else "aws"
-
-
-def _function_name(function_arn: str) -> str:
-    """``arn:...:function:NAME[:QUALIFIER]`` -> NAME (a mapping may target an alias)."""
-    return function_arn.split(":function:", 1)[-1].split(":", 1)[0]
 
 
 def _local_runner_feeds(ref: StackRef) -> bool:
