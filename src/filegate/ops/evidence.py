@@ -57,6 +57,12 @@ CHECKS = "checks.json"
 UNIT_TEXT, UNIT_JUNIT = "unit-test-results.txt", "unit-junit.xml"
 INTEGRATION_TEXT, INTEGRATION_JUNIT = "integration-test-output.txt", "integration-junit.xml"
 LOG_EXCERPT_LINES = 40
+_OPTION = {
+    UNIT_TEXT: "--unit-results",
+    UNIT_JUNIT: "--unit-junit",
+    INTEGRATION_TEXT: "--integration-results",
+    INTEGRATION_JUNIT: "--integration-junit",
+}
 
 
 class EvidenceError(FilegateError):
@@ -413,7 +419,7 @@ def _check_inputs(out_dir: Path, tests: ResultFiles) -> None:
         raise ConfigError(f"--out {out_dir} is a file: give a directory")
     for name, path in tests.given():
         if not path.is_file():
-            raise ConfigError(f"test results file {path} (for {name}) does not exist")
+            raise ConfigError(f"{_OPTION[name]} {path}: no such file; give the test results file")
 
 
 def _all_events(cfn: Any, stack_name: str) -> dict[str, Any]:
