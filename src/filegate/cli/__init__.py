@@ -12,6 +12,9 @@ import sys
 import typer
 
 from filegate.cli import build, demo, local, partner, upload, uploads
+from filegate.cli import evidence as evidence_cli
+from filegate.cli import logs as logs_cli
+from filegate.cli import verify as verify_cli
 from filegate.cli.render import console_err
 from filegate.errors import FilegateError
 
@@ -28,6 +31,9 @@ app.add_typer(uploads.app, name="uploads")
 app.command("demo")(demo.demo)
 app.command("package")(build.build_package)
 app.command("upload")(upload.upload)
+app.command("verify")(verify_cli.verify_command)
+app.command("logs")(logs_cli.logs_command)
+app.command("evidence")(evidence_cli.evidence_command)
 
 
 def main() -> None:

@@ -1,0 +1,438 @@
+"""`filegate verify`: the runbook's "verify system healthy", each step one check.
+
+Each check is a small function returning a ``CheckResult`` (name, passed, detail); ``verify``
+runs them in the runbook's order and never stops at the first failure, so the table shows
+everything that is wrong at once:
+
+1. the stack's status is ``*_COMPLETE`` and not a rollback;
+2. the function is deployed (State Active, last update successful);
+3. S3 can reach it: the bucket notifies the queue of created objects, the queue policy lets
+   the bucket send, and an enabled event source mapping feeds the queue to the function (in
+   this architecture S3 never invokes the function itself);
+4. the function's ``AWS/Lambda`` ``Errors`` summed over the last 15 minutes is 0;
+5. a smoke upload (``smoke/test-<epoch>.txt``) reaches the ledger as RECEIVED with its size,
+   type and version, within ``timeout`` seconds, and the function's logs show it processed;
+6. the dead-letter queue is empty;
+7. none of the stack's alarms is in ALARM.
+
+An AWS error inside a check fails that check; a stack that cannot be described at all raises
+``StackError`` (the CLI's exit code 2).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from filegate.errors import FilegateError, StackError
+from filegate.ledger import Ledger, LedgerItem, Status
+from filegate.ops.logs import InvocationFilter, LogReader
+from filegate.ops.wiring import bucket_arn, function_name, policy_lets_bucket_send
+from filegate.stackref import StackRef
+from filegate.storage import ObjectStore
+
+DEFAULT_TIMEOUT = 60.0
+ERRORS_WINDOW = timedelta(minutes=15)
+POLL_SECONDS = 0.5
+SMOKE_PREFIX = "smoke/"
+SMOKE_CONTENT_TYPE = "text/plain"
+
+STACK = "stack status"
+FUNCTION = "function deployed"
+NOTIFICATION = "bucket notification"
+QUEUE_POLICY = "queue policy"
+MAPPING = "event source mapping"
+ERRORS = "errors (15 min)"
+SMOKE = "smoke upload"
+ITEM = "ledger item"
+LOGS = "function logs"
+DLQ = "dead-letter queue"
+ALARMS = "alarms"
+
+_WRITTEN_STATUSES = frozenset(status.value for status in Status)
+_SUCCESS_OUTCOMES = frozenset({"written", "duplicate", "stale"})
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One check: its name, whether it passed, and what was found."""
+
+    name: str
+    passed: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """Every check of one run, and the key the run looked at (the smoke key, or the given one)."""
+
+    stack_name: str
+    checks: tuple[CheckResult, ...]
+    key: str | None = None
+
+    @property
+    def passed(self) -> bool:
+        return all(check.passed for check in self.checks)
+
+    def result(self, name: str) -> CheckResult | None:
+        return next((check for check in self.checks if check.name == name), None)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "stack": self.stack_name,
+            "passed": self.passed,
+            "key": self.key,
+            "checks": [asdict(check) for check in self.checks],
+        }
+
+
+@dataclass(frozen=True)
+class SmokeObject:
+    """The object a smoke upload wrote."""
+
+    bucket: str
+    key: str
+    version_id: str | None
+    size: int
+    uploaded_at: datetime
+
+
+class Clients:
+    """One client per service for a whole run: making one costs about a third of a second."""
+
+    def __init__(self, ref: StackRef) -> None:
+        self._ref = ref
+        self._made: dict[str, Any] = {}
+
+    def __call__(self, service: str) -> Any:
+        if service not in self._made:
+            self._made[service] = self._ref.client(service)
+        return self._made[service]
+
+
+def smoke_key(now: datetime) -> str:
+    """The seed runbook's ``smoke/test-$(date +%s).txt``."""
+    return f"{SMOKE_PREFIX}test-{int(now.timestamp())}.txt"
+
+
+class Verifier:
+    """Runs the checks against one stack; clock and sleep are injected for tests."""
+
+    def __init__(
+        self,
+        ref: StackRef,
+        timeout: float = DEFAULT_TIMEOUT,
+        progress: Progress | None = None,
+        clock: Callable[[], datetime] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clients: Clients | None = None,
+    ) -> None:
+        self.ref = ref
+        self.client = clients or Clients(ref)
+        self.timeout = timeout
+        self._progress = progress or (lambda _: None)
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._sleep = sleep
+
+    def run(self, key: str | None = None) -> VerifyReport:
+        """All checks; with ``key``, that object's item and logs instead of a smoke upload."""
+        checks = [self._step(STACK, self.stack_status)]
+        for name, check in (
+            (FUNCTION, self.function_deployed),
+            (NOTIFICATION, self.bucket_notification),
+            (QUEUE_POLICY, self.queue_policy),
+            (MAPPING, self.event_source_mapping),
+            (ERRORS, self.errors_metric),
+        ):
+            checks.append(self._guarded(name, check))
+        object_checks, key = self._object_checks(key)
+        checks += object_checks
+        checks.append(self._guarded(DLQ, self.dead_letter_queue))
+        checks.append(self._guarded(ALARMS, self.alarms))
+        return VerifyReport(self.ref.stack_name, tuple(checks), key)
+
+    def _step(self, name: str, check: Callable[[], CheckResult]) -> CheckResult:
+        self._progress(name)
+        return check()
+
+    def _guarded(self, name: str, check: Callable[[], CheckResult]) -> CheckResult:
+        try:
+            return self._step(name, check)
+        except (ClientError, BotoCoreError, FilegateError) as exc:
+            return CheckResult(name, False, f"could not check: {exc}")
+
+    def _object_checks(self, key: str | None) -> tuple[list[CheckResult], str | None]:
+        if key is not None:
+            return self._given_key_checks(key), key
+        self._progress(SMOKE)
+        try:
+            smoke = self.smoke_upload()
+        except (ClientError, BotoCoreError, FilegateError) as exc:
+            return [CheckResult(SMOKE, False, f"could not upload: {exc}")], None
+        since = smoke.uploaded_at - timedelta(minutes=1)
+        return [
+            CheckResult(SMOKE, True, f"s3://{smoke.bucket}/{smoke.key} ({smoke.size} bytes)"),
+            self._guarded(ITEM, lambda: self.smoke_item(smoke)),
+            self._guarded(LOGS, lambda: self.function_logs(smoke.key, since)),
+        ], smoke.key
+
+    def _given_key_checks(self, key: str) -> list[CheckResult]:
+        item_check = self._guarded(ITEM, lambda: self.ledger_item(key))
+        item = self._ledger().get(key)
+        since = _item_time(item) if item else self._clock() - timedelta(days=1)
+        since -= timedelta(minutes=1)
+        return [item_check, self._guarded(LOGS, lambda: self.function_logs(key, since))]
+
+    # ------------------------------------------------------------ the stack
+    def stack_status(self) -> CheckResult:
+        try:
+            stacks = self.client("cloudformation").describe_stacks(StackName=self.ref.stack_name)[
+                "Stacks"
+            ]
+        except (ClientError, BotoCoreError) as exc:
+            raise StackError(
+                f"cannot describe stack {self.ref.stack_name}: {exc}; check --stack, --region"
+                " and that the stack (or `filegate local up`) is running"
+            ) from exc
+        status = str(stacks[0]["StackStatus"])
+        healthy = status.endswith("_COMPLETE") and "ROLLBACK" not in status
+        return CheckResult(STACK, healthy, status)
+
+    def function_deployed(self) -> CheckResult:
+        name = self.ref.output("FunctionName")
+        config = self.client("lambda").get_function_configuration(FunctionName=name)
+        state = config.get("State", "Active")
+        update = config.get("LastUpdateStatus", "Successful")
+        detail = (
+            f"{name}: {state}, last update {update}, {config.get('Runtime')},"
+            f" code {str(config.get('CodeSha256', ''))[:12]}"
+        )
+        return CheckResult(FUNCTION, state == "Active" and update == "Successful", detail)
+
+    # ------------------------------------------------------------ S3 -> SQS -> Lambda
+    def bucket_notification(self) -> CheckResult:
+        bucket, queue_arn = self.ref.output("BucketName"), self.ref.output("QueueArn")
+        config = self.client("s3").get_bucket_notification_configuration(Bucket=bucket)
+        events = sorted(
+            event
+            for queue in config.get("QueueConfigurations", [])
+            if queue.get("QueueArn") == queue_arn
+            for event in queue.get("Events", [])
+        )
+        created = any(event.startswith("s3:ObjectCreated:") for event in events)
+        detail = f"{bucket} -> {queue_arn.rsplit(':', 1)[-1]}: {', '.join(events) or 'none'}"
+        if not created:
+            detail += " (no s3:ObjectCreated events: paused? `filegate resume` restores it)"
+        return CheckResult(NOTIFICATION, created, detail)
+
+    def queue_policy(self) -> CheckResult:
+        queue_arn, bucket = self.ref.output("QueueArn"), self.ref.output("BucketName")
+        attributes = self.client("sqs").get_queue_attributes(
+            QueueUrl=self.ref.output("QueueUrl"), AttributeNames=["Policy"]
+        )["Attributes"]
+        source = bucket_arn(bucket, queue_arn)
+        allowed = policy_lets_bucket_send(json.loads(attributes.get("Policy") or "{}"), source)
+        if allowed:
+            return CheckResult(QUEUE_POLICY, True, f"s3.amazonaws.com may send from {source}")
+        detail = f"no statement lets s3.amazonaws.com send messages from {source}"
+        return CheckResult(QUEUE_POLICY, False, detail)
+
+    def event_source_mapping(self) -> CheckResult:
+        function, queue_arn = self.ref.output("FunctionName"), self.ref.output("QueueArn")
+        mappings = self.client("lambda").list_event_source_mappings(EventSourceArn=queue_arn)
+        ours = [
+            m
+            for m in mappings.get("EventSourceMappings", [])
+            if function_name(m.get("FunctionArn", "")) == function
+        ]
+        if not ours:
+            return CheckResult(MAPPING, False, f"no mapping from the queue to {function}")
+        mapping = ours[0]
+        state = str(mapping.get("State"))
+        target = str(mapping.get("FunctionArn", "")).split(":function:", 1)[-1]
+        if state == "Enabled":
+            return CheckResult(MAPPING, True, f"queue -> {target}: Enabled")
+        if state == "Disabled" and _local_runner_feeds(self.ref):
+            return CheckResult(
+                MAPPING,
+                True,
+                f"queue -> {target}: the local stack's mapping runner feeds the function"
+                " (the emulator's own mapping is disabled on purpose)",
+            )
+        return CheckResult(MAPPING, False, f"queue -> {target}: {state}")
+
+    # ------------------------------------------------------------ health signals
+    def errors_metric(self) -> CheckResult:
+        name = self.ref.output("FunctionName")
+        end = self._clock()
+        datapoints = self.client("cloudwatch").get_metric_statistics(
+            Namespace="AWS/Lambda",
+            MetricName="Errors",
+            Dimensions=[{"Name": "FunctionName", "Value": name}],
+            StartTime=end - ERRORS_WINDOW,
+            EndTime=end,
+            Period=60,
+            Statistics=["Sum"],
+        )["Datapoints"]
+        errors = sum(float(point.get("Sum", 0)) for point in datapoints)
+        detail = f"{errors:g} errors in {len(datapoints)} datapoints (AWS/Lambda Errors, Sum)"
+        return CheckResult(ERRORS, errors == 0, detail)
+
+    def dead_letter_queue(self) -> CheckResult:
+        attributes = self.client("sqs").get_queue_attributes(
+            QueueUrl=self.ref.output("DeadLetterQueueUrl"),
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        visible = int(attributes.get("ApproximateNumberOfMessages", 0))
+        hidden = int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0))
+        detail = f"{visible} messages ({hidden} in flight)"
+        if visible or hidden:
+            detail += ": inspect them with `filegate dlq list`"
+        return CheckResult(DLQ, visible == 0 and hidden == 0, detail)
+
+    def alarms(self) -> CheckResult:
+        found = stack_alarms(self.ref, self.client("cloudwatch"))
+        if not found:
+            return CheckResult(ALARMS, False, "none of the stack's alarms found")
+        firing = sorted(a["AlarmName"] for a in found if a.get("StateValue") == "ALARM")
+        states = sorted(f"{a['AlarmName']}={a.get('StateValue')}" for a in found)
+        if firing:
+            return CheckResult(ALARMS, False, f"in ALARM: {', '.join(firing)}")
+        return CheckResult(ALARMS, True, f"{len(found)} alarms, none in ALARM: {', '.join(states)}")
+
+    # ------------------------------------------------------------ one object
+    def smoke_upload(self) -> SmokeObject:
+        """PUT ``smoke/test-<epoch>.txt`` into the bucket, as the runbook's ``aws s3 cp``."""
+        now = self._clock()
+        key, bucket = smoke_key(now), self.ref.output("BucketName")
+        body = f"filegate smoke test {now.isoformat(timespec='seconds')}\n".encode()
+        version_id = ObjectStore(self.client("s3")).put(bucket, key, body, SMOKE_CONTENT_TYPE)
+        return SmokeObject(bucket, key, version_id, len(body), now)
+
+    def smoke_item(self, smoke: SmokeObject) -> CheckResult:
+        """The smoke object's item, RECEIVED with this upload's size, type and version."""
+        item = self._wait(lambda: _matching(self._ledger().get(smoke.key), smoke.version_id))
+        if item is None:
+            found = self._ledger().get(smoke.key)
+            seen = f"item is {found.status} for version {found.version_id}" if found else "no item"
+            return CheckResult(ITEM, False, f"{smoke.key}: {seen} after {self.timeout:g} s")
+        problems = _item_problems(item, smoke.bucket, smoke.size)
+        return CheckResult(ITEM, not problems, "; ".join(problems) or _item_detail(item))
+
+    def ledger_item(self, key: str) -> CheckResult:
+        """A given key's item, written by the function (not only declared by the upload API)."""
+        item = self._ledger().get(key)
+        if item is None:
+            return CheckResult(ITEM, False, f"{key}: no ledger item")
+        ok = item.status in _WRITTEN_STATUSES
+        return CheckResult(ITEM, ok, _item_detail(item))
+
+    def function_logs(self, key: str, since: datetime) -> CheckResult:
+        """The key's invocation logged a successful outcome (waits for log delivery)."""
+        reader = LogReader(self.ref, logs_client=self.client("logs"))
+        start_ms = int(since.timestamp() * 1000)
+
+        def processed() -> list[str]:
+            lines = [line for _, line in InvocationFilter(key).run(reader.events(start_ms))]
+            return [f"{x.level} {x.text}" for x in lines if x.key == key and _succeeded(x.outcome)]
+
+        found = self._wait(processed)
+        if not found:
+            return CheckResult(LOGS, False, f"no successful processing of {key} in {reader.group}")
+        return CheckResult(LOGS, True, f"{reader.group}: {found[-1]} ({key})")
+
+    def _ledger(self) -> Ledger:
+        return Ledger(self.ref.output("TableName"), self.client("dynamodb"))
+
+    def _wait(self, probe: Callable[[], Any]) -> Any:
+        deadline = time.monotonic() + self.timeout
+        while True:
+            value = probe()
+            if value or time.monotonic() >= deadline:
+                return value
+            self._sleep(POLL_SECONDS)
+
+
+def verify(
+    ref: StackRef,
+    key: str | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    progress: Progress | None = None,
+) -> VerifyReport:
+    """Run every check against the stack (a smoke upload unless ``key`` is given)."""
+    return Verifier(ref, timeout=timeout, progress=progress).run(key)
+
+
+def stack_alarms(ref: StackRef, cloudwatch: Any = None) -> list[dict[str, Any]]:
+    """The stack's alarms: named ``<FunctionName>-...`` by the template, notifying its topic."""
+    prefix = f"{ref.output('FunctionName')}-"
+    topic = ref.outputs.get("AlertsTopicArn")
+    pages = (cloudwatch or ref.client("cloudwatch")).get_paginator("describe_alarms")
+    alarms = [
+        alarm
+        for page in pages.paginate(AlarmNamePrefix=prefix, AlarmTypes=["MetricAlarm"])
+        for alarm in page.get("MetricAlarms", [])
+    ]
+    return [a for a in alarms if topic is None or topic in a.get("AlarmActions", [])]
+
+
+def _matching(item: LedgerItem | None, version_id: str | None) -> LedgerItem | None:
+    if item is None or item.status != Status.RECEIVED:
+        return None
+    return item if version_id is None or item.version_id == version_id else None
+
+
+def _item_problems(item: LedgerItem, bucket: str, size: int) -> list[str]:
+    problems = []
+    if item.bucket != bucket:
+        problems.append(f"s3_bucket is {item.bucket!r}, expected {bucket!r}")
+    if item.size != size:
+        problems.append(f"size is {item.size}, expected {size}")
+    if item.content_type != SMOKE_CONTENT_TYPE:
+        problems.append(f"content_type is {item.content_type!r}, expected {SMOKE_CONTENT_TYPE!r}")
+    if not item.event_name.startswith("ObjectCreated:"):
+        problems.append(f"event_name is {item.event_name!r}")
+    return problems
+
+
+def _item_detail(item: LedgerItem) -> str:
+    return (
+        f"{item.key}: {item.status}, {item.size} bytes, {item.content_type},"
+        f" {item.event_name} at {item.event_time}"
+    )
+
+
+def _item_time(item: LedgerItem) -> datetime:
+    text = item.event_time or item.updated_at
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return datetime.now(UTC) - timedelta(days=1)
+
+
+def _succeeded(outcome: str | None) -> bool:
+    return outcome in _SUCCESS_OUTCOMES
+
+
+def _local_runner_feeds(ref: StackRef) -> bool:
+    """True when ref is the running local stack, whose supervisor runs the mapping itself."""
+    from filegate.local.stack import is_healthy, read_state  # only for the local stack
+    from filegate.settings import LocalSettings
+
+    if not ref.target.is_local:
+        return False
+    state = read_state(LocalSettings.resolve(region=ref.target.region))
+    return (
+        state is not None
+        and state.endpoint_url == ref.target.endpoint_url
+        and state.stack_name == ref.stack_name
+        and is_healthy(state)
+    )

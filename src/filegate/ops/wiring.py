@@ -1,0 +1,60 @@
+"""Reading what connects the bucket to the function: queue policy statements and ARNs (pure).
+
+S3 never invokes the function here: it notifies the SQS queue (which must let the bucket send)
+and the event source mapping invokes the function (or an alias of it). ``ops.verify`` asks the
+services for these documents; this module says what they mean.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from typing import Any
+
+S3_SERVICE = "s3.amazonaws.com"
+_SOURCE_ARN_OPERATORS = ("ArnLike", "ArnEquals", "StringLike", "StringEquals")
+
+
+def policy_lets_bucket_send(policy: dict[str, Any], bucket_arn: str) -> bool:
+    """True when a statement of the queue policy allows S3 to send messages from the bucket."""
+    return any(_statement_lets_bucket_send(s, bucket_arn) for s in _statements(policy))
+
+
+def bucket_arn(bucket: str, any_arn_in_partition: str) -> str:
+    return f"arn:{partition(any_arn_in_partition)}:s3:::{bucket}"
+
+
+def partition(arn: str) -> str:
+    """``arn:aws-cn:...`` -> ``aws-cn``; ``aws`` when the ARN does not say."""
+    parts = arn.split(":")
+    return parts[1] if len(parts) > 1 and parts[1] else "aws"
+
+
+def function_name(function_arn: str) -> str:
+    """``arn:...:function:NAME[:QUALIFIER]`` -> NAME (a mapping may target an alias)."""
+    return function_arn.split(":function:", 1)[-1].split(":", 1)[0]
+
+
+def _statements(policy: dict[str, Any]) -> list[dict[str, Any]]:
+    statements = policy.get("Statement", [])
+    return statements if isinstance(statements, list) else [statements]
+
+
+def _listed(value: Any) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, list) else [str(value)]
+
+
+def _statement_lets_bucket_send(statement: dict[str, Any], bucket: str) -> bool:
+    principal = statement.get("Principal", {})
+    services = _listed(principal.get("Service", [])) if isinstance(principal, dict) else []
+    if statement.get("Effect") != "Allow" or S3_SERVICE not in services:
+        return False
+    actions = _listed(statement.get("Action", []))
+    if not any(fnmatch.fnmatchcase("sqs:SendMessage", action) for action in actions):
+        return False
+    conditions = statement.get("Condition", {})
+    patterns = [
+        pattern
+        for operator in _SOURCE_ARN_OPERATORS
+        for pattern in _listed(conditions.get(operator, {}).get("aws:SourceArn", []))
+    ]
+    return not patterns or any(fnmatch.fnmatchcase(bucket, p) for p in patterns)
