@@ -7,6 +7,7 @@ module: it builds its own clients from the runtime's environment.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,11 @@ from botocore.config import Config
 from filegate.settings import LOCAL_ACCESS_KEY
 
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=32)
+
+# Making a boto3 Session loads botocore's data files (~0.2 s); one per target is enough. A
+# Session is not thread-safe, so clients are made from it under a lock.
+_SESSIONS: dict[Target, boto3.Session] = {}
+_SESSIONS_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -40,8 +46,11 @@ class Target:
         return boto3.Session(profile_name=self.profile, region_name=self.region)
 
     def client(self, service: str) -> Any:
-        session: Any = self.session()  # the service is a runtime string, not a Literal
-        return session.client(service, endpoint_url=self.endpoint_url, config=_CONFIG)
+        with _SESSIONS_LOCK:
+            session: Any = _SESSIONS.get(self)  # the service is a runtime string, not a Literal
+            if session is None:
+                session = _SESSIONS[self] = self.session()
+            return session.client(service, endpoint_url=self.endpoint_url, config=_CONFIG)
 
     def local_env(self) -> dict[str, str]:
         """Environment variables that point the AWS CLI and SDKs at this target."""

@@ -272,7 +272,9 @@ class Verifier:
     # ------------------------------------------------------------ health signals
     def errors_metric(self) -> CheckResult:
         name = self.ref.output("FunctionName")
-        end = self._clock()
+        # The next whole second: the emulator drops fractions of a second from EndTime, which
+        # would leave out a datapoint published earlier in the current second.
+        end = (self._clock() + timedelta(seconds=1)).replace(microsecond=0)
         datapoints = self.client("cloudwatch").get_metric_statistics(
             Namespace="AWS/Lambda",
             MetricName="Errors",
