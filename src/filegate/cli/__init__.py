@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from filegate.cli import build, demo, local, partner, upload, uploads
+from filegate.cli import build, demo, dlq, intake, local, partner, reconcile, upload, uploads
 from filegate.cli.render import console_err
 from filegate.errors import FilegateError
 
@@ -28,6 +28,11 @@ app.add_typer(uploads.app, name="uploads")
 app.command("demo")(demo.demo)
 app.command("package")(build.build_package)
 app.command("upload")(upload.upload)
+app.add_typer(dlq.app, name="dlq")
+app.command("reconcile")(reconcile.reconcile)
+app.command("pause")(intake.pause)
+app.command("resume")(intake.resume)
+app.command("intake")(intake.status)
 
 
 def main() -> None:
