@@ -7,7 +7,7 @@ one method. Purge asks for confirmation (``--yes`` skips it; without a terminal 
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -48,7 +48,7 @@ def list_messages(
     if output is OutputFormat.json:
         print_json([letter.summary() for letter in letters])
         return
-    console.print(_letters_table(f"dead-letter queue: {len(letters)} message(s)", letters))
+    _print_letters(f"dead-letter queue: {len(letters)} message(s)", letters)
 
 
 @app.command("show")
@@ -105,11 +105,9 @@ def replay(
         print_json(report.as_dict())
         return
     verb = "would move" if dry_run else "moved"
-    console.print(
-        _letters_table(f"{verb} {len(report.moved)} to {report.destination}", report.moved)
-    )
+    _print_letters(f"{verb} {len(report.moved)} message(s) to {report.destination}", report.moved)
     if report.left:
-        console.print(_letters_table(f"left in the queue: {len(report.left)}", report.left))
+        _print_letters(f"left in {report.source}: {len(report.left)} message(s)", report.left)
 
 
 @app.command("purge")
@@ -143,9 +141,11 @@ def _confirm_purge(url: str, depth: int) -> None:
         raise typer.Exit(1)
 
 
-def _letters_table(title: str, letters: list[DeadLetter]) -> Any:
-    columns = ("message id", "sent", "receives", "keys", "events")
-    return rows_table(title, columns, [_row(letter) for letter in letters])
+def _print_letters(title: str, letters: list[DeadLetter]) -> None:
+    console.print(title, highlight=False)
+    if letters:
+        columns = ("message id", "sent", "receives", "keys", "events")
+        console.print(rows_table("", columns, [_row(letter) for letter in letters]))
 
 
 def _row(letter: DeadLetter) -> tuple[str, ...]:

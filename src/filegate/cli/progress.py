@@ -26,9 +26,14 @@ class Bars:
         self._task: TaskID | None = None
 
     def start(self, description: str, total: int | None = None) -> None:
-        if self._task is not None:
-            self._progress.update(self._task, total=self._progress.tasks[-1].completed)
+        self.finish()
         self._task = self._progress.add_task(description, total=total)
+
+    def finish(self) -> None:
+        """Mark the current phase complete (its total becomes what was done)."""
+        if self._task is not None:
+            done = self._progress.tasks[-1].completed
+            self._progress.update(self._task, total=done, completed=done)
 
     def advance(self, units: int = 1) -> None:
         if self._task is not None:
@@ -46,4 +51,6 @@ def bars() -> Iterator[Bars]:
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=console_err, transient=False) as progress:
-        yield Bars(progress)
+        shown = Bars(progress)
+        yield shown
+        shown.finish()

@@ -66,12 +66,14 @@ def _print(report: ReconcileReport) -> None:
             rows_table("re-driven", ("key", "copy version", "recorded", "problem"), repaired)
         )
     final = report.final
-    rows = [(f.verdict.value, f.key, f.detail) for f in final.gaps]
-    title = (
-        f"s3://{final.bucket}/{final.prefix} against {final.table}: {final.objects} object(s),"
-        f" {final.items} ledger item(s), {len(final.gaps)} gap(s)"
+    console.print(
+        f"s3://{final.bucket}/{final.prefix} against ledger {final.table}: {final.objects}"
+        f" object(s), {final.items} ledger item(s), {len(final.gaps)} gap(s)",
+        highlight=False,
     )
-    console.print(rows_table(title, ("gap", "key", "detail"), rows))
+    if final.gaps:
+        rows = [(f.verdict.value, f.key, f.detail) for f in final.gaps]
+        console.print(rows_table("", ("gap", "key", "detail"), rows))
     counts = ", ".join(f"{len(final.of(v))} {v.value}" for v in GAPS)
     declared = len(final.of(ops.Verdict.DECLARED))
     console.print(f"{counts}; {declared} declared upload(s) not arrived yet (not gaps)")
