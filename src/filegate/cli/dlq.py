@@ -128,7 +128,7 @@ def purge(
     if output is OutputFormat.json:
         print_json(report.as_dict())
     else:
-        console.print(f"purged {report.purged} message(s) from {report.queue}")
+        console.print(f"purged {report.purged} message(s) from {report.queue}", highlight=False)
 
 
 def _confirm_purge(url: str, depth: int) -> None:

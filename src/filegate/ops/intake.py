@@ -100,7 +100,8 @@ class IntakeStatus:
 
 def state_of(live: dict[str, Any], saved: SavedIntake | None) -> IntakeState:
     """The intake state from the live configuration and the saved copy (see the docstring)."""
-    attached = any(live.values())
+    # EventBridgeConfiguration is {} when enabled: its presence, not its value, attaches it.
+    attached = any(value or name == "EventBridgeConfiguration" for name, value in live.items())
     if saved is None:
         return IntakeState.ACTIVE if attached else IntakeState.DETACHED
     return IntakeState.CONFLICT if attached else IntakeState.PAUSED
