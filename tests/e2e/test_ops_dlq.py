@@ -78,6 +78,13 @@ def test_poison_and_a_failed_delivery_are_listed_replayed_and_purged(stack: Stac
     assert item["processing_status"]["S"] == "RECEIVED"
     assert item["size"]["N"] == "9"
     assert stack.queue_depth(dlq_url) == 1
+    # WHEN the poison is replayed by id THEN it leaves, goes round the pipeline, fails again
+    # five times and is dead-lettered anew (the same body, a new message)
+    again = run_json(stack, "dlq", "replay", "--id", poison_id)
+    assert [m["message_id"] for m in again["moved"]] == [poison_id]
+    returned = wait_for(lambda: run_json(stack, "dlq", "list"), timeout=90, interval=1)
+    assert [m["message_id"] for m in returned] != [poison_id]
+    assert returned[0]["problem"]
     # WHEN purged without a terminal and without --yes THEN it refuses
     refused = run(stack, "dlq", "purge")
     assert refused.returncode == 2
