@@ -27,6 +27,14 @@ class StorageError(FilegateError):
     """An S3 call failed."""
 
 
+class QueueError(FilegateError):
+    """An SQS call failed, or a message asked for is not in the queue."""
+
+
+class IntakeError(FilegateError):
+    """The bucket's notifications are not in a state the pause/resume asked for allows."""
+
+
 class PackageError(FilegateError):
     """The Lambda deployment package cannot be built."""
 

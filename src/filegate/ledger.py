@@ -16,7 +16,7 @@ resource layer; attribute values are written and read by the small helpers below
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -190,6 +190,23 @@ class Ledger:
             raise self._failure("GetItem", key, exc) from exc
         item = response.get("Item")
         return _to_item(_from_attributes(item)) if item else None
+
+    def scan(self, prefix: str = "") -> Iterator[LedgerItem]:
+        """Every item whose key starts with ``prefix`` (a consistent Scan of the whole table).
+
+        A Scan, not a query of the prefix GSI: declared uploads have no ``event_time`` yet, so
+        that sparse index does not hold them, and ``prefix`` here is any start of a key.
+        """
+        request: dict[str, Any] = {"TableName": self.table_name, "ConsistentRead": True}
+        if prefix:
+            request["FilterExpression"] = "begins_with(s3_key, :prefix)"
+            request["ExpressionAttributeValues"] = {":prefix": {"S": prefix}}
+        pages = self._ddb.get_paginator("scan").paginate(**request)
+        try:
+            for page in pages:
+                yield from (_to_item(_from_attributes(item)) for item in page.get("Items", []))
+        except (ClientError, BotoCoreError) as exc:
+            raise self._failure("Scan", prefix + "*", exc) from exc
 
     def declare(self, declaration: Declaration) -> None:
         """Write the PENDING item for a new upload; refused if the key is already recorded."""

@@ -1,4 +1,5 @@
-"""Every S3 object call filegate makes: ``ObjectStore`` (head for ingestion; put and delete)
+"""Every S3 call filegate makes: ``ObjectStore`` (head for ingestion; put and delete; listing,
+copies onto itself and the bucket's notification configuration for the operations commands)
 and ``UploadSigner`` (presigned PUTs and multipart uploads for the upload API).
 
 botocore errors are translated into ``StorageError`` here and nowhere else. A missing object
@@ -10,10 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -25,12 +26,18 @@ if TYPE_CHECKING:
         CompletedPartTypeDef,
         HeadObjectOutputTypeDef,
         HeadObjectRequestTypeDef,
+        NotificationConfigurationTypeDef,
     )
 
 # A HEAD response has no body, so S3 reports a missing key or version by status code alone.
 _GONE_CODES = frozenset({"404", "NoSuchKey", "NoSuchVersion"})
 _PERMISSION = {
     "HeadObject": "s3:GetObject",
+    "GetObject": "s3:GetObject",
+    "ListObjectVersions": "s3:ListBucketVersions",
+    "CopyObject": "s3:GetObject and s3:PutObject",
+    "GetBucketNotificationConfiguration": "s3:GetBucketNotification",
+    "PutBucketNotificationConfiguration": "s3:PutBucketNotification",
     "PutObject": "s3:PutObject",
     "DeleteObject": "s3:DeleteObject",
     "PresignPutObject": "s3:PutObject",
@@ -49,6 +56,21 @@ ENCRYPTION: Final = "AES256"
 _PARTS_CODES = frozenset({"InvalidPart", "InvalidPartOrder", "EntityTooSmall", "NoSuchUpload"})
 _READ_CHUNK = 1024 * 1024
 NULL_VERSION = "null"  # what S3 reports for objects written while versioning was off
+# A conditional request whose condition did not hold: the object changed (or appeared) meanwhile.
+_PRECONDITION_CODES = frozenset({"PreconditionFailed", "412"})
+# What a copy onto itself must carry over when it replaces the metadata (HeadObject -> CopyObject).
+_COPIED_HEADERS = (
+    "ContentType",
+    "CacheControl",
+    "ContentDisposition",
+    "ContentEncoding",
+    "ContentLanguage",
+    "Metadata",
+    "StorageClass",
+    "ServerSideEncryption",
+    "SSEKMSKeyId",
+    "BucketKeyEnabled",
+)
 
 
 @dataclass(frozen=True)
@@ -112,6 +134,135 @@ class ObjectStore:
         """One DeleteObject (in a versioned bucket: a delete marker)."""
         with _translated("DeleteObject", bucket, key):
             self._s3.delete_object(Bucket=bucket, Key=key)
+
+
+@dataclass(frozen=True)
+class LatestVersion:
+    """The latest version of one key, as ListObjectVersions reports it (a delete marker too)."""
+
+    key: str
+    version_id: str | None
+    deleted: bool  # the latest version is a delete marker: the object is gone
+    size: int | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+def latest_versions(pages: Iterator[Mapping[str, Any]]) -> Iterator[LatestVersion]:
+    """The ``IsLatest`` entries of ListObjectVersions pages, objects and delete markers alike."""
+    for page in pages:
+        for entry in page.get("Versions", []):
+            if entry.get("IsLatest"):
+                yield _listed(entry, deleted=False)
+        for entry in page.get("DeleteMarkers", []):
+            if entry.get("IsLatest"):
+                yield _listed(entry, deleted=True)
+
+
+def _listed(entry: Mapping[str, Any], deleted: bool) -> LatestVersion:
+    modified = entry.get("LastModified")
+    return LatestVersion(
+        key=entry["Key"],
+        version_id=entry.get("VersionId") or None,
+        deleted=deleted,
+        size=None if deleted else entry.get("Size"),
+        etag=None if deleted else (entry.get("ETag") or "").strip('"') or None,
+        last_modified=modified.isoformat() if modified is not None else None,
+    )
+
+
+class BucketOps:
+    """The S3 calls of the operations commands: listing, re-driving, notifications, state files.
+
+    Kept apart from ``ObjectStore`` (what the Lambda needs) so the function's S3 surface stays
+    small; both translate botocore errors into ``StorageError`` the same way.
+    """
+
+    def __init__(self, s3_client: S3Client) -> None:
+        self._s3 = s3_client
+
+    def latest(self, bucket: str, prefix: str = "") -> Iterator[LatestVersion]:
+        """The latest version of every key under ``prefix`` (ListObjectVersions, all pages)."""
+        paginator = self._s3.get_paginator("list_object_versions")
+        with _translated("ListObjectVersions", bucket, prefix + "*"):
+            yield from latest_versions(iter(paginator.paginate(Bucket=bucket, Prefix=prefix)))
+
+    def copy_onto_itself(self, bucket: str, key: str, etag: str) -> str | None:
+        """Copy the object onto itself so S3 sends a real ``ObjectCreated:Copy`` event.
+
+        The metadata is replaced with the very same values (a copy that changes nothing is
+        refused by S3). ``CopySourceIfMatch`` makes S3 refuse the copy if the object changed
+        since it was listed (its own event covers it then). Returns the new version id
+        ("null" when unversioned), or ``None`` when the object changed or vanished meanwhile.
+        """
+        with _translated("CopyObject", bucket, key):
+            try:
+                head = self._s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+                if (head.get("ETag") or "").strip('"') != etag:
+                    return None
+                response = self._s3.copy_object(**_self_copy(bucket, key, etag, head))
+            except ClientError as exc:
+                if _error_code(exc) in _GONE_CODES | _PRECONDITION_CODES:
+                    return None
+                raise
+        return response.get("VersionId") or NULL_VERSION
+
+    def notification_configuration(self, bucket: str) -> dict[str, Any]:
+        """The bucket's notification configuration as the API returns it (no metadata)."""
+        with _translated("GetBucketNotificationConfiguration", bucket, ""):
+            response = self._s3.get_bucket_notification_configuration(Bucket=bucket)
+        return {k: v for k, v in response.items() if k != "ResponseMetadata"}
+
+    def put_notification_configuration(self, bucket: str, configuration: Mapping[str, Any]) -> None:
+        """Replace the bucket's notification configuration (an empty one detaches every target)."""
+        document: NotificationConfigurationTypeDef = dict(configuration)  # type: ignore[assignment]
+        with _translated("PutBucketNotificationConfiguration", bucket, ""):
+            self._s3.put_bucket_notification_configuration(
+                Bucket=bucket, NotificationConfiguration=document
+            )
+
+    def read(self, bucket: str, key: str) -> bytes | None:
+        """A small object's bytes; ``None`` when there is no such object."""
+        with _translated("GetObject", bucket, key):
+            try:
+                return self._s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            except ClientError as exc:
+                if _error_code(exc) in _GONE_CODES:
+                    return None
+                raise
+
+    def create(self, bucket: str, key: str, body: bytes, content_type: str) -> bool:
+        """PutObject only if the key does not exist yet (If-None-Match: *); False if it does."""
+        with _translated("PutObject", bucket, key):
+            try:
+                self._s3.put_object(
+                    Bucket=bucket, Key=key, Body=body, ContentType=content_type, IfNoneMatch="*"
+                )
+            except ClientError as exc:
+                if _error_code(exc) in _PRECONDITION_CODES | {"ConditionalRequestConflict"}:
+                    return False
+                raise
+        return True
+
+    def delete(self, bucket: str, key: str) -> None:
+        """One DeleteObject."""
+        with _translated("DeleteObject", bucket, key):
+            self._s3.delete_object(Bucket=bucket, Key=key)
+
+
+def _self_copy(bucket: str, key: str, etag: str, head: Mapping[str, Any]) -> dict[str, Any]:
+    request: dict[str, Any] = {
+        "Bucket": bucket,
+        "Key": key,
+        "CopySource": {"Bucket": bucket, "Key": key},
+        "CopySourceIfMatch": f'"{etag}"',
+        "MetadataDirective": "REPLACE",
+        **{name: head[name] for name in _COPIED_HEADERS if head.get(name) is not None},
+    }
+    if head.get("ChecksumSHA256"):
+        # Keeps a SHA-256 on the copy, which the ingestion compares with a declared upload's.
+        request["ChecksumAlgorithm"] = "SHA256"
+    return request
 
 
 @dataclass(frozen=True)

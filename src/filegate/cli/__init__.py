@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from filegate.cli import build, demo, local, partner, upload, uploads
+from filegate.cli import build, demo, dlq, intake, local, partner, reconcile, upload, uploads
 from filegate.cli import evidence as evidence_cli
 from filegate.cli import logs as logs_cli
 from filegate.cli import verify as verify_cli
@@ -34,6 +34,11 @@ app.command("upload")(upload.upload)
 app.command("verify")(verify_cli.verify_command)
 app.command("logs")(logs_cli.logs_command)
 app.command("evidence")(evidence_cli.evidence_command)
+app.add_typer(dlq.app, name="dlq")
+app.command("reconcile")(reconcile.reconcile)
+app.command("pause")(intake.pause)
+app.command("resume")(intake.resume)
+app.command("intake")(intake.status)
 
 
 def main() -> None:

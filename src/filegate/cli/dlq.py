@@ -1,0 +1,154 @@
+"""`filegate dlq list|show|replay|purge`: the dead-letter queue, from the command line.
+
+Each command finds the stack, builds ``ops.dlq.DeadLetters`` on its queue outputs and calls
+one method. Purge asks for confirmation (``--yes`` skips it; without a terminal it refuses).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from filegate.cli.options import (
+    EndpointOption,
+    OutputOption,
+    ProfileOption,
+    RegionOption,
+    StackOption,
+    TargetOption,
+    resolve_stack,
+)
+from filegate.cli.progress import bars
+from filegate.cli.render import OutputFormat, console, print_json, rows_table
+from filegate.errors import QueueError
+from filegate.ops import dlq
+from filegate.ops.dlq import DeadLetter
+
+app = typer.Typer(help="The dead-letter queue: list, show, replay, purge.", no_args_is_help=True)
+
+MaxOption = Annotated[int, typer.Option("--max", min=1, help="At most this many messages")]
+
+
+@app.command("list")
+def list_messages(
+    limit: MaxOption = dlq.DEFAULT_LIMIT,
+    output: OutputOption = OutputFormat.table,
+    profile: ProfileOption = None,
+    region: RegionOption = None,
+    endpoint_url: EndpointOption = None,
+    stack: StackOption = None,
+    target: TargetOption = "local",
+) -> None:
+    """Peek at the dead-letter queue: every message stays, visible again at once."""
+    ref = resolve_stack(profile, region, endpoint_url, stack, target)
+    with bars() as progress:
+        letters = dlq.for_stack(ref, progress).peek(limit)
+    if output is OutputFormat.json:
+        print_json([letter.summary() for letter in letters])
+        return
+    _print_letters(f"dead-letter queue: {len(letters)} message(s)", letters)
+
+
+@app.command("show")
+def show(
+    message_id: Annotated[str, typer.Argument(help="The message id (see `filegate dlq list`)")],
+    output: OutputOption = OutputFormat.table,
+    profile: ProfileOption = None,
+    region: RegionOption = None,
+    endpoint_url: EndpointOption = None,
+    stack: StackOption = None,
+    target: TargetOption = "local",
+) -> None:
+    """One message whole: body (pretty-printed JSON when it is JSON) and attributes."""
+    ref = resolve_stack(profile, region, endpoint_url, stack, target)
+    with bars() as progress:
+        letter = dlq.for_stack(ref, progress).show(message_id)
+    if output is OutputFormat.json:
+        print_json(letter.whole())
+        return
+    console.print_json(data=letter.whole())
+
+
+@app.command("replay")
+def replay(
+    limit: MaxOption = dlq.DEFAULT_LIMIT,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would move; move nothing")
+    ] = False,
+    message_ids: Annotated[
+        list[str] | None,
+        typer.Option("--id", help="Only this message (repeat); unparseable ones too"),
+    ] = None,
+    include_unparseable: Annotated[
+        bool,
+        typer.Option(
+            "--include-unparseable",
+            help="Move messages that are no S3 notification too (they will fail again)",
+        ),
+    ] = False,
+    output: OutputOption = OutputFormat.table,
+    profile: ProfileOption = None,
+    region: RegionOption = None,
+    endpoint_url: EndpointOption = None,
+    stack: StackOption = None,
+    target: TargetOption = "local",
+) -> None:
+    """Move messages back to the ingest queue: receive, send, then delete."""
+    ref = resolve_stack(profile, region, endpoint_url, stack, target)
+    with bars() as progress:
+        report = dlq.for_stack(ref, progress).replay(
+            limit, dry_run, tuple(message_ids or ()), include_unparseable
+        )
+    if output is OutputFormat.json:
+        print_json(report.as_dict())
+        return
+    verb = "would move" if dry_run else "moved"
+    _print_letters(f"{verb} {len(report.moved)} message(s) to {report.destination}", report.moved)
+    if report.left:
+        _print_letters(f"left in {report.source}: {len(report.left)} message(s)", report.left)
+
+
+@app.command("purge")
+def purge(
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation")] = False,
+    output: OutputOption = OutputFormat.table,
+    profile: ProfileOption = None,
+    region: RegionOption = None,
+    endpoint_url: EndpointOption = None,
+    stack: StackOption = None,
+    target: TargetOption = "local",
+) -> None:
+    """Delete every message in the dead-letter queue (asks first)."""
+    dead_letters = dlq.for_stack(resolve_stack(profile, region, endpoint_url, stack, target))
+    if not yes:
+        _confirm_purge(dead_letters.dead.url, dead_letters.dead.depth())
+    report = dead_letters.purge()
+    if output is OutputFormat.json:
+        print_json(report.as_dict())
+    else:
+        console.print(f"purged {report.purged} message(s) from {report.queue}", highlight=False)
+
+
+def _confirm_purge(url: str, depth: int) -> None:
+    if not sys.stdin.isatty():
+        raise QueueError(
+            f"refusing to purge {url} without confirmation: no terminal to ask on;"
+            " pass --yes to purge anyway"
+        )
+    if not typer.confirm(f"Delete all {depth} message(s) in {url}? This cannot be undone"):
+        raise typer.Exit(1)
+
+
+def _print_letters(title: str, letters: list[DeadLetter]) -> None:
+    console.print(title, highlight=False)
+    if letters:
+        columns = ("message id", "sent", "receives", "keys", "events")
+        console.print(rows_table("", columns, [_row(letter) for letter in letters]))
+
+
+def _row(letter: DeadLetter) -> tuple[str, ...]:
+    keys = ", ".join(letter.keys) or ("-" if letter.parseable else "unparseable")
+    events = ", ".join(letter.event_names) or (letter.problem or "-")
+    return (letter.message_id, letter.sent_at or "-", str(letter.receive_count), keys, events)

@@ -1,0 +1,151 @@
+"""Every SQS call the operations commands make, behind ``MessageQueue``.
+
+Receive (with a chosen visibility timeout), send, delete, release (visible again at once),
+depth and purge of one queue. botocore errors become ``QueueError`` here and nowhere else.
+The ingestion Lambda does not use this module: the event source mapping talks to SQS for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from filegate.errors import QueueError
+
+MAX_BATCH = 10  # SQS's limit for ReceiveMessage and the *Batch calls
+_PERMISSION = {
+    "ReceiveMessage": "sqs:ReceiveMessage",
+    "SendMessage": "sqs:SendMessage",
+    "DeleteMessage": "sqs:DeleteMessage",
+    "ChangeMessageVisibilityBatch": "sqs:ChangeMessageVisibility",
+    "GetQueueAttributes": "sqs:GetQueueAttributes",
+    "PurgeQueue": "sqs:PurgeQueue",
+}
+# The parts of a received message attribute that SendMessage accepts back.
+_ATTRIBUTE_VALUE_FIELDS = ("DataType", "StringValue", "BinaryValue")
+
+
+@dataclass(frozen=True)
+class Message:
+    """One received message: body, system attributes and message attributes as SQS sent them."""
+
+    message_id: str
+    receipt_handle: str
+    body: str
+    attributes: dict[str, str] = field(default_factory=dict)
+    message_attributes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def receive_count(self) -> int:
+        return int(self.attributes.get("ApproximateReceiveCount", "0"))
+
+    @property
+    def sent_at(self) -> str | None:
+        """When the message was first sent (SQS keeps it across a dead-letter move), ISO UTC."""
+        millis = self.attributes.get("SentTimestamp")
+        if millis is None:
+            return None
+        return datetime.fromtimestamp(int(millis) / 1000, UTC).isoformat(timespec="milliseconds")
+
+
+class MessageQueue:
+    """One SQS queue, by URL, through an injected client."""
+
+    def __init__(self, url: str, sqs_client: Any) -> None:
+        self.url = url
+        self._sqs = sqs_client
+
+    @property
+    def name(self) -> str:
+        return self.url.rstrip("/").rsplit("/", 1)[-1]
+
+    def receive(self, count: int, visibility_seconds: int, wait_seconds: int = 1) -> list[Message]:
+        """Up to ``count`` (at most 10) messages, hidden from others for ``visibility_seconds``."""
+        with self._translated("ReceiveMessage"):
+            response = self._sqs.receive_message(
+                QueueUrl=self.url,
+                MaxNumberOfMessages=max(1, min(count, MAX_BATCH)),
+                VisibilityTimeout=visibility_seconds,
+                WaitTimeSeconds=wait_seconds,
+                MessageSystemAttributeNames=["All"],
+                MessageAttributeNames=["All"],
+            )
+        return [_message(m) for m in response.get("Messages", [])]
+
+    def send(self, body: str, message_attributes: Mapping[str, Any]) -> str:
+        """SendMessage with this body and these message attributes; the new message id."""
+        request: dict[str, Any] = {"QueueUrl": self.url, "MessageBody": body}
+        if message_attributes:
+            request["MessageAttributes"] = sendable_attributes(message_attributes)
+        with self._translated("SendMessage"):
+            return str(self._sqs.send_message(**request)["MessageId"])
+
+    def delete(self, message: Message) -> None:
+        with self._translated("DeleteMessage"):
+            self._sqs.delete_message(QueueUrl=self.url, ReceiptHandle=message.receipt_handle)
+
+    def release(self, messages: Sequence[Message]) -> None:
+        """Make received messages visible again at once (visibility timeout 0)."""
+        for start in range(0, len(messages), MAX_BATCH):
+            entries = [
+                {"Id": str(n), "ReceiptHandle": m.receipt_handle, "VisibilityTimeout": 0}
+                for n, m in enumerate(messages[start : start + MAX_BATCH])
+            ]
+            with self._translated("ChangeMessageVisibilityBatch"):
+                self._sqs.change_message_visibility_batch(QueueUrl=self.url, Entries=entries)
+
+    def depth(self) -> int:
+        """Messages in the queue: visible plus in flight (both approximate, as SQS says)."""
+        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        with self._translated("GetQueueAttributes"):
+            attributes = self._sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=names)
+        return sum(int(attributes["Attributes"].get(name, "0")) for name in names)
+
+    def purge(self) -> None:
+        """PurgeQueue: every message is deleted (SQS allows one purge a minute per queue)."""
+        with self._translated("PurgeQueue"):
+            self._sqs.purge_queue(QueueUrl=self.url)
+
+    @contextmanager
+    def _translated(self, operation: str) -> Iterator[None]:
+        try:
+            yield
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", "Unknown"))
+            raise QueueError(self._failure(operation, code, _hint(code))) from exc
+        except BotoCoreError as exc:
+            raise QueueError(self._failure(operation, type(exc).__name__, "")) from exc
+
+    def _failure(self, operation: str, code: str, hint: str) -> str:
+        return f"{operation} on queue {self.name} ({self.url}) failed ({code}): " + (
+            hint or f"check that the queue exists and the caller may {_PERMISSION[operation]}"
+        )
+
+
+def sendable_attributes(received: Mapping[str, Any]) -> dict[str, Any]:
+    """Received message attributes in the shape SendMessage takes (same names, types, values)."""
+    return {
+        name: {k: value[k] for k in _ATTRIBUTE_VALUE_FIELDS if value.get(k) is not None}
+        for name, value in received.items()
+    }
+
+
+def _message(raw: Mapping[str, Any]) -> Message:
+    return Message(
+        message_id=raw["MessageId"],
+        receipt_handle=raw["ReceiptHandle"],
+        body=raw.get("Body", ""),
+        attributes=dict(raw.get("Attributes", {})),
+        message_attributes=dict(raw.get("MessageAttributes", {})),
+    )
+
+
+def _hint(code: str) -> str:
+    if code.endswith("PurgeQueueInProgress"):
+        return "SQS allows one purge a minute per queue: wait a minute and purge again"
+    return ""
