@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from filegate.cli import build, demo, local, partner, upload, uploads
+from filegate.cli import alarms, build, demo, local, partner, upload, uploads
 from filegate.cli.render import console_err
 from filegate.errors import FilegateError
 
@@ -22,6 +22,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.add_typer(alarms.app, name="alarms")
 app.add_typer(local.app, name="local")
 app.add_typer(partner.app, name="partner")
 app.add_typer(uploads.app, name="uploads")
