@@ -248,10 +248,15 @@ class AlarmEvaluator:
             return None
 
     def _datapoints(self, alarm: dict[str, Any], now: datetime) -> list[Datapoint]:
-        """The statistic of each evaluated period, oldest first; the last one ends now."""
+        """The statistic of each evaluated period, oldest first; the last one ends now.
+
+        Periods are whole seconds (CloudWatch queries drop fractions), the last one ending
+        after the current second, so a datapoint put a moment ago counts.
+        """
         period = timedelta(seconds=int(alarm["Period"]))
         count = int(alarm["EvaluationPeriods"])
-        starts = [now - period * k for k in range(count, 0, -1)]
+        end = now.replace(microsecond=0) + timedelta(seconds=1)
+        starts = [end - period * k for k in range(count, 0, -1)]
         return [self._statistic(alarm, start, start + period) for start in starts]
 
     def _statistic(self, alarm: dict[str, Any], start: datetime, end: datetime) -> Datapoint:
