@@ -25,6 +25,14 @@ REQUIRED_OUTPUTS = (
     "AlertsTopicArn",
 )
 UPLOAD_OUTPUTS = ("UploadApiUrl", "PartnersTableName", "UploadApiFunctionName")
+# DashboardName: the CloudWatch dashboard of the pipeline (docs/alarms.md).
 OUTPUTS = frozenset(
-    {*REQUIRED_OUTPUTS, "QueueArn", "DeadLetterQueueArn", "FunctionArn", *UPLOAD_OUTPUTS}
+    {
+        *REQUIRED_OUTPUTS,
+        "QueueArn",
+        "DeadLetterQueueArn",
+        "FunctionArn",
+        *UPLOAD_OUTPUTS,
+        "DashboardName",
+    }
 )

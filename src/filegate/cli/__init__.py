@@ -11,7 +11,18 @@ import sys
 
 import typer
 
-from filegate.cli import build, demo, dlq, intake, local, partner, reconcile, upload, uploads
+from filegate.cli import (
+    alarms,
+    build,
+    demo,
+    dlq,
+    intake,
+    local,
+    partner,
+    reconcile,
+    upload,
+    uploads,
+)
 from filegate.cli import evidence as evidence_cli
 from filegate.cli import logs as logs_cli
 from filegate.cli import verify as verify_cli
@@ -25,6 +36,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.add_typer(alarms.app, name="alarms")
 app.add_typer(local.app, name="local")
 app.add_typer(partner.app, name="partner")
 app.add_typer(uploads.app, name="uploads")

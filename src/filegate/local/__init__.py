@@ -6,5 +6,8 @@
 - ``runtime`` (with ``bootstrap``): run the deployed Lambda zip in warm worker processes;
 - ``esm``: the event source mapping that long-polls SQS and invokes the workers;
 - ``cloudwatch``: Lambda-style logs and metrics shipped into the emulator;
+- ``invoke`` (with ``patches.lambda_invoke``): the Lambda Invoke API run on the warm workers;
+- ``alarms`` (with ``alarm_rules``) and ``sqs_metrics``: alarms evaluated and their SNS actions
+  run, on the AWS/Lambda metrics and the AWS/SQS metrics the emulator publishes;
 - ``stack``: start, stop and describe the whole local stack (the state file).
 """

@@ -1,16 +1,21 @@
 """The emulator process: moto's server, patched, bound to 127.0.0.1 until told to stop.
 
 Run as ``python -m filegate.local.emulator --port N``; the local stack starts it as a child
-process so the emulator has a core (and a GIL) of its own.
+process so the emulator has a core (and a GIL) of its own. Besides serving, it publishes the
+AWS/SQS metrics SQS would (``sqs_metrics``).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import signal
 import threading
+from typing import Any
 
+from filegate.aws import Target
 from filegate.local import cfn_models, patches, s3_checksums
+from filegate.local.sqs_metrics import QueueMetricsPublisher
 
 
 def serve(port: int, host: str = "127.0.0.1") -> None:
@@ -24,9 +29,17 @@ def serve(port: int, host: str = "127.0.0.1") -> None:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
+    metrics = QueueMetricsPublisher(functools.cache(functools.partial(_cloudwatch, host, port)))
     server.start()
+    metrics.start()
     stop.wait()
+    metrics.stop()
     server.stop()
+
+
+def _cloudwatch(host: str, port: int, region: str) -> Any:
+    """A client of this emulator's own CloudWatch API, in one region."""
+    return Target(region=region, endpoint_url=f"http://{host}:{port}").client("cloudwatch")
 
 
 def main() -> None:

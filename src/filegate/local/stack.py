@@ -2,7 +2,8 @@
 
 ``LocalStack.start`` runs the emulator as a child process on 127.0.0.1, builds the Lambda
 package, deploys the template into the emulator (``provision``), starts warm workers running
-the deployed zip (``runtime``) fed by the local event source mapping (``esm``), and writes
+the deployed zip (``runtime``) fed by the local event source mapping (``esm``), serves the
+Lambda Invoke API on those workers (``invoke``), evaluates the alarms (``alarms``), and writes
 the state file that ``status``, ``env`` and ``down`` read. ``stop`` undoes all of it: no
 process is left behind. Run as ``python -m filegate.local.stack`` it is the detached
 supervisor that ``filegate local up --detach`` starts.
@@ -35,9 +36,11 @@ from typing import Any
 from filegate import package
 from filegate.aws import Target
 from filegate.errors import LocalStackError, PortInUseError
+from filegate.local.alarms import AlarmEvaluator, subscribe_outbox
 from filegate.local.cloudwatch import Telemetry
 from filegate.local.esm import EventSourceMapping
 from filegate.local.gateway import FunctionUrlGateway
+from filegate.local.invoke import InvokeServer, LocalFunctions
 from filegate.local.provision import Deployment, Provisioner, StackParameters
 from filegate.local.runtime import FunctionSpec, Worker, prepare_function
 from filegate.settings import (
@@ -206,6 +209,9 @@ class LocalStack:
         self._esm: EventSourceMapping | None = None
         self._gateways: list[FunctionUrlGateway] = []
         self._urls: dict[str, str] = {}
+        self._functions = LocalFunctions()
+        self._invoke_server: InvokeServer | None = None
+        self._alarms: AlarmEvaluator | None = None
         self.deployment: Deployment | None = None
         self.state: LocalState | None = None
 
@@ -221,7 +227,9 @@ class LocalStack:
     def _start(self) -> LocalState:
         self._work_dir = Path(tempfile.mkdtemp(prefix="filegate-local-"))
         self._progress(f"starting the emulator on {self.settings.endpoint_url}")
-        self._start_emulator()
+        self._invoke_server = InvokeServer(self._functions)
+        self._invoke_server.start()
+        self._start_emulator(self._invoke_server.emulator_env())
         self._progress("building the Lambda package")
         built = package.build(self._work_dir / "lambda.zip")
         parameters = StackParameters(
@@ -237,11 +245,12 @@ class LocalStack:
         self.deployment = provisioner.deploy(parameters)
         self._progress("starting the function's workers and the event source mapping")
         self._start_pipeline(self.deployment)
+        self._start_alarms(self.deployment)
         self.state = self._write_state(self.deployment)
         self._progress("local stack ready")
         return self.state
 
-    def _start_emulator(self) -> None:
+    def _start_emulator(self, env: dict[str, str]) -> None:
         assert self._work_dir is not None
         log_path = self._work_dir / "emulator.log"
         with log_path.open("wb") as log_file:
@@ -256,6 +265,7 @@ class LocalStack:
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                env={**os.environ, **env},
             )
         _wait_listening(self.settings.port, self._emulator, log_path)
 
@@ -273,6 +283,7 @@ class LocalStack:
         workers = self._warm_workers(spec, count)
         telemetry = self._telemetry = Telemetry(self._target)
         telemetry.start()
+        self._functions.register(spec, workers, functools.partial(_record, telemetry, spec))
         self._esm = EventSourceMapping(
             self._target,
             mapping,
@@ -305,6 +316,7 @@ class LocalStack:
                 self._work_dir,
             )
             workers = self._warm_workers(spec, self.settings.workers)
+            self._functions.register(spec, workers, functools.partial(_record, telemetry, spec))
             port = self.settings.api_port + offset
             gateway = FunctionUrlGateway(
                 workers,
@@ -316,6 +328,14 @@ class LocalStack:
             gateway.start()
             self._gateways.append(gateway)
             self._urls[url.logical_id] = f"http://127.0.0.1:{port}/"
+
+    def _start_alarms(self, deployment: Deployment) -> None:
+        """Evaluate the alarms; what they send to the alerts topic lands in an outbox queue."""
+        topic = deployment.outputs.get("AlertsTopicArn")
+        if topic:
+            subscribe_outbox(self._target, topic)
+        self._alarms = AlarmEvaluator(self._target)
+        self._alarms.start()
 
     def _write_state(self, deployment: Deployment) -> LocalState:
         state = LocalState(
@@ -342,6 +362,9 @@ class LocalStack:
 
     def stop(self) -> None:
         """Stop everything this stack started; safe to call more than once."""
+        if self._alarms:
+            self._alarms.stop()
+            self._alarms = None
         for gateway in self._gateways:
             gateway.stop()
         self._gateways, self._urls = [], {}
@@ -351,6 +374,9 @@ class LocalStack:
             worker.stop()
         if self._telemetry:
             self._telemetry.stop()
+        if self._invoke_server:
+            self._invoke_server.stop()
+            self._invoke_server = None
         self._esm, self._workers, self._telemetry = None, [], None
         if self._emulator is not None:
             self._emulator.terminate()

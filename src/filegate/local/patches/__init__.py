@@ -9,6 +9,8 @@
 - :mod:`.dynamodb`: moto's UpdateItem (the ledger's one conditional write per event) parsed once
   per expression text, its AST copied structurally, its expression-only checks run once, with
   the same results as moto's. ``FILEGATE_EMULATOR_DDB_PATCH=0`` serves without them.
+- :mod:`.lambda_invoke`: Lambda's Invoke runs the deployed code on the local stack's workers,
+  when the supervisor passes ``FILEGATE_EMULATOR_INVOKE_URL`` (moto cannot run code).
 
 The two switches exist to measure the difference (benchmarks/e2e_burst.py).
 ``FILEGATE_EMULATOR_PROFILE=<file>`` profiles every request with cProfile and writes the merged
@@ -23,7 +25,7 @@ import os
 import threading
 from typing import Any
 
-from filegate.local.patches import dynamodb, s3, sqs
+from filegate.local.patches import dynamodb, lambda_invoke, s3, sqs
 
 # Read here, not in filegate.settings: only the emulator process reads them.
 ENV_SQS_PATCH = "FILEGATE_EMULATOR_SQS_PATCH"
@@ -83,6 +85,7 @@ def apply() -> None:
         sqs.patch_routing()
     if os.environ.get(ENV_DDB_PATCH, "1") != "0":
         dynamodb.patch()
+    lambda_invoke.patch()
     if os.environ.get(ENV_PROFILE):
         _profile_requests(os.environ[ENV_PROFILE])
     _applied = True

@@ -1,0 +1,144 @@
+"""`filegate alarms [list|notifications|drill]`: the stack's alarms, what they sent, the drill.
+
+Thin: each command finds the stack, calls one function of ``filegate.ops.alarms`` and renders
+the result. `filegate alarms` alone is `filegate alarms list`. The drill exits 0 when the
+Errors alarm fired and its notification arrived, 1 when it did not in time.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from filegate.cli.options import (
+    EndpointOption,
+    OutputOption,
+    ProfileOption,
+    RegionOption,
+    StackOption,
+    TargetOption,
+    resolve_stack,
+)
+from filegate.cli.render import (
+    OutputFormat,
+    console,
+    console_err,
+    key_value_table,
+    print_json,
+    rows_table,
+)
+from filegate.ops import alarms as ops
+
+app = typer.Typer(
+    help="The stack's CloudWatch alarms: states, notifications sent, the Errors drill.",
+    invoke_without_command=True,
+)
+
+StateOption = Annotated[
+    str | None,
+    typer.Option("--state", help="Only alarms in this state: OK, ALARM or INSUFFICIENT_DATA"),
+]
+_STATES = ("OK", "ALARM", "INSUFFICIENT_DATA")
+_TRANSITION = ("OldStateValue", "NewStateValue", "NewStateReason")
+_COLOURS = {"OK": "green", "ALARM": "red", "INSUFFICIENT_DATA": "yellow"}
+
+
+@app.callback()
+def alarms(
+    ctx: typer.Context,
+    state: StateOption = None,
+    output: OutputOption = OutputFormat.table,
+    profile: ProfileOption = None,
+    region: RegionOption = None,
+    endpoint_url: EndpointOption = None,
+    stack: StackOption = None,
+    target: TargetOption = "local",
+) -> None:
+    """Show the alarms' states (the same as `alarms list`)."""
+    if ctx.invoked_subcommand is None:
+        list_alarms(state, output, profile, region, endpoint_url, stack, target)
+
+
+@app.command("list")
+def list_alarms(
+    state: StateOption = None,
+    output: OutputOption = OutputFormat.table,
+    profile: ProfileOption = None,
+    region: RegionOption = None,
+    endpoint_url: EndpointOption = None,
+    stack: StackOption = None,
+    target: TargetOption = "local",
+) -> None:
+    """Show each alarm: name, state, reason, when it changed, the metric it watches."""
+    if state is not None and state.upper() not in _STATES:
+        raise typer.BadParameter(f"--state {state}: use one of {', '.join(_STATES)}")
+    ref = resolve_stack(profile, region, endpoint_url, stack, target)
+    statuses = ops.alarm_states(ref, state)
+    if output is OutputFormat.json:
+        print_json([s.as_dict() for s in statuses])
+        return
+    rows = [
+        (s.name, f"[{_COLOURS.get(s.state, 'white')}]{s.state}[/]", s.updated, s.metric, s.reason)
+        for s in statuses
+    ]
+    columns = ("name", "state", "updated", "metric", "reason")
+    console.print(rows_table(f"alarms of {ref.stack_name}", columns, rows))
+
+
+@app.command("notifications")
+def list_notifications(
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="At most this many")] = 100,
+    output: OutputOption = OutputFormat.table,
+    profile: ProfileOption = None,
+    region: RegionOption = None,
+    endpoint_url: EndpointOption = None,
+    stack: StackOption = None,
+    target: TargetOption = "local",
+) -> None:
+    """Show what the alerts topic delivered to the SQS queues subscribed to it (a peek)."""
+    ref = resolve_stack(profile, region, endpoint_url, stack, target)
+    found = ops.notifications(ref, limit)
+    if output is OutputFormat.json:
+        print_json([n.as_dict() for n in found])
+        return
+    rows = [(n.timestamp, n.subject, *(n.alarm.get(k, "") for k in _TRANSITION)) for n in found]
+    columns = ("sent", "subject", "from", "to", "reason")
+    console.print(rows_table(f"notifications of {ref.stack_name}", columns, rows))
+
+
+@app.command("drill")
+def drill(
+    timeout: Annotated[
+        float | None,
+        typer.Option("--timeout", min=1, help="Seconds to wait [default: 60 local, 600 AWS]"),
+    ] = None,
+    output: OutputOption = OutputFormat.table,
+    profile: ProfileOption = None,
+    region: RegionOption = None,
+    endpoint_url: EndpointOption = None,
+    stack: StackOption = None,
+    target: TargetOption = "local",
+) -> None:
+    """Make the function fail once; wait for the Errors alarm and its notification."""
+    ref = resolve_stack(profile, region, endpoint_url, stack, target)
+    with console_err.status("alarm drill") as status:
+
+        def progress(message: str) -> None:
+            status.update(f"alarm drill: {message}")
+            console_err.print(f"  {message}", highlight=False)
+
+        result = ops.drill(ref, timeout, progress)
+    if output is OutputFormat.json:
+        print_json(result.as_dict())
+    else:
+        document = result.as_dict()
+        notification = document.pop("notification") or {}
+        document["notification"] = notification.get("subject") or (
+            "(no SQS queue subscribed: check the topic's email)"
+            if not result.readable_queues
+            else "(none arrived)"
+        )
+        console.print(key_value_table("alarm drill", document))
+    if not result.passed:
+        raise typer.Exit(1)
