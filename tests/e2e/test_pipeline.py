@@ -37,6 +37,10 @@ def test_overwrite_then_delete_ends_deleted_with_last_size(stack: Stack) -> None
     stack.s3.put_object(
         Bucket=stack.bucket, Key=key, Body=b'{"v": 2}', ContentType="application/json"
     )
+    # Two workers may take the three events in any order; a put delivered after the delete is
+    # stale and rejected (tests/functional/test_ingest_ledger_order.py covers that). Here the
+    # second put is recorded first, so the delete must keep its size.
+    wait_for(lambda: (stack.item(key) or {}).get("size", {}).get("N") == "8", timeout=10)
     stack.s3.delete_object(Bucket=stack.bucket, Key=key)
 
     def deleted() -> dict | None:
