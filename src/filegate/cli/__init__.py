@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from filegate.cli import build, demo, local, partner, upload, uploads
+from filegate.cli import build, demo, deploy, local, partner, upload, uploads
 from filegate.cli.render import console_err
 from filegate.errors import FilegateError
 
@@ -28,6 +28,7 @@ app.add_typer(uploads.app, name="uploads")
 app.command("demo")(demo.demo)
 app.command("package")(build.build_package)
 app.command("upload")(upload.upload)
+deploy.register(app)
 
 
 def main() -> None:

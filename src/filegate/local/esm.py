@@ -12,6 +12,7 @@ so a poison message reaches the dead-letter queue in seconds rather than in
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import threading
 import time
@@ -88,24 +89,48 @@ class EventSourceMapping:
         self._retry_delay = retry_delay_seconds
         self._observer = observer
         self._stop = threading.Event()
+        self._retired = threading.Event()  # set when swap() retires the current workers
         self._threads: list[threading.Thread] = []
+        self._poller_numbers = itertools.count()
 
     def start(self) -> None:
-        for index, worker in enumerate(self._workers):
+        self._threads = self._launch(self._workers, self._retired)
+
+    def _launch(self, workers: list[Worker], retired: threading.Event) -> list[threading.Thread]:
+        threads = []
+        for worker in workers:
             thread = threading.Thread(
-                target=self._poll, args=(worker,), name=f"esm-poller-{index}", daemon=True
+                target=self._poll,
+                args=(worker, retired),
+                name=f"esm-poller-{next(self._poller_numbers)}",
+                daemon=True,
             )
             thread.start()
-            self._threads.append(thread)
+            threads.append(thread)
+        return threads
+
+    def swap(self, workers: list[Worker]) -> list[Worker]:
+        """Feed these workers from now on; return the old ones once their batches are done.
+
+        New pollers start first; the old ones finish the batch they hold (deleting or
+        releasing its messages as usual) and stop, so no message is lost or run twice.
+        """
+        old_workers, old_retired, old_threads = self._workers, self._retired, self._threads
+        self._workers, self._retired = workers, threading.Event()
+        self._threads = self._launch(workers, self._retired)
+        old_retired.set()
+        for thread in old_threads:
+            thread.join(timeout=_RECEIVE_WAIT_SECONDS + 35)
+        return old_workers
 
     def stop(self) -> None:
         self._stop.set()
         for thread in self._threads:
             thread.join(timeout=_RECEIVE_WAIT_SECONDS + 35)
 
-    def _poll(self, worker: Worker) -> None:
+    def _poll(self, worker: Worker, retired: threading.Event) -> None:
         sqs = self._target.client("sqs")
-        while not self._stop.is_set():
+        while not (self._stop.is_set() or retired.is_set()):
             try:
                 messages = self._receive_batch(sqs)
                 if messages:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import errno
 import functools
 import json
@@ -32,9 +33,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from filegate import package
 from filegate.aws import Target
-from filegate.errors import LocalStackError, PortInUseError
+from filegate.errors import FilegateError, LocalStackError, PortInUseError
 from filegate.local.cloudwatch import Telemetry
 from filegate.local.esm import EventSourceMapping
 from filegate.local.gateway import FunctionUrlGateway
@@ -51,9 +54,11 @@ from filegate.settings import (
 log = logging.getLogger(__name__)
 
 STATE_FILE = "local.json"
+RUNNING_FILE = "running.json"  # which version of the mapped function the workers run
 EMULATOR_START_TIMEOUT = 30.0
 DETACHED_START_TIMEOUT = 180.0
 STOP_TIMEOUT = 30.0
+ALIAS_POLL_SECONDS = 1.0
 
 Progress = Callable[[str], None]
 
@@ -120,6 +125,49 @@ def require_state(settings: LocalSettings) -> LocalState:
             "no local stack is running: start one with `filegate local up --detach`"
         )
     return state
+
+
+def update_outputs(settings: LocalSettings, outputs: dict[str, str]) -> LocalState:
+    """Record a running stack's outputs after a stack update (``filegate deploy``)."""
+    state = dataclasses.replace(require_state(settings), outputs=dict(outputs))
+    _write_state_file(settings, state)
+    return state
+
+
+def running_version(settings: LocalSettings) -> str | None:
+    """The function version the local event source mapping runs now, as the supervisor says."""
+    try:
+        return str(json.loads((settings.state_dir / RUNNING_FILE).read_text("utf-8"))["version"])
+    except (FileNotFoundError, ValueError, KeyError, TypeError):
+        return None
+
+
+def wait_running(settings: LocalSettings, version: str, timeout: float = 60.0) -> None:
+    """Return once the local stack runs ``version`` (it follows the alias within a second)."""
+    deadline = time.monotonic() + timeout
+    while running_version(settings) != version:
+        if time.monotonic() > deadline:
+            raise LocalStackError(
+                f"the local stack did not switch to version {version} within {timeout:.0f} s:"
+                f" see its log in {settings.state_dir}"
+            )
+        time.sleep(0.1)
+
+
+def _write_running(settings: LocalSettings, spec: FunctionSpec) -> None:
+    path = settings.state_dir / RUNNING_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps({"function": spec.name, "version": spec.version}), "utf-8")
+    temporary.replace(path)
+
+
+def _write_state_file(settings: LocalSettings, state: LocalState) -> None:
+    path = state_file(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(f".{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(asdict(state), indent=2), "utf-8")
+    temporary.replace(path)
 
 
 def is_healthy(state: LocalState) -> bool:
@@ -206,6 +254,8 @@ class LocalStack:
         self._esm: EventSourceMapping | None = None
         self._gateways: list[FunctionUrlGateway] = []
         self._urls: dict[str, str] = {}
+        self._watching = threading.Event()  # set: stop following the mapping's alias
+        self._watcher: threading.Thread | None = None
         self.deployment: Deployment | None = None
         self.state: LocalState | None = None
 
@@ -264,13 +314,13 @@ class LocalStack:
         mapping, parameters = deployment.mapping, deployment.parameters
         spec = prepare_function(
             self._target,
-            mapping.function_name,
+            mapping.function,
             parameters.code_bucket,
-            parameters.code_key,
+            None if mapping.qualifier else parameters.code_key,
             self._work_dir,
+            qualifier=mapping.qualifier,
         )
-        count = max(1, min(self.settings.workers, mapping.maximum_concurrency))
-        workers = self._warm_workers(spec, count)
+        workers = self._warm_workers(spec, self._mapping_workers(deployment))
         telemetry = self._telemetry = Telemetry(self._target)
         telemetry.start()
         self._esm = EventSourceMapping(
@@ -279,10 +329,65 @@ class LocalStack:
             deployment.outputs["QueueUrl"],
             workers,
             self.settings.retry_delay_seconds,
-            observer=functools.partial(_record, telemetry, spec),
+            observer=functools.partial(_record, telemetry),
         )
         self._esm.start()
+        _write_running(self.settings, spec)
+        if mapping.qualifier and not mapping.qualifier.isdigit():  # an alias, not a version
+            self._watcher = threading.Thread(
+                target=self._follow_alias, args=(deployment, spec), name="alias-watcher"
+            )
+            self._watcher.start()
         self._start_gateways(deployment, telemetry)
+
+    def _mapping_workers(self, deployment: Deployment) -> int:
+        return max(1, min(self.settings.workers, deployment.mapping.maximum_concurrency))
+
+    def _follow_alias(self, deployment: Deployment, spec: FunctionSpec) -> None:
+        """Run the version the mapping's alias points to, as Lambda does after update-alias.
+
+        Polls the alias; when it moves (``filegate deploy``, ``filegate rollback``), warm
+        workers for the new version take over the mapping and the old ones finish the
+        batch they hold first.
+        """
+        mapping, lambda_ = deployment.mapping, self._target.client("lambda")
+        reported = ""  # the last failure, logged once rather than every second
+        while not self._watching.wait(ALIAS_POLL_SECONDS):
+            try:
+                alias = lambda_.get_alias(FunctionName=mapping.function, Name=mapping.qualifier)
+                if alias["FunctionVersion"] != spec.version:
+                    spec = self._switch_version(deployment, alias["FunctionVersion"], spec)
+                reported = ""
+            except (ClientError, BotoCoreError, FilegateError) as exc:
+                if str(exc) != reported:
+                    log.warning("cannot follow alias %s: %s", mapping.qualifier, exc)
+                    reported = str(exc)
+
+    def _switch_version(
+        self, deployment: Deployment, version: str, current: FunctionSpec
+    ) -> FunctionSpec:
+        assert self._work_dir is not None
+        assert self._esm is not None
+        spec = prepare_function(
+            self._target,
+            deployment.mapping.function,
+            deployment.parameters.code_bucket,
+            None,
+            self._work_dir,
+            qualifier=version,
+        )
+        workers = self._warm_workers(spec, self._mapping_workers(deployment))
+        for worker in self._esm.swap(workers):
+            worker.stop()
+            self._workers.remove(worker)
+        _write_running(self.settings, spec)
+        log.info(
+            "alias %s moved: version %s -> %s",
+            deployment.mapping.qualifier,
+            current.version,
+            version,
+        )
+        return spec
 
     def _warm_workers(self, spec: FunctionSpec, count: int) -> list[Worker]:
         """Start ``count`` execution environments for a function (their inits run in parallel)."""
@@ -311,7 +416,7 @@ class LocalStack:
                 port,
                 url.cors,
                 f"{url.function_name}.lambda-url.localhost",
-                observer=functools.partial(_record, telemetry, spec),
+                observer=functools.partial(_record, telemetry),
             )
             gateway.start()
             self._gateways.append(gateway)
@@ -329,11 +434,7 @@ class LocalStack:
             started_at=datetime.now(UTC).isoformat(timespec="seconds"),
             log_file=os.environ.get("FILEGATE_LOCAL_LOG", ""),
         )
-        path = state_file(self.settings)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(asdict(state), indent=2), "utf-8")
-        temporary.replace(path)
+        _write_state_file(self.settings, state)
         return state
 
     @property
@@ -342,6 +443,10 @@ class LocalStack:
 
     def stop(self) -> None:
         """Stop everything this stack started; safe to call more than once."""
+        self._watching.set()
+        if self._watcher is not None:
+            self._watcher.join(timeout=60)
+            self._watcher = None
         for gateway in self._gateways:
             gateway.stop()
         self._gateways, self._urls = [], {}
@@ -364,6 +469,7 @@ class LocalStack:
             current = read_state(self.settings)
             if current is not None and current.pid == self.state.pid:
                 state_file(self.settings).unlink(missing_ok=True)
+                (self.settings.state_dir / RUNNING_FILE).unlink(missing_ok=True)
             self.state = None
         if self._work_dir is not None:
             shutil.rmtree(self._work_dir, ignore_errors=True)
@@ -377,8 +483,8 @@ class LocalStack:
             self.stop()
 
 
-def _record(telemetry: Telemetry, spec: FunctionSpec, worker: Worker, invocation: Any) -> None:
-    telemetry.record(spec, worker.log_stream, invocation)
+def _record(telemetry: Telemetry, worker: Worker, invocation: Any) -> None:
+    telemetry.record(worker.spec, worker.log_stream, invocation)
 
 
 def run_until_signalled(stack: LocalStack, on_ready: Callable[[LocalState], None]) -> None:
