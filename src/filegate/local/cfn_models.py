@@ -59,6 +59,20 @@ class FunctionUrl:
         backend = _lambda_backend(account_id, region)
         return cls(backend.create_function_url_config(target, properties))
 
+    @classmethod
+    def update_from_cloudformation_json(
+        cls,
+        original_resource: FunctionUrl,
+        new_resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+    ) -> FunctionUrl:
+        properties = dict(cloudformation_json["Properties"])
+        properties.pop("TargetFunctionArn", None)
+        original_resource.config.update(properties)
+        return original_resource
+
     @property
     def physical_resource_id(self) -> str:
         return str(self.config.function.function_arn)  # Ref of a function URL: the function ARN
@@ -249,10 +263,12 @@ class _ChangeSetFixes:
     def build_resource_diff(
         resource_map: Any, other_template: dict[str, Any], parameters: dict[str, Any] | None = None
     ) -> dict[str, list[str]]:
+        # Compared as text: the stack holds Number parameters as numbers.
+        before = resource_map.resolved_parameters
         changed = {
             name
             for name, value in (parameters or {}).items()
-            if resource_map.input_parameters.get(name) != value
+            if name not in before or str(before[name]) != str(value)
         }
         return resource_diff(
             resource_map._resource_json_map, other_template.get("Resources", {}), changed
@@ -292,6 +308,7 @@ class _ChangeSetFixes:
         final = stack.events.pop()  # the stack's own *_COMPLETE comes after its resources'
         for logical_id, kind in changed:
             stack.events.append(_resource_event(stack, logical_id, kind, done))
+        final.timestamp = stack.events[-1].timestamp if changed else final.timestamp
         stack.events.append(final)
 
 

@@ -132,7 +132,7 @@ class EventSourceMapping:
         sqs = self._target.client("sqs")
         while not (self._stop.is_set() or retired.is_set()):
             try:
-                messages = self._receive_batch(sqs)
+                messages = self._receive_batch(sqs, retired)
                 if messages:
                     self._deliver(sqs, worker, messages)
             except (ClientError, BotoCoreError) as exc:
@@ -140,10 +140,12 @@ class EventSourceMapping:
                     log.warning("event source mapping poll failed, retrying: %s", exc)
                     self._stop.wait(1.0)
 
-    def _receive_batch(self, sqs: Any) -> list[dict[str, Any]]:
+    def _receive_batch(self, sqs: Any, retired: threading.Event) -> list[dict[str, Any]]:
         batch: list[dict[str, Any]] = []
         window_end: float | None = None
         while len(batch) < self._mapping.batch_size and not self._stop.is_set():
+            if retired.is_set() and not batch:
+                break  # swapped out: a batch already begun is still delivered
             wait = 0 if batch else _RECEIVE_WAIT_SECONDS
             received = sqs.receive_message(
                 QueueUrl=self._queue_url,

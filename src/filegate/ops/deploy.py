@@ -157,7 +157,12 @@ class Deployer:
         self._observer.step(f"executing change set ({len(result.changes)} changes)")
         self._observer.executing(result.changes)
         marker = self._newest_event_id()
-        self._cfn.execute_change_set(ChangeSetName=change_set)
+        try:
+            self._cfn.execute_change_set(ChangeSetName=change_set)
+        except (ClientError, BotoCoreError) as exc:
+            raise DeployError(
+                f"cannot execute change set {change_set} on {self._stack}: {exc}"
+            ) from exc
         result.events, result.stack_status = self._stream_events(marker)
         self._check_succeeded(result)
         return self._finish(result, existing, executed=True)
