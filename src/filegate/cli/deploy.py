@@ -116,8 +116,14 @@ def deploy(
         result = run_deploy(location, options, _ProgressObserver(progress))
     if output is OutputFormat.json:
         print_json(result.as_dict())
-        return
-    _show_deploy(result)
+    else:
+        _show_deploy(result)
+    messages = {
+        "no-changes": f"no changes: stack {result.stack_name} already runs this code and template",
+        "dry-run": "dry run: change set deleted, nothing changed",
+        "deployed": f"deployed: stack {result.stack_name} is {result.stack_status}",
+    }
+    console_err.print(messages[result.outcome], highlight=False)
 
 
 def _show_deploy(result: DeployResult) -> None:
@@ -125,12 +131,6 @@ def _show_deploy(result: DeployResult) -> None:
         rows = [(c.action, c.logical_id, c.resource_type, c.replacement) for c in result.changes]
         title = f"change set for {result.stack_name} ({result.change_set_type})"
         console.print(rows_table(title, ("action", "resource", "type", "replacement"), rows))
-    messages = {
-        "no-changes": f"no changes: stack {result.stack_name} already runs this code and template",
-        "dry-run": "dry run: change set deleted, nothing changed",
-        "deployed": f"deployed: stack {result.stack_name} is {result.stack_status}",
-    }
-    console_err.print(messages[result.outcome], highlight=False)
     if result.outputs:
         summary = {"live version": result.live_version or "-", **result.outputs}
         console.print(key_value_table(f"stack {result.stack_name}", summary))
