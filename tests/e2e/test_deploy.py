@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import urllib.request
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,6 +22,8 @@ import pytest
 from tests.e2e.conftest import Stack, filegate, free_port, wait_for
 
 KEY = "partner-deploy/after-rollback.csv"
+PAGE = "filegate/uploads/page.html"
+MARKER = "release-2"
 
 
 @dataclass
@@ -31,6 +34,7 @@ class Scenario:
     steps: dict[str, subprocess.CompletedProcess[str]] = field(default_factory=dict)
     item: dict[str, Any] = field(default_factory=dict)
     start_lines: list[str] = field(default_factory=list)
+    pages: dict[str, str] = field(default_factory=dict)
 
     def json(self, step: str) -> dict[str, Any]:
         result = self.steps[step]
@@ -44,14 +48,22 @@ class Scenario:
 
 
 def second_package(state_dir: Path, work: Path) -> Path:
-    """`filegate package`, plus one file: the same code under a new digest (a new version)."""
+    """`filegate package` with the upload page retitled: new code, so a new version."""
     built = filegate(state_dir, "package", "--out", str(work / "lambda.zip"), "--output", "json")
     assert built.returncode == 0, built.stderr
     second = work / "lambda-2.zip"
-    second.write_bytes((work / "lambda.zip").read_bytes())
-    with zipfile.ZipFile(second, "a") as archive:
-        archive.writestr("filegate/release-note.txt", "the second release\n")
+    with zipfile.ZipFile(work / "lambda.zip") as source, zipfile.ZipFile(second, "w") as target:
+        for entry in source.infolist():
+            data = source.read(entry)
+            if entry.filename == PAGE:
+                data = data.replace(b"<title>", f"<title>{MARKER} ".encode())
+            target.writestr(entry, data)
     return second
+
+
+def upload_page(stack: Stack) -> str:
+    with urllib.request.urlopen(stack.env["upload_api_url"], timeout=10) as response:
+        return str(response.read().decode())
 
 
 @pytest.fixture(scope="module")
@@ -74,11 +86,13 @@ def deploy_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 def scenario(deploy_stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Scenario:
     run = Scenario(deploy_stack)
     package = second_package(deploy_stack.state_dir, tmp_path_factory.mktemp("packages"))
+    run.pages["before"] = upload_page(deploy_stack)
     run.run("same", "deploy", "--output", "json")
     run.run("dry-run", "deploy", "--package", str(package), "--dry-run", "--output", "json")
     run.run("releases-1", "releases", "--output", "json")
     run.run("second", "deploy", "--package", str(package), "--output", "json")
     run.run("releases-2", "releases", "--output", "json")
+    run.pages["after"] = wait_for(lambda: marked_page(deploy_stack), timeout=15)
     run.run("table", "releases")
     run.run("rollback", "rollback")
     run.run("rollback-again", "rollback")
@@ -98,6 +112,11 @@ def start_lines_for(stack: Stack, key: str) -> list[str]:
     documents = [json.loads(m) for m in messages if m.startswith("{")]
     request_ids = {d["function_request_id"] for d in documents if d.get("s3_key") == key}
     return [m for m in messages if m.startswith("START") and any(r in m for r in request_ids)]
+
+
+def marked_page(stack: Stack) -> str | None:
+    page = upload_page(stack)
+    return page if MARKER in page else None
 
 
 def test_deploying_what_runs_is_no_change(scenario: Scenario) -> None:
@@ -129,6 +148,13 @@ def test_second_deploy_publishes_version_two_live(scenario: Scenario) -> None:
     after = scenario.json("releases-2")
     assert [(v["version"], v["live"]) for v in after["versions"]] == [("1", False), ("2", True)]
     assert after["versions"][1]["description"].endswith(second["artifact"]["key"])
+
+
+def test_the_upload_api_serves_the_new_code_after_the_deploy(scenario: Scenario) -> None:
+    # The upload API has no alias: a deploy updates its code, and the local gateway's
+    # workers switch to it, as the function URL on AWS runs the updated $LATEST.
+    assert MARKER not in scenario.pages["before"]
+    assert f"<title>{MARKER} filegate" in scenario.pages["after"]
 
 
 def test_releases_table_marks_the_live_version(scenario: Scenario) -> None:

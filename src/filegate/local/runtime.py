@@ -49,6 +49,7 @@ class FunctionSpec:
     code_dir: Path
     runtime_dir: Path
     version: str = "$LATEST"  # a published version when invoked through an alias
+    code_sha256: str = ""  # Lambda's CodeSha256 of the code in code_dir
 
     @property
     def log_group(self) -> str:
@@ -111,6 +112,7 @@ def prepare_function(
         code_dir=code_dir,
         runtime_dir=runtime_packages_dir(work_dir),
         version=str(config.get("Version", "$LATEST")),
+        code_sha256=str(config.get("CodeSha256", "")),
     )
 
 

@@ -33,16 +33,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from filegate import package
 from filegate.aws import Target
-from filegate.errors import FilegateError, LocalStackError, PortInUseError
+from filegate.errors import LocalStackError, PortInUseError
 from filegate.local.cloudwatch import Telemetry
 from filegate.local.esm import EventSourceMapping
+from filegate.local.follower import CodeFollower
 from filegate.local.gateway import FunctionUrlGateway
 from filegate.local.provision import Deployment, Provisioner, StackParameters
-from filegate.local.runtime import FunctionSpec, Worker, prepare_function
+from filegate.local.runtime import FunctionSpec, Worker, code_key_for, prepare_function
 from filegate.settings import (
     LOCAL_BUCKET_NAME,
     LOCAL_CODE_BUCKET,
@@ -58,7 +57,6 @@ RUNNING_FILE = "running.json"  # which version of the mapped function the worker
 EMULATOR_START_TIMEOUT = 30.0
 DETACHED_START_TIMEOUT = 180.0
 STOP_TIMEOUT = 30.0
-ALIAS_POLL_SECONDS = 1.0
 
 Progress = Callable[[str], None]
 
@@ -254,8 +252,7 @@ class LocalStack:
         self._esm: EventSourceMapping | None = None
         self._gateways: list[FunctionUrlGateway] = []
         self._urls: dict[str, str] = {}
-        self._watching = threading.Event()  # set: stop following the mapping's alias
-        self._watcher: threading.Thread | None = None
+        self._follower = CodeFollower()  # deploys and rollbacks reach the workers through it
         self.deployment: Deployment | None = None
         self.state: LocalState | None = None
 
@@ -334,60 +331,64 @@ class LocalStack:
         self._esm.start()
         _write_running(self.settings, spec)
         if mapping.qualifier and not mapping.qualifier.isdigit():  # an alias, not a version
-            self._watcher = threading.Thread(
-                target=self._follow_alias, args=(deployment, spec), name="alias-watcher"
+            self._follower.follow(
+                f"{mapping.function}:{mapping.qualifier}",
+                functools.partial(self._alias_version, mapping.function, mapping.qualifier),
+                functools.partial(self._switch_mapping, deployment),
+                spec.version,
             )
-            self._watcher.start()
         self._start_gateways(deployment, telemetry)
+        self._follower.start()
 
     def _mapping_workers(self, deployment: Deployment) -> int:
         return max(1, min(self.settings.workers, deployment.mapping.maximum_concurrency))
 
-    def _follow_alias(self, deployment: Deployment, spec: FunctionSpec) -> None:
-        """Run the version the mapping's alias points to, as Lambda does after update-alias.
+    def _alias_version(self, function: str, alias: str) -> str:
+        found = self._target.client("lambda").get_alias(FunctionName=function, Name=alias)
+        return str(found["FunctionVersion"])
 
-        Polls the alias; when it moves (``filegate deploy``, ``filegate rollback``), warm
-        workers for the new version take over the mapping and the old ones finish the
-        batch they hold first.
-        """
-        mapping, lambda_ = deployment.mapping, self._target.client("lambda")
-        reported = ""  # the last failure, logged once rather than every second
-        while not self._watching.wait(ALIAS_POLL_SECONDS):
-            try:
-                alias = lambda_.get_alias(FunctionName=mapping.function, Name=mapping.qualifier)
-                if alias["FunctionVersion"] != spec.version:
-                    spec = self._switch_version(deployment, alias["FunctionVersion"], spec)
-                reported = ""
-            except (ClientError, BotoCoreError, FilegateError) as exc:
-                if str(exc) != reported:
-                    log.warning("cannot follow alias %s: %s", mapping.qualifier, exc)
-                    reported = str(exc)
+    def _code_sha256(self, function: str) -> str:
+        config = self._target.client("lambda").get_function_configuration(FunctionName=function)
+        return str(config["CodeSha256"])
 
-    def _switch_version(
-        self, deployment: Deployment, version: str, current: FunctionSpec
-    ) -> FunctionSpec:
+    def _switch_mapping(self, deployment: Deployment, version: str) -> None:
+        """Workers of ``version`` take over the mapping; the old ones finish their batch."""
         assert self._work_dir is not None
         assert self._esm is not None
+        mapping = deployment.mapping
         spec = prepare_function(
             self._target,
-            deployment.mapping.function,
-            deployment.parameters.code_bucket,
+            mapping.function,
+            self._code_bucket(deployment),
             None,
             self._work_dir,
             qualifier=version,
         )
-        workers = self._warm_workers(spec, self._mapping_workers(deployment))
-        for worker in self._esm.swap(workers):
+        self._retire(self._esm.swap(self._warm_workers(spec, self._mapping_workers(deployment))))
+        _write_running(self.settings, spec)
+
+    def _switch_gateway(
+        self, deployment: Deployment, gateway: FunctionUrlGateway, function: str, code_sha256: str
+    ) -> None:
+        """Workers of the function's new code take over its URL (what a code update does)."""
+        assert self._work_dir is not None
+        code_bucket = self._code_bucket(deployment)
+        spec = prepare_function(
+            self._target, function, code_bucket, code_key_for(code_sha256), self._work_dir
+        )
+        self._retire(gateway.swap(self._warm_workers(spec, self.settings.workers)))
+
+    def _code_bucket(self, deployment: Deployment) -> str:
+        """The stack's CodeBucket now (a deploy may have named another)."""
+        cfn = self._target.client("cloudformation")
+        stack = cfn.describe_stacks(StackName=deployment.stack_name)["Stacks"][0]
+        values = {p["ParameterKey"]: p["ParameterValue"] for p in stack.get("Parameters", [])}
+        return str(values.get("CodeBucket", deployment.parameters.code_bucket))
+
+    def _retire(self, workers: list[Worker]) -> None:
+        for worker in workers:
             worker.stop()
             self._workers.remove(worker)
-        _write_running(self.settings, spec)
-        log.info(
-            "alias %s moved: version %s -> %s",
-            deployment.mapping.qualifier,
-            current.version,
-            version,
-        )
-        return spec
 
     def _warm_workers(self, spec: FunctionSpec, count: int) -> list[Worker]:
         """Start ``count`` execution environments for a function (their inits run in parallel)."""
@@ -421,6 +422,12 @@ class LocalStack:
             gateway.start()
             self._gateways.append(gateway)
             self._urls[url.logical_id] = f"http://127.0.0.1:{port}/"
+            self._follower.follow(
+                url.function_name,
+                functools.partial(self._code_sha256, url.function_name),
+                functools.partial(self._switch_gateway, deployment, gateway, url.function_name),
+                spec.code_sha256,
+            )
 
     def _write_state(self, deployment: Deployment) -> LocalState:
         state = LocalState(
@@ -443,10 +450,7 @@ class LocalStack:
 
     def stop(self) -> None:
         """Stop everything this stack started; safe to call more than once."""
-        self._watching.set()
-        if self._watcher is not None:
-            self._watcher.join(timeout=60)
-            self._watcher = None
+        self._follower.stop()
         for gateway in self._gateways:
             gateway.stop()
         self._gateways, self._urls = [], {}
