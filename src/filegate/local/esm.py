@@ -7,6 +7,8 @@ failed, timed out or crashed, become visible again. Locally they come back after
 delay (FILEGATE_LOCAL_RETRY_DELAY, 2 s by default) instead of the queue's visibility timeout,
 so a poison message reaches the dead-letter queue in seconds rather than in
 ``maxReceiveCount`` x 180 s; the queue's redrive policy is what moves it, as on AWS.
+``swap`` hands the mapping to new workers (another version, after a deploy or a rollback):
+the old pollers deliver the batch they hold, then stop.
 """
 
 from __future__ import annotations

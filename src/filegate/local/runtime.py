@@ -1,7 +1,7 @@
 """Runs the deployed Lambda function locally, in warm worker processes.
 
-``prepare_function`` fetches the deployed zip from the emulator, checks it against the
-function's CodeSha256, unpacks it, and builds the runtime's package directory (only what
+``prepare_function`` fetches the deployed zip of a function, or of one of its versions (the
+``live`` alias names one), from the emulator, checks it against its CodeSha256, unpacks it, and builds the runtime's package directory (only what
 the AWS Python runtime provides: boto3, botocore and their dependencies). A ``Worker`` is one
 warm execution environment: an isolated interpreter running ``bootstrap``, with the function's
 configured environment, handler and timeout. A timed-out or crashed invocation is a failed

@@ -3,9 +3,12 @@
 ``LocalStack.start`` runs the emulator as a child process on 127.0.0.1, builds the Lambda
 package, deploys the template into the emulator (``provision``), starts warm workers running
 the deployed zip (``runtime``) fed by the local event source mapping (``esm``), and writes
-the state file that ``status``, ``env`` and ``down`` read. ``stop`` undoes all of it: no
-process is left behind. Run as ``python -m filegate.local.stack`` it is the detached
-supervisor that ``filegate local up --detach`` starts.
+the state file that ``status``, ``env`` and ``down`` read. While it runs, ``follower`` keeps
+the workers on what a deploy or rollback says should run (the ``live`` alias's version for the
+mapping, the current code for function URLs), and ``running.json`` says which version the
+mapping's workers run. ``stop`` undoes all of it: no process is left behind. Run as
+``python -m filegate.local.stack`` it is the detached supervisor that
+``filegate local up --detach`` starts.
 """
 
 from __future__ import annotations
