@@ -12,7 +12,8 @@ import json
 import subprocess
 import urllib.request
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ class Scenario:
     item: dict[str, Any] = field(default_factory=dict)
     start_lines: list[str] = field(default_factory=list)
     pages: dict[str, str] = field(default_factory=dict)
+    notification_during_pause: dict[str, Any] = field(default_factory=dict)
 
     def json(self, step: str) -> dict[str, Any]:
         result = self.steps[step]
@@ -59,6 +61,28 @@ def second_package(state_dir: Path, work: Path) -> Path:
                 data = data.replace(b"<title>", f"<title>{MARKER} ".encode())
             target.writestr(entry, data)
     return second
+
+
+@contextmanager
+def paused_intake(stack: Stack) -> Iterator[Callable[[], dict[str, Any]]]:
+    """The bucket's notification detached (as `filegate pause` does) for the block."""
+    saved = stack.s3.get_bucket_notification_configuration(Bucket=stack.bucket)
+    saved.pop("ResponseMetadata", None)
+    assert saved["QueueConfigurations"]
+    stack.s3.put_bucket_notification_configuration(
+        Bucket=stack.bucket, NotificationConfiguration={}
+    )
+
+    def current() -> dict[str, Any]:
+        found = stack.s3.get_bucket_notification_configuration(Bucket=stack.bucket)
+        return {k: v for k, v in found.items() if k != "ResponseMetadata"}
+
+    try:
+        yield current
+    finally:
+        stack.s3.put_bucket_notification_configuration(
+            Bucket=stack.bucket, NotificationConfiguration=saved
+        )
 
 
 def upload_page(stack: Stack) -> str:
@@ -90,7 +114,9 @@ def scenario(deploy_stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> S
     run.run("same", "deploy", "--output", "json")
     run.run("dry-run", "deploy", "--package", str(package), "--dry-run", "--output", "json")
     run.run("releases-1", "releases", "--output", "json")
-    run.run("second", "deploy", "--package", str(package), "--output", "json")
+    with paused_intake(deploy_stack) as paused:
+        run.run("second", "deploy", "--package", str(package), "--output", "json")
+        run.notification_during_pause = paused()
     run.run("releases-2", "releases", "--output", "json")
     run.pages["after"] = wait_for(lambda: marked_page(deploy_stack), timeout=15)
     run.run("table", "releases")
@@ -148,6 +174,12 @@ def test_second_deploy_publishes_version_two_live(scenario: Scenario) -> None:
     after = scenario.json("releases-2")
     assert [(v["version"], v["live"]) for v in after["versions"]] == [("1", False), ("2", True)]
     assert after["versions"][1]["description"].endswith(second["artifact"]["key"])
+
+
+def test_a_code_deploy_leaves_a_paused_intake_paused(scenario: Scenario) -> None:
+    # The bucket did not change, so the deploy does not touch its notification (as on AWS).
+    assert scenario.json("second")["outcome"] == "deployed"
+    assert not scenario.notification_during_pause.get("QueueConfigurations")
 
 
 def test_the_upload_api_serves_the_new_code_after_the_deploy(scenario: Scenario) -> None:
