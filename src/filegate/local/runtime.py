@@ -1,8 +1,9 @@
 """Runs the deployed Lambda function locally, in warm worker processes.
 
 ``prepare_function`` fetches the deployed zip of a function, or of one of its versions (the
-``live`` alias names one), from the emulator, checks it against its CodeSha256, unpacks it, and builds the runtime's package directory (only what
-the AWS Python runtime provides: boto3, botocore and their dependencies). A ``Worker`` is one
+``live`` alias names one), from the emulator, checks it against its CodeSha256, unpacks it,
+and builds the runtime's package directory (only what the AWS Python runtime provides:
+boto3, botocore and their dependencies). A ``Worker`` is one
 warm execution environment: an isolated interpreter running ``bootstrap``, with the function's
 configured environment, handler and timeout. A timed-out or crashed invocation is a failed
 one, and the worker is replaced, as on Lambda.
