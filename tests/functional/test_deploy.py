@@ -229,6 +229,8 @@ def test_a_new_stack_needs_its_required_parameters(cloud: StackLocation, tmp_pat
 
     cfn = boto3.client("cloudformation", region_name=REGION)
     assert cfn.list_stacks()["StackSummaries"] == []
+    listed = boto3.client("s3", region_name=REGION).list_objects_v2(Bucket=ARTIFACTS)
+    assert listed.get("Contents", []) == []  # refused before anything was uploaded
 
 
 def test_an_unknown_parameter_is_refused(cloud: StackLocation, tmp_path: Path) -> None:

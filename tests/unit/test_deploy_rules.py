@@ -11,6 +11,7 @@ from filegate.errors import LocalStackError
 from filegate.local.cfn_models import references, resource_diff
 from filegate.local.provision import split_function
 from filegate.local.runtime import code_key_for
+from filegate.ops.deploy import StackEvent, failure_message
 
 FUNCTION = {"Type": "AWS::Lambda::Function", "Properties": {"Code": {"S3Key": {"Ref": "CodeKey"}}}}
 VERSION = {
@@ -87,3 +88,15 @@ def test_code_key_from_lambda_digest_or_hex() -> None:
     assert code_key_for(digest.hexdigest()) == f"lambda/{digest.hexdigest()}.zip"
     with pytest.raises(LocalStackError, match="not a SHA-256 digest"):
         code_key_for("not base64!")
+
+
+def test_a_failed_update_names_each_failed_resource_and_its_reason() -> None:
+    events = [
+        StackEvent("t1", "IngestFunction", "AWS::Lambda::Function", "UPDATE_IN_PROGRESS"),
+        StackEvent("t2", "IngestFunction", "AWS::Lambda::Function", "UPDATE_FAILED", "No access"),
+        StackEvent("t3", "LedgerTable", "AWS::DynamoDB::Table", "UPDATE_FAILED", ""),
+        StackEvent("t4", "stack", "AWS::CloudFormation::Stack", "UPDATE_ROLLBACK_COMPLETE"),
+    ]
+    message = failure_message("stack", "UPDATE_ROLLBACK_COMPLETE", events)
+    assert message == "stack stack ended in UPDATE_ROLLBACK_COMPLETE: IngestFunction: No access"
+    assert "describe-stack-events --stack-name s" in failure_message("s", "ROLLBACK_COMPLETE", [])

@@ -30,7 +30,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from filegate import package
 from filegate.errors import DeployError
 from filegate.local import template as cfn
-from filegate.ops.artifacts import Artifact, ArtifactStore, default_bucket_name
+from filegate.ops.artifacts import Artifact, ArtifactStore, default_bucket_name, zip_digest
 from filegate.ops.releases import FUNCTION_OUTPUT, LIVE_ALIAS
 from filegate.settings import LOCAL_CODE_BUCKET
 from filegate.stackref import StackLocation
@@ -142,18 +142,25 @@ class Deployer:
         kind = (
             "UPDATE" if existing and existing["StackStatus"] != "REVIEW_IN_PROGRESS" else "CREATE"
         )
-        store = self._artifact_store(existing, options.artifact_bucket)
+        previous = _parameter_values(existing) if kind == "UPDATE" else {}
+        self._check_parameters(previous, options.parameters)  # before anything is created
         with _zip(options.package, self._observer) as path:
+            store = self._artifact_store(existing, options.artifact_bucket)
             self._observer.step(f"uploading the package to s3://{store.bucket}/")
             artifact = store.upload(path)
-        parameters = self._parameters(existing, kind, artifact, options.parameters)
         result = DeployResult(self._stack, kind, "deployed", artifact)
-        change_set = self._create_change_set(kind, parameters)
+        change_set = self._create_change_set(
+            kind, _listed(previous, {**options.parameters, **_code(artifact)})
+        )
         result.changes = self._wait_for_changes(change_set)
         if not result.changes or options.dry_run:
             result.outcome = "dry-run" if result.changes else "no-changes"
             self._discard(change_set, kind)
-            return self._finish(result, existing, executed=False)
+            return self._finish(result, executed=False)
+        self._execute(change_set, result)
+        return self._finish(result, executed=True)
+
+    def _execute(self, change_set: str, result: DeployResult) -> None:
         self._observer.step(f"executing change set ({len(result.changes)} changes)")
         self._observer.executing(result.changes)
         marker = self._newest_event_id()
@@ -165,7 +172,6 @@ class Deployer:
             ) from exc
         result.events, result.stack_status = self._stream_events(marker)
         self._check_succeeded(result)
-        return self._finish(result, existing, executed=True)
 
     # ---------------------------------------------------------------- the stack before
 
@@ -205,13 +211,7 @@ class Deployer:
         store.ensure(secure=True)
         return store
 
-    def _parameters(
-        self,
-        existing: dict[str, Any] | None,
-        kind: str,
-        artifact: Artifact,
-        overrides: dict[str, str],
-    ) -> list[dict[str, Any]]:
+    def _check_parameters(self, previous: dict[str, str], overrides: dict[str, str]) -> None:
         declared = cfn.load().get("Parameters", {})
         unknown = sorted(set(overrides) - set(declared))
         if unknown:
@@ -219,25 +219,13 @@ class Deployer:
                 f"the template has no parameter {', '.join(unknown)}:"
                 f" known are {', '.join(sorted(declared))}"
             )
-        values = {**overrides, "CodeBucket": artifact.bucket, "CodeKey": artifact.key}
-        previous = _parameter_values(existing) if kind == "UPDATE" else {}
-        missing = [
-            name
-            for name, spec in declared.items()
-            if name not in values and name not in previous and "Default" not in spec
-        ]
+        given = {*overrides, *previous, *CODE_PARAMETERS}
+        missing = [n for n, spec in declared.items() if n not in given and "Default" not in spec]
         if missing:
             raise DeployError(
                 f"stack {self._stack} does not exist yet and needs "
                 + ", ".join(f"--parameter {name}=..." for name in missing)
             )
-        listed: list[dict[str, Any]] = []
-        for name in declared:
-            if name in values:
-                listed.append({"ParameterKey": name, "ParameterValue": values[name]})
-            elif name in previous:
-                listed.append({"ParameterKey": name, "UsePreviousValue": True})
-        return listed
 
     # ---------------------------------------------------------------- the change set
 
@@ -344,24 +332,14 @@ class Deployer:
         return newer[::-1]
 
     def _check_succeeded(self, result: DeployResult) -> None:
-        if result.stack_status in ("CREATE_COMPLETE", "UPDATE_COMPLETE"):
-            return
-        reasons = [f"{e.logical_id}: {e.reason}" for e in result.events if e.failed and e.reason]
-        raise DeployError(
-            f"stack {self._stack} ended in {result.stack_status}: "
-            + (
-                "; ".join(reasons)
-                or "no reason given; see `aws cloudformation describe-stack-events`"
-            )
-        )
+        if result.stack_status not in ("CREATE_COMPLETE", "UPDATE_COMPLETE"):
+            raise DeployError(failure_message(self._stack, result.stack_status, result.events))
 
     # ---------------------------------------------------------------- after
 
-    def _finish(
-        self, result: DeployResult, existing: dict[str, Any] | None, executed: bool
-    ) -> DeployResult:
-        if not executed and existing is None:
-            return result  # nothing exists, before or after
+    def _finish(self, result: DeployResult, executed: bool) -> DeployResult:
+        if not executed and result.change_set_type == "CREATE":
+            return result  # no stack, before or after (the dry run's own was deleted)
         stack = self._cfn.describe_stacks(StackName=self._stack)["Stacks"][0]
         result.stack_status = str(stack["StackStatus"])
         result.outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
@@ -402,6 +380,7 @@ class Deployer:
 @contextmanager
 def _zip(given: Path | None, observer: DeployObserver) -> Iterator[Path]:
     if given is not None:
+        zip_digest(given)  # refuse a missing or broken package before creating anything
         yield given
         return
     with tempfile.TemporaryDirectory(prefix="filegate-deploy-") as work:
@@ -409,10 +388,35 @@ def _zip(given: Path | None, observer: DeployObserver) -> Iterator[Path]:
         yield package.build(Path(work) / "lambda.zip").path
 
 
+def _code(artifact: Artifact) -> dict[str, str]:
+    return {"CodeBucket": artifact.bucket, "CodeKey": artifact.key}
+
+
+def _listed(previous: dict[str, str], values: dict[str, str]) -> list[dict[str, Any]]:
+    """The change set's parameters: the given values, every other one kept as it was."""
+    declared = cfn.load().get("Parameters", {})
+    listed: list[dict[str, Any]] = []
+    for name in declared:
+        if name in values:
+            listed.append({"ParameterKey": name, "ParameterValue": values[name]})
+        elif name in previous:
+            listed.append({"ParameterKey": name, "UsePreviousValue": True})
+    return listed
+
+
 def _parameter_values(stack: dict[str, Any] | None) -> dict[str, str]:
     if not stack:
         return {}
     return {p["ParameterKey"]: p.get("ParameterValue", "") for p in stack.get("Parameters", [])}
+
+
+def failure_message(stack: str, status: str, events: list[StackEvent]) -> str:
+    """Why a stack update failed: each failed event's resource and reason."""
+    reasons = [f"{e.logical_id}: {e.reason}" for e in events if e.failed and e.reason]
+    detail = "; ".join(reasons) or (
+        f"no reason given; see `aws cloudformation describe-stack-events --stack-name {stack}`"
+    )
+    return f"stack {stack} ended in {status}: {detail}"
 
 
 def _settled(status: str) -> bool:
