@@ -43,6 +43,14 @@ class StackError(FilegateError):
     """A CloudFormation stack operation failed or the stack is not as expected."""
 
 
+class DeployError(StackError):
+    """A deploy cannot start, or the stack update it ran failed (the reasons are named)."""
+
+
+class ReleaseError(StackError):
+    """A Lambda version or the ``live`` alias is missing, or a rollback has nowhere to go."""
+
+
 class LocalStackError(FilegateError):
     """The local stack cannot start, is not running, or is not healthy."""
 

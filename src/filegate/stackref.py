@@ -14,7 +14,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from filegate.aws import Target
-from filegate.errors import StackError
+from filegate.errors import ConfigError, StackError
 from filegate.settings import DEFAULT_STACK_NAME, LocalSettings, resolve_region
 
 
@@ -25,6 +25,7 @@ class StackRef:
     target: Target
     stack_name: str
     outputs: dict[str, str]
+    local: LocalSettings | None = None  # set when this is the running local stack
 
     def output(self, name: str) -> str:
         try:
@@ -38,6 +39,42 @@ class StackRef:
         return self.target.client(service)
 
 
+@dataclass(frozen=True)
+class StackLocation:
+    """Where a stack is, or would be, without asking for it (it may not exist yet).
+
+    ``local`` holds the running local stack's settings when the stack is that one, so a
+    command that changes it (``filegate deploy``) can keep the local stack's state in step.
+    """
+
+    target: Target
+    stack_name: str
+    local: LocalSettings | None = None
+
+
+def locate(
+    profile: str | None = None,
+    region: str | None = None,
+    endpoint_url: str | None = None,
+    stack_name: str | None = None,
+    target: str = "local",
+) -> StackLocation:
+    """Which target and stack name a command means, by the rules in this module's docstring."""
+    if target not in ("local", "aws"):
+        raise ConfigError(f"--target {target!r} is not valid: use local or aws")
+    if profile is None and endpoint_url is None and target == "local":
+        from filegate.local.stack import require_state
+
+        settings = LocalSettings.resolve(region=region)
+        state = require_state(settings)
+        ours = stack_name in (None, state.stack_name)
+        return StackLocation(
+            state.target, stack_name or state.stack_name, settings if ours else None
+        )
+    aws = Target(region=resolve_region(region), endpoint_url=endpoint_url, profile=profile)
+    return StackLocation(aws, stack_name or DEFAULT_STACK_NAME)
+
+
 def resolve(
     profile: str | None = None,
     region: str | None = None,
@@ -49,10 +86,12 @@ def resolve(
     if profile is None and endpoint_url is None and target == "local":
         from filegate.local.stack import require_state
 
-        state = require_state(LocalSettings.resolve(region=region))
+        settings = LocalSettings.resolve(region=region)
+        state = require_state(settings)
         if stack_name in (None, state.stack_name):
             # A function URL's output names the local gateway that serves it.
-            return StackRef(state.target, state.stack_name, {**state.outputs, **state.urls})
+            outputs = {**state.outputs, **state.urls}
+            return StackRef(state.target, state.stack_name, outputs, settings)
         return _described(state.target, stack_name or state.stack_name)
     aws = Target(region=resolve_region(region), endpoint_url=endpoint_url, profile=profile)
     return _described(aws, stack_name or DEFAULT_STACK_NAME)

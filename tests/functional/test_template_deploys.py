@@ -26,7 +26,7 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 from moto.cloudformation import parsing
 
-from filegate.local.cfn_models import FunctionUrl
+from filegate.local.cfn_models import MODELS
 from tests.contract import OUTPUTS
 
 REGION = "eu-central-1"
@@ -51,7 +51,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse:UserWarning")
 
 @pytest.fixture
 def url_support(monkeypatch: pytest.MonkeyPatch) -> None:
-    models = {**parsing.get_model_map(), "AWS::Lambda::Url": FunctionUrl}
+    models = {**parsing.get_model_map(), **MODELS}
     monkeypatch.setattr(parsing, "get_model_map", lambda: models)
 
 
@@ -275,13 +275,24 @@ def test_moto_ignores_the_bucket_cors_rules(outputs: dict[str, str]) -> None:
 
 
 def test_event_source_mapping(outputs: dict[str, str]) -> None:
-    mappings = client("lambda").list_event_source_mappings(FunctionName=outputs["FunctionName"])
+    mappings = client("lambda").list_event_source_mappings(EventSourceArn=outputs["QueueArn"])
     (mapping,) = mappings["EventSourceMappings"]
-    assert mapping["EventSourceArn"] == outputs["QueueArn"]
+    # It invokes the live alias; moto records the version the alias named at creation.
+    assert mapping["FunctionArn"] == f"{outputs['FunctionArn']}:1"
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert mapping["BatchSize"] == 10
     assert mapping["MaximumBatchingWindowInSeconds"] == 0
     assert mapping["ScalingConfig"] == {"MaximumConcurrency": 5}
+
+
+def test_the_first_version_is_published_and_live(outputs: dict[str, str]) -> None:
+    lambda_ = client("lambda")
+    versions = lambda_.list_versions_by_function(FunctionName=outputs["FunctionName"])
+    published = {v["Version"]: v for v in versions["Versions"]}
+    assert set(published) == {"$LATEST", "1"}
+    assert published["1"]["Description"] == f"filegate ingestion, code {CODE_KEY}"
+    alias = lambda_.get_alias(FunctionName=outputs["FunctionName"], Name="live")
+    assert alias["FunctionVersion"] == "1"
 
 
 def test_bucket_log_group_and_topic_exist(outputs: dict[str, str]) -> None:

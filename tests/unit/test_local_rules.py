@@ -128,3 +128,10 @@ def test_region_precedence_follows_the_aws_cli() -> None:
     assert resolve_region(None, env) == "us-east-1"
     assert resolve_region(None, {"AWS_DEFAULT_REGION": "us-west-2"}) == "us-west-2"
     assert resolve_region(None, {}) == "eu-central-1"
+
+
+def test_log_framing_names_the_version_an_alias_invoked() -> None:
+    spec = FunctionSpec("fn", "arn:fn:3", "h.h", 30, 256, {}, Path("/c"), Path("/r"), version="3")
+    invocation = Invocation(request_id="req-2", ok=True, duration_ms=1.0)
+    messages = [e["message"] for e in lambda_log_lines(spec, invocation, now_ms=2000)]
+    assert messages[0] == "START RequestId: req-2 Version: 3"

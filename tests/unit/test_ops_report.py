@@ -10,7 +10,7 @@ import pytest
 
 from filegate.aws import Target
 from filegate.ops import verify as v
-from filegate.ops.artifacts import AwsCli, aws_json, item_file, logs_file
+from filegate.ops.evidence_files import AwsCli, aws_json, item_file, logs_file
 from filegate.ops.report import (
     ChecklistItem,
     Command,

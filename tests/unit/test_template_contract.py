@@ -29,6 +29,8 @@ RESOURCES = {
     "IngestFunctionRole": "AWS::IAM::Role",
     "IngestFunctionLogGroup": "AWS::Logs::LogGroup",
     "IngestFunction": "AWS::Lambda::Function",
+    "IngestFunctionVersion": "AWS::Lambda::Version",
+    "IngestFunctionAlias": "AWS::Lambda::Alias",
     "IngestEventSourceMapping": "AWS::Lambda::EventSourceMapping",
     "LedgerTable": "AWS::DynamoDB::Table",
     "AlertsTopic": "AWS::SNS::Topic",
@@ -216,12 +218,32 @@ def test_both_queues_use_the_queue_key(template: dict[str, Any]) -> None:
 def test_event_source_mapping(template: dict[str, Any]) -> None:
     esm = props(template, "IngestEventSourceMapping")
     assert esm["EventSourceArn"] == {"Fn::GetAtt": ["IngestQueue", "Arn"]}
-    assert esm["FunctionName"] == {"Ref": "IngestFunction"}
+    assert esm["FunctionName"] == {"Ref": "IngestFunctionAlias"}  # the live alias
     assert esm["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert esm["BatchSize"] == 10
     assert esm["MaximumBatchingWindowInSeconds"] == 0
     reserved = props(template, "IngestFunction")["ReservedConcurrentExecutions"]
     assert 2 <= esm["ScalingConfig"]["MaximumConcurrency"] <= reserved
+
+
+def test_each_new_code_publishes_a_version_that_is_kept(template: dict[str, Any]) -> None:
+    resource = template["Resources"]["IngestFunctionVersion"]
+    assert resource["DeletionPolicy"] == resource["UpdateReplacePolicy"] == "Retain"
+    assert resource["Properties"]["FunctionName"] == {"Ref": "IngestFunction"}
+    # A new CodeKey changes the Description: CloudFormation replaces the version (publishes).
+    assert "${CodeKey}" in resource["Properties"]["Description"]["Fn::Sub"]
+    code_key = template["Parameters"]["CodeKey"]["MaxLength"]
+    described = resource["Properties"]["Description"]["Fn::Sub"].replace("${CodeKey}", "")
+    assert len(described) + code_key <= 256  # Lambda's limit for a version's description
+    names = list(template["Resources"])
+    assert names.index("IngestFunction") < names.index("IngestFunctionVersion")
+
+
+def test_live_alias_follows_the_published_version(template: dict[str, Any]) -> None:
+    alias = props(template, "IngestFunctionAlias")
+    assert alias["Name"] == "live"
+    assert alias["FunctionName"] == {"Ref": "IngestFunction"}
+    assert alias["FunctionVersion"] == {"Fn::GetAtt": ["IngestFunctionVersion", "Version"]}
 
 
 def test_function_configuration(template: dict[str, Any]) -> None:

@@ -15,6 +15,7 @@ from filegate.cli import (
     alarms,
     build,
     demo,
+    deploy,
     dlq,
     intake,
     local,
@@ -51,6 +52,7 @@ app.command("reconcile")(reconcile.reconcile)
 app.command("pause")(intake.pause)
 app.command("resume")(intake.resume)
 app.command("intake")(intake.status)
+deploy.register(app)
 
 
 def main() -> None:

@@ -1,16 +1,38 @@
-"""CloudFormation resource types the emulator lacks, built on moto's own service models.
+"""CloudFormation the emulator lacks: resource types, and change sets that behave like AWS's.
 
-moto 5.2.5 has no CloudFormation model for ``AWS::Lambda::Url``: a template with one fails to
-create (and ``!GetAtt X.FunctionUrl`` raises). ``FunctionUrl`` creates the URL through moto's
-Lambda backend (``create_function_url_config``), so the stack deploys and its output exists;
-the local gateway (``gateway.py``) is what serves the URL.
+moto 5.2.5 has no CloudFormation model for ``AWS::Lambda::Url`` or ``AWS::Lambda::Alias``, and
+its ``AWS::Lambda::Version`` cannot be updated. The models here build on moto's own Lambda
+backend: ``FunctionUrl`` (``create_function_url_config``; the local gateway serves the URL),
+``FunctionVersion`` (``publish_version``; an update publishes a new version and keeps the old
+one, as a replacement under ``UpdateReplacePolicy: Retain`` does) and ``FunctionAlias``
+(``create_alias`` / ``update_alias``).
+
+moto's change sets differ from AWS's in ways ``filegate deploy`` would trip on; ``register``
+also mends them (``_ChangeSetFixes``):
+- a change set lists only resources whose template text changed; AWS also lists those that
+  reference a changed parameter (through ``Ref`` or ``Fn::Sub``) and those that reference a
+  resource being replaced (here: a Lambda version), and so does the mended one;
+- executing a change set left the stack's outputs and parameters as they were (a created stack
+  had no outputs at all); the mended one rebuilds them, as ``update_stack`` does;
+- a stack update wrote only two stack-level events; each changed resource now gets its own.
 """
 
 from __future__ import annotations
 
+import contextlib
+import re
+from collections.abc import Iterator
 from typing import Any
 
 _registered = False
+_VERSION_TYPE = "AWS::Lambda::Version"
+_SUB_VARIABLE = re.compile(r"\$\{([^}!.]+)(?:\.[^}]+)?\}")
+
+
+def _lambda_backend(account_id: str, region: str) -> Any:
+    from moto.awslambda.models import lambda_backends
+
+    return lambda_backends[account_id][region]
 
 
 class FunctionUrl:
@@ -32,12 +54,24 @@ class FunctionUrl:
     def create_from_cloudformation_json(
         cls, name: str, template: dict[str, Any], account_id: str, region: str, **_: Any
     ) -> FunctionUrl:
-        from moto.awslambda.models import lambda_backends
-
         properties = dict(template["Properties"])
         target = properties.pop("TargetFunctionArn")
-        backend = lambda_backends[account_id][region]
+        backend = _lambda_backend(account_id, region)
         return cls(backend.create_function_url_config(target, properties))
+
+    @classmethod
+    def update_from_cloudformation_json(
+        cls,
+        original_resource: FunctionUrl,
+        new_resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+    ) -> FunctionUrl:
+        properties = dict(cloudformation_json["Properties"])
+        properties.pop("TargetFunctionArn", None)
+        original_resource.config.update(properties)
+        return original_resource
 
     @property
     def physical_resource_id(self) -> str:
@@ -52,13 +86,292 @@ class FunctionUrl:
         return True
 
 
+class FunctionVersion:
+    """``AWS::Lambda::Version``: a published, immutable version of a function.
+
+    Any change replaces it on AWS: a new version is published. The template keeps replaced
+    versions (``UpdateReplacePolicy: Retain``) so that ``filegate rollback`` can return to
+    them; here the old version is simply left in place.
+    """
+
+    def __init__(self, published: Any) -> None:
+        self.published = published  # moto's copy of the function at that version
+
+    @classmethod
+    def has_cfn_attr(cls, attribute: str) -> bool:
+        return attribute == "Version"
+
+    @classmethod
+    def create_from_cloudformation_json(
+        cls, name: str, template: dict[str, Any], account_id: str, region: str, **_: Any
+    ) -> FunctionVersion:
+        properties = template["Properties"]
+        backend = _lambda_backend(account_id, region)
+        published = backend.publish_version(
+            properties["FunctionName"], properties.get("Description", "")
+        )
+        return cls(published)
+
+    @classmethod
+    def update_from_cloudformation_json(
+        cls,
+        original_resource: Any,
+        new_resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+    ) -> FunctionVersion:
+        return cls.create_from_cloudformation_json(
+            new_resource_name, cloudformation_json, account_id, region_name
+        )
+
+    @property
+    def physical_resource_id(self) -> str:
+        return str(self.published.function_arn)  # Ref of a version: its qualified ARN
+
+    def get_cfn_attribute(self, attribute: str) -> str:
+        return str(self.published.version)
+
+    def delete(self, account_id: str, region: str) -> None:
+        """Versions are retained (the template's DeletionPolicy); nothing to delete."""
+
+    def is_created(self) -> bool:
+        return True
+
+
+class FunctionAlias:
+    """``AWS::Lambda::Alias``: a name (``live``) pointing at one version of a function."""
+
+    def __init__(self, alias: Any, function_name: str) -> None:
+        self.alias = alias
+        self.function_name = function_name
+
+    @classmethod
+    def has_cfn_attr(cls, attribute: str) -> bool:
+        return attribute == "AliasArn"
+
+    @classmethod
+    def create_from_cloudformation_json(
+        cls, name: str, template: dict[str, Any], account_id: str, region: str, **_: Any
+    ) -> FunctionAlias:
+        properties = template["Properties"]
+        backend = _lambda_backend(account_id, region)
+        alias = backend.create_alias(
+            name=properties["Name"],
+            function_name=properties["FunctionName"],
+            function_version=str(properties["FunctionVersion"]),
+            description=properties.get("Description", ""),
+            routing_config=properties.get("RoutingConfig"),
+        )
+        return cls(alias, properties["FunctionName"])
+
+    @classmethod
+    def update_from_cloudformation_json(
+        cls,
+        original_resource: FunctionAlias,
+        new_resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+    ) -> FunctionAlias:
+        properties = cloudformation_json["Properties"]
+        backend = _lambda_backend(account_id, region_name)
+        alias = backend.update_alias(
+            name=properties["Name"],
+            function_name=properties["FunctionName"],
+            function_version=str(properties["FunctionVersion"]),
+            description=properties.get("Description"),
+            routing_config=properties.get("RoutingConfig"),
+        )
+        return cls(alias, properties["FunctionName"])
+
+    @property
+    def physical_resource_id(self) -> str:
+        return str(self.alias.arn)
+
+    def get_cfn_attribute(self, attribute: str) -> str:
+        return str(self.alias.arn)
+
+    def delete(self, account_id: str, region: str) -> None:
+        _lambda_backend(account_id, region).delete_alias(self.alias.name, self.function_name)
+
+    def is_created(self) -> bool:
+        return True
+
+
+MODELS: dict[str, Any] = {
+    "AWS::Lambda::Url": FunctionUrl,
+    "AWS::Lambda::Version": FunctionVersion,
+    "AWS::Lambda::Alias": FunctionAlias,
+}
+
+
+def references(value: Any) -> set[str]:
+    """Names a template fragment refers to: Ref, Fn::GetAtt and Fn::Sub variables."""
+    found: set[str] = set()
+    if isinstance(value, list):
+        for item in value:
+            found |= references(item)
+    elif isinstance(value, dict):
+        for key, inner in value.items():
+            if key == "Ref" and isinstance(inner, str):
+                found.add(inner)
+            elif key == "Fn::GetAtt":
+                target = inner[0] if isinstance(inner, list) else str(inner).split(".")[0]
+                found.add(str(target))
+            elif key == "Fn::Sub":
+                text = inner[0] if isinstance(inner, list) else inner
+                found |= set(_SUB_VARIABLE.findall(str(text)))
+                found |= references(inner[1:] if isinstance(inner, list) else [])
+            else:
+                found |= references(inner)
+    return found
+
+
+def resource_diff(
+    old: dict[str, Any],
+    new: dict[str, Any],
+    changed_parameters: set[str],
+) -> dict[str, list[str]]:
+    """What an update adds, modifies and removes, as CloudFormation decides it.
+
+    A resource is modified when its template text changed, when it refers to a changed
+    parameter, or when it refers to a modified Lambda version (a version is replaced on any
+    change, so what points at it changes too). The order is the template's.
+    """
+    modified: list[str] = []
+    replaced: set[str] = set()
+    for name, resource in new.items():
+        if name not in old:
+            continue
+        mentions = references(resource)
+        if resource != old[name] or mentions & changed_parameters or mentions & replaced:
+            modified.append(name)
+            if resource.get("Type") == _VERSION_TYPE:
+                replaced.add(name)
+    return {
+        "Add": [name for name in new if name not in old],
+        "Modify": modified,
+        "Remove": [name for name in old if name not in new],
+    }
+
+
+class _ChangeSetFixes:
+    """Replacements for the moto methods whose change-set behaviour differs from AWS's."""
+
+    @staticmethod
+    def build_resource_diff(
+        resource_map: Any, other_template: dict[str, Any], parameters: dict[str, Any] | None = None
+    ) -> dict[str, list[str]]:
+        # Compared as text: the stack holds Number parameters as numbers.
+        before = resource_map.resolved_parameters
+        changed = {
+            name
+            for name, value in (parameters or {}).items()
+            if name not in before or str(before[name]) != str(value)
+        }
+        return resource_diff(
+            resource_map._resource_json_map, other_template.get("Resources", {}), changed
+        )
+
+    @staticmethod
+    def change_set_diff(change_set: Any) -> list[Any]:
+        from moto.cloudformation.models import Change
+
+        resource_map = change_set.stack.resource_map
+        new = change_set.template_dict.get("Resources", {})
+        actions = resource_map.build_resource_diff(change_set.template_dict, change_set.parameters)
+        changes = []
+        for action, names in actions.items():
+            for name in names:
+                source = new if name in new else resource_map._resource_json_map
+                kind = source[name]["Type"]
+                change = Change(action, name, kind)
+                if action == "Modify":
+                    # describe_change_set's Replacement field: only versions are replaced here.
+                    setattr(change, "replacement", "True" if kind == _VERSION_TYPE else "False")  # noqa: B010
+                changes.append(change)
+        return changes
+
+    @staticmethod
+    def execute_change_set(
+        original: Any, backend: Any, change_set_name: str, stack_name: str | None = None
+    ) -> None:
+        change_set = backend.describe_change_set(change_set_name)
+        stack = backend.stacks[change_set.stack_id]
+        changed = [(c.logical_resource_id, c.resource_type) for c in change_set.changes]
+        original(backend, change_set_name, stack_name)
+        stack.parameters = dict(change_set.parameters)
+        stack._parse_template()
+        stack.output_map = stack._create_output_map()
+        done = "CREATE_COMPLETE" if change_set.change_set_type == "CREATE" else "UPDATE_COMPLETE"
+        final = stack.events.pop()  # the stack's own *_COMPLETE comes after its resources'
+        for logical_id, kind in changed:
+            stack.events.append(_resource_event(stack, logical_id, kind, done))
+        final.timestamp = stack.events[-1].timestamp if changed else final.timestamp
+        stack.events.append(final)
+
+
+def _resource_event(stack: Any, logical_id: str, kind: str, status: str) -> Any:
+    from moto.cloudformation.models import Event
+
+    resource = stack.resource_map._parsed_resources.get(logical_id)
+    return Event(
+        stack_id=stack.stack_id,
+        stack_name=stack.name,
+        logical_resource_id=logical_id,
+        physical_resource_id=getattr(resource, "physical_resource_id", "") or "",
+        resource_type=kind,
+        resource_status=status,
+        resource_status_reason=None,
+        resource_properties=None,
+    )
+
+
+def _patched_attributes() -> list[tuple[Any, str]]:
+    from moto.cloudformation import models, parsing
+
+    return [
+        (parsing, "get_model_map"),
+        (parsing.ResourceMap, "build_resource_diff"),
+        (models.ChangeSet, "diff"),
+        (models.CloudFormationBackend, "execute_change_set"),
+    ]
+
+
+@contextlib.contextmanager
+def installed() -> Iterator[None]:
+    """The models and change-set fixes for the duration of a block (in-process tests)."""
+    saved = [(owner, name, getattr(owner, name)) for owner, name in _patched_attributes()]
+    _install()
+    try:
+        yield
+    finally:
+        for owner, name, value in saved:
+            setattr(owner, name, value)
+
+
+def _install() -> None:
+    from moto.cloudformation import models, parsing
+
+    model_map = {**parsing.get_model_map(), **MODELS}
+    execute = models.CloudFormationBackend.execute_change_set
+    replacements = [
+        lambda: model_map,
+        _ChangeSetFixes.build_resource_diff,
+        _ChangeSetFixes.change_set_diff,
+        lambda backend, change_set_name, stack_name=None: _ChangeSetFixes.execute_change_set(
+            execute, backend, change_set_name, stack_name
+        ),
+    ]
+    for (owner, name), replacement in zip(_patched_attributes(), replacements, strict=True):
+        setattr(owner, name, replacement)
+
+
 def register() -> None:
-    """Add the missing types to moto's CloudFormation model map (idempotent)."""
+    """Add the missing types and the change-set fixes to moto, for good (idempotent)."""
     global _registered  # noqa: PLW0603 - registration is process-wide by nature
     if _registered:
         return
-    from moto.cloudformation import parsing
-
-    models = {**parsing.get_model_map(), "AWS::Lambda::Url": FunctionUrl}
-    setattr(parsing, "get_model_map", lambda: models)  # noqa: B010 - replacing a cached function
+    _install()
     _registered = True

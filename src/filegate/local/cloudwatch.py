@@ -44,7 +44,8 @@ def lambda_log_lines(
     )
     if invocation.init_ms is not None:
         report += f"Init Duration: {invocation.init_ms:.2f} ms\t"
-    events = [{"timestamp": start_ms, "message": f"START RequestId: {request_id} Version: $LATEST"}]
+    start = f"START RequestId: {request_id} Version: {spec.version}"
+    events = [{"timestamp": start_ms, "message": start}]
     events += [{"timestamp": max(ts, start_ms), "message": line} for ts, line in invocation.lines]
     events.append({"timestamp": now_ms, "message": f"END RequestId: {request_id}"})
     events.append({"timestamp": now_ms, "message": report})

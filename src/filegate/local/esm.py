@@ -7,11 +7,14 @@ failed, timed out or crashed, become visible again. Locally they come back after
 delay (FILEGATE_LOCAL_RETRY_DELAY, 2 s by default) instead of the queue's visibility timeout,
 so a poison message reaches the dead-letter queue in seconds rather than in
 ``maxReceiveCount`` x 180 s; the queue's redrive policy is what moves it, as on AWS.
+``swap`` hands the mapping to new workers (another version, after a deploy or a rollback):
+the old pollers deliver the batch they hold, then stop.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import threading
 import time
@@ -88,26 +91,50 @@ class EventSourceMapping:
         self._retry_delay = retry_delay_seconds
         self._observer = observer
         self._stop = threading.Event()
+        self._retired = threading.Event()  # set when swap() retires the current workers
         self._threads: list[threading.Thread] = []
+        self._poller_numbers = itertools.count()
 
     def start(self) -> None:
-        for index, worker in enumerate(self._workers):
+        self._threads = self._launch(self._workers, self._retired)
+
+    def _launch(self, workers: list[Worker], retired: threading.Event) -> list[threading.Thread]:
+        threads = []
+        for worker in workers:
             thread = threading.Thread(
-                target=self._poll, args=(worker,), name=f"esm-poller-{index}", daemon=True
+                target=self._poll,
+                args=(worker, retired),
+                name=f"esm-poller-{next(self._poller_numbers)}",
+                daemon=True,
             )
             thread.start()
-            self._threads.append(thread)
+            threads.append(thread)
+        return threads
+
+    def swap(self, workers: list[Worker]) -> list[Worker]:
+        """Feed these workers from now on; return the old ones once their batches are done.
+
+        New pollers start first; the old ones finish the batch they hold (deleting or
+        releasing its messages as usual) and stop, so no message is lost or run twice.
+        """
+        old_workers, old_retired, old_threads = self._workers, self._retired, self._threads
+        self._workers, self._retired = workers, threading.Event()
+        self._threads = self._launch(workers, self._retired)
+        old_retired.set()
+        for thread in old_threads:
+            thread.join(timeout=_RECEIVE_WAIT_SECONDS + 35)
+        return old_workers
 
     def stop(self) -> None:
         self._stop.set()
         for thread in self._threads:
             thread.join(timeout=_RECEIVE_WAIT_SECONDS + 35)
 
-    def _poll(self, worker: Worker) -> None:
+    def _poll(self, worker: Worker, retired: threading.Event) -> None:
         sqs = self._target.client("sqs")
-        while not self._stop.is_set():
+        while not (self._stop.is_set() or retired.is_set()):
             try:
-                messages = self._receive_batch(sqs)
+                messages = self._receive_batch(sqs, retired)
                 if messages:
                     self._deliver(sqs, worker, messages)
             except (ClientError, BotoCoreError) as exc:
@@ -115,10 +142,12 @@ class EventSourceMapping:
                     log.warning("event source mapping poll failed, retrying: %s", exc)
                     self._stop.wait(1.0)
 
-    def _receive_batch(self, sqs: Any) -> list[dict[str, Any]]:
+    def _receive_batch(self, sqs: Any, retired: threading.Event) -> list[dict[str, Any]]:
         batch: list[dict[str, Any]] = []
         window_end: float | None = None
         while len(batch) < self._mapping.batch_size and not self._stop.is_set():
+            if retired.is_set() and not batch:
+                break  # swapped out: a batch already begun is still delivered
             wait = 0 if batch else _RECEIVE_WAIT_SECONDS
             received = sqs.receive_message(
                 QueueUrl=self._queue_url,

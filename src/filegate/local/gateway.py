@@ -127,6 +127,7 @@ class FunctionUrlGateway:
         observer: InvocationObserver | None = None,
     ) -> None:
         self._idle: queue.Queue[Worker] = queue.Queue()
+        self._size = len(workers)
         for worker in workers:
             self._idle.put(worker)
         self._cors = dict(cors)
@@ -150,16 +151,25 @@ class FunctionUrlGateway:
         self._server.shutdown()
         self._server.server_close()
 
+    def swap(self, workers: list[Worker]) -> list[Worker]:
+        """Serve with these workers from now on; return the old ones once each is idle."""
+        old, old_size = self._idle, self._size
+        self._idle, self._size = queue.Queue(), len(workers)
+        for worker in workers:
+            self._idle.put(worker)
+        return [old.get() for _ in range(old_size)]  # in-flight requests finish first
+
     def invoke(self, event: dict[str, Any]) -> Invocation | None:
         """Run one event on an idle worker; None when every worker stayed busy (throttled)."""
+        idle = self._idle  # a request started before a swap gives its worker back there
         try:
-            worker = self._idle.get(timeout=QUEUE_TIMEOUT_SECONDS)
+            worker = idle.get(timeout=QUEUE_TIMEOUT_SECONDS)
         except queue.Empty:
             return None
         try:
             invocation = worker.invoke(event)
         finally:
-            self._idle.put(worker)
+            idle.put(worker)
         if self._observer:
             self._observer(worker, invocation)
         return invocation

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,6 +66,24 @@ class MappingConfig:
     report_batch_item_failures: bool
     maximum_concurrency: int
 
+    @property
+    def function(self) -> str:
+        """The function's name, whether the mapping names it, its ARN or an alias ARN."""
+        return split_function(self.function_name)[0]
+
+    @property
+    def qualifier(self) -> str | None:
+        """The alias (or version) the mapping invokes; None for the function itself."""
+        return split_function(self.function_name)[1]
+
+
+def split_function(name_or_arn: str) -> tuple[str, str | None]:
+    """``name`` / ``arn:...:function:name[:qualifier]`` -> (name, qualifier or None)."""
+    parts = name_or_arn.split(":")
+    if len(parts) >= 7 and parts[5] == "function":
+        return parts[6], (parts[7] if len(parts) > 7 else None)
+    return parts[0], (parts[1] if len(parts) > 1 else None)
+
 
 @dataclass(frozen=True)
 class FunctionUrlConfig:
@@ -113,7 +131,8 @@ class Provisioner:
         document = cfn.load()
         self._create_stack(parameters)
         physical = self._physical_ids()
-        resolver = self._resolver(document, parameters, physical)
+        values = {p["ParameterKey"]: p["ParameterValue"] for p in parameters.as_cfn()}
+        resolver = self._resolver(document, values, physical)
         applied = _GapApplier(self._target, document, resolver, physical).apply_all()
         return Deployment(
             stack_name=self._stack_name,
@@ -123,6 +142,21 @@ class Provisioner:
             function_urls=_function_urls(document, resolver),
             applied=applied,
         )
+
+    def reapply(self, changed: Collection[str]) -> list[str]:
+        """After a stack update: apply again what the emulator ignores, for ``changed`` only.
+
+        Only the resources the update touched (logical ids): an unchanged bucket keeps the
+        notification it has now, as on AWS, so a paused intake stays paused. The emulator's
+        own event source mapping is disabled again whatever changed (an update enables it).
+        """
+        document = cfn.load()
+        stack = self._cfn.describe_stacks(StackName=self._stack_name)["Stacks"][0]
+        values = {p["ParameterKey"]: p["ParameterValue"] for p in stack.get("Parameters", [])}
+        physical = self._physical_ids()
+        resolver = self._resolver(document, values, physical)
+        applier = _GapApplier(self._target, document, resolver, physical)
+        return applier.apply_all(only={*changed, ESM_LOGICAL_ID})
 
     def outputs(self) -> dict[str, str]:
         stack = self._cfn.describe_stacks(StackName=self._stack_name)["Stacks"][0]
@@ -163,7 +197,7 @@ class Provisioner:
         }
 
     def _resolver(
-        self, document: Mapping[str, Any], parameters: StackParameters, physical: dict[str, str]
+        self, document: Mapping[str, Any], parameters: Mapping[str, str], physical: dict[str, str]
     ) -> cfn.Resolver:
         account = self._target.client("sts").get_caller_identity()["Account"]
         # Template defaults first, then what the stack was given, as CloudFormation does.
@@ -172,7 +206,7 @@ class Provisioner:
             for name, spec in document.get("Parameters", {}).items()
             if "Default" in spec
         }
-        refs.update({p["ParameterKey"]: p["ParameterValue"] for p in parameters.as_cfn()})
+        refs.update(parameters)
         refs.update({k: v for k, v in physical.items() if v})
         refs.update(
             {
@@ -255,8 +289,8 @@ class _GapApplier:
         self._resolver = resolver
         self._physical = physical
 
-    def apply_all(self) -> list[str]:
-        """Apply in dependency order; return a line for each thing applied."""
+    def apply_all(self, only: Collection[str] | None = None) -> list[str]:
+        """Apply in dependency order (to the ``only`` logical ids, if given); say what."""
         applied: list[str] = []
         steps: list[tuple[str, Callable[[str, dict[str, Any]], str | None]]] = [
             ("AWS::Lambda::EventSourceMapping", self._disable_mapping),
@@ -269,6 +303,8 @@ class _GapApplier:
         ]
         for kind, step in steps:
             for logical_id, properties in self._of_type(kind):
+                if only is not None and logical_id not in only:
+                    continue
                 line = step(logical_id, properties)
                 if line:
                     applied.append(line)

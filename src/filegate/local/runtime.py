@@ -1,8 +1,9 @@
 """Runs the deployed Lambda function locally, in warm worker processes.
 
-``prepare_function`` fetches the deployed zip from the emulator, checks it against the
-function's CodeSha256, unpacks it, and builds the runtime's package directory (only what
-the AWS Python runtime provides: boto3, botocore and their dependencies). A ``Worker`` is one
+``prepare_function`` fetches the deployed zip of a function, or of one of its versions (the
+``live`` alias names one), from the emulator, checks it against its CodeSha256, unpacks it,
+and builds the runtime's package directory (only what the AWS Python runtime provides:
+boto3, botocore and their dependencies). A ``Worker`` is one
 warm execution environment: an isolated interpreter running ``bootstrap``, with the function's
 configured environment, handler and timeout. A timed-out or crashed invocation is a failed
 one, and the worker is replaced, as on Lambda.
@@ -33,6 +34,7 @@ from filegate.local import bootstrap
 from filegate.package import RUNTIME_PROVIDED
 
 INIT_TIMEOUT_SECONDS = 10.0  # Lambda's init phase limit
+ARTIFACT_PREFIX = "lambda/"  # code zips are stored as lambda/<sha256 hex>.zip
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,8 @@ class FunctionSpec:
     environment: dict[str, str]
     code_dir: Path
     runtime_dir: Path
+    version: str = "$LATEST"  # a published version when invoked through an alias
+    code_sha256: str = ""  # Lambda's CodeSha256 of the code in code_dir
 
     @property
     def log_group(self) -> str:
@@ -69,15 +73,27 @@ class Invocation:
 
 
 def prepare_function(
-    target: Target, function_name: str, code_bucket: str, code_key: str, work_dir: Path
+    target: Target,
+    function_name: str,
+    code_bucket: str,
+    code_key: str | None,
+    work_dir: Path,
+    qualifier: str | None = None,
 ) -> FunctionSpec:
-    """Fetch, verify and unpack the deployed code; describe how to run it."""
-    config = target.client("lambda").get_function_configuration(FunctionName=function_name)
-    data = target.client("s3").get_object(Bucket=code_bucket, Key=code_key)["Body"].read()
+    """Fetch, verify and unpack the deployed code of a function (or one of its versions).
+
+    ``code_key`` None: the content-addressed key of the code the function (version) runs,
+    ``lambda/<sha256 hex>.zip``, where every local deploy puts it.
+    """
+    lambda_ = target.client("lambda")
+    arguments = {"FunctionName": function_name, **({"Qualifier": qualifier} if qualifier else {})}
+    config = lambda_.get_function_configuration(**arguments)
+    key = code_key or code_key_for(config.get("CodeSha256", ""))
+    data = target.client("s3").get_object(Bucket=code_bucket, Key=key)["Body"].read()
     digest = base64.b64encode(hashlib.sha256(data).digest()).decode()
     if config.get("CodeSha256") not in (digest, hashlib.sha256(data).hexdigest()):
         raise LocalStackError(
-            f"s3://{code_bucket}/{code_key} does not match the code of function {function_name}"
+            f"s3://{code_bucket}/{key} does not match the code of function {function_name}"
             f" (CodeSha256 {config.get('CodeSha256')}): deploy again"
         )
     code_dir = work_dir / f"code-{hashlib.sha256(data).hexdigest()[:16]}"
@@ -96,7 +112,21 @@ def prepare_function(
         },
         code_dir=code_dir,
         runtime_dir=runtime_packages_dir(work_dir),
+        version=str(config.get("Version", "$LATEST")),
+        code_sha256=str(config.get("CodeSha256", "")),
     )
+
+
+def code_key_for(code_sha256: str) -> str:
+    """The artifact key of a zip from its digest (Lambda's base64 CodeSha256, or hex)."""
+    if len(code_sha256) == 64:
+        hex_digest = code_sha256
+    else:
+        try:
+            hex_digest = base64.b64decode(code_sha256, validate=True).hex()
+        except ValueError as exc:
+            raise LocalStackError(f"{code_sha256!r} is not a SHA-256 digest") from exc
+    return f"{ARTIFACT_PREFIX}{hex_digest}.zip"
 
 
 def runtime_packages_dir(work_dir: Path) -> Path:
@@ -124,7 +154,7 @@ def worker_environment(spec: FunctionSpec, target: Target, log_stream: str) -> d
         **spec.environment,
         **target.local_env(),
         "AWS_LAMBDA_FUNCTION_NAME": spec.name,
-        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_FUNCTION_VERSION": spec.version,
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
         "AWS_LAMBDA_LOG_GROUP_NAME": spec.log_group,
         "AWS_LAMBDA_LOG_STREAM_NAME": log_stream,
@@ -138,8 +168,8 @@ def worker_environment(spec: FunctionSpec, target: Target, log_stream: str) -> d
     }
 
 
-def new_log_stream() -> str:
-    return f"{time.strftime('%Y/%m/%d', time.gmtime())}/[$LATEST]{uuid.uuid4().hex}"
+def new_log_stream(version: str = "$LATEST") -> str:
+    return f"{time.strftime('%Y/%m/%d', time.gmtime())}/[{version}]{uuid.uuid4().hex}"
 
 
 class Worker:
@@ -148,11 +178,15 @@ class Worker:
     def __init__(self, spec: FunctionSpec, target: Target) -> None:
         self._spec = spec
         self._target = target
-        self.log_stream = new_log_stream()
+        self.log_stream = new_log_stream(spec.version)
         self._process: subprocess.Popen[str] | None = None
         self._lines: queue.Queue[str | None] = queue.Queue()
         self._pending_init_ms: float | None = None
         self._lock = threading.Lock()
+
+    @property
+    def spec(self) -> FunctionSpec:
+        return self._spec
 
     @property
     def pid(self) -> int | None:

@@ -4,15 +4,19 @@
 package, deploys the template into the emulator (``provision``), starts warm workers running
 the deployed zip (``runtime``) fed by the local event source mapping (``esm``), serves the
 Lambda Invoke API on those workers (``invoke``), evaluates the alarms (``alarms``), and writes
-the state file that ``status``, ``env`` and ``down`` read. ``stop`` undoes all of it: no
-process is left behind. Run as ``python -m filegate.local.stack`` it is the detached
-supervisor that ``filegate local up --detach`` starts.
+the state file that ``status``, ``env`` and ``down`` read. While it runs, ``follower`` keeps
+the workers on what a deploy or rollback says should run (the ``live`` alias's version for the
+mapping, the current code for function URLs), and ``running.json`` says which version the
+mapping's workers run. ``stop`` undoes all of it: no process is left behind. Run as
+``python -m filegate.local.stack`` it is the detached supervisor that
+``filegate local up --detach`` starts.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import errno
 import functools
 import json
@@ -39,10 +43,11 @@ from filegate.errors import LocalStackError, PortInUseError
 from filegate.local.alarms import AlarmEvaluator, subscribe_outbox
 from filegate.local.cloudwatch import Telemetry
 from filegate.local.esm import EventSourceMapping
+from filegate.local.follower import CodeFollower
 from filegate.local.gateway import FunctionUrlGateway
-from filegate.local.invoke import InvokeServer, LocalFunctions
+from filegate.local.invoke import LATEST, InvokeServer, LocalFunctions
 from filegate.local.provision import Deployment, Provisioner, StackParameters
-from filegate.local.runtime import FunctionSpec, Worker, prepare_function
+from filegate.local.runtime import FunctionSpec, Worker, code_key_for, prepare_function
 from filegate.settings import (
     LOCAL_BUCKET_NAME,
     LOCAL_CODE_BUCKET,
@@ -54,6 +59,7 @@ from filegate.settings import (
 log = logging.getLogger(__name__)
 
 STATE_FILE = "local.json"
+RUNNING_FILE = "running.json"  # which version of the mapped function the workers run
 EMULATOR_START_TIMEOUT = 30.0
 DETACHED_START_TIMEOUT = 180.0
 STOP_TIMEOUT = 30.0
@@ -123,6 +129,49 @@ def require_state(settings: LocalSettings) -> LocalState:
             "no local stack is running: start one with `filegate local up --detach`"
         )
     return state
+
+
+def update_outputs(settings: LocalSettings, outputs: dict[str, str]) -> LocalState:
+    """Record a running stack's outputs after a stack update (``filegate deploy``)."""
+    state = dataclasses.replace(require_state(settings), outputs=dict(outputs))
+    _write_state_file(settings, state)
+    return state
+
+
+def running_version(settings: LocalSettings) -> str | None:
+    """The function version the local event source mapping runs now, as the supervisor says."""
+    try:
+        return str(json.loads((settings.state_dir / RUNNING_FILE).read_text("utf-8"))["version"])
+    except (FileNotFoundError, ValueError, KeyError, TypeError):
+        return None
+
+
+def wait_running(settings: LocalSettings, version: str, timeout: float = 60.0) -> None:
+    """Return once the local stack runs ``version`` (it follows the alias within a second)."""
+    deadline = time.monotonic() + timeout
+    while running_version(settings) != version:
+        if time.monotonic() > deadline:
+            raise LocalStackError(
+                f"the local stack did not switch to version {version} within {timeout:.0f} s:"
+                f" see its log in {settings.state_dir}"
+            )
+        time.sleep(0.1)
+
+
+def _write_running(settings: LocalSettings, spec: FunctionSpec) -> None:
+    path = settings.state_dir / RUNNING_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps({"function": spec.name, "version": spec.version}), "utf-8")
+    temporary.replace(path)
+
+
+def _write_state_file(settings: LocalSettings, state: LocalState) -> None:
+    path = state_file(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(f".{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(asdict(state), indent=2), "utf-8")
+    temporary.replace(path)
 
 
 def is_healthy(state: LocalState) -> bool:
@@ -212,6 +261,7 @@ class LocalStack:
         self._functions = LocalFunctions()
         self._invoke_server: InvokeServer | None = None
         self._alarms: AlarmEvaluator | None = None
+        self._follower = CodeFollower()  # deploys and rollbacks reach the workers through it
         self.deployment: Deployment | None = None
         self.state: LocalState | None = None
 
@@ -274,26 +324,103 @@ class LocalStack:
         mapping, parameters = deployment.mapping, deployment.parameters
         spec = prepare_function(
             self._target,
-            mapping.function_name,
+            mapping.function,
             parameters.code_bucket,
-            parameters.code_key,
+            None if mapping.qualifier else parameters.code_key,
             self._work_dir,
+            qualifier=mapping.qualifier,
         )
-        count = max(1, min(self.settings.workers, mapping.maximum_concurrency))
-        workers = self._warm_workers(spec, count)
+        workers = self._warm_workers(spec, self._mapping_workers(deployment))
         telemetry = self._telemetry = Telemetry(self._target)
         telemetry.start()
-        self._functions.register(spec, workers, functools.partial(_record, telemetry, spec))
+        self._register(spec, workers)
         self._esm = EventSourceMapping(
             self._target,
             mapping,
             deployment.outputs["QueueUrl"],
             workers,
             self.settings.retry_delay_seconds,
-            observer=functools.partial(_record, telemetry, spec),
+            observer=functools.partial(_record, telemetry),
         )
         self._esm.start()
+        _write_running(self.settings, spec)
+        if mapping.qualifier and not mapping.qualifier.isdigit():  # an alias, not a version
+            self._follower.follow(
+                f"{mapping.function}:{mapping.qualifier}",
+                functools.partial(self._alias_version, mapping.function, mapping.qualifier),
+                functools.partial(self._switch_mapping, deployment),
+                spec.version,
+            )
         self._start_gateways(deployment, telemetry)
+        self._follower.start()
+
+    def _register(self, spec: FunctionSpec, workers: list[Worker]) -> None:
+        """Direct invocations (``aws lambda invoke``) of this function run on these workers.
+
+        They answer for the version they run and, while its code is the function's current
+        code, for $LATEST too (after a rollback, $LATEST is newer than what they run).
+        """
+        assert self._telemetry is not None
+        versions = {spec.version}
+        if spec.version == LATEST or spec.code_sha256 == self._code_sha256(spec.name):
+            versions.add(LATEST)
+        self._functions.register(
+            spec, workers, functools.partial(_record, self._telemetry), versions
+        )
+
+    def _mapping_workers(self, deployment: Deployment) -> int:
+        return max(1, min(self.settings.workers, deployment.mapping.maximum_concurrency))
+
+    def _alias_version(self, function: str, alias: str) -> str:
+        found = self._target.client("lambda").get_alias(FunctionName=function, Name=alias)
+        return str(found["FunctionVersion"])
+
+    def _code_sha256(self, function: str) -> str:
+        config = self._target.client("lambda").get_function_configuration(FunctionName=function)
+        return str(config["CodeSha256"])
+
+    def _switch_mapping(self, deployment: Deployment, version: str) -> None:
+        """Workers of ``version`` take over the mapping; the old ones finish their batch."""
+        assert self._work_dir is not None
+        assert self._esm is not None
+        mapping = deployment.mapping
+        spec = prepare_function(
+            self._target,
+            mapping.function,
+            self._code_bucket(deployment),
+            None,
+            self._work_dir,
+            qualifier=version,
+        )
+        workers = self._warm_workers(spec, self._mapping_workers(deployment))
+        self._register(spec, workers)
+        self._retire(self._esm.swap(workers))
+        _write_running(self.settings, spec)
+
+    def _switch_gateway(
+        self, deployment: Deployment, gateway: FunctionUrlGateway, function: str, code_sha256: str
+    ) -> None:
+        """Workers of the function's new code take over its URL (what a code update does)."""
+        assert self._work_dir is not None
+        code_bucket = self._code_bucket(deployment)
+        spec = prepare_function(
+            self._target, function, code_bucket, code_key_for(code_sha256), self._work_dir
+        )
+        workers = self._warm_workers(spec, self.settings.workers)
+        self._register(spec, workers)
+        self._retire(gateway.swap(workers))
+
+    def _code_bucket(self, deployment: Deployment) -> str:
+        """The stack's CodeBucket now (a deploy may have named another)."""
+        cfn = self._target.client("cloudformation")
+        stack = cfn.describe_stacks(StackName=deployment.stack_name)["Stacks"][0]
+        values = {p["ParameterKey"]: p["ParameterValue"] for p in stack.get("Parameters", [])}
+        return str(values.get("CodeBucket", deployment.parameters.code_bucket))
+
+    def _retire(self, workers: list[Worker]) -> None:
+        for worker in workers:
+            worker.stop()
+            self._workers.remove(worker)
 
     def _warm_workers(self, spec: FunctionSpec, count: int) -> list[Worker]:
         """Start ``count`` execution environments for a function (their inits run in parallel)."""
@@ -316,18 +443,24 @@ class LocalStack:
                 self._work_dir,
             )
             workers = self._warm_workers(spec, self.settings.workers)
-            self._functions.register(spec, workers, functools.partial(_record, telemetry, spec))
+            self._register(spec, workers)
             port = self.settings.api_port + offset
             gateway = FunctionUrlGateway(
                 workers,
                 port,
                 url.cors,
                 f"{url.function_name}.lambda-url.localhost",
-                observer=functools.partial(_record, telemetry, spec),
+                observer=functools.partial(_record, telemetry),
             )
             gateway.start()
             self._gateways.append(gateway)
             self._urls[url.logical_id] = f"http://127.0.0.1:{port}/"
+            self._follower.follow(
+                url.function_name,
+                functools.partial(self._code_sha256, url.function_name),
+                functools.partial(self._switch_gateway, deployment, gateway, url.function_name),
+                spec.code_sha256,
+            )
 
     def _start_alarms(self, deployment: Deployment) -> None:
         """Evaluate the alarms; what they send to the alerts topic lands in an outbox queue."""
@@ -349,11 +482,7 @@ class LocalStack:
             started_at=datetime.now(UTC).isoformat(timespec="seconds"),
             log_file=os.environ.get("FILEGATE_LOCAL_LOG", ""),
         )
-        path = state_file(self.settings)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(asdict(state), indent=2), "utf-8")
-        temporary.replace(path)
+        _write_state_file(self.settings, state)
         return state
 
     @property
@@ -365,6 +494,7 @@ class LocalStack:
         if self._alarms:
             self._alarms.stop()
             self._alarms = None
+        self._follower.stop()
         for gateway in self._gateways:
             gateway.stop()
         self._gateways, self._urls = [], {}
@@ -390,6 +520,7 @@ class LocalStack:
             current = read_state(self.settings)
             if current is not None and current.pid == self.state.pid:
                 state_file(self.settings).unlink(missing_ok=True)
+                (self.settings.state_dir / RUNNING_FILE).unlink(missing_ok=True)
             self.state = None
         if self._work_dir is not None:
             shutil.rmtree(self._work_dir, ignore_errors=True)
@@ -403,8 +534,8 @@ class LocalStack:
             self.stop()
 
 
-def _record(telemetry: Telemetry, spec: FunctionSpec, worker: Worker, invocation: Any) -> None:
-    telemetry.record(spec, worker.log_stream, invocation)
+def _record(telemetry: Telemetry, worker: Worker, invocation: Any) -> None:
+    telemetry.record(worker.spec, worker.log_stream, invocation)
 
 
 def run_until_signalled(stack: LocalStack, on_ready: Callable[[LocalState], None]) -> None:

@@ -1,81 +1,152 @@
-"""How the evidence is written down: file names, API responses as JSON, AWS CLI command lines.
+"""The artifact bucket: where ``filegate deploy`` puts the Lambda zip for CloudFormation.
 
-The seed names its files ``dynamodb_item_<key>.json`` and ``lambda_logs_<key>.json``; a key's
-characters other than letters, digits, ``.``, ``_`` and ``-`` become ``_`` there. Responses are
-printed as the AWS CLI prints them (indented, ISO datetimes, no ResponseMetadata), and every
-call is shown as the AWS CLI command that makes it against the same target.
+Keys are content-addressed, ``lambda/<sha256 hex>.zip``: the same code is uploaded once, a
+new zip gets a new key (which is what makes the stack publish a new version), and the local
+stack finds any version's code from its CodeSha256. On AWS the default bucket is
+``filegate-artifacts-<account>-<region>``, created on first use encrypted, private (public
+access block, bucket owner enforced) and refusing requests without TLS.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-import re
-import shlex
-from collections.abc import Iterable
-from datetime import datetime
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from filegate.stackref import StackRef
+from botocore.exceptions import BotoCoreError, ClientError
 
-# The parts of GetFunctionConfiguration and DescribeTable the run record quotes.
-FUNCTION_FIELDS = (
-    "FunctionName",
-    "FunctionArn",
-    "Runtime",
-    "Role",
-    "Handler",
-    "CodeSize",
-    "Timeout",
-    "MemorySize",
-    "LastModified",
-    "CodeSha256",
-    "Version",
-    "State",
-    "LastUpdateStatus",
-    "Environment",
-)
-TABLE_FIELDS = ("TableName", "TableStatus", "KeySchema", "BillingModeSummary", "SSEDescription")
+from filegate.aws import Target
+from filegate.errors import DeployError
+from filegate.local.runtime import ARTIFACT_PREFIX
 
 
-def item_file(key: str) -> str:
-    return f"dynamodb_item_{_safe(key)}.json"
+@dataclass(frozen=True)
+class Artifact:
+    """A Lambda zip stored in the artifact bucket."""
+
+    bucket: str
+    key: str
+    sha256_hex: str
+    size: int
 
 
-def logs_file(key: str) -> str:
-    return f"lambda_logs_{_safe(key)}.json"
+def artifact_key(sha256_hex: str) -> str:
+    return f"{ARTIFACT_PREFIX}{sha256_hex}.zip"
 
 
-def _safe(key: str) -> str:
-    """A key as part of a file name (see the module docstring)."""
-    return re.sub(r"[^A-Za-z0-9._-]", "_", key)
+def zip_digest(path: Path) -> tuple[str, int]:
+    """SHA-256 (hex) and size of a Lambda zip, refusing what is not one."""
+    if not path.is_file():
+        raise DeployError(f"the package {path} does not exist: build one with `filegate package`")
+    if not zipfile.is_zipfile(path):
+        raise DeployError(
+            f"the package {path} is not a zip file: build one with `filegate package`"
+        )
+    data = path.read_bytes()
+    return hashlib.sha256(data).hexdigest(), len(data)
 
 
-def aws_json(response: Any) -> str:
-    """An API response as the AWS CLI prints it: no ResponseMetadata, ISO datetimes."""
-    if isinstance(response, dict):
-        response = {k: v for k, v in response.items() if k != "ResponseMetadata"}
-    return json.dumps(response, indent=4, default=_iso) + "\n"
+def default_bucket_name(account: str, region: str) -> str:
+    return f"filegate-artifacts-{account}-{region}"
 
 
-def _iso(value: Any) -> str:
-    return value.isoformat() if isinstance(value, datetime) else str(value)
+class ArtifactStore:
+    """Uploads zips to one bucket, creating it (safely configured) when it is ours to create."""
+
+    def __init__(self, target: Target, bucket: str) -> None:
+        self._target = target
+        self._s3 = target.client("s3")
+        self.bucket = bucket
+
+    def upload(self, path: Path) -> Artifact:
+        sha256_hex, size = zip_digest(path)
+        key = artifact_key(sha256_hex)
+        try:
+            if not self._exists(key):
+                self._s3.upload_file(str(path), self.bucket, key)
+        except (ClientError, BotoCoreError) as exc:
+            raise DeployError(
+                f"cannot upload {path} to s3://{self.bucket}/{key}: {exc}; check the bucket"
+                " and your permissions (or pass --artifact-bucket)"
+            ) from exc
+        return Artifact(self.bucket, key, sha256_hex, size)
+
+    def _exists(self, key: str) -> bool:
+        try:
+            self._s3.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+        return True
+
+    def require(self) -> None:
+        """The bucket must exist (one the user named)."""
+        try:
+            self._s3.head_bucket(Bucket=self.bucket)
+        except (ClientError, BotoCoreError) as exc:
+            raise DeployError(
+                f"the artifact bucket {self.bucket} cannot be used: {exc}; create it or pass"
+                " another --artifact-bucket"
+            ) from exc
+
+    def ensure(self, secure: bool) -> None:
+        """Create the bucket if missing; ``secure``: encrypted, private, TLS only (AWS)."""
+        try:
+            self._s3.head_bucket(Bucket=self.bucket)
+            return
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] not in ("404", "NoSuchBucket", "NotFound"):
+                raise DeployError(
+                    f"the artifact bucket {self.bucket} cannot be used: {exc}"
+                ) from exc
+        try:
+            self._create(secure)
+        except (ClientError, BotoCoreError) as exc:
+            raise DeployError(
+                f"cannot create the artifact bucket {self.bucket}: {exc}; pass --artifact-bucket"
+            ) from exc
+
+    def _create(self, secure: bool) -> None:
+        arguments: dict[str, Any] = {"Bucket": self.bucket}
+        if self._target.region != "us-east-1":  # us-east-1 refuses an explicit constraint
+            arguments["CreateBucketConfiguration"] = {"LocationConstraint": self._target.region}
+        self._s3.create_bucket(**arguments)
+        if not secure:
+            return
+        self._s3.put_public_access_block(
+            Bucket=self.bucket,
+            PublicAccessBlockConfiguration={
+                "BlockPublicAcls": True,
+                "IgnorePublicAcls": True,
+                "BlockPublicPolicy": True,
+                "RestrictPublicBuckets": True,
+            },
+        )
+        self._s3.put_bucket_encryption(
+            Bucket=self.bucket,
+            ServerSideEncryptionConfiguration={
+                "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+            },
+        )
+        self._s3.put_bucket_policy(Bucket=self.bucket, Policy=json.dumps(tls_only(self.bucket)))
 
 
-class AwsCli:
-    """The AWS CLI command equivalent to one call against this stack's target."""
-
-    def __init__(self, ref: StackRef) -> None:
-        target = ref.target
-        self._tail = ["--region", target.region]
-        if target.profile:
-            self._tail += ["--profile", target.profile]
-        if target.endpoint_url:
-            self._tail += ["--endpoint-url", target.endpoint_url]
-
-    def __call__(self, *words: str) -> str:
-        return " ".join(["aws", *(shlex.quote(w) for w in (*words, *self._tail))])
-
-
-def pick(document: dict[str, Any], fields: Iterable[str]) -> dict[str, Any]:
-    """The given fields of a document, in that order, leaving out those it lacks."""
-    return {name: document[name] for name in fields if name in document}
+def tls_only(bucket: str) -> dict[str, Any]:
+    """A bucket policy refusing every request made without TLS."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "DenyInsecureTransport",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:*",
+                "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            }
+        ],
+    }

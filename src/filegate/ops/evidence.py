@@ -24,7 +24,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from filegate.errors import ConfigError, FilegateError
-from filegate.ops.artifacts import (
+from filegate.ops.evidence_files import (
     FUNCTION_FIELDS,
     TABLE_FIELDS,
     AwsCli,

@@ -1,0 +1,185 @@
+"""`filegate deploy`, `filegate releases`, `filegate rollback`: ship code, list and move `live`.
+
+Each command finds the stack (the running local stack unless --profile, --endpoint-url or
+--target aws say otherwise), calls one function in ``filegate.ops.deploy`` or
+``filegate.ops.releases`` and renders the result; progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+from filegate import stackref
+from filegate.cli.options import (
+    EndpointOption,
+    OutputOption,
+    ProfileOption,
+    RegionOption,
+    StackOption,
+    TargetOption,
+    resolve_stack,
+)
+from filegate.cli.render import (
+    OutputFormat,
+    console,
+    console_err,
+    key_value_table,
+    print_json,
+    rows_table,
+)
+from filegate.errors import ConfigError
+from filegate.ops import releases as releases_ops
+from filegate.ops.deploy import DeployOptions, DeployResult, ResourceChange, StackEvent
+from filegate.ops.deploy import deploy as run_deploy
+
+
+def register(app: typer.Typer) -> None:
+    """Add the three commands to the top-level app."""
+    app.command("deploy")(deploy)
+    app.command("releases")(releases)
+    app.command("rollback")(rollback)
+
+
+class _ProgressObserver:
+    """Steps and stack events on stderr, with a bar over the resources being changed."""
+
+    def __init__(self, progress: Progress) -> None:
+        self._progress = progress
+        self._task = progress.add_task("stack", total=None, visible=False)
+
+    def step(self, message: str) -> None:
+        self._progress.console.print(f"• {message}", highlight=False)
+
+    def executing(self, changes: list[ResourceChange]) -> None:
+        self._progress.update(self._task, total=len(changes), visible=True)
+
+    def event(self, event: StackEvent) -> None:
+        reason = f"  {event.reason}" if event.reason else ""
+        colour = "red" if event.failed or "ROLLBACK" in event.status else "green"
+        self._progress.console.print(
+            f"  {event.timestamp}  [{colour}]{event.status:<28}[/{colour}]"
+            f" {event.logical_id} ({event.resource_type}){reason}",
+            highlight=False,
+        )
+        if event.resource_type != "AWS::CloudFormation::Stack" and event.status.endswith(
+            "_COMPLETE"
+        ):
+            self._progress.advance(self._task)
+
+
+def _parameters(values: list[str] | None) -> dict[str, str]:
+    parsed = {}
+    for value in values or []:
+        name, sep, setting = value.partition("=")
+        if not sep or not name:
+            raise ConfigError(f"--parameter {value!r} is not KEY=VALUE")
+        parsed[name] = setting
+    return parsed
+
+
+def deploy(
+    package: Annotated[
+        Path | None,
+        typer.Option("--package", help="A zip from `filegate package` (default: build one)"),
+    ] = None,
+    parameter: Annotated[
+        list[str] | None,
+        typer.Option("--parameter", help="KEY=VALUE for a template parameter; repeat"),
+    ] = None,
+    artifact_bucket: Annotated[
+        str | None,
+        typer.Option(
+            "--artifact-bucket",
+            help="Bucket for the zip [default: the stack's; on AWS"
+            " filegate-artifacts-<account>-<region>]",
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show the change set, change nothing")
+    ] = False,
+    output: OutputOption = OutputFormat.table,
+    profile: ProfileOption = None,
+    region: RegionOption = None,
+    endpoint_url: EndpointOption = None,
+    stack: StackOption = None,
+    target: TargetOption = "local",
+) -> None:
+    """Upload the Lambda package and create or update the stack through a change set."""
+    location = stackref.locate(profile, region, endpoint_url, stack, target)
+    options = DeployOptions(package, _parameters(parameter), artifact_bucket, dry_run)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, console=console_err, transient=True) as progress:
+        result = run_deploy(location, options, _ProgressObserver(progress))
+    if output is OutputFormat.json:
+        print_json(result.as_dict())
+    else:
+        _show_deploy(result)
+    messages = {
+        "no-changes": f"no changes: stack {result.stack_name} already runs this code and template",
+        "dry-run": "dry run: change set deleted, nothing changed",
+        "deployed": f"deployed: stack {result.stack_name} is {result.stack_status}",
+    }
+    console_err.print(messages[result.outcome], highlight=False)
+
+
+def _show_deploy(result: DeployResult) -> None:
+    if result.changes:
+        rows = [(c.action, c.logical_id, c.resource_type, c.replacement) for c in result.changes]
+        title = f"change set for {result.stack_name} ({result.change_set_type})"
+        console.print(rows_table(title, ("action", "resource", "type", "replacement"), rows))
+    if result.outputs:
+        summary = {"live version": result.live_version or "-", **result.outputs}
+        console.print(key_value_table(f"stack {result.stack_name}", summary))
+
+
+def releases(
+    output: OutputOption = OutputFormat.table,
+    profile: ProfileOption = None,
+    region: RegionOption = None,
+    endpoint_url: EndpointOption = None,
+    stack: StackOption = None,
+    target: TargetOption = "local",
+) -> None:
+    """List the ingestion function's published versions and which one is live."""
+    ref = resolve_stack(profile, region, endpoint_url, stack, target)
+    found = releases_ops.list_releases(ref)
+    if output is OutputFormat.json:
+        print_json(found.as_dict())
+        return
+    rows = [
+        ("*" if r.live else "", r.version, r.code_sha256, r.last_modified, r.description)
+        for r in reversed(found.versions)
+    ]
+    title = f"releases of {found.function_name} (alias {found.alias} -> {found.live_version})"
+    columns = ("live", "version", "code sha256", "published", "description")
+    console.print(rows_table(title, columns, rows))
+
+
+def rollback(
+    to: Annotated[
+        str | None, typer.Option("--to", help="The version to make live (default: the previous)")
+    ] = None,
+    output: OutputOption = OutputFormat.table,
+    profile: ProfileOption = None,
+    region: RegionOption = None,
+    endpoint_url: EndpointOption = None,
+    stack: StackOption = None,
+    target: TargetOption = "local",
+) -> None:
+    """Move the `live` alias back to the previous version (or --to VERSION)."""
+    ref = resolve_stack(profile, region, endpoint_url, stack, target)
+    done = releases_ops.rollback(ref, to)
+    if output is OutputFormat.json:
+        print_json(done.as_dict())
+    elif done.changed:
+        console.print(
+            f"{done.function_name}: {done.alias} moved from version {done.from_version}"
+            f" to {done.to_version}",
+            highlight=False,
+        )
+    else:
+        console.print(f"{done.function_name}: version {done.to_version} is already live")

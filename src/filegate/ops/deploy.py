@@ -1,0 +1,434 @@
+"""``filegate deploy``: the Lambda package to the artifact bucket, the stack through a change set.
+
+One path for AWS and the local stack: build (or take) the zip, upload it under its
+content-addressed key, create a change set (CREATE when the stack is missing, else UPDATE,
+with every other parameter kept at its previous value), show its changes, then either stop
+(``dry_run``: the change set is deleted) or execute it and stream the stack's events until
+the stack settles. New code changes ``CodeKey``, so the template publishes a Lambda version
+and moves the ``live`` alias to it (``ops.releases``). A change set without changes is not an
+error: the result says so.
+
+On the local stack (an emulator endpoint) two things follow an update, because the emulator
+does not do them: what it ignores is applied again for the resources the update changed
+(``Provisioner.reapply``), and the supervisor's state file gets the new outputs; the command
+returns once the local workers run the version ``live`` points to.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from filegate import package
+from filegate.errors import DeployError
+from filegate.local import template as cfn
+from filegate.ops.artifacts import Artifact, ArtifactStore, default_bucket_name, zip_digest
+from filegate.ops.releases import FUNCTION_OUTPUT, LIVE_ALIAS
+from filegate.settings import LOCAL_CODE_BUCKET
+from filegate.stackref import StackLocation
+
+CAPABILITIES = ["CAPABILITY_NAMED_IAM"]
+CODE_PARAMETERS = ("CodeBucket", "CodeKey")
+_NO_CHANGES = ("didn't contain changes", "No updates are to be performed")
+_BUSY = ("_IN_PROGRESS",)
+_CHANGE_SET_WAIT_SECONDS = 300.0
+_STACK_WAIT_SECONDS = 3600.0
+
+
+@dataclass(frozen=True)
+class DeployOptions:
+    """What to deploy: a zip (built when None), parameter overrides, where the zip goes."""
+
+    package: Path | None = None
+    parameters: dict[str, str] = field(default_factory=dict)
+    artifact_bucket: str | None = None
+    dry_run: bool = False
+
+
+@dataclass(frozen=True)
+class ResourceChange:
+    action: str
+    logical_id: str
+    resource_type: str
+    replacement: str = ""
+
+
+@dataclass(frozen=True)
+class StackEvent:
+    timestamp: str
+    logical_id: str
+    resource_type: str
+    status: str
+    reason: str = ""
+
+    @property
+    def failed(self) -> bool:
+        return self.status.endswith("_FAILED")
+
+
+@dataclass
+class DeployResult:
+    """What a deploy did. ``outcome``: deployed, no-changes or dry-run."""
+
+    stack_name: str
+    change_set_type: str
+    outcome: str
+    artifact: Artifact
+    changes: list[ResourceChange] = field(default_factory=list)
+    events: list[StackEvent] = field(default_factory=list)
+    outputs: dict[str, str] = field(default_factory=dict)
+    live_version: str | None = None
+    stack_status: str = ""
+    applied_locally: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class DeployObserver(Protocol):
+    """Progress: a line per step, the changes about to run, each stack event as it arrives."""
+
+    def step(self, message: str) -> None: ...
+
+    def executing(self, changes: list[ResourceChange]) -> None: ...
+
+    def event(self, event: StackEvent) -> None: ...
+
+
+class _Silent:
+    def step(self, message: str) -> None:
+        pass
+
+    def executing(self, changes: list[ResourceChange]) -> None:
+        pass
+
+    def event(self, event: StackEvent) -> None:
+        pass
+
+
+def deploy(
+    location: StackLocation,
+    options: DeployOptions,
+    observer: DeployObserver | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> DeployResult:
+    """Deploy the template and the package to ``location``; see the module docstring."""
+    return Deployer(location, observer or _Silent(), sleep).run(options)
+
+
+class Deployer:
+    """One deploy: the steps of ``deploy`` over one CloudFormation client."""
+
+    def __init__(
+        self, location: StackLocation, observer: DeployObserver, sleep: Callable[[float], None]
+    ) -> None:
+        self._location = location
+        self._target = location.target
+        self._stack = location.stack_name
+        self._cfn = location.target.client("cloudformation")
+        self._observer = observer
+        self._sleep = sleep
+
+    def run(self, options: DeployOptions) -> DeployResult:
+        existing = self._existing_stack()
+        kind = (
+            "UPDATE" if existing and existing["StackStatus"] != "REVIEW_IN_PROGRESS" else "CREATE"
+        )
+        previous = _parameter_values(existing) if kind == "UPDATE" else {}
+        self._check_parameters(previous, options.parameters)  # before anything is created
+        with _zip(options.package, self._observer) as path:
+            store = self._artifact_store(existing, options.artifact_bucket)
+            self._observer.step(f"uploading the package to s3://{store.bucket}/")
+            artifact = store.upload(path)
+        result = DeployResult(self._stack, kind, "deployed", artifact)
+        change_set = self._create_change_set(
+            kind, _listed(previous, {**options.parameters, **_code(artifact)})
+        )
+        result.changes = self._wait_for_changes(change_set)
+        if not result.changes or options.dry_run:
+            result.outcome = "dry-run" if result.changes else "no-changes"
+            self._discard(change_set, kind)
+            return self._finish(result, executed=False)
+        self._execute(change_set, result)
+        return self._finish(result, executed=True)
+
+    def _execute(self, change_set: str, result: DeployResult) -> None:
+        self._observer.step(f"executing change set ({len(result.changes)} changes)")
+        self._observer.executing(result.changes)
+        marker = self._newest_event_id()
+        try:
+            self._cfn.execute_change_set(ChangeSetName=change_set)
+        except (ClientError, BotoCoreError) as exc:
+            raise DeployError(
+                f"cannot execute change set {change_set} on {self._stack}: {exc}"
+            ) from exc
+        result.events, result.stack_status = self._stream_events(marker)
+        self._check_succeeded(result)
+
+    # ---------------------------------------------------------------- the stack before
+
+    def _existing_stack(self) -> dict[str, Any] | None:
+        try:
+            stack: dict[str, Any] = self._cfn.describe_stacks(StackName=self._stack)["Stacks"][0]
+        except ClientError as exc:
+            if "does not exist" in str(exc):
+                return None
+            raise DeployError(f"cannot describe stack {self._stack}: {exc}") from exc
+        except BotoCoreError as exc:
+            raise DeployError(f"cannot reach CloudFormation for {self._stack}: {exc}") from exc
+        status = str(stack["StackStatus"])
+        if status.endswith(_BUSY) and status != "REVIEW_IN_PROGRESS":
+            raise DeployError(
+                f"stack {self._stack} is busy ({status}): wait until it settles, then deploy again"
+            )
+        if status in ("ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "DELETE_FAILED"):
+            raise DeployError(
+                f"stack {self._stack} is {status} and cannot be updated: delete it"
+                f" (aws cloudformation delete-stack --stack-name {self._stack}), then deploy again"
+            )
+        return stack
+
+    def _artifact_store(self, existing: dict[str, Any] | None, named: str | None) -> ArtifactStore:
+        if named:
+            store = ArtifactStore(self._target, named)
+            store.require()
+            return store
+        previous = _parameter_values(existing).get("CodeBucket")
+        if self._target.is_local:
+            store = ArtifactStore(self._target, previous or LOCAL_CODE_BUCKET)
+            store.ensure(secure=False)
+            return store
+        account = self._target.client("sts").get_caller_identity()["Account"]
+        store = ArtifactStore(self._target, default_bucket_name(account, self._target.region))
+        store.ensure(secure=True)
+        return store
+
+    def _check_parameters(self, previous: dict[str, str], overrides: dict[str, str]) -> None:
+        declared = cfn.load().get("Parameters", {})
+        unknown = sorted(set(overrides) - set(declared))
+        if unknown:
+            raise DeployError(
+                f"the template has no parameter {', '.join(unknown)}:"
+                f" known are {', '.join(sorted(declared))}"
+            )
+        given = {*overrides, *previous, *CODE_PARAMETERS}
+        missing = [n for n, spec in declared.items() if n not in given and "Default" not in spec]
+        if missing:
+            raise DeployError(
+                f"stack {self._stack} does not exist yet and needs "
+                + ", ".join(f"--parameter {name}=..." for name in missing)
+            )
+
+    # ---------------------------------------------------------------- the change set
+
+    def _create_change_set(self, kind: str, parameters: list[dict[str, Any]]) -> str:
+        name = f"filegate-{datetime.now(UTC).strftime('%Y%m%d%H%M%S%f')}"
+        self._observer.step(f"creating change set {name} ({kind})")
+        try:
+            created = self._cfn.create_change_set(
+                StackName=self._stack,
+                ChangeSetName=name,
+                ChangeSetType=kind,
+                TemplateBody=cfn.template_text(),
+                Parameters=parameters,
+                Capabilities=CAPABILITIES,
+                Description="filegate deploy",
+            )
+        except ClientError as exc:
+            if any(text in str(exc) for text in _NO_CHANGES):
+                return ""  # nothing to change (the emulator says so at creation)
+            raise DeployError(f"cannot create a change set for {self._stack}: {exc}") from exc
+        return str(created["Id"])
+
+    def _wait_for_changes(self, change_set: str) -> list[ResourceChange]:
+        """The change set's changes once computed; [] when there are none."""
+        if not change_set:
+            return []
+        deadline = time.monotonic() + _CHANGE_SET_WAIT_SECONDS
+        while True:
+            described = self._cfn.describe_change_set(ChangeSetName=change_set)
+            status, reason = described["Status"], described.get("StatusReason", "")
+            if status == "CREATE_COMPLETE":
+                return self._all_changes(change_set, described)
+            if status == "FAILED":
+                if any(text in reason for text in _NO_CHANGES):
+                    return []
+                raise DeployError(f"change set for {self._stack} failed: {reason}")
+            if time.monotonic() > deadline:
+                raise DeployError(f"change set for {self._stack} still {status} after 5 minutes")
+            self._sleep(1.0)
+
+    def _all_changes(self, change_set: str, first: dict[str, Any]) -> list[ResourceChange]:
+        pages, described = [first], first
+        while described.get("NextToken"):
+            described = self._cfn.describe_change_set(
+                ChangeSetName=change_set, NextToken=described["NextToken"]
+            )
+            pages.append(described)
+        return [
+            ResourceChange(
+                action=str(rc.get("Action", "")),
+                logical_id=str(rc.get("LogicalResourceId", "")),
+                resource_type=str(rc.get("ResourceType", "")),
+                replacement=str(rc.get("Replacement", "")),
+            )
+            for page in pages
+            for change in page.get("Changes", [])
+            for rc in [change.get("ResourceChange", {})]
+        ]
+
+    def _discard(self, change_set: str, kind: str) -> None:
+        """Delete the change set; a stack that only existed for it (CREATE) goes too."""
+        if change_set:
+            self._cfn.delete_change_set(ChangeSetName=change_set)
+        if kind == "CREATE":
+            self._cfn.delete_stack(StackName=self._stack)
+
+    # ---------------------------------------------------------------- execution
+
+    def _newest_event_id(self) -> str:
+        events = self._cfn.describe_stack_events(StackName=self._stack)["StackEvents"]
+        return str(events[0]["EventId"]) if events else ""
+
+    def _stream_events(self, marker: str) -> tuple[list[StackEvent], str]:
+        """Report each new stack event until the stack settles; return them and its status."""
+        seen: set[str] = set()
+        streamed: list[StackEvent] = []
+        deadline = time.monotonic() + _STACK_WAIT_SECONDS
+        while True:
+            status = self._status()
+            for event_id, event in self._events_since(marker):
+                if event_id not in seen:
+                    seen.add(event_id)
+                    streamed.append(event)
+                    self._observer.event(event)
+            if _settled(status):
+                return streamed, status
+            if time.monotonic() > deadline:
+                raise DeployError(f"stack {self._stack} still {status} after an hour")
+            self._sleep(2.0)
+
+    def _status(self) -> str:
+        return str(self._cfn.describe_stacks(StackName=self._stack)["Stacks"][0]["StackStatus"])
+
+    def _events_since(self, marker: str) -> list[tuple[str, StackEvent]]:
+        """Events newer than ``marker`` (an EventId), oldest first."""
+        newer: list[tuple[str, StackEvent]] = []
+        for page in self._cfn.get_paginator("describe_stack_events").paginate(
+            StackName=self._stack
+        ):
+            for raw in page["StackEvents"]:
+                if raw["EventId"] == marker:
+                    return newer[::-1]
+                newer.append((str(raw["EventId"]), _event(raw)))
+        return newer[::-1]
+
+    def _check_succeeded(self, result: DeployResult) -> None:
+        if result.stack_status not in ("CREATE_COMPLETE", "UPDATE_COMPLETE"):
+            raise DeployError(failure_message(self._stack, result.stack_status, result.events))
+
+    # ---------------------------------------------------------------- after
+
+    def _finish(self, result: DeployResult, executed: bool) -> DeployResult:
+        if not executed and result.change_set_type == "CREATE":
+            return result  # no stack, before or after (the dry run's own was deleted)
+        stack = self._cfn.describe_stacks(StackName=self._stack)["Stacks"][0]
+        result.stack_status = str(stack["StackStatus"])
+        result.outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+        result.live_version = self._live_version(result.outputs)
+        if executed and self._target.is_local:
+            result.applied_locally = self._follow_locally(result)
+        return result
+
+    def _live_version(self, outputs: dict[str, str]) -> str | None:
+        function = outputs.get(FUNCTION_OUTPUT)
+        if not function:
+            return None
+        try:
+            alias = self._target.client("lambda").get_alias(FunctionName=function, Name=LIVE_ALIAS)
+        except (ClientError, BotoCoreError):
+            return None
+        return str(alias["FunctionVersion"])
+
+    def _follow_locally(self, result: DeployResult) -> list[str]:
+        """What the emulator leaves undone after an update (see the module docstring)."""
+        from filegate.local import stack
+        from filegate.local.provision import Provisioner
+
+        self._observer.step("applying what the emulator ignores, for the changed resources")
+        changed = [c.logical_id for c in result.changes if c.action in ("Add", "Modify")]
+        applied = Provisioner(self._target, self._stack).reapply(changed)
+        settings = self._location.local
+        if settings is not None:
+            stack.update_outputs(settings, result.outputs)
+            if result.live_version:
+                self._observer.step(
+                    f"waiting for the local stack to run version {result.live_version}"
+                )
+                stack.wait_running(settings, result.live_version)
+        return applied
+
+
+@contextmanager
+def _zip(given: Path | None, observer: DeployObserver) -> Iterator[Path]:
+    if given is not None:
+        zip_digest(given)  # refuse a missing or broken package before creating anything
+        yield given
+        return
+    with tempfile.TemporaryDirectory(prefix="filegate-deploy-") as work:
+        observer.step("building the Lambda package")
+        yield package.build(Path(work) / "lambda.zip").path
+
+
+def _code(artifact: Artifact) -> dict[str, str]:
+    return {"CodeBucket": artifact.bucket, "CodeKey": artifact.key}
+
+
+def _listed(previous: dict[str, str], values: dict[str, str]) -> list[dict[str, Any]]:
+    """The change set's parameters: the given values, every other one kept as it was."""
+    declared = cfn.load().get("Parameters", {})
+    listed: list[dict[str, Any]] = []
+    for name in declared:
+        if name in values:
+            listed.append({"ParameterKey": name, "ParameterValue": values[name]})
+        elif name in previous:
+            listed.append({"ParameterKey": name, "UsePreviousValue": True})
+    return listed
+
+
+def _parameter_values(stack: dict[str, Any] | None) -> dict[str, str]:
+    if not stack:
+        return {}
+    return {p["ParameterKey"]: p.get("ParameterValue", "") for p in stack.get("Parameters", [])}
+
+
+def failure_message(stack: str, status: str, events: list[StackEvent]) -> str:
+    """Why a stack update failed: each failed event's resource and reason."""
+    reasons = [f"{e.logical_id}: {e.reason}" for e in events if e.failed and e.reason]
+    detail = "; ".join(reasons) or (
+        f"no reason given; see `aws cloudformation describe-stack-events --stack-name {stack}`"
+    )
+    return f"stack {stack} ended in {status}: {detail}"
+
+
+def _settled(status: str) -> bool:
+    return not status.endswith("_IN_PROGRESS")
+
+
+def _event(raw: dict[str, Any]) -> StackEvent:
+    timestamp = raw.get("Timestamp")
+    return StackEvent(
+        timestamp=timestamp.isoformat() if isinstance(timestamp, datetime) else str(timestamp),
+        logical_id=str(raw.get("LogicalResourceId", "")),
+        resource_type=str(raw.get("ResourceType", "")),
+        status=str(raw.get("ResourceStatus", "")),
+        reason=str(raw.get("ResourceStatusReason") or ""),
+    )
