@@ -23,7 +23,7 @@ demo: $(STAMP)
 	$(BIN)/filegate demo
 
 test: lint typecheck template-lint
-	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
+	$(BIN)/pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
