@@ -12,6 +12,9 @@ from typing import Any
 
 import pytest
 import yaml
+from typer.testing import CliRunner
+
+from filegate.cli import app
 
 WORKFLOW = Path(__file__).resolve().parents[2] / ".github" / "workflows" / "ci.yml"
 PR_TEMPLATE = WORKFLOW.parents[1] / "PULL_REQUEST_TEMPLATE.md"
@@ -80,3 +83,19 @@ def test_pull_request_template_carries_the_seed_checklist() -> None:
         "Integration test passing",
     ):
         assert f"- [ ] {item}" in text
+
+
+def test_the_filegate_commands_it_runs_exist_with_their_options(workflow: dict[str, Any]) -> None:
+    commands = [
+        " ".join(step["run"].split())
+        for step in _steps(workflow)
+        if step.get("run", "").startswith(".venv/bin/filegate ")
+    ]
+    assert len(commands) >= 3
+    for command in commands:
+        words = command.split()[1:]
+        name = words[0]
+        result = CliRunner().invoke(app, [name, "--help"], env={"COLUMNS": "200"})
+        assert result.exit_code == 0, command
+        for option in (w for w in words if w.startswith("--")):
+            assert option in result.output, f"{command}: no {option}"
