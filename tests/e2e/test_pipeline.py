@@ -73,11 +73,15 @@ def test_poison_message_reaches_dlq_while_others_flow(stack: Stack) -> None:
 
 def _bootstrap_workers(stack: Stack) -> list[psutil.Process]:
     supervisor = psutil.Process(stack.supervisor_pid())
-    return [
-        p
-        for p in supervisor.children(recursive=True)
-        if any("bootstrap.py" in part for part in p.cmdline())
-    ]
+    return [p for p in supervisor.children(recursive=True) if _is_worker(p)]
+
+
+def _is_worker(process: psutil.Process) -> bool:
+    # A worker killed a moment ago may be a zombie, or gone, until the supervisor reaps it.
+    try:
+        return any("bootstrap.py" in part for part in process.cmdline())
+    except (psutil.ZombieProcess, psutil.NoSuchProcess):
+        return False
 
 
 def test_worker_killed_mid_batch_loses_nothing_and_duplicates_nothing(stack: Stack) -> None:
