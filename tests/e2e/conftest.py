@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -104,21 +105,13 @@ class Stack:
         return int(state["pid"])
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    state_dir = tmp_path_factory.mktemp("filegate-state")
-    port = free_port()
+@contextmanager
+def own_stack(state_dir: Path) -> Iterator[Stack]:
+    """A local stack of one's own, started as a user starts it, stopped at the end."""
     up = filegate(
         state_dir,
-        "local",
-        "up",
-        "--detach",
-        "--port",
-        str(port),
-        "--api-port",
-        str(free_port()),
-        "--output",
-        "json",
+        *("local", "up", "--detach", "--port", str(free_port())),
+        *("--api-port", str(free_port()), "--output", "json"),
     )
     assert up.returncode == 0, up.stderr
     try:
@@ -126,3 +119,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     finally:
         down = filegate(state_dir, "local", "down")
         assert down.returncode == 0, down.stderr
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with own_stack(tmp_path_factory.mktemp("filegate-state")) as started:
+        yield started

@@ -8,34 +8,9 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
-from tests.e2e.conftest import BIN, Stack, cli_env, filegate, free_port
-
-
-@contextmanager
-def own_stack(state_dir: Path) -> Iterator[Stack]:
-    up = filegate(
-        state_dir,
-        "local",
-        "up",
-        "--detach",
-        "--port",
-        str(free_port()),
-        "--api-port",
-        str(free_port()),
-        "--output",
-        "json",
-    )
-    assert up.returncode == 0, up.stderr
-    try:
-        yield Stack(json.loads(up.stdout), state_dir)
-    finally:
-        down = filegate(state_dir, "local", "down")
-        assert down.returncode == 0, down.stderr
+from tests.e2e.conftest import BIN, Stack, cli_env
 
 
 def run(stack: Stack, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:

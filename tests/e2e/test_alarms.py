@@ -17,25 +17,15 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import BIN, Stack, cli_env, filegate, free_port, wait_for
+from tests.e2e.conftest import BIN, Stack, cli_env, filegate, own_stack, wait_for
 
 ALARM_WAIT_SECONDS = 30  # the local evaluator runs every 5 s
 
 
 @pytest.fixture(scope="module")
 def alarm_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    state_dir = tmp_path_factory.mktemp("filegate-alarms")
-    up = filegate(
-        state_dir,
-        *("local", "up", "--detach", "--port", str(free_port())),
-        *("--api-port", str(free_port()), "--output", "json"),
-    )
-    assert up.returncode == 0, up.stderr
-    try:
-        yield Stack(json.loads(up.stdout), state_dir)
-    finally:
-        down = filegate(state_dir, "local", "down")
-        assert down.returncode == 0, down.stderr
+    with own_stack(tmp_path_factory.mktemp("filegate-alarms")) as started:
+        yield started
 
 
 def aws(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:

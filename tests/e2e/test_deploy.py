@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import Stack, filegate, free_port, wait_for
+from tests.e2e.conftest import Stack, filegate, own_stack, wait_for
 
 KEY = "partner-deploy/after-rollback.csv"
 PAGE = "filegate/uploads/page.html"
@@ -92,18 +92,8 @@ def upload_page(stack: Stack) -> str:
 
 @pytest.fixture(scope="module")
 def deploy_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    state_dir = tmp_path_factory.mktemp("filegate-deploy-state")
-    up = filegate(
-        state_dir,
-        *("local", "up", "--detach", "--port", str(free_port())),
-        *("--api-port", str(free_port()), "--output", "json"),
-    )
-    assert up.returncode == 0, up.stderr
-    try:
-        yield Stack(json.loads(up.stdout), state_dir)
-    finally:
-        down = filegate(state_dir, "local", "down")
-        assert down.returncode == 0, down.stderr
+    with own_stack(tmp_path_factory.mktemp("filegate-deploy-state")) as started:
+        yield started
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import Stack, wait_for
-from tests.e2e.ops_stack import own_stack, run, run_json
+from tests.e2e.conftest import Stack, own_stack, wait_for
+from tests.e2e.ops_stack import run, run_json
 
 POISON = "this is not JSON"
 

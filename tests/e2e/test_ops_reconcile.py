@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.conftest import Stack
-from tests.e2e.ops_stack import notification, own_stack, run, run_json
+from tests.e2e.conftest import Stack, own_stack
+from tests.e2e.ops_stack import notification, run, run_json
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import BIN, Stack, cli_env, filegate, free_port, wait_for
+from tests.e2e.conftest import BIN, Stack, cli_env, filegate, free_port, own_stack, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -57,25 +57,8 @@ TEST_FILES = {
 
 @pytest.fixture(scope="module")
 def ops_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    state_dir = tmp_path_factory.mktemp("filegate-ops-state")
-    up = filegate(
-        state_dir,
-        "local",
-        "up",
-        "--detach",
-        "--port",
-        str(free_port()),
-        "--api-port",
-        str(free_port()),
-        "--output",
-        "json",
-    )
-    assert up.returncode == 0, up.stderr
-    try:
-        yield Stack(json.loads(up.stdout), state_dir)
-    finally:
-        down = filegate(state_dir, "local", "down")
-        assert down.returncode == 0, down.stderr
+    with own_stack(tmp_path_factory.mktemp("filegate-ops-state")) as started:
+        yield started
 
 
 def run(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:

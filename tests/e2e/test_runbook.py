@@ -11,8 +11,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from tests.e2e.conftest import Stack, wait_for
-from tests.e2e.ops_stack import own_stack, run, run_json
+from tests.e2e.conftest import Stack, own_stack, wait_for
+from tests.e2e.ops_stack import run, run_json
 from tests.e2e.test_deploy import second_package
 
 KEY = "partner-runbook/uploaded-while-paused.csv"
