@@ -11,7 +11,8 @@ filegate, aws, filegate, aws, ... Each run is one child process, timed from spaw
   parts, 10 in flight, botocore's default checksums).
 
 MB/s = 1 GiB / wall time, median of the runs; the ratio is filegate's median over aws's
-(target: >= 1.0). The client's peak RSS is the kernel's high-water mark (VmHWM) of the child's
+(target: >= 1.0), and each round's own ratio is kept too, with the machine's 1-minute load
+average before and after each run (the machine is shared). The client's peak RSS is the kernel's high-water mark (VmHWM) of the child's
 process tree, polled every 50 ms (neither tool starts processes of its own); target < 150 MB.
 Between runs, untimed: wait for the ledger to record the object (for filegate's upload that
 includes the ingestion hashing 1 GiB), delete every version of it, and wait for the delete
@@ -84,6 +85,7 @@ def write_random_file(path: Path, size: int) -> None:
 def timed_child(command: list[str], env: dict[str, str]) -> dict[str, Any]:
     """Run one child: wall and CPU seconds, peak RSS (MB) of its tree, exit code, stdout."""
     cpu_before = _children_cpu()
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.monotonic()
         child = subprocess.Popen(command, stdout=out, stderr=err, env=env)
@@ -100,6 +102,8 @@ def timed_child(command: list[str], env: dict[str, str]) -> dict[str, Any]:
         "seconds": seconds,
         "cpu_seconds": round(_children_cpu() - cpu_before, 2),
         "peak_rss_mb": peak_kib / 1024,
+        # The machine is shared: its 1-minute load average before and after the run.
+        "load_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "stdout": stdout,
         **({"stderr_tail": stderr[-1000:]} if child.returncode else {}),
     }
@@ -235,7 +239,8 @@ def _line(run: dict[str, Any], size: int) -> str:
         return f"FAILED (exit {run['exit_code']}): {run['stderr_tail'][-300:]}"
     return (
         f"{size / run['seconds'] / 1e6:.1f} MB/s, {run['seconds']:.1f} s, CPU"
-        f" {run['cpu_seconds']:.1f} s, peak RSS {run['peak_rss_mb']:.0f} MB, ledger {run['ledger']}"
+        f" {run['cpu_seconds']:.1f} s, peak RSS {run['peak_rss_mb']:.0f} MB,"
+        f" ledger {run['ledger']}, load {run['load_1m'][0]:.1f} -> {run['load_1m'][1]:.1f}"
     )
 
 
@@ -285,12 +290,20 @@ def summarize(samples: dict[str, list[dict[str, Any]]], runs: int, size: int) ->
             "peak_rss_mb": round(max(run["peak_rss_mb"] for run in tool_runs), 1),
         }
     ratio = tools["filegate"]["median_mb_per_s"] / tools["aws"]["median_mb_per_s"]
+    # Same-round ratios (filegate's run, then aws's): less exposed to the load moving.
+    pairs = [
+        round(aws["seconds"] / fg["seconds"], 3)
+        for fg, aws in zip(samples["filegate"], samples["aws"], strict=True)
+        if not fg["exit_code"] and not aws["exit_code"]
+    ]
     return {
         "file": {"size_bytes": size, "content": "random bytes (os.urandom), page-cached"},
         "runs_per_tool": runs,
         "order": "interleaved: filegate, aws, filegate, aws, ...",
         "tools": tools,
         "throughput_ratio_filegate_over_aws": round(ratio, 3),
+        "pair_ratios_filegate_over_aws": pairs,
+        "median_pair_ratio": round(median(pairs), 3) if pairs else None,
         "target_throughput_met": ratio >= 1.0 and not tools["filegate"]["failed_runs"],
         "target_rss_met": tools["filegate"]["peak_rss_mb"] < RSS_TARGET_MB,
     }
@@ -319,6 +332,7 @@ def render(figures: dict[str, Any]) -> str:
     return (
         table(headers, rows)
         + f"\nthroughput ratio filegate/aws: {ratio:.2f}"
+        + f" (per round: {figures['pair_ratios_filegate_over_aws']})"
         + f" (target >= 1.00: {'met' if figures['target_throughput_met'] else 'MISSED'});"
         + f" filegate peak RSS {rss:.0f} MB"
         + f" (target < {RSS_TARGET_MB} MB: {'met' if figures['target_rss_met'] else 'MISSED'})"
