@@ -12,8 +12,9 @@ filegate, aws, filegate, aws, ... Each run is one child process, timed from spaw
 
 MB/s = 1 GiB / wall time, median of the runs; the ratio is filegate's median over aws's
 (target: >= 1.0), and each round's own ratio is kept too, with the machine's 1-minute load
-average before and after each run (the machine is shared). The client's peak RSS is the kernel's high-water mark (VmHWM) of the child's
-process tree, polled every 50 ms (neither tool starts processes of its own); target < 150 MB.
+average before and after each run (the machine is shared). The client's peak RSS is the
+kernel's high-water mark (VmHWM) of the child's process tree, polled every 50 ms (neither
+tool starts processes of its own); target < 150 MB.
 Between runs, untimed: wait for the ledger to record the object (for filegate's upload that
 includes the ingestion hashing 1 GiB), delete every version of it, and wait for the delete
 to be recorded, so that no run shares the emulator with the previous run's work, and the
