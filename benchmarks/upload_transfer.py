@@ -1,9 +1,11 @@
 """A 1 GiB file uploaded with `filegate upload` and with `aws s3 cp`, same endpoint, same run.
 
 Starts a local stack on a free port (emulator, upload API, ingestion workers) and a partner,
-writes a 1 GiB file of random bytes (incompressible; it sits in the page cache after the first
-read, so the disk is not what is measured) and uploads it with each tool in turn, interleaved:
-filegate, aws, filegate, aws, ... Each run is one child process, timed from spawn to exit:
+writes a 1 GiB file of random bytes (incompressible; flushed to disk, and in the page cache,
+so the disk is not what is measured) and uploads it with each tool: once each untimed (a
+warm-up: the first run in a fresh stack pays costs the others do not), then in rounds, the
+tools taking turns to go first (filegate then aws, aws then filegate, ...). Each run is one
+child process, timed from spawn to exit:
 
 - ``filegate upload FILE --api URL`` (defaults: SHA-256 of the file, declaration, a multipart
   plan of 8 MiB parts, 4 parts in flight, complete);
@@ -27,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
 import os
 import resource
 import subprocess
@@ -81,6 +82,10 @@ def write_random_file(path: Path, size: int) -> None:
         for _ in range(size // (8 * MiB)):
             handle.write(os.urandom(8 * MiB))
         handle.write(os.urandom(size % (8 * MiB)))
+        handle.flush()
+        # On disk before the first run: its writeback would otherwise slow the first run's
+        # emulator, which writes every part to a temporary file.
+        os.fsync(handle.fileno())
 
 
 def timed_child(command: list[str], env: dict[str, str]) -> dict[str, Any]:
@@ -221,13 +226,18 @@ def measure(runs: int, size: int) -> dict[str, Any]:
         write_random_file(path, size)
         with local_stack() as state:
             env = client_env(state, add_partner(state, "bench partner"))
+            tools = {
+                "filegate": lambda _: run_filegate(state, env, path),
+                "aws": lambda number: run_aws(state, env, path, f"bench/a-{number}.bin"),
+            }
+            for run_tool in tools.values():  # warm-up, untimed: first-run costs
+                run_tool("warm-up")
+                clear_bucket(state)
             for number in range(runs):
-                tools = {
-                    "filegate": functools.partial(run_filegate, state, env, path),
-                    "aws": functools.partial(run_aws, state, env, path, f"bench/a-{number}.bin"),
-                }
-                for tool, run_tool in tools.items():
-                    run = run_tool()
+                # Alternate who goes first, so that neither always follows the other.
+                order = list(tools) if number % 2 == 0 else list(reversed(tools))
+                for tool in order:
+                    run = tools[tool](number)
                     run["ledger"] = clear_bucket(state)
                     samples[tool].append(run)
                     print(f"run {number + 1} {tool}: {_line(run, size)}", file=sys.stderr)
@@ -300,7 +310,7 @@ def summarize(samples: dict[str, list[dict[str, Any]]], runs: int, size: int) ->
     return {
         "file": {"size_bytes": size, "content": "random bytes (os.urandom), page-cached"},
         "runs_per_tool": runs,
-        "order": "interleaved: filegate, aws, filegate, aws, ...",
+        "order": "one untimed warm-up each, then rounds alternating who goes first: fa, af, ...",
         "tools": tools,
         "throughput_ratio_filegate_over_aws": round(ratio, 3),
         "pair_ratios_filegate_over_aws": pairs,
