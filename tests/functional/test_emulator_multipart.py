@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import gc
 import hashlib
 import os
 from collections.abc import Iterator
@@ -173,3 +174,23 @@ def test_joined_parts_read_in_chunks_across_part_boundaries_and_from_the_start()
     assert joined.size == 8
     joined.close()
     assert all(part.disposed for part in parts)
+
+
+def test_deleting_the_joined_object_closes_its_parts_files(s3: Any) -> None:
+    # A leak here would keep 1 GiB of temporary files per deleted upload in the emulator.
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.s3.models import s3_backends
+
+    _upload(s3, "big.bin", PARTS)
+    bucket = s3_backends[DEFAULT_ACCOUNT_ID]["aws"].get_bucket(BUCKET)
+    joined = bucket.keys["big.bin"]._value_buffer
+    assert isinstance(joined, JoinedParts)
+    parts = list(joined._parts)
+    assert not any(part._value_buffer.closed for part in parts)
+    version = s3.head_object(Bucket=BUCKET, Key="big.bin")["VersionId"]
+
+    s3.delete_object(Bucket=BUCKET, Key="big.bin", VersionId=version)
+    gc.collect()
+
+    assert joined.closed
+    assert all(part._value_buffer.closed for part in parts)
