@@ -1,9 +1,11 @@
 """A 1 GiB file uploaded with `filegate upload` and with `aws s3 cp`, same endpoint, same run.
 
 Starts a local stack on a free port (emulator, upload API, ingestion workers) and a partner,
-writes a 1 GiB file of random bytes (incompressible; it sits in the page cache after the first
-read, so the disk is not what is measured) and uploads it with each tool in turn, interleaved:
-filegate, aws, filegate, aws, ... Each run is one child process, timed from spawn to exit:
+writes a 1 GiB file of random bytes (incompressible; flushed to disk, and in the page cache,
+so the disk is not what is measured) and uploads it with each tool: once each untimed (a
+warm-up: the first run in a fresh stack pays costs the others do not), then in rounds, the
+tools taking turns to go first (filegate then aws, aws then filegate, ...). Each run is one
+child process, timed from spawn to exit:
 
 - ``filegate upload FILE --api URL`` (defaults: SHA-256 of the file, declaration, a multipart
   plan of 8 MiB parts, 4 parts in flight, complete);
@@ -11,8 +13,10 @@ filegate, aws, filegate, aws, ... Each run is one child process, timed from spaw
   parts, 10 in flight, botocore's default checksums).
 
 MB/s = 1 GiB / wall time, median of the runs; the ratio is filegate's median over aws's
-(target: >= 1.0). The client's peak RSS is the kernel's high-water mark (VmHWM) of the child's
-process tree, polled every 50 ms (neither tool starts processes of its own); target < 150 MB.
+(target: >= 1.0), and each round's own ratio is kept too, with the machine's 1-minute load
+average before and after each run (the machine is shared). The client's peak RSS is the
+kernel's high-water mark (VmHWM) of the child's process tree, polled every 50 ms (neither
+tool starts processes of its own); target < 150 MB.
 Between runs, untimed: wait for the ledger to record the object (for filegate's upload that
 includes the ingestion hashing 1 GiB), delete every version of it, and wait for the delete
 to be recorded, so that no run shares the emulator with the previous run's work, and the
@@ -25,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
 import os
 import resource
 import subprocess
@@ -79,11 +82,16 @@ def write_random_file(path: Path, size: int) -> None:
         for _ in range(size // (8 * MiB)):
             handle.write(os.urandom(8 * MiB))
         handle.write(os.urandom(size % (8 * MiB)))
+        handle.flush()
+        # On disk before the first run: its writeback would otherwise slow the first run's
+        # emulator, which writes every part to a temporary file.
+        os.fsync(handle.fileno())
 
 
 def timed_child(command: list[str], env: dict[str, str]) -> dict[str, Any]:
     """Run one child: wall and CPU seconds, peak RSS (MB) of its tree, exit code, stdout."""
     cpu_before = _children_cpu()
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.monotonic()
         child = subprocess.Popen(command, stdout=out, stderr=err, env=env)
@@ -100,6 +108,8 @@ def timed_child(command: list[str], env: dict[str, str]) -> dict[str, Any]:
         "seconds": seconds,
         "cpu_seconds": round(_children_cpu() - cpu_before, 2),
         "peak_rss_mb": peak_kib / 1024,
+        # The machine is shared: its 1-minute load average before and after the run.
+        "load_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "stdout": stdout,
         **({"stderr_tail": stderr[-1000:]} if child.returncode else {}),
     }
@@ -216,13 +226,18 @@ def measure(runs: int, size: int) -> dict[str, Any]:
         write_random_file(path, size)
         with local_stack() as state:
             env = client_env(state, add_partner(state, "bench partner"))
+            tools = {
+                "filegate": lambda _: run_filegate(state, env, path),
+                "aws": lambda number: run_aws(state, env, path, f"bench/a-{number}.bin"),
+            }
+            for run_tool in tools.values():  # warm-up, untimed: first-run costs
+                run_tool("warm-up")
+                clear_bucket(state)
             for number in range(runs):
-                tools = {
-                    "filegate": functools.partial(run_filegate, state, env, path),
-                    "aws": functools.partial(run_aws, state, env, path, f"bench/a-{number}.bin"),
-                }
-                for tool, run_tool in tools.items():
-                    run = run_tool()
+                # Alternate who goes first, so that neither always follows the other.
+                order = list(tools) if number % 2 == 0 else list(reversed(tools))
+                for tool in order:
+                    run = tools[tool](number)
                     run["ledger"] = clear_bucket(state)
                     samples[tool].append(run)
                     print(f"run {number + 1} {tool}: {_line(run, size)}", file=sys.stderr)
@@ -235,7 +250,8 @@ def _line(run: dict[str, Any], size: int) -> str:
         return f"FAILED (exit {run['exit_code']}): {run['stderr_tail'][-300:]}"
     return (
         f"{size / run['seconds'] / 1e6:.1f} MB/s, {run['seconds']:.1f} s, CPU"
-        f" {run['cpu_seconds']:.1f} s, peak RSS {run['peak_rss_mb']:.0f} MB, ledger {run['ledger']}"
+        f" {run['cpu_seconds']:.1f} s, peak RSS {run['peak_rss_mb']:.0f} MB,"
+        f" ledger {run['ledger']}, load {run['load_1m'][0]:.1f} -> {run['load_1m'][1]:.1f}"
     )
 
 
@@ -285,12 +301,20 @@ def summarize(samples: dict[str, list[dict[str, Any]]], runs: int, size: int) ->
             "peak_rss_mb": round(max(run["peak_rss_mb"] for run in tool_runs), 1),
         }
     ratio = tools["filegate"]["median_mb_per_s"] / tools["aws"]["median_mb_per_s"]
+    # Same-round ratios (filegate's run, then aws's): less exposed to the load moving.
+    pairs = [
+        round(aws["seconds"] / fg["seconds"], 3)
+        for fg, aws in zip(samples["filegate"], samples["aws"], strict=True)
+        if not fg["exit_code"] and not aws["exit_code"]
+    ]
     return {
         "file": {"size_bytes": size, "content": "random bytes (os.urandom), page-cached"},
         "runs_per_tool": runs,
-        "order": "interleaved: filegate, aws, filegate, aws, ...",
+        "order": "one untimed warm-up each, then rounds alternating who goes first: fa, af, ...",
         "tools": tools,
         "throughput_ratio_filegate_over_aws": round(ratio, 3),
+        "pair_ratios_filegate_over_aws": pairs,
+        "median_pair_ratio": round(median(pairs), 3) if pairs else None,
         "target_throughput_met": ratio >= 1.0 and not tools["filegate"]["failed_runs"],
         "target_rss_met": tools["filegate"]["peak_rss_mb"] < RSS_TARGET_MB,
     }
@@ -319,6 +343,7 @@ def render(figures: dict[str, Any]) -> str:
     return (
         table(headers, rows)
         + f"\nthroughput ratio filegate/aws: {ratio:.2f}"
+        + f" (per round: {figures['pair_ratios_filegate_over_aws']})"
         + f" (target >= 1.00: {'met' if figures['target_throughput_met'] else 'MISSED'});"
         + f" filegate peak RSS {rss:.0f} MB"
         + f" (target < {RSS_TARGET_MB} MB: {'met' if figures['target_rss_met'] else 'MISSED'})"

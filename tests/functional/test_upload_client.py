@@ -433,6 +433,27 @@ def test_progress_adds_up_to_the_file_size_even_after_a_retried_part(
     assert sum(progress.reports) == 4 * fake.part_size + 7
 
 
+def test_parts_are_read_and_sent_in_blocks_of_chunk_bytes_not_8_kib(
+    fake: FakeService, tmp_path: Path
+) -> None:
+    # GIVEN parts of 3 MiB and a client reading 1 MiB at a time
+    data = write_random(tmp_path / "big.bin", 6 * MiB + 5)
+    fake.threshold, fake.part_size = MiB, 3 * MiB
+    progress = Progress()
+
+    # WHEN it is uploaded
+    make_client(fake, chunk_bytes=MiB).upload(tmp_path / "big.bin", subscriber=progress)
+
+    # THEN each part went out in whole 1 MiB blocks (http.client alone would read 8 KiB ones)
+    assert sorted(progress.reports) == [5] + [MiB] * 6
+    parts = [fake.requests("PUT", f"/s3/part/{n}")[0] for n in (1, 2, 3)]
+    assert [p.sha256 for p in parts] == [
+        sha256(data[: 3 * MiB]),
+        sha256(data[3 * MiB : 6 * MiB]),
+        sha256(data[6 * MiB :]),
+    ]
+
+
 # --- memory --------------------------------------------------------------------------------
 
 

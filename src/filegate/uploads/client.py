@@ -94,13 +94,23 @@ class _Counter:
 
 
 class _FileSlice:
-    """A read-only window [offset, offset + size) of a file, streamed in chunks."""
+    """A read-only window [offset, offset + size) of a file, streamed in chunks.
 
-    def __init__(self, path: Path, offset: int, size: int, on_read: Callable[[int], None]) -> None:
+    urllib3 gets ``chunks()``, not the slice: given a file-like body, http.client reads and
+    sends it 8 KiB at a time, 131,072 reads and sends per GiB (twice the client's CPU).
+    """
+
+    def __init__(
+        self, path: Path, offset: int, size: int, chunk_bytes: int, on_read: Callable[[int], None]
+    ) -> None:
         self._file: BinaryIO = path.open("rb")
         self._file.seek(offset)
         self._left = size
+        self._chunk_bytes = chunk_bytes
         self._on_read = on_read
+
+    def chunks(self) -> Iterator[bytes]:
+        return iter(lambda: self.read(self._chunk_bytes), b"")
 
     def read(self, amount: int = -1) -> bytes:
         wanted = self._left if amount is None or amount < 0 else min(amount, self._left)
@@ -238,12 +248,12 @@ class UploadClient:
                 sent += count
                 counter.add(count)
 
-            body = _FileSlice(path, offset, size, on_read)
+            body = _FileSlice(path, offset, size, self._config.chunk_bytes, on_read)
             try:
                 response = self._http.request(
                     "PUT",
                     url,
-                    body=body,
+                    body=body.chunks(),
                     headers=_with_length(headers, size),
                     timeout=self._config.timeout_seconds,
                     preload_content=True,
