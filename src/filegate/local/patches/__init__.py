@@ -2,7 +2,9 @@
 
 - :mod:`.s3`: S3 events shaped like real S3's (``sequencer``, ``versionId``, delete-marker
   events, one event per multipart upload, events numbered in the order S3 applied the writes).
-  Always applied: the ingestion's ordering logic needs them to run locally.
+  Always applied: the ingestion's ordering logic needs them to run locally. Also
+  CompleteMultipartUpload joining the parts where they are (moto copies a 1 GiB object about
+  five times), with moto's ETag, checksums and errors.
 - :mod:`.sqs`: moto's SQS fast at queue depth, and the backend found for each host remembered
   (moto recomputes it, under a global lock, on every request).
   ``FILEGATE_EMULATOR_SQS_PATCH=0`` serves without them (moto's own SQS and routing).
