@@ -51,6 +51,11 @@ MIN_PART_SIZE = 5 * 1024 * 1024
 START_PART_SIZE = 8 * 1024 * 1024
 MAX_PART_SIZE = 5 * 1024**3
 MAX_PART_COUNT = 10_000
+# A multipart plan hands the partner every part's presigned URL in one response, and a function
+# URL's response is at most 6 MB. On AWS each URL carries the function role's session token
+# (~1.6 KB a URL), so 10,000 parts would not fit; 2,000 do (~3.2 MB), and 2,000 parts of at
+# most 5 GiB still cover S3's largest object (5 TiB).
+MAX_PLAN_PARTS = 2_000
 ENCRYPTION: Final = "AES256"
 # Answers to CompleteMultipartUpload that are about the parts the client listed, not about us.
 _PARTS_CODES = frozenset({"InvalidPart", "InvalidPartOrder", "EntityTooSmall", "NoSuchUpload"})
@@ -382,9 +387,10 @@ class UploadSigner:
 
 
 def part_size_for(size: int) -> int:
-    """s3transfer's rule: 8 MiB, kept within 5 MiB-5 GiB, doubled until at most 10,000 parts."""
+    """s3transfer's rule (8 MiB, within 5 MiB-5 GiB, doubled while too many parts), with the
+    plan's limit of 2,000 parts instead of S3's 10,000: larger files get larger parts."""
     part_size = min(max(START_PART_SIZE, MIN_PART_SIZE), MAX_PART_SIZE)
-    while math.ceil(size / part_size) > MAX_PART_COUNT:
+    while math.ceil(size / part_size) > MAX_PLAN_PARTS:
         part_size *= 2
     return part_size
 

@@ -180,6 +180,30 @@ def test_a_large_upload_gets_a_multipart_plan(
     assert [u["Key"] for u in open_uploads] == [plan["key"]]
 
 
+def test_the_largest_object_gets_a_plan_that_fits_one_function_url_response(
+    upload_api: Call, registry: PartnerRegistry
+) -> None:
+    # GIVEN a partner allowed S3's largest object (5 TiB)
+    _, key = registry.add("Huge", max_size=5 * 1024**4, allowed_types=["application/*"])
+    # WHEN it declares one
+    response = api.lambda_handler(
+        http_event(
+            "POST",
+            "/uploads",
+            api_key=key,
+            body=declaration(size=5 * 1024**4, content_type="application/octet-stream"),
+        ),
+        FakeContext(),
+    )
+    # THEN every part's URL is in a response well under the function URL's 6 MB, even with
+    # the ~1 KB session token each URL carries on AWS
+    plan = json.loads(response["body"])
+    assert response["statusCode"] == 201
+    assert plan["part_count"] == len(plan["parts"]) == 1_280
+    assert plan["part_size"] <= 5 * 1024**3
+    assert len(response["body"]) + 1_100 * plan["part_count"] < 6_000_000
+
+
 def test_the_threshold_comes_from_the_environment(
     upload_api: Call, acme: tuple[Partner, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
