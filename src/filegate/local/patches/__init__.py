@@ -3,12 +3,15 @@
 - :mod:`.s3`: S3 events shaped like real S3's (``sequencer``, ``versionId``, delete-marker
   events, one event per multipart upload, events numbered in the order S3 applied the writes).
   Always applied: the ingestion's ordering logic needs them to run locally.
-- :mod:`.sqs`: moto's SQS fast at queue depth, and the backend found for each host remembered
-  (moto recomputes it, under a global lock, on every request).
+- :mod:`.sqs`: moto's SQS fast at queue depth (receive, delete, change visibility, counts, and a
+  send to a standard queue), and the backend found for each host remembered (moto recomputes
+  it, under a global lock, on every request).
   ``FILEGATE_EMULATOR_SQS_PATCH=0`` serves without them (moto's own SQS and routing).
 - :mod:`.dynamodb`: moto's UpdateItem (the ledger's one conditional write per event) parsed once
-  per expression text, its AST copied structurally, its expression-only checks run once, with
-  the same results as moto's. ``FILEGATE_EMULATOR_DDB_PATCH=0`` serves without them.
+  per expression text, its AST copied structurally, its expression-only checks run once, a
+  plain SET / REMOVE update validated in one pass (:mod:`.ddb_values`), its condition parsed
+  once per request, with the same results as moto's. ``FILEGATE_EMULATOR_DDB_PATCH=0`` serves
+  without them.
 
 The two switches exist to measure the difference (benchmarks/e2e_burst.py).
 ``FILEGATE_EMULATOR_PROFILE=<file>`` profiles every request with cProfile and writes the merged

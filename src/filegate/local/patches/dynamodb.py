@@ -33,7 +33,13 @@ depends on the request's values and the item):
   "is it a node / does this processor process it" is answered once per (processor class, node
   class); a child that is not a node is not visited (moto's visit returns it untouched);
 - **condition expressions tokenized once per text** (the tokens depend on the text only; each
-  request still gets its own tokens, and the rest of moto's condition parser runs as before).
+  request still gets its own tokens, and the rest of moto's condition parser runs as before),
+  and **parsed once per request** (moto's second parse, of the same objects, gets the first's
+  read-only tree);
+- **the seven value-dependent processors in one pass** for a plain SET / REMOVE update
+  (:mod:`.ddb_values`), moto's processors on a fresh copy for anything else;
+- **placeholder searches on a remembered tree remembered**, and a remembered tree's copy built
+  from steps computed once.
 
 ``FILEGATE_EMULATOR_DDB_PATCH=0`` serves without these (see the package's docstring).
 """
