@@ -137,20 +137,13 @@ def default_state_dir(env: Mapping[str, str] | None = None) -> Path:
 
 @dataclass(frozen=True)
 class LocalSettings:
-    """How the local stack runs: ports, region, state directory, workers, retry delay.
-
-    ``workers`` warm workers serve each function URL; the ingestion function gets
-    ``ingest_workers`` (see there), at most the mapping's MaximumConcurrency."""
+    """How the local stack runs: ports, region, state directory, workers, retry delay."""
 
     port: int = DEFAULT_LOCAL_PORT
     region: str = DEFAULT_REGION
     state_dir: Path = Path(".filegate")
     stack_name: str = DEFAULT_STACK_NAME
     workers: int = DEFAULT_LOCAL_WORKERS
-    # The ingestion function's warm workers: FILEGATE_LOCAL_WORKERS when set, else (None) the
-    # mapping's MaximumConcurrency, the five concurrent batches Lambda's SQS poller starts with.
-    # With 2 workers a 2,000-upload burst queued ~1,300 messages (docs/benchmarks.md, section 3).
-    ingest_workers: int | None = None
     retry_delay_seconds: int = DEFAULT_LOCAL_RETRY_DELAY
     api_port: int = DEFAULT_LOCAL_PORT + 1
 
@@ -191,6 +184,5 @@ class LocalSettings:
             region=resolve_region(region, env),
             state_dir=default_state_dir(env),
             workers=_int(env, ENV_LOCAL_WORKERS, DEFAULT_LOCAL_WORKERS, 1),
-            ingest_workers=_int(env, ENV_LOCAL_WORKERS, 0, 1) or None,
             retry_delay_seconds=_int(env, ENV_LOCAL_RETRY_DELAY, DEFAULT_LOCAL_RETRY_DELAY, 0),
         )

@@ -122,18 +122,6 @@ def test_local_settings_reject_bad_values_by_name() -> None:
     assert LocalSettings.resolve(port=4600, env={}).endpoint_url == "http://127.0.0.1:4600"
 
 
-def test_ingest_workers_follow_the_mapping_unless_set() -> None:
-    # unset: the ingestion function runs as many as the mapping's MaximumConcurrency (the stack
-    # caps it there); function URLs keep the default
-    default = LocalSettings.resolve(env={})
-    assert (default.ingest_workers, default.workers) == (None, 2)
-    chosen = LocalSettings.resolve(env={"FILEGATE_LOCAL_WORKERS": "3"})
-    assert (chosen.ingest_workers, chosen.workers) == (3, 3)
-    assert LocalSettings.from_json(chosen.to_json()) == chosen
-    with pytest.raises(ConfigError, match="FILEGATE_LOCAL_WORKERS"):
-        LocalSettings.resolve(env={"FILEGATE_LOCAL_WORKERS": "0"})
-
-
 def test_region_precedence_follows_the_aws_cli() -> None:
     env = {"AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-west-2"}
     assert resolve_region("eu-west-1", env) == "eu-west-1"

@@ -269,8 +269,7 @@ class LocalStack:
             parameters.code_key,
             self._work_dir,
         )
-        wanted = self.settings.ingest_workers or mapping.maximum_concurrency
-        count = max(1, min(wanted, mapping.maximum_concurrency))
+        count = max(1, min(self.settings.workers, mapping.maximum_concurrency))
         workers = self._warm_workers(spec, count)
         telemetry = self._telemetry = Telemetry(self._target)
         telemetry.start()
