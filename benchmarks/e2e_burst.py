@@ -11,6 +11,10 @@ Starts a local stack on a free port, then, against the same emulator:
    Progress is watched through DescribeTable's ItemCount (cheap in moto), and the table is
    scanned ONCE at the end, so measuring adds little load on the emulator.
 
+Each phase also records the CPU time (Linux /proc) that the emulator, the function's workers
+and this process (client threads, event source mapping, log shipping) spent on it, per object:
+on a shared machine these move far less between runs than objects/s do.
+
 Targets: pipeline throughput >= half the floor's, latency p95 < 1 s.
 ``--unpatched-sqs`` runs the emulator without the SQS patches (FILEGATE_EMULATOR_SQS_PATCH=0),
 ``--unpatched-ddb`` without the DynamoDB UpdateItem patches (FILEGATE_EMULATOR_DDB_PATCH=0), to
@@ -29,9 +33,10 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -59,12 +64,62 @@ def local_stack(unpatched_sqs: bool, unpatched_ddb: bool = False) -> Iterator[An
             if off:
                 os.environ[name] = "0"
         try:
-            settings = LocalSettings.resolve(port=free_port())
+            settings = LocalSettings.resolve(port=free_port(), api_port=free_port())
             with LocalStack(settings, progress=lambda _: None).running() as state:
                 yield state
         finally:
             for name in switches:
                 os.environ.pop(name, None)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, 0 if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children() -> dict[int, str]:
+    """This process's child processes: pid -> "emulator" or "workers"."""
+    found: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            command = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if ppid == os.getpid():
+            found[int(entry.name)] = (
+                "emulator" if b"filegate.local.emulator" in command else "workers"
+            )
+    return found
+
+
+def cpu_per_object(count: int, figures: dict[str, Any]) -> Generator[None, None, None]:
+    """Adds to ``figures`` the CPU ms per object each process group spent between the first
+    ``next()`` and ``close()`` (or the end of a ``with``, through :func:`cpu_block`)."""
+    processes = {**_children(), os.getpid(): "client"}
+    before = {pid: _cpu_seconds(pid) for pid in processes}
+    try:
+        yield
+    finally:
+        _record_cpu(count, figures, processes, before)
+
+
+cpu_block = contextlib.contextmanager(cpu_per_object)
+
+
+def _record_cpu(
+    count: int, figures: dict[str, Any], processes: dict[int, str], before: dict[int, float]
+) -> None:
+    spent: dict[str, float] = {"emulator": 0.0, "workers": 0.0, "client": 0.0}
+    for pid, group in processes.items():
+        spent[group] += max(0.0, _cpu_seconds(pid) - before[pid])
+    figures["cpu_ms_per_object"] = {g: round(1000 * s / count, 2) for g, s in spent.items()}
 
 
 def _burst(count: int, threads: int, put: Callable[[int], None]) -> tuple[float, list[float]]:
@@ -136,8 +191,11 @@ def floor_ledger_write(state: Any, count: int, threads: int) -> dict[str, Any]:
     return {"objects_per_s": count / wall, "wall_s": wall, **_latency(latencies)}
 
 
-def pipeline(state: Any, count: int, threads: int, timeout: float) -> dict[str, Any]:
-    """Uploads to the stack's bucket; the ledger items the function writes say when."""
+def pipeline(
+    state: Any, count: int, threads: int, timeout: float, cpu: Generator[None, None, None]
+) -> dict[str, Any]:
+    """Uploads to the stack's bucket; the ledger items the function writes say when.
+    ``cpu`` (a started :func:`cpu_per_object`) is closed once every item is in the table."""
     s3, ddb = state.target.client("s3"), state.target.client("dynamodb")
     bucket, table_name = state.outputs["BucketName"], state.outputs["TableName"]
     run = uuid.uuid4().hex[:8]
@@ -151,6 +209,7 @@ def pipeline(state: Any, count: int, threads: int, timeout: float) -> dict[str, 
     uploaded = max(done)
     depth = _queue_depth(state)
     recorded = _wait_for_items(ddb, table_name, before + count, uploaded + timeout) - before
+    cpu.close()  # the CPU figures end here: the scan below is the benchmark's, not the pipeline's
     updated = _updated_at(ddb, table_name, f"bench-{run}/")
     latencies = [updated[key] - done[i] for i, key in enumerate(keys) if key in updated]
     last = max(updated.values()) if updated else uploaded
@@ -211,10 +270,18 @@ def _latency(seconds: list[float]) -> dict[str, float]:
 def measure(
     count: int, threads: int, timeout: float, unpatched_sqs: bool, unpatched_ddb: bool = False
 ) -> dict[str, Any]:
+    load_before = os.getloadavg()
     with local_stack(unpatched_sqs, unpatched_ddb) as state:
-        floor_figures = floor(state, count, threads)
-        ledger_floor = floor_ledger_write(state, count, threads)
-        pipeline_figures = pipeline(state, count, threads, timeout)
+        floor_figures: dict[str, Any] = {}
+        with cpu_block(count, floor_figures):
+            floor_figures.update(floor(state, count, threads))
+        ledger_floor: dict[str, Any] = {}
+        with cpu_block(count, ledger_floor):
+            ledger_floor.update(floor_ledger_write(state, count, threads))
+        pipeline_figures: dict[str, Any] = {}
+        cpu = cpu_per_object(count, pipeline_figures)
+        next(cpu)
+        pipeline_figures.update(pipeline(state, count, threads, timeout, cpu))
     workers = os.environ.get("FILEGATE_LOCAL_WORKERS", "2 (default)")
     ratio = pipeline_figures["objects_per_s"] / floor_figures["objects_per_s"]
     return {
@@ -223,6 +290,7 @@ def measure(
         "workers": workers,
         "sqs_patch": not unpatched_sqs,
         "ddb_patch": not unpatched_ddb,
+        "load_average_before_after": [list(load_before), list(os.getloadavg())],
         "floor": floor_figures,
         "floor_ledger_write": ledger_floor,
         "pipeline": pipeline_figures,
@@ -250,8 +318,13 @@ def render(figures: dict[str, Any]) -> str:
          f"{pipe['latency_p99_ms']:.0f}"],
     ]  # fmt: skip
     headers = ["path", "objects/s", "uploads/s", "recorded", "p50 ms", "p95 ms", "p99 ms"]
+    cpu = "; ".join(
+        f"{name}: " + ", ".join(f"{k} {v:.1f}" for k, v in part["cpu_ms_per_object"].items())
+        for name, part in (("floor", floor_f), ("ledger floor", ledger_f), ("pipeline", pipe))
+    )
     return (
         table(headers, rows)
+        + f"\nCPU ms per object: {cpu}"
         + f"\nthroughput ratio pipeline/floor: {figures['throughput_ratio_vs_floor']:.2f}"
         + f" (target >= 0.50: {'met' if figures['target_throughput_met'] else 'MISSED'});"
         + f" p95 < 1000 ms: {'met' if figures['target_p95_met'] else 'MISSED'};"

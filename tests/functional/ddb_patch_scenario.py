@@ -147,6 +147,30 @@ _RAW: list[tuple[str, dict[str, str], dict[str, Any], str | None, dict[str, Any]
         None,
         {},
     ),
+    # plain SET / REMOVE updates (the one-pass path, ddb_values) next to what it must leave alone
+    ("SET #a = if_not_exists(#a, :missing)", {"#a": "a"}, {":v": {"S": "v"}}, None, {}),
+    ("SET #a = if_not_exists(#u, :v)", {"#a": "a"}, {":v": {"S": "v"}}, None, {}),
+    (
+        "SET #a = if_not_exists(#b, :v)",
+        {"#a": "a2", "#b": "a"},
+        {":v": {"S": "v"}},
+        None,
+        {"ReturnValues": "UPDATED_NEW"},
+    ),
+    ("SET #p = if_not_exists(#q, :n)", {"#p": "prefix", "#q": "q"}, {":n": {"N": "1"}}, None, {}),
+    ("SET #p = if_not_exists(#p, :e)", {"#p": "prefix"}, {":e": {"S": ""}}, None, {}),
+    ("REMOVE #u", {}, {}, None, {}),
+    ("REMOVE #u", {"#u": "u"}, {}, None, {"ReturnValues": "ALL_OLD"}),
+    ("REMOVE size", {}, {}, None, {}),
+    (
+        "REMOVE #a, #f SET #g = if_not_exists(#g, :v), #h = :v",
+        {"#a": "a2", "#f": "f", "#g": "g", "#h": "h"},
+        {":v": {"N": "7"}},
+        None,
+        {"ReturnValues": "ALL_NEW"},
+    ),
+    ("SET #a = :v", {"#a": "a"}, {":v": {"S": "v"}, ":unused": {"S": "u"}}, None, {}),
+    ("SET #a = if_not_exists(#a, :v)", {"#a": "a", "#x": "x"}, {":v": {"S": "v"}}, None, {}),
     # the same text with other names: the cached checks must not carry over
     ("SET #k = :v", {"#k": "other"}, {":v": {"S": "v"}}, None, {}),
     ("SET #k = :v", {"#k": "s3_key"}, {":v": {"S": "v"}}, None, {}),
@@ -201,9 +225,10 @@ def _raw_steps(ddb: Any, prefix: str) -> list[Any]:
                 "TableName": TABLE,
                 "Key": {"s3_key": {"S": key}},
                 "UpdateExpression": update,
-                "ExpressionAttributeValues": values,
                 **extra,
             }
+            if values:  # a REMOVE-only update must send none
+                request["ExpressionAttributeValues"] = values
             if names:
                 request["ExpressionAttributeNames"] = names
             if condition is not None:

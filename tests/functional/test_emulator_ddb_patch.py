@@ -111,3 +111,63 @@ def test_structural_clone_is_a_deepcopy(patched: None) -> None:
     copied = dynamodb.clone_ast(value)
     assert copied.children[0] is not value.children[0]
     assert copied.children[0] == value.children[0]
+
+
+@pytest.mark.parametrize("existing", [{}, {"f": {"S": "kept"}, "a": {"N": "1"}}])
+def test_one_pass_tree_equals_moto_processors_tree(patched: None, existing: dict[str, Any]) -> None:
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+    from moto.dynamodb.parsing.validators import UpdateExpressionValidator
+
+    from filegate.local.patches import ddb_values
+
+    text = "SET #a = :v, width = :n, #f = if_not_exists(#f, :w) REMOVE #r, leftover"
+    names = {"#a": "a", "#f": "f", "#r": "r"}
+    values = {":v": {"S": "v"}, ":n": {"N": "3"}, ":w": {"S": "w"}}
+    item = Item(DynamoType({"S": "k"}), None, attrs=existing)
+    validator = UpdateExpressionValidator(
+        UpdateExpressionParser.make(text), expression_attribute_names=names,
+        expression_attribute_values=values, item=item, table=_KeyOnlyTable(),
+    )  # fmt: skip
+    moto_tree = dynamodb.clone_ast(UpdateExpressionParser.make(text))
+    for processor in validator.processors[3:]:
+        moto_tree = processor.traverse(moto_tree)
+
+    one_pass = ddb_values.validated(
+        validator, dynamodb.clone_ast(UpdateExpressionParser.make(text)), validator.processors[3:]
+    )
+
+    assert one_pass is not None
+    assert _dump(one_pass) == _dump(moto_tree)
+    kept = one_pass.children[0].children[0].children[1].children[1].children[0].children[1]
+    if existing:
+        assert kept.children[0] is item.attrs["f"]  # the item's own value, as moto resolves it
+    else:
+        assert kept.children[0] == DynamoType({"S": "w"})
+
+
+def test_one_pass_declines_what_is_not_a_plain_set_or_remove(patched: None) -> None:
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+    from moto.dynamodb.parsing.validators import UpdateExpressionValidator
+
+    from filegate.local.patches import ddb_values
+
+    for text in ("SET #a = #a + :v", "ADD #a :v", "SET #a.#b = :v", "SET #a = list_append(#a, :v)"):
+        validator = UpdateExpressionValidator(
+            UpdateExpressionParser.make(text), expression_attribute_names={"#a": "a", "#b": "b"},
+            expression_attribute_values={":v": {"N": "1"}},
+            item=Item(DynamoType({"S": "k"}), None, attrs={}), table=_KeyOnlyTable(),
+        )  # fmt: skip
+        tree = dynamodb.clone_ast(UpdateExpressionParser.make(text))
+
+        assert ddb_values.validated(validator, tree, validator.processors[3:]) is None, text
+
+
+class _KeyOnlyTable:
+    """What moto's update validators read of a table: a hash key ``s3_key``, no other keys."""
+
+    def __init__(self) -> None:
+        self.table_key_attrs = ["s3_key"]
+        self.attribute_keys = ["s3_key"]
+        self.attr = [{"AttributeName": "s3_key", "AttributeType": "S"}]

@@ -5,18 +5,23 @@
   Always applied: the ingestion's ordering logic needs them to run locally. Also
   CompleteMultipartUpload joining the parts where they are (moto copies a 1 GiB object about
   five times), with moto's ETag, checksums and errors.
-- :mod:`.sqs`: moto's SQS fast at queue depth, and the backend found for each host remembered
-  (moto recomputes it, under a global lock, on every request).
+- :mod:`.sqs`: moto's SQS fast at queue depth (receive, delete, change visibility, counts, and a
+  send to a standard queue), and the backend found for each host remembered (moto recomputes
+  it, under a global lock, on every request).
   ``FILEGATE_EMULATOR_SQS_PATCH=0`` serves without them (moto's own SQS and routing).
 - :mod:`.dynamodb`: moto's UpdateItem (the ledger's one conditional write per event) parsed once
-  per expression text, its AST copied structurally, its expression-only checks run once, with
-  the same results as moto's. ``FILEGATE_EMULATOR_DDB_PATCH=0`` serves without them.
+  per expression text, its AST copied structurally, its expression-only checks run once, a
+  plain SET / REMOVE update validated in one pass (:mod:`.ddb_values`), its condition parsed
+  once per request, with the same results as moto's. ``FILEGATE_EMULATOR_DDB_PATCH=0`` serves
+  without them.
 - :mod:`.lambda_invoke`: Lambda's Invoke runs the deployed code on the local stack's workers,
   when the supervisor passes ``FILEGATE_EMULATOR_INVOKE_URL`` (moto cannot run code).
 
 The two switches exist to measure the difference (benchmarks/e2e_burst.py).
 ``FILEGATE_EMULATOR_PROFILE=<file>`` profiles every request with cProfile and writes the merged
-statistics (``pstats`` format) to that file when the emulator exits.
+statistics (``pstats`` format) to that file when the emulator exits. The profiler's clock is the
+thread's CPU time: with a dozen request threads taking turns at one GIL, wall time would
+charge every function for the time its thread spent waiting for the GIL.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import atexit
 import cProfile
 import os
 import threading
+import time
 from typing import Any
 
 from filegate.local.patches import dynamodb, lambda_invoke, s3, sqs
@@ -56,7 +62,7 @@ def _profile_requests(stats_path: str) -> None:
             if idle:
                 profile = idle.pop()
             else:
-                profile = cProfile.Profile()
+                profile = cProfile.Profile(time.thread_time)
                 every.append(profile)
         try:
             return profile.runcall(call, self, environ, start_response)

@@ -33,7 +33,13 @@ depends on the request's values and the item):
   "is it a node / does this processor process it" is answered once per (processor class, node
   class); a child that is not a node is not visited (moto's visit returns it untouched);
 - **condition expressions tokenized once per text** (the tokens depend on the text only; each
-  request still gets its own tokens, and the rest of moto's condition parser runs as before).
+  request still gets its own tokens, and the rest of moto's condition parser runs as before),
+  and **parsed once per request** (moto's second parse, of the same objects, gets the first's
+  read-only tree);
+- **the seven value-dependent processors in one pass** for a plain SET / REMOVE update
+  (:mod:`.ddb_values`), moto's processors on a fresh copy for anything else;
+- **placeholder searches on a remembered tree remembered**, and a remembered tree's copy built
+  from steps computed once.
 
 ``FILEGATE_EMULATOR_DDB_PATCH=0`` serves without these (see the package's docstring).
 """
@@ -47,6 +53,8 @@ import importlib
 import threading
 from collections.abc import Callable, Hashable
 from typing import Any
+
+from filegate.local.patches import ddb_values
 
 _moto: dict[str, Any] = {}  # moto classes the patches refer to, set by patch()
 # The remembered ASTs and passed checks are bounded: past this many entries, start again.
@@ -62,6 +70,14 @@ class _NotAParsedTree(Exception):
 # --- parse once per expression text ----------------------------------------------------------
 
 
+# id(remembered AST) -> the AST: the trees _parse_once hands out, which nothing may change.
+_remembered: dict[int, Any] = {}
+
+
+def _is_remembered(ast: Any) -> bool:
+    return _remembered.get(id(ast)) is ast
+
+
 def _parse_once(make: Callable[[str], Any]) -> Callable[[type, str], Any]:
     parsed: dict[tuple[type, str], Any] = {}
 
@@ -72,7 +88,9 @@ def _parse_once(make: Callable[[str], Any]) -> Callable[[type, str], Any]:
             ast = make.__func__(cls, expression_str)  # type: ignore[attr-defined]
             if len(parsed) >= _CACHE_LIMIT:
                 parsed.clear()
+                _remembered.clear()
             parsed[key] = ast
+            _remembered[id(ast)] = ast
         return ast
 
     return functools.wraps(make)(cached_make)
@@ -81,14 +99,65 @@ def _parse_once(make: Callable[[str], Any]) -> Callable[[type, str], Any]:
 # --- copy the AST structurally ---------------------------------------------------------------
 
 
+# One node of a remembered AST, to rebuild: class, fields (children and parent left None),
+# index of the parent (-1 for the root), children as (is a node, index or leaf) or None.
+_Step = tuple[type, dict[str, Any], int, tuple[tuple[bool, Any], ...] | None]
+# id(remembered AST) -> (the AST, its steps): the AST never changes, so neither do they.
+_recipes: dict[int, tuple[Any, list[_Step]]] = {}
+
+
 def clone_ast(root: Any) -> Any:
     """What ``copy.deepcopy(root)`` gives for a parsed moto AST, built directly."""
     if root.parent is not None:
         return copy.deepcopy(root)
+    entry = _recipes.get(id(root))
+    if entry is not None and entry[0] is root:
+        return _rebuild(entry[1])
     try:
-        return _clone(root, None, _moto["Node"], set())
+        twin = _clone(root, None, _moto["Node"], set())
     except (_NotAParsedTree, AttributeError):  # AttributeError: a node without a __dict__
         return copy.deepcopy(root)
+    if _is_remembered(root):  # checked by _clone above: a parsed tree, and it never changes
+        if len(_recipes) >= _CACHE_LIMIT:
+            _recipes.clear()
+        _recipes[id(root)] = (root, _recipe(root))
+    return twin
+
+
+def _recipe(root: Any) -> list[_Step]:
+    """The steps that rebuild ``root``: parents before their children."""
+    node_class = _moto["Node"]
+    nodes, parents = [root], [-1]
+    for position, node in enumerate(nodes):  # grows while it is walked: breadth first
+        for child in node.children or []:
+            if isinstance(child, node_class):
+                nodes.append(child)
+                parents.append(position)
+    index = {id(node): position for position, node in enumerate(nodes)}
+    steps: list[_Step] = []
+    for node, parent_index in zip(nodes, parents, strict=True):
+        fields = {name: None if name in ("children", "parent") else value
+                  for name, value in node.__dict__.items()}  # fmt: skip
+        kids = None if node.children is None else tuple(
+            (True, index[id(child)]) if isinstance(child, node_class) else (False, child)
+            for child in node.children
+        )  # fmt: skip
+        steps.append((type(node), fields, parent_index, kids))
+    return steps
+
+
+def _rebuild(steps: list[_Step]) -> Any:
+    made: list[Any] = []
+    for cls, fields, parent_index, _ in steps:
+        twin: Any = object.__new__(cls)
+        twin.__dict__.update(fields)
+        if parent_index >= 0:
+            twin.parent = made[parent_index]
+        made.append(twin)
+    for twin, (_, _, _, kids) in zip(made, steps, strict=True):
+        if kids is not None:
+            twin.children = [made[value] if is_node else value for is_node, value in kids]
+    return made[0]
 
 
 def _clone(node: Any, parent: Any, node_class: Any, seen: set[int]) -> Any:
@@ -191,13 +260,24 @@ def _validate_update(self: Any) -> Any:
             entry = (parsed, set())
             _passed[id(parsed)] = entry
         entry[1].add(key)  # type: ignore[index]
-    for processor in processors:
-        node = processor.traverse(node)
+    node = _value_dependent(self, parsed, node, processors)
     if key is not None and _attribute_names(self.item) == set():
         # moto's "validate before creating anything": an empty item, the next validation is of
         # the same request against the item just created with only its key.
         _local.pending = (parsed, self.expression_attribute_names,
                           self.expression_attribute_values, self.table, node)  # fmt: skip
+    return node
+
+
+def _value_dependent(validator: Any, parsed: Any, node: Any, processors: list[Any]) -> Any:
+    """The processors that read the values and the item: in one pass for a plain SET / REMOVE
+    update (ddb_values), else moto's, one walk each, on a fresh copy."""
+    fast = ddb_values.validated(validator, node, processors)
+    if fast is not None:
+        return fast
+    node = validator.node_to_validate = clone_ast(parsed)
+    for processor in processors:
+        node = processor.traverse(node)
     return node
 
 
@@ -341,6 +421,49 @@ def _lex_once(lex: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return cached_lex
 
 
+def _parse_once_per_request(parse: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """moto's UpdateItem parses its condition expression twice with the same text, names and
+    values (the response layer, to list the placeholders used, then the backend, to evaluate
+    it); the first tree is never evaluated. The second parse in the same thread, of the same
+    objects (compared by identity), gets the first's tree. Condition trees are read-only: their
+    nodes set their fields in ``__init__`` only."""
+
+    @functools.wraps(parse)
+    def parse_or_reuse(self: Any) -> Any:
+        inputs = (self.condition_expression, self.expression_attribute_names,
+                  self.expression_attribute_values)  # fmt: skip
+        last = getattr(_local, "condition", None)
+        _local.condition = None
+        if last is not None and all(a is b for a, b in zip(last[0], inputs, strict=True)):
+            self.expr_attr_names_found, self.expr_attr_values_found = last[2]
+            return last[1]
+        tree = parse(self)
+        found = (list(self.expr_attr_names_found), list(self.expr_attr_values_found))
+        _local.condition = (inputs, tree, found)
+        return tree
+
+    return parse_or_reuse
+
+
+def _clauses_remembered(find_clauses: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    """``find_clauses`` on a remembered (never changed) parsed update: the nodes found once."""
+    found: dict[tuple[int, tuple[type, ...]], tuple[Any, list[Any]]] = {}
+
+    @functools.wraps(find_clauses)
+    def remembered(self: Any, clause_types: Any) -> Any:
+        if self.parent is not None or not _is_remembered(self):
+            return find_clauses(self, clause_types)
+        key = (id(self), tuple(clause_types))
+        entry = found.get(key)
+        if entry is None or entry[0] is not self:
+            if len(found) >= _CACHE_LIMIT:
+                found.clear()
+            entry = found[key] = (self, find_clauses(self, clause_types))
+        return list(entry[1])
+
+    return remembered
+
+
 def patch() -> None:
     """Install the DynamoDB UpdateItem patches (idempotent)."""
     if _moto:
@@ -370,6 +493,8 @@ def patch() -> None:
         (traverser, "process", _process),
         (traverser, "traverse_node_recursively", _traverse_node_recursively),
         (conditions, "_lex_condition_expression", _lex_once(conditions._lex_condition_expression)),
+        (conditions, "parse", _parse_once_per_request(conditions.parse)),
+        (ast_nodes.Node, "find_clauses", _clauses_remembered(ast_nodes.Node.find_clauses)),
     ]
     for owner, name, replacement in replacements:
         setattr(owner, name, replacement)

@@ -10,6 +10,10 @@ queue, three times over, for the retention check); ``DeleteMessage`` and
   keeps moto's rules: visibility timeout, receive counts, redrive to the dead-letter queue at
   ``maxReceiveCount`` (during a receive, as moto does), long polling. FIFO queues keep moto's code;
 - delete and change visibility find the message by receipt handle in one cheap pass, under the lock;
+- a send to a standard queue no longer computes every queue attribute (three walks of the whole
+  queue) to read ``ContentBasedDeduplication``, which a standard queue does not have: every S3
+  put with a notification sends one message, so this was O(depth) per upload. FIFO queues keep
+  moto's code;
 - the visible / in-flight / delayed counts read the clock once per count, not twice per message.
 And, for every service: moto's server finds the backend for each request by listing its own
 package directory (a ``listdir`` and ~250 ``stat`` calls) and trying its URL patterns, under one
@@ -190,6 +194,62 @@ def _change_message_visibility(
             queue.pending_messages.discard(message)
 
 
+def _send_message(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def wrapper(self: Any, queue_name: str, message_body: str, *args: Any, **kwargs: Any) -> Any:
+        queue = self.get_queue(queue_name)
+        if queue.fifo_queue:  # deduplication and message groups: moto's own code
+            return original(self, queue_name, message_body, *args, **kwargs)
+        return _send_standard(self, queue, message_body, *args, **kwargs)
+
+    return wrapper
+
+
+def _send_standard(  # moto's signature
+    backend: Any,
+    queue: Any,
+    message_body: str,
+    message_attributes: dict[str, Any] | None = None,
+    delay_seconds: int | None = None,
+    deduplication_id: str | None = None,
+    group_id: str | None = None,
+    system_attributes: dict[str, Any] | None = None,
+    validate_group_id: bool = True,
+) -> Any:
+    """moto's SQSBackend.send_message for a standard queue, in moto's order, without its
+    ``queue.attributes.get("ContentBasedDeduplication")``: None for every standard queue (the
+    attribute is listed for FIFO queues only), so the content hash it guards never applies."""
+    from moto.moto_api._internal import mock_random
+    from moto.sqs.exceptions import InvalidParameterValue
+    from moto.sqs.models import MAXIMUM_MESSAGE_DELAY, Message
+
+    backend._validate_message(
+        queue,
+        message_body=message_body,
+        delay_seconds=int(delay_seconds or 0),
+        deduplication_id=deduplication_id,
+        group_id=group_id,
+        validate_group_id=validate_group_id,
+    )
+    delay = int(delay_seconds) if delay_seconds is not None else queue.delay_seconds
+    message = Message(str(mock_random.uuid4()), message_body, system_attributes)
+    if deduplication_id is not None:
+        message.deduplication_id = deduplication_id
+        message.sequence_number = "".join(mock_random.choice("0123456789") for _ in range(20))
+    if group_id is not None:
+        message.group_id = group_id
+    if message_attributes:
+        message.message_attributes = message_attributes
+    if delay > MAXIMUM_MESSAGE_DELAY:
+        raise InvalidParameterValue(
+            f"Value {delay} for parameter DelaySeconds is invalid. "
+            "Reason: DelaySeconds must be >= 0 and <= 900."
+        )
+    message.mark_sent(delay_seconds=delay)
+    queue.add_message(message)
+    return message
+
+
 def _within_retention(self: Any, queue_name: str, message: Any) -> bool:
     from moto.core.utils import unix_time
 
@@ -198,9 +258,11 @@ def _within_retention(self: Any, queue_name: str, message: Any) -> bool:
 
 
 def patch_sqs() -> None:
-    """Install the SQS patches."""
+    """Install the SQS patches (idempotent)."""
     from moto.sqs import models
 
+    if sqs_patched():
+        return
     queue_replacements: dict[str, Any] = {
         "messages": property(_visible_messages),
         "approximate_number_of_messages_not_visible": property(_count_not_visible),
@@ -209,6 +271,7 @@ def patch_sqs() -> None:
     }
     backend_replacements: dict[str, Any] = {
         "receive_message": _receive_message(models.SQSBackend.receive_message),
+        "send_message": _send_message(models.SQSBackend.send_message),
         "change_message_visibility": _change_message_visibility,
         "is_message_valid_based_on_retention_period": _within_retention,
     }
@@ -218,6 +281,13 @@ def patch_sqs() -> None:
     ):
         for name, replacement in replacements.items():
             setattr(cls, name, replacement)
+
+
+def sqs_patched() -> bool:
+    """Whether :func:`patch_sqs` has run in this process."""
+    from moto.sqs import models
+
+    return getattr(models.SQSBackend.send_message, "__wrapped__", None) is not None
 
 
 # --- routing: remember which backend serves a host ------------------------------------------

@@ -1,0 +1,57 @@
+"""The emulator's SQS send patch gives moto's answers (in-process moto).
+
+The same scenario (sqs_patch_scenario.py: sends to standard, delayed and FIFO queues, batches,
+errors, an S3 notification, then everything received and the queue counts) runs once in a
+child process on moto's own code and once here with the patch applied; every answer must be
+equal.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqs_patch_scenario
+
+from filegate.local import patches
+from filegate.local.patches import sqs
+
+SCENARIO = Path(sqs_patch_scenario.__file__)
+
+
+@pytest.fixture(scope="module")
+def baseline() -> dict[str, Any]:
+    """The scenario's answers on moto's own code, from a process where nothing is patched."""
+    done = subprocess.run(
+        [sys.executable, str(SCENARIO)], capture_output=True, text=True, check=True, timeout=240
+    )
+    answers: dict[str, Any] = json.loads(done.stdout)
+    return answers
+
+
+@pytest.fixture
+def patched(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(patches.ENV_SQS_PATCH, raising=False)
+    patches.apply()
+    sqs.patch_sqs()  # in case an earlier apply() ran with the switch off (idempotent)
+    assert not sqs_patch_scenario.unpatched()
+
+
+def test_patched_sends_equal_moto_sends(baseline: dict[str, Any], patched: None) -> None:
+    answers = sqs_patch_scenario.run()
+
+    assert answers.keys() == baseline.keys()
+    for part, expected in baseline.items():
+        assert answers[part] == expected, part
+    # the scenario covers what it claims: errors, delays, deduplication, the S3 event
+    standard = baseline["standard/sends"]
+    assert {"InvalidParameterValue"} == {a.get("error") for a in standard if "error" in a}
+    assert baseline["standard/received"]["attributes"]["ApproximateNumberOfMessagesDelayed"] == "2"
+    assert len(baseline["slow/received"]["messages"]) == 1  # only the DelaySeconds=0 send
+    assert len(baseline["fifo-True/received"]["messages"]) == 2  # "same" twice is one message
+    assert "MissingParameter" in {a.get("error") for a in baseline["fifo-False/sends"]}
+    assert len(baseline["s3/received"]["messages"]) == 2  # the test event and the put
