@@ -223,9 +223,13 @@ class UploadClient:
     def _multipart(self, path: Path, plan: dict[str, Any], counter: _Counter) -> None:
         urls = self._part_urls(plan)
         numbers = [part["part_number"] for part in plan["parts"]]
+        pool = ThreadPoolExecutor(max_workers=self._config.max_concurrency)
         try:
-            with ThreadPoolExecutor(max_workers=self._config.max_concurrency) as pool:
+            try:
                 etags = list(pool.map(lambda n: self._part(path, n, urls, counter), numbers))
+            finally:
+                # Once a part has failed for good, the parts not started yet are not sent.
+                pool.shutdown(wait=True, cancel_futures=True)
             parts = [{"part_number": n, "etag": e} for n, e in zip(numbers, etags, strict=True)]
             urls.keep_alive()
             self._api_call("POST", plan["complete"]["path"].lstrip("/"), {"parts": parts})
