@@ -8,7 +8,8 @@ tells a duplicate delivery from a stale one. botocore errors become ``LedgerErro
 
 Declared uploads (the upload API) live in the same table under their object key: ``declare``
 writes the PENDING item at presign time, ``get_upload`` finds it by upload id through the
-``upload_id-index`` GSI, and ``expire`` / ``abort`` close a PENDING item with a conditional write.
+``upload_id-index`` GSI, ``extend`` moves a PENDING item's ``expires_at`` when its part URLs are
+signed again, and ``expire`` / ``abort`` close a PENDING item; each is one conditional write.
 
 The low-level client is used (not the resource) so the Lambda does not import boto3's
 resource layer; attribute values are written and read by the small helpers below.
@@ -272,6 +273,23 @@ class Ledger:
         """PENDING -> ABORTED; ``None`` when the item is no longer PENDING."""
         return self._close(key, UploadStatus.ABORTED, now, "processing_status = :pending")
 
+    def extend(self, key: str, expires_at: datetime, now: datetime) -> UploadRecord | None:
+        """A PENDING upload's new ``expires_at``; ``None`` when it is no longer PENDING.
+
+        Only while PENDING: an expiry, an abort or the object's arrival written first wins.
+        """
+        values = {
+            ":pending": UploadStatus.PENDING.value,
+            ":expires_at": iso_utc(expires_at),
+            ":now": iso_utc(now),
+        }
+        return self._update_upload(
+            key,
+            "SET expires_at = :expires_at, updated_at = :now",
+            "processing_status = :pending",
+            values,
+        )
+
     def _declared(self, declaration: Declaration) -> dict[str, Any]:
         now = iso_utc(self._clock())
         item = {
@@ -312,11 +330,18 @@ class Ledger:
     ) -> UploadRecord | None:
         values = {":pending": UploadStatus.PENDING.value, ":status": status.value}
         values[":now"] = iso_utc(now)
+        update = "SET processing_status = :status, updated_at = :now"
+        return self._update_upload(key, update, condition, values)
+
+    def _update_upload(
+        self, key: str, update: str, condition: str, values: Mapping[str, str]
+    ) -> UploadRecord | None:
+        """One conditional UpdateItem of a declared upload; ``None`` when the condition fails."""
         try:
             response = self._ddb.update_item(
                 TableName=self.table_name,
                 Key={"s3_key": {"S": key}},
-                UpdateExpression="SET processing_status = :status, updated_at = :now",
+                UpdateExpression=update,
                 ConditionExpression=f"attribute_exists(s3_key) AND {condition}",
                 ExpressionAttributeValues={k: _attribute(v) for k, v in values.items()},
                 ReturnValues="ALL_NEW",

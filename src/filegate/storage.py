@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
@@ -338,15 +338,27 @@ class UploadSigner:
         return response["UploadId"]
 
     def presign_parts(
-        self, bucket: str, key: str, multipart_id: str, size: int
+        self,
+        bucket: str,
+        key: str,
+        multipart_id: str,
+        size: int,
+        numbers: Collection[int] | None = None,
     ) -> tuple[PresignedPart, ...]:
-        """One presigned UploadPart per part, each bound to its exact length."""
+        """One presigned UploadPart per part (or per part in ``numbers``), bound to its length.
+
+        Signing again gives fresh URLs for parts whose first ones expired before they were sent.
+        """
+        wanted = part_ranges(size)
+        if numbers is not None:
+            chosen = set(numbers)
+            wanted = [part for part in wanted if part[0] in chosen]
         with _translated("PresignUploadPart", bucket, key):
             return tuple(
                 PresignedPart(
                     number, offset, length, self._part(bucket, key, multipart_id, number, length)
                 )
-                for number, offset, length in part_ranges(size)
+                for number, offset, length in wanted
             )
 
     def complete_multipart(

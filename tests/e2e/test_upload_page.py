@@ -15,11 +15,12 @@ import json
 import os
 import random
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Locator, Page, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, Route, sync_playwright
 
 from tests.e2e.conftest import REPO, Stack, filegate
 
@@ -38,6 +39,7 @@ CHROMIUM_FLAGS = [
 ]
 VERDICT_TIMEOUT_MS = 120_000
 MiB = 1024 * 1024
+PRESIGN_EXPIRY = timedelta(seconds=900)  # the template's default PresignExpirySeconds
 
 pytestmark = [
     pytest.mark.e2e,
@@ -251,3 +253,54 @@ def test_the_sliced_sha256_for_large_files_matches_hashlib(page: Page, slice_byt
             [base64.b64encode(data).decode(), slice_bytes],
         )
         assert digest == hashlib.sha256(data).hexdigest(), size
+
+
+def declared_expiry_moved_on(item: dict[str, Any]) -> bool:
+    """The ledger's expires_at is past what the declaration got (first_seen_at + 900 s)."""
+    declared_at = datetime.fromisoformat(item["first_seen_at"]["S"])
+    return datetime.fromisoformat(item["expires_at"]["S"]) > declared_at + PRESIGN_EXPIRY
+
+
+def test_a_part_refused_as_expired_is_signed_again_and_the_upload_is_accepted(
+    page: Page, stack: Stack, partner: dict[str, Any], tmp_path: Path
+) -> None:
+    big = tmp_path / "slow link.bin"
+    big.write_bytes(hashlib.sha256(b"slow").digest() * (66 * MiB // 32))
+    refused: list[str] = []
+
+    def expire_once(route: Route) -> None:
+        # S3's answer to a presigned URL past X-Amz-Expires (the emulator never gives it).
+        if refused:
+            route.continue_()
+            return
+        refused.append(route.request.url)
+        route.fulfill(
+            status=403,
+            headers={"Access-Control-Allow-Origin": "*"},
+            body="<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>",
+        )
+
+    page.route(lambda url: "partNumber=2&" in url or url.endswith("partNumber=2"), expire_once)
+    page.fill("#api-key", partner["api_key"])
+    page.set_input_files("#file-input", str(big))
+    row = finished(page, big.name)
+
+    assert len(refused) == 1
+    item = assert_accepted(stack, row)
+    assert declared_expiry_moved_on(item)
+
+
+def test_part_urls_about_to_expire_are_signed_again_before_they_are_sent(
+    page: Page, stack: Stack, partner: dict[str, Any], tmp_path: Path
+) -> None:
+    big = tmp_path / "later.bin"
+    big.write_bytes(hashlib.sha256(b"later").digest() * (66 * MiB // 32))
+    # The page's clock 14.5 minutes ahead: every URL of the plan (900 s) is about to expire.
+    page.clock.set_system_time(datetime.now(UTC) + timedelta(minutes=14, seconds=30))
+
+    page.fill("#api-key", partner["api_key"])
+    page.set_input_files("#file-input", str(big))
+    row = finished(page, big.name)
+
+    item = assert_accepted(stack, row)
+    assert declared_expiry_moved_on(item)

@@ -5,12 +5,16 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import urllib3
 
+from filegate.uploads.client import UploadClient
 from tests.e2e.conftest import BIN, Stack, cli_env, filegate, wait_for
+
+PRESIGN_EXPIRY = timedelta(seconds=900)  # the template's default PresignExpirySeconds
 
 
 @pytest.fixture(scope="module")
@@ -170,3 +174,30 @@ def test_a_disabled_partner_is_refused_at_once(stack: Stack, tmp_path: Path) -> 
     done = upload_cli(stack, added["api_key"], str(file))
     assert done.returncode == 2
     assert "403" in done.stderr
+
+
+def test_a_slow_multipart_upload_gets_fresh_part_urls_and_its_expiry_moves_on(
+    stack: Stack, partner: dict, tmp_path: Path
+) -> None:
+    # GIVEN a client whose clock runs 14.5 minutes ahead: to it, every URL of the plan (900 s)
+    # is about to expire, as it would be after a long transfer over a slow link. The emulator
+    # does not enforce URL expiry (moto notes), so the clock is how the client gets there.
+    large = tmp_path / "slow link.bin"
+    large.write_bytes(hashlib.sha256(b"slow").digest() * (66 * 1024 * 1024 // 32))  # 66 MiB
+    client = UploadClient(
+        stack.env["upload_api_url"],
+        partner["api_key"],
+        clock=lambda: datetime.now(UTC) + timedelta(minutes=14, seconds=30),
+    )
+
+    # WHEN it uploads the file
+    result = client.wait(client.upload(large), timeout=60)
+
+    # THEN it asked for fresh URLs (the declaration's expiry moved past the plan's) and the
+    # upload arrived intact
+    assert (result.method, result.status) == ("MULTIPART", "ACCEPTED")
+    item = stack.item(result.key)
+    assert item is not None
+    assert item["processing_status"]["S"] == "ACCEPTED"
+    declared_at = datetime.fromisoformat(item["first_seen_at"]["S"])
+    assert datetime.fromisoformat(item["expires_at"]["S"]) > declared_at + PRESIGN_EXPIRY

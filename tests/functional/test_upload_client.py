@@ -18,8 +18,9 @@ import subprocess
 import sys
 import threading
 import tracemalloc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -31,6 +32,11 @@ from filegate.errors import UploadClientError
 from filegate.uploads.client import MiB, TransferConfig, UploadClient
 
 UPLOAD_ID = "up-" + "a" * 26
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)  # the client's clock, unless a test moves it
+S3_EXPIRED = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code>'
+    b"<Message>Request has expired</Message><X-Amz-Expires>900</X-Amz-Expires></Error>"
+)
 API_KEY = "fg_p1_secret"
 READ_BYTES = 256 * 1024  # how much the fake server reads from a body at once
 FILEGATE = Path(sys.executable).parent / "filegate"
@@ -59,8 +65,13 @@ class FakeService:
     threshold: int = 64 * 1024
     part_size: int = 64 * 1024
     status: str = "PENDING"
+    expires_at: datetime = NOW + timedelta(minutes=15)  # the plan's URLs and declaration
+    refreshed_until: datetime = NOW + timedelta(minutes=30)  # what POST .../parts gives
+    after_put: Callable[[str], None] = lambda path: None  # told of each part or file received
     seen: list[Seen] = field(default_factory=list)
     failures: dict[tuple[str, str], list[int]] = field(default_factory=dict)
+    expired: dict[str, int] = field(default_factory=dict)  # PUT path -> times to say expired
+    declared_size: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def fail(self, method: str, path: str, *statuses: int) -> None:
@@ -69,6 +80,17 @@ class FakeService:
 
     def fail_always(self, method: str, path: str, status: int) -> None:
         self.fail(method, path, *[status] * 100)
+
+    def refuse_as_expired(self, path: str, times: int = 1) -> None:
+        """Answer the next PUTs to ``path`` as S3 answers an expired presigned URL."""
+        self.expired[path] = times
+
+    def says_expired(self, path: str) -> bool:
+        with self.lock:
+            if self.expired.get(path, 0) <= 0:
+                return False
+            self.expired[path] -= 1
+            return True
 
     def injected(self, method: str, path: str) -> int | None:
         with self.lock:
@@ -88,7 +110,7 @@ class FakeService:
             "upload_id": UPLOAD_ID,
             "key": f"p1/{UPLOAD_ID}/{declaration['filename']}",
             "status": "PENDING",
-            "expires_at": "2026-11-24T12:00:00.000Z",
+            "expires_at": stamp(self.expires_at),
         }
         size = declaration["size"]
         if size <= self.threshold:
@@ -102,18 +124,35 @@ class FakeService:
             return {**head, "method": "PUT", "url": f"{self.base}/s3/object", "headers": headers}
         return {**head, "method": "MULTIPART", **self._parts(size)}
 
-    def _parts(self, size: int) -> dict[str, Any]:
-        offsets = range(0, size, self.part_size)
+    def refreshed(self, document: dict[str, Any]) -> dict[str, Any]:
+        """The answer to POST /uploads/{id}/parts: the parts at fresh URLs (/s3/fresh/N)."""
+        wanted = set(document["part_numbers"])
         parts = [
+            p for p in self._part_list(self.declared_size, "fresh") if p["part_number"] in wanted
+        ]
+        return {
+            "upload_id": UPLOAD_ID,
+            "status": "PENDING",
+            "expires_at": stamp(self.refreshed_until),
+            "parts": parts,
+        }
+
+    def _part_list(self, size: int, where: str = "part") -> list[dict[str, Any]]:
+        offsets = range(0, size, self.part_size)
+        return [
             {
                 "part_number": number,
                 "offset": offset,
                 "size": min(self.part_size, size - offset),
-                "url": f"{self.base}/s3/part/{number}",
+                "url": f"{self.base}/s3/{where}/{number}",
                 "headers": {"Content-Length": str(min(self.part_size, size - offset))},
             }
             for number, offset in enumerate(offsets, start=1)
         ]
+
+    def _parts(self, size: int) -> dict[str, Any]:
+        self.declared_size = size
+        parts = self._part_list(size)
         return {
             "part_size": self.part_size,
             "part_count": len(parts),
@@ -152,11 +191,16 @@ class _Handler(BaseHTTPRequestHandler):
         status = fake.injected(self.command, self.path)
         if status is not None:
             self._answer(status, {"error": {"code": "injected", "message": f"injected {status}"}})
+        elif self.command == "PUT" and fake.says_expired(self.path):
+            self._answer(HTTPStatus.FORBIDDEN, None, raw=S3_EXPIRED)
         elif self.command == "PUT":
+            fake.after_put(self.path)  # before answering: the client goes on once answered
             etag = '"etag-' + self.path.rsplit("/", 1)[-1] + '"'
             self._answer(HTTPStatus.OK, None, {"ETag": etag})
         elif self.command == "POST" and self.path == "/api/uploads":
             self._answer(HTTPStatus.CREATED, fake.plan(document))
+        elif self.command == "POST" and self.path == f"/api/uploads/{UPLOAD_ID}/parts":
+            self._answer(HTTPStatus.OK, fake.refreshed(document))
         else:
             self._answer(HTTPStatus.OK, fake.view())
 
@@ -174,8 +218,14 @@ class _Handler(BaseHTTPRequestHandler):
                 kept += chunk
         return size, digest.hexdigest(), bytes(kept)
 
-    def _answer(self, status: int, document: Any, headers: dict[str, str] | None = None) -> None:
-        body = b"" if document is None else json.dumps(document).encode()
+    def _answer(
+        self,
+        status: int,
+        document: Any,
+        headers: dict[str, str] | None = None,
+        raw: bytes = b"",
+    ) -> None:
+        body = raw if document is None else json.dumps(document).encode()
         self.send_response(status)
         for name, value in {**(headers or {}), "Content-Length": str(len(body))}.items():
             self.send_header(name, value)
@@ -224,14 +274,31 @@ class Progress:
             self.reports.append(bytes_transferred)
 
 
-def make_client(fake: FakeService, sleeps: Sleeps | None = None, **config: Any) -> UploadClient:
+@dataclass
+class Clock:
+    """The injected clock: stands still until a test moves it."""
+
+    now: datetime = NOW
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def make_client(
+    fake: FakeService, sleeps: Sleeps | None = None, clock: Clock | None = None, **config: Any
+) -> UploadClient:
     settings = {"max_attempts": 3, "backoff_base_seconds": 0.01, "backoff_max_seconds": 0.04}
     return UploadClient(
         f"{fake.base}/api",
         API_KEY,
         TransferConfig(**{**settings, **config}),
         sleep=sleeps or Sleeps(),
+        clock=clock or Clock(),
     )
+
+
+def stamp(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
 def write_random(path: Path, size: int) -> bytes:
@@ -349,6 +416,98 @@ def test_a_part_refused_with_a_4xx_is_not_retried_and_the_upload_is_aborted(
         make_client(fake, max_attempts=4).upload(tmp_path / "big.bin")
 
     assert len(fake.requests("PUT", "/s3/part/3")) == 1
+    assert len(fake.requests("POST", f"/api/uploads/{UPLOAD_ID}/abort")) == 1
+
+
+# --- URLs that expire before a large file is sent ------------------------------------------
+
+PARTS_PATH = f"/api/uploads/{UPLOAD_ID}/parts"
+
+
+def paths_of(fake: FakeService, method: str) -> list[str]:
+    return [seen.path for seen in fake.seen if seen.method == method]
+
+
+def test_parts_whose_urls_are_about_to_expire_are_signed_again_before_they_are_sent(
+    fake: FakeService, tmp_path: Path
+) -> None:
+    data = write_random(tmp_path / "big.bin", 3 * fake.part_size)
+    fake.expires_at = NOW + timedelta(seconds=30)  # within the client's 60 s margin
+
+    make_client(fake, max_concurrency=1).upload(tmp_path / "big.bin")
+
+    (refresh,) = fake.requests("POST", PARTS_PATH)
+    assert refresh.json == {"part_numbers": [1, 2, 3]}
+    assert paths_of(fake, "PUT") == ["/s3/fresh/1", "/s3/fresh/2", "/s3/fresh/3"]
+    (sent,) = fake.requests("PUT", "/s3/fresh/2")
+    assert sent.sha256 == sha256(data[fake.part_size : 2 * fake.part_size])
+    assert len(fake.requests("POST", f"/api/uploads/{UPLOAD_ID}/complete")) == 1
+    assert fake.requests("POST", f"/api/uploads/{UPLOAD_ID}/abort") == []
+
+
+def test_a_part_refused_as_expired_is_signed_again_and_sent_again(
+    fake: FakeService, tmp_path: Path
+) -> None:
+    data = write_random(tmp_path / "big.bin", 3 * fake.part_size)
+    fake.refuse_as_expired("/s3/part/2")
+
+    make_client(fake, max_concurrency=1).upload(tmp_path / "big.bin")
+
+    (refresh,) = fake.requests("POST", PARTS_PATH)
+    assert refresh.json == {"part_numbers": [2]}
+    assert paths_of(fake, "PUT") == ["/s3/part/1", "/s3/part/2", "/s3/fresh/2", "/s3/part/3"]
+    (sent,) = fake.requests("PUT", "/s3/fresh/2")
+    assert sent.sha256 == sha256(data[fake.part_size : 2 * fake.part_size])
+    (complete,) = fake.requests("POST", f"/api/uploads/{UPLOAD_ID}/complete")
+    assert [p["etag"] for p in complete.json["parts"]] == ["etag-1", "etag-2", "etag-3"]
+
+
+def test_the_upload_is_kept_alive_before_completing_when_its_expiry_is_near(
+    fake: FakeService, tmp_path: Path
+) -> None:
+    write_random(tmp_path / "big.bin", 3 * fake.part_size)
+    clock = Clock()
+
+    def slow_link(path: str) -> None:
+        if path == "/s3/part/3":  # the last part took 14.5 minutes
+            clock.now = NOW + timedelta(minutes=14, seconds=30)
+
+    fake.after_put = slow_link
+
+    make_client(fake, clock=clock, max_concurrency=1).upload(tmp_path / "big.bin")
+
+    (refresh,) = fake.requests("POST", PARTS_PATH)
+    assert refresh.json == {"part_numbers": []}
+    posts = paths_of(fake, "POST")
+    assert posts.index(PARTS_PATH) < posts.index(f"/api/uploads/{UPLOAD_ID}/complete")
+
+
+def test_a_client_clock_far_ahead_costs_one_refresh_not_a_loop(
+    fake: FakeService, tmp_path: Path
+) -> None:
+    write_random(tmp_path / "big.bin", 3 * fake.part_size)
+
+    make_client(fake, clock=Clock(NOW + timedelta(days=1)), max_concurrency=1).upload(
+        tmp_path / "big.bin"
+    )
+
+    assert len(fake.requests("POST", PARTS_PATH)) == 1
+    assert paths_of(fake, "PUT") == ["/s3/fresh/1", "/s3/fresh/2", "/s3/fresh/3"]
+    assert len(fake.requests("POST", f"/api/uploads/{UPLOAD_ID}/complete")) == 1
+
+
+def test_a_refresh_refused_with_409_fails_the_upload_and_aborts_it(
+    fake: FakeService, tmp_path: Path
+) -> None:
+    write_random(tmp_path / "big.bin", 3 * fake.part_size)
+    fake.expires_at = NOW + timedelta(seconds=30)
+    fake.fail_always("POST", PARTS_PATH, 409)
+
+    with pytest.raises(UploadClientError, match="409") as raised:
+        make_client(fake, max_concurrency=1).upload(tmp_path / "big.bin")
+
+    assert raised.value.status == 409
+    assert paths_of(fake, "PUT") == []
     assert len(fake.requests("POST", f"/api/uploads/{UPLOAD_ID}/abort")) == 1
 
 

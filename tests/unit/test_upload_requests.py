@@ -24,6 +24,7 @@ from filegate.uploads.requests import (
     is_type_pattern,
     load_json,
     parse_completed_parts,
+    parse_part_numbers,
     parse_upload_request,
 )
 
@@ -314,3 +315,37 @@ def test_documented_example_round_trips() -> None:
     document = json.loads(json.dumps(VALID))
 
     assert parse_upload_request(document).size == 11
+
+
+part_number_lists = st.lists(st.integers(min_value=-2, max_value=12_000) | json_values, max_size=8)
+
+
+@settings(max_examples=300)
+@given(
+    st.fixed_dictionaries({}, optional={"part_numbers": part_number_lists | json_values})
+    | json_values,
+    st.integers(min_value=1, max_value=2_000),
+)
+def test_any_refresh_body_gives_distinct_parts_of_the_plan_or_names_a_field(
+    document: Any, part_count: int
+) -> None:
+    refused = refusal(lambda d: parse_part_numbers(d, part_count), document)
+
+    if refused is not None:
+        assert refused.status == 400
+        assert refused.field is not None
+        assert refused.field.split("[")[0] in ("part_numbers", "body")
+    else:
+        numbers = parse_part_numbers(document, part_count)
+        assert len(set(numbers)) == len(numbers)
+        assert all(1 <= n <= part_count for n in numbers)
+        assert numbers == tuple(document["part_numbers"])
+
+
+def test_a_refresh_may_list_no_parts_or_a_plans_worth_but_not_more() -> None:
+    assert parse_part_numbers({"part_numbers": []}, 3) == ()
+    assert len(parse_part_numbers({"part_numbers": list(range(1, 2_001))}, 2_000)) == 2_000
+    too_many = {"part_numbers": list(range(1, 2_002))}
+    refused = refusal(lambda d: parse_part_numbers(d, 2_001), too_many)
+    assert refused is not None
+    assert refused.field == "part_numbers"

@@ -122,6 +122,12 @@ def complete_upload(upload_id: str) -> Response[Any]:
     return _json(HTTPStatus.OK, service.complete(partner, upload_id, _body()))
 
 
+@app.post("/uploads/<upload_id>/parts")
+def refresh_parts(upload_id: str) -> Response[Any]:
+    service, partner = _caller()
+    return _json(HTTPStatus.OK, service.refresh(partner, upload_id, _body()))
+
+
 @app.post("/uploads/<upload_id>/abort")
 def abort_upload(upload_id: str) -> Response[Any]:
     service, partner = _caller()

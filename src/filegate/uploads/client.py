@@ -4,8 +4,10 @@ For each file: SHA-256 while streaming it once, ``POST /uploads`` to declare it,
 one presigned PUT or the multipart plan's parts in parallel (each part streamed from its offset
 in the file, so memory stays constant whatever the size), ``complete``, and with ``wait`` the
 ledger's verdict. Failed requests and parts are retried with exponential backoff and jitter; a
-multipart upload that fails for good is aborted. Progress reaches a subscriber as s3transfer's
-does: ``on_progress(bytes_transferred)`` (negative when a retried part starts over).
+multipart upload that fails for good is aborted. A part whose URL is about to expire (or that S3
+refused as expired) is signed again through the API first (``part_urls``), which also keeps the
+declaration alive while a large file is still on its way. Progress reaches a subscriber as
+s3transfer's does: ``on_progress(bytes_transferred)`` (negative when a retried part starts over).
 This module runs on partners' machines: it never imports the AWS SDK.
 """
 
@@ -21,6 +23,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 from urllib.parse import urljoin
@@ -28,10 +31,14 @@ from urllib.parse import urljoin
 import urllib3
 
 from filegate.errors import ConfigError, UploadClientError
+from filegate.uploads.part_urls import Clock, PartUrls
 
 MiB = 1024 * 1024
 FINAL_STATUSES = frozenset({"ACCEPTED", "REJECTED", "EXPIRED", "ABORTED"})
 _RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+# How S3 refuses a presigned request that came too late: past X-Amz-Expires (403), or past the
+# signing credentials' session (400).
+_EXPIRED_SIGNATURES = (b"Request has expired", b"<Code>ExpiredToken</Code>")
 
 
 @dataclass(frozen=True)
@@ -44,6 +51,7 @@ class TransferConfig:
     backoff_max_seconds: float = 8.0
     chunk_bytes: int = MiB
     timeout_seconds: float = 120.0
+    refresh_margin_seconds: float = 60.0
 
     def __post_init__(self) -> None:
         checks = {
@@ -52,6 +60,7 @@ class TransferConfig:
             "backoff_base_seconds": self.backoff_base_seconds >= 0,
             "chunk_bytes": 64 * 1024 <= self.chunk_bytes <= 64 * MiB,
             "timeout_seconds": self.timeout_seconds > 0,
+            "refresh_margin_seconds": self.refresh_margin_seconds >= 0,
         }
         for name, ok in checks.items():
             if not ok:
@@ -146,6 +155,7 @@ class UploadClient:
         config: TransferConfig | None = None,
         http: urllib3.PoolManager | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Clock | None = None,
     ) -> None:
         if not api_key:
             raise ConfigError("an API key is needed: pass --api-key or set FILEGATE_API_KEY")
@@ -156,6 +166,7 @@ class UploadClient:
             maxsize=self._config.max_concurrency + 2, retries=False
         )
         self._sleep = sleep
+        self._clock = clock or (lambda: datetime.now(UTC))
 
     def upload(
         self,
@@ -176,7 +187,7 @@ class UploadClient:
         if plan["method"] == "MULTIPART":
             self._multipart(path, plan, counter)
         else:
-            self._put(path, plan["url"], plan["headers"], 0, size, counter)
+            self._put(path, _Target(plan["url"], plan["headers"]), 0, size, counter)
         return UploadResult(
             path=path,
             upload_id=plan["upload_id"],
@@ -210,20 +221,35 @@ class UploadClient:
         return path.stat().st_size, file_sha256(path, self._config.chunk_bytes)
 
     def _multipart(self, path: Path, plan: dict[str, Any], counter: _Counter) -> None:
+        urls = self._part_urls(plan)
+        numbers = [part["part_number"] for part in plan["parts"]]
+        pool = ThreadPoolExecutor(max_workers=self._config.max_concurrency)
         try:
-            with ThreadPoolExecutor(max_workers=self._config.max_concurrency) as pool:
-                etags = list(pool.map(lambda part: self._part(path, part, counter), plan["parts"]))
-            parts = [
-                {"part_number": p["part_number"], "etag": e}
-                for p, e in zip(plan["parts"], etags, strict=True)
-            ]
+            try:
+                etags = list(pool.map(lambda n: self._part(path, n, urls, counter), numbers))
+            finally:
+                # Once a part has failed for good, the parts not started yet are not sent.
+                pool.shutdown(wait=True, cancel_futures=True)
+            parts = [{"part_number": n, "etag": e} for n, e in zip(numbers, etags, strict=True)]
+            urls.keep_alive()
             self._api_call("POST", plan["complete"]["path"].lstrip("/"), {"parts": parts})
         except BaseException:
             self._abort(plan)
             raise
 
-    def _part(self, path: Path, part: dict[str, Any], counter: _Counter) -> str:
-        return self._put(path, part["url"], part["headers"], part["offset"], part["size"], counter)
+    def _part_urls(self, plan: dict[str, Any]) -> PartUrls:
+        path = f"uploads/{plan['upload_id']}/parts"
+
+        def ask(numbers: list[int]) -> dict[str, Any]:
+            answer: dict[str, Any] = self._api_call("POST", path, {"part_numbers": numbers})
+            return answer
+
+        return PartUrls(plan, ask, self._clock, self._config.refresh_margin_seconds)
+
+    def _part(self, path: Path, number: int, urls: PartUrls, counter: _Counter) -> str:
+        part = urls.for_sending(number)
+        target = _Target(part["url"], part["headers"], lambda: urls.after_expired(number))
+        return self._put(path, target, part["offset"], part["size"], counter, urls.keep_alive)
 
     def _abort(self, plan: dict[str, Any]) -> None:
         # If even the abort fails, the bucket's lifecycle rule removes the parts after 7 days.
@@ -233,11 +259,11 @@ class UploadClient:
     def _put(
         self,
         path: Path,
-        url: str,
-        headers: dict[str, str],
+        target: _Target,
         offset: int,
         size: int,
         counter: _Counter,
+        on_chunk: Callable[[], None] = lambda: None,
     ) -> str:
         """PUT [offset, offset + size) of the file to a presigned URL; return the ETag."""
         for attempt in self._attempts(f"upload of {path.name}"):
@@ -247,14 +273,15 @@ class UploadClient:
                 nonlocal sent
                 sent += count
                 counter.add(count)
+                on_chunk()
 
             body = _FileSlice(path, offset, size, self._config.chunk_bytes, on_read)
             try:
                 response = self._http.request(
                     "PUT",
-                    url,
+                    target.url,
                     body=body.chunks(),
-                    headers=_with_length(headers, size),
+                    headers=_with_length(target.headers, size),
                     timeout=self._config.timeout_seconds,
                     preload_content=True,
                 )
@@ -264,7 +291,7 @@ class UploadClient:
                 continue
             finally:
                 body.close()
-            if response.status in _RETRYABLE_STATUSES:
+            if response.status in _RETRYABLE_STATUSES or target.renewed(response):
                 attempt.failed(f"HTTP {response.status}")
                 counter.add(-sent)
                 continue
@@ -315,6 +342,25 @@ class UploadClient:
         raise UploadClientError(
             f"{what} failed {self._config.max_attempts} times; last error: {attempt.failure}"
         )
+
+
+@dataclass
+class _Target:
+    """Where a PUT goes, and (for a part) how to get its URL signed again once S3 says expired."""
+
+    url: str
+    headers: dict[str, str]
+    sign_again: Callable[[], dict[str, Any]] | None = None
+
+    def renewed(self, response: Any) -> bool:
+        """True when S3 refused the URL as expired and a new one was fetched: try again."""
+        if self.sign_again is None or response.status not in (400, 403):
+            return False
+        if not any(marker in response.data for marker in _EXPIRED_SIGNATURES):
+            return False
+        part = self.sign_again()
+        self.url, self.headers = part["url"], part["headers"]
+        return True
 
 
 def _with_length(headers: dict[str, str], size: int) -> dict[str, str]:

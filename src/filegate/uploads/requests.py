@@ -1,9 +1,10 @@
 """What a partner may send to the upload API, parsed and validated.
 
 This module owns the request bodies' rules: it turns the JSON of ``POST /uploads`` into a
-frozen ``UploadRequest`` and the JSON of ``POST /uploads/{id}/complete`` into the parts list,
-and it checks a request against a partner's limits. Every failure is a ``RequestError`` that
-names the field at fault; nothing else escapes, whatever the input. Standard library only.
+frozen ``UploadRequest``, the JSON of ``POST /uploads/{id}/complete`` into the parts list and
+that of ``POST /uploads/{id}/parts`` into part numbers, and it checks a request against a
+partner's limits. Every failure is a ``RequestError`` that names the field at fault; nothing
+else escapes, whatever the input. Standard library only.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ MAX_FILENAME_BYTES = 255
 MAX_CONTENT_TYPE_LENGTH = 255
 MAX_OBJECT_SIZE = 5 * 1024**4  # S3's limit for one object (5 TiB)
 MAX_PARTS = 10_000
+# One refresh signs at most as many part URLs as one plan holds (storage.MAX_PLAN_PARTS), so
+# its answer fits a function URL response as the plan's does.
+MAX_REFRESH_PARTS = 2_000
 _TCHARS = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"  # RFC 9110 token
 _MEDIA_TYPE = re.compile(rf"({_TCHARS})/({_TCHARS})")  # "*" is a token character too
 _SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
@@ -202,3 +206,26 @@ def _completed_part(value: Any, where: str) -> CompletedPart:
     if not etag.isprintable() or not etag.isascii():
         raise InvalidRequestError(f"{where}.etag must be printable ASCII", f"{where}.etag")
     return CompletedPart(part_number=number, etag=etag)
+
+
+def parse_part_numbers(document: Any, part_count: int) -> tuple[int, ...]:
+    """Validate a ``POST /uploads/{id}/parts`` body: distinct parts of the plan, at most a plan's
+    worth; an empty list only extends the upload's expiry."""
+    numbers = _present(_object(document), "part_numbers")
+    if not isinstance(numbers, list) or len(numbers) > MAX_REFRESH_PARTS:
+        raise InvalidRequestError(
+            f"part_numbers must be a list of at most {MAX_REFRESH_PARTS} part numbers",
+            "part_numbers",
+        )
+    parsed = tuple(_part_number(n, f"part_numbers[{i}]", part_count) for i, n in enumerate(numbers))
+    if len(set(parsed)) != len(parsed):
+        raise InvalidRequestError("part_numbers must list each part once", "part_numbers")
+    return parsed
+
+
+def _part_number(value: Any, where: str, part_count: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_PARTS:
+        raise InvalidRequestError(f"{where} must be a whole number from 1 to {MAX_PARTS}", where)
+    if value > part_count:
+        raise InvalidRequestError(f"{where} is {value}, but the plan has {part_count} parts", where)
+    return value

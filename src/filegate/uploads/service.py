@@ -1,10 +1,14 @@
 """What the upload API does, apart from HTTP: declare, report, complete and abort uploads.
 
 ``UploadService`` holds the rules between the partner registry, the ledger and the signer: an
-upload is declared in the ledger (PENDING) when its URLs are signed; a partner sees only its
-own uploads (anyone else's is "not found"); a PENDING upload past its expiry is turned EXPIRED
-when read. Object keys are ``<partner_id>/<upload_id>/<filename>``. The collaborators are
-injected; this module makes no AWS call of its own. Answers are plain JSON-ready dicts.
+upload is declared in the ledger (PENDING) when its URLs are signed; a pending multipart upload
+may have part URLs signed again, which moves its expiry on (a large file over a slow link
+outlives its first URLs); a partner sees only its own uploads (anyone else's is "not found");
+a PENDING upload past its expiry is turned EXPIRED when read. Object keys are
+``<partner_id>/<upload_id>/<filename>``. The upload-id index is eventually consistent, so an
+id it does not know yet is looked up again for a moment before the answer is "not found".
+The collaborators (and clock and sleep) are injected; this module makes no AWS call of its
+own. Answers are plain JSON-ready dicts.
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ import base64
 import logging
 import re
 import secrets
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,13 +31,14 @@ from filegate.errors import (
 )
 from filegate.events import iso_utc
 from filegate.ledger import Declaration, Ledger, UploadRecord, UploadStatus
-from filegate.storage import PresignedPart, PresignedRequest, UploadSigner
+from filegate.storage import PresignedPart, PresignedRequest, UploadSigner, part_ranges
 from filegate.uploads.partners import Partner, PartnerRegistry
 from filegate.uploads.requests import (
     UploadRequest,
     check_limits,
     load_json,
     parse_completed_parts,
+    parse_part_numbers,
     parse_upload_request,
 )
 
@@ -44,6 +50,11 @@ RawBody = tuple[str | bytes | None, bool]  # the request body as sent, and wheth
 PUT = "PUT"
 MULTIPART = "MULTIPART"
 UPLOAD_ID_PATTERN = re.compile(r"up-[a-z2-7]{26}")
+# The upload-id GSI is eventually consistent: a GET right after the POST may not find the
+# declaration yet. Look again after these pauses (0.75 s in all; GSI propagation is usually
+# well under a second) before answering 404. Only well-formed ids of authenticated partners
+# get here, and each extra query is one cheap read.
+INDEX_RETRY_DELAYS: tuple[float, ...] = (0.05, 0.1, 0.2, 0.4)
 
 
 def new_upload_id() -> str:
@@ -71,12 +82,16 @@ class UploadService:
         signer: UploadSigner,
         policy: UploadPolicy,
         clock: Clock | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        index_retry_delays: Sequence[float] = INDEX_RETRY_DELAYS,
     ) -> None:
         self._registry = registry
         self._ledger = ledger
         self._signer = signer
         self._policy = policy
         self._clock = clock or (lambda: datetime.now(UTC))
+        self._sleep = sleep
+        self._index_retry_delays = tuple(index_retry_delays)
 
     def authenticate(self, api_key: str | None) -> Partner:
         """The calling partner (401 / 403 otherwise)."""
@@ -118,6 +133,29 @@ class UploadService:
             raise InvalidRequestError(str(exc), "parts") from exc
         logger.info("multipart upload completed", extra={"upload_id": upload_id})
         return upload_view(record)
+
+    def refresh(self, partner: Partner, upload_id: str, body: RawBody) -> dict[str, Any]:
+        """Fresh URLs for parts of a pending multipart upload, and its expiry moved on.
+
+        The ledger's conditional write decides: a concurrent expiry, abort or arrival wins (409).
+        """
+        record = self._current(partner, upload_id)
+        multipart_id = _open_multipart(record)
+        numbers = parse_part_numbers(load_json(*body), len(part_ranges(record.declared_size)))
+        now = self._clock()
+        expires_at = now + timedelta(seconds=self._policy.expiry_seconds)
+        if self._ledger.extend(record.key, expires_at, now) is None:
+            raise UploadConflictError(f"upload {upload_id} is no longer pending")
+        parts = self._signer.presign_parts(
+            record.bucket, record.key, multipart_id, record.declared_size, numbers
+        )
+        logger.info("part urls signed again", extra={"upload_id": upload_id, "parts": len(parts)})
+        return {
+            "upload_id": upload_id,
+            "status": UploadStatus.PENDING.value,
+            "expires_at": iso_utc(expires_at),
+            "parts": [_part_view(part) for part in parts],
+        }
 
     def abort(self, partner: Partner, upload_id: str) -> dict[str, Any]:
         """AbortMultipartUpload for a pending multipart upload, and ABORTED in the ledger."""
@@ -177,11 +215,19 @@ class UploadService:
         return record
 
     def _own(self, partner: Partner, upload_id: str) -> UploadRecord:
-        record = None
-        if UPLOAD_ID_PATTERN.fullmatch(upload_id):
-            record = self._ledger.get_upload(upload_id)
+        record = self._find(upload_id) if UPLOAD_ID_PATTERN.fullmatch(upload_id) else None
         if record is None or record.partner_id != partner.partner_id:
             raise UploadNotFoundError(f"no upload {upload_id} for partner {partner.partner_id}")
+        return record
+
+    def _find(self, upload_id: str) -> UploadRecord | None:
+        """The declaration, looked up again while the eventually consistent index lags."""
+        record = self._ledger.get_upload(upload_id)
+        for delay in self._index_retry_delays:
+            if record is not None:
+                break
+            self._sleep(delay)
+            record = self._ledger.get_upload(upload_id)
         return record
 
 
@@ -253,15 +299,16 @@ def _request_view(request: PresignedRequest) -> dict[str, Any]:
     return {"url": request.url, "headers": dict(request.headers)}
 
 
+def _part_view(part: PresignedPart) -> dict[str, Any]:
+    head = {"part_number": part.part_number, "offset": part.offset, "size": part.size}
+    return head | _request_view(part.request)
+
+
 def _parts_view(upload_id: str, parts: tuple[PresignedPart, ...]) -> dict[str, Any]:
     return {
         "part_size": parts[0].size,
         "part_count": len(parts),
-        "parts": [
-            {"part_number": p.part_number, "offset": p.offset, "size": p.size}
-            | _request_view(p.request)
-            for p in parts
-        ],
+        "parts": [_part_view(part) for part in parts],
         "complete": {"method": "POST", "path": f"/uploads/{upload_id}/complete"},
         "abort": {"method": "POST", "path": f"/uploads/{upload_id}/abort"},
     }
