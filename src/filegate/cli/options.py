@@ -12,7 +12,7 @@ import functools
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Concatenate, ParamSpec, TypeVar
+from typing import Annotated, Any, Concatenate, ParamSpec, TypeVar
 
 import typer
 
@@ -46,14 +46,17 @@ R = TypeVar("R")
 
 @dataclass(frozen=True)
 class StackOptions:
-    """What the shared options said: the output format and where the stack is."""
+    """What the shared options said: the output format and where the stack is.
 
-    output: OutputFormat = OutputFormat.table
-    profile: str | None = None
-    region: str | None = None
-    endpoint_url: str | None = None
-    stack: str | None = None
-    target: str = "local"
+    The defaults live in ``_SHARED`` (typer fills every field), so they are declared once.
+    """
+
+    output: OutputFormat
+    profile: str | None
+    region: str | None
+    endpoint_url: str | None
+    stack: str | None
+    target: str
 
     def resolve(self) -> stackref.StackRef:
         """The stack these options name (the running local stack by default)."""
@@ -69,13 +72,18 @@ class StackOptions:
 
 
 def stack_options(command: Callable[Concatenate[StackOptions, P], R]) -> Callable[P, R]:
-    """Give ``command(on, ...)`` the shared options; typer sees ``command``'s own plus them."""
+    """Give ``command(on, ...)`` the shared options; typer sees ``command``'s own plus them.
+
+    The returned callable takes ``P`` plus the six keyword options; its ``__signature__`` says
+    so for typer, but the static type says only ``P`` (ParamSpec cannot add keywords). Commands
+    are called by typer, never directly, so nothing relies on the narrower static type.
+    """
 
     @functools.wraps(command)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        shared = {name: kwargs.pop(name) for name, _, _ in _SHARED if name in kwargs}
-        # ParamSpec cannot express "P minus the shared names", so mypy sees kwargs as P.kwargs.
-        return command(StackOptions(**shared), *args, **kwargs)  # type: ignore[arg-type]
+        # P.kwargs values are typed `object`; typer has converted each to its option's type.
+        shared: dict[str, Any] = {name: kwargs.pop(name) for name, _, _ in _SHARED}
+        return command(StackOptions(**shared), *args, **kwargs)
 
     own = list(inspect.signature(command, eval_str=True).parameters.values())[1:]
     shared = [
