@@ -11,15 +11,7 @@ from typing import Annotated
 
 import typer
 
-from filegate.cli.options import (
-    EndpointOption,
-    OutputOption,
-    ProfileOption,
-    RegionOption,
-    StackOption,
-    TargetOption,
-    resolve_stack,
-)
+from filegate.cli.options import StackOptions, stack_options
 from filegate.cli.render import (
     OutputFormat,
     console,
@@ -45,37 +37,33 @@ _COLOURS = {"OK": "green", "ALARM": "red", "INSUFFICIENT_DATA": "yellow"}
 
 
 @app.callback()
+@stack_options
 def alarms(
+    on: StackOptions,
     ctx: typer.Context,
     state: StateOption = None,
-    output: OutputOption = OutputFormat.table,
-    profile: ProfileOption = None,
-    region: RegionOption = None,
-    endpoint_url: EndpointOption = None,
-    stack: StackOption = None,
-    target: TargetOption = "local",
 ) -> None:
     """Show the alarms' states (the same as `alarms list`)."""
     if ctx.invoked_subcommand is None:
-        list_alarms(state, output, profile, region, endpoint_url, stack, target)
+        _show_alarms(on, state)
 
 
 @app.command("list")
+@stack_options
 def list_alarms(
+    on: StackOptions,
     state: StateOption = None,
-    output: OutputOption = OutputFormat.table,
-    profile: ProfileOption = None,
-    region: RegionOption = None,
-    endpoint_url: EndpointOption = None,
-    stack: StackOption = None,
-    target: TargetOption = "local",
 ) -> None:
     """Show each alarm: name, state, reason, when it changed, the metric it watches."""
+    _show_alarms(on, state)
+
+
+def _show_alarms(on: StackOptions, state: str | None) -> None:
     if state is not None and state.upper() not in _STATES:
         raise typer.BadParameter(f"--state {state}: use one of {', '.join(_STATES)}")
-    ref = resolve_stack(profile, region, endpoint_url, stack, target)
+    ref = on.resolve()
     statuses = ops.alarm_states(ref, state)
-    if output is OutputFormat.json:
+    if on.output is OutputFormat.json:
         print_json([s.as_dict() for s in statuses])
         return
     rows = [
@@ -87,19 +75,15 @@ def list_alarms(
 
 
 @app.command("notifications")
+@stack_options
 def list_notifications(
+    on: StackOptions,
     limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="At most this many")] = 100,
-    output: OutputOption = OutputFormat.table,
-    profile: ProfileOption = None,
-    region: RegionOption = None,
-    endpoint_url: EndpointOption = None,
-    stack: StackOption = None,
-    target: TargetOption = "local",
 ) -> None:
     """Show what the alerts topic delivered to the SQS queues subscribed to it (a peek)."""
-    ref = resolve_stack(profile, region, endpoint_url, stack, target)
+    ref = on.resolve()
     found = ops.notifications(ref, limit)
-    if output is OutputFormat.json:
+    if on.output is OutputFormat.json:
         print_json([n.as_dict() for n in found])
         return
     rows = [(n.timestamp, n.subject, *(n.alarm.get(k, "") for k in _TRANSITION)) for n in found]
@@ -108,20 +92,16 @@ def list_notifications(
 
 
 @app.command("drill")
+@stack_options
 def drill(
+    on: StackOptions,
     timeout: Annotated[
         float | None,
         typer.Option("--timeout", min=1, help="Seconds to wait [default: 60 local, 600 AWS]"),
     ] = None,
-    output: OutputOption = OutputFormat.table,
-    profile: ProfileOption = None,
-    region: RegionOption = None,
-    endpoint_url: EndpointOption = None,
-    stack: StackOption = None,
-    target: TargetOption = "local",
 ) -> None:
     """Make the function fail once; wait for the Errors alarm and its notification."""
-    ref = resolve_stack(profile, region, endpoint_url, stack, target)
+    ref = on.resolve()
     with console_err.status("alarm drill") as status:
 
         def progress(message: str) -> None:
@@ -129,7 +109,7 @@ def drill(
             console_err.print(f"  {message}", highlight=False)
 
         result = ops.drill(ref, timeout, progress)
-    if output is OutputFormat.json:
+    if on.output is OutputFormat.json:
         print_json(result.as_dict())
     else:
         document = result.as_dict()

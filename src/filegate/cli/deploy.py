@@ -13,16 +13,7 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from filegate import stackref
-from filegate.cli.options import (
-    EndpointOption,
-    OutputOption,
-    ProfileOption,
-    RegionOption,
-    StackOption,
-    TargetOption,
-    resolve_stack,
-)
+from filegate.cli.options import StackOptions, stack_options
 from filegate.cli.render import (
     OutputFormat,
     console,
@@ -81,7 +72,9 @@ def _parameters(values: list[str] | None) -> dict[str, str]:
     return parsed
 
 
+@stack_options
 def deploy(
+    on: StackOptions,
     package: Annotated[
         Path | None,
         typer.Option("--package", help="A zip from `filegate package` (default: build one)"),
@@ -101,20 +94,14 @@ def deploy(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show the change set, change nothing")
     ] = False,
-    output: OutputOption = OutputFormat.table,
-    profile: ProfileOption = None,
-    region: RegionOption = None,
-    endpoint_url: EndpointOption = None,
-    stack: StackOption = None,
-    target: TargetOption = "local",
 ) -> None:
     """Upload the Lambda package and create or update the stack through a change set."""
-    location = stackref.locate(profile, region, endpoint_url, stack, target)
+    location = on.locate()
     options = DeployOptions(package, _parameters(parameter), artifact_bucket, dry_run)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, console=console_err, transient=True) as progress:
         result = run_deploy(location, options, _ProgressObserver(progress))
-    if output is OutputFormat.json:
+    if on.output is OutputFormat.json:
         print_json(result.as_dict())
     else:
         _show_deploy(result)
@@ -136,18 +123,14 @@ def _show_deploy(result: DeployResult) -> None:
         console.print(key_value_table(f"stack {result.stack_name}", summary))
 
 
+@stack_options
 def releases(
-    output: OutputOption = OutputFormat.table,
-    profile: ProfileOption = None,
-    region: RegionOption = None,
-    endpoint_url: EndpointOption = None,
-    stack: StackOption = None,
-    target: TargetOption = "local",
+    on: StackOptions,
 ) -> None:
     """List the ingestion function's published versions and which one is live."""
-    ref = resolve_stack(profile, region, endpoint_url, stack, target)
+    ref = on.resolve()
     found = releases_ops.list_releases(ref)
-    if output is OutputFormat.json:
+    if on.output is OutputFormat.json:
         print_json(found.as_dict())
         return
     rows = [
@@ -159,21 +142,17 @@ def releases(
     console.print(rows_table(title, columns, rows))
 
 
+@stack_options
 def rollback(
+    on: StackOptions,
     to: Annotated[
         str | None, typer.Option("--to", help="The version to make live (default: the previous)")
     ] = None,
-    output: OutputOption = OutputFormat.table,
-    profile: ProfileOption = None,
-    region: RegionOption = None,
-    endpoint_url: EndpointOption = None,
-    stack: StackOption = None,
-    target: TargetOption = "local",
 ) -> None:
     """Move the `live` alias back to the previous version (or --to VERSION)."""
-    ref = resolve_stack(profile, region, endpoint_url, stack, target)
+    ref = on.resolve()
     done = releases_ops.rollback(ref, to)
-    if output is OutputFormat.json:
+    if on.output is OutputFormat.json:
         print_json(done.as_dict())
     elif done.changed:
         console.print(

@@ -7,72 +7,57 @@ one method. Purge asks for confirmation (``--yes`` skips it; without a terminal 
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, TypeVar
 
 import typer
 
-from filegate.cli.options import (
-    EndpointOption,
-    OutputOption,
-    ProfileOption,
-    RegionOption,
-    StackOption,
-    TargetOption,
-    resolve_stack,
-)
+from filegate.cli.options import StackOptions, stack_options
 from filegate.cli.progress import bars
 from filegate.cli.render import OutputFormat, console, print_json, rows_table
 from filegate.errors import QueueError
 from filegate.ops import dlq
-from filegate.ops.dlq import DeadLetter
+from filegate.ops.dlq import DeadLetter, DeadLetters
 
 app = typer.Typer(help="The dead-letter queue: list, show, replay, purge.", no_args_is_help=True)
+
+T = TypeVar("T")
 
 MaxOption = Annotated[int, typer.Option("--max", min=1, help="At most this many messages")]
 
 
 @app.command("list")
+@stack_options
 def list_messages(
+    on: StackOptions,
     limit: MaxOption = dlq.DEFAULT_LIMIT,
-    output: OutputOption = OutputFormat.table,
-    profile: ProfileOption = None,
-    region: RegionOption = None,
-    endpoint_url: EndpointOption = None,
-    stack: StackOption = None,
-    target: TargetOption = "local",
 ) -> None:
     """Peek at the dead-letter queue: every message stays, visible again at once."""
-    ref = resolve_stack(profile, region, endpoint_url, stack, target)
-    with bars() as progress:
-        letters = dlq.for_stack(ref, progress).peek(limit)
-    if output is OutputFormat.json:
+    letters = _on_queues(on, lambda queues: queues.peek(limit))
+    if on.output is OutputFormat.json:
         print_json([letter.summary() for letter in letters])
         return
     _print_letters(f"dead-letter queue: {len(letters)} message(s)", letters)
 
 
 @app.command("show")
+@stack_options
 def show(
+    on: StackOptions,
     message_id: Annotated[str, typer.Argument(help="The message id (see `filegate dlq list`)")],
-    output: OutputOption = OutputFormat.table,
-    profile: ProfileOption = None,
-    region: RegionOption = None,
-    endpoint_url: EndpointOption = None,
-    stack: StackOption = None,
-    target: TargetOption = "local",
 ) -> None:
     """One message whole: body (pretty-printed JSON when it is JSON) and attributes."""
-    ref = resolve_stack(profile, region, endpoint_url, stack, target)
-    with bars() as progress:
-        letter = dlq.for_stack(ref, progress).show(message_id)
-    if output is OutputFormat.json:
+    letter = _on_queues(on, lambda queues: queues.show(message_id))
+    if on.output is OutputFormat.json:
         print_json(letter.whole())
         return
     console.print_json(data=letter.whole())
 
 
 @app.command("replay")
+@stack_options
 def replay(
+    on: StackOptions,
     limit: MaxOption = dlq.DEFAULT_LIMIT,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show what would move; move nothing")
@@ -88,20 +73,11 @@ def replay(
             help="Move messages that are no S3 notification too (they will fail again)",
         ),
     ] = False,
-    output: OutputOption = OutputFormat.table,
-    profile: ProfileOption = None,
-    region: RegionOption = None,
-    endpoint_url: EndpointOption = None,
-    stack: StackOption = None,
-    target: TargetOption = "local",
 ) -> None:
     """Move messages back to the ingest queue: receive, send, then delete."""
-    ref = resolve_stack(profile, region, endpoint_url, stack, target)
-    with bars() as progress:
-        report = dlq.for_stack(ref, progress).replay(
-            limit, dry_run, tuple(message_ids or ()), include_unparseable
-        )
-    if output is OutputFormat.json:
+    only = tuple(message_ids or ())
+    report = _on_queues(on, lambda queues: queues.replay(limit, dry_run, only, include_unparseable))
+    if on.output is OutputFormat.json:
         print_json(report.as_dict())
         return
     verb = "would move" if dry_run else "moved"
@@ -111,24 +87,27 @@ def replay(
 
 
 @app.command("purge")
+@stack_options
 def purge(
+    on: StackOptions,
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation")] = False,
-    output: OutputOption = OutputFormat.table,
-    profile: ProfileOption = None,
-    region: RegionOption = None,
-    endpoint_url: EndpointOption = None,
-    stack: StackOption = None,
-    target: TargetOption = "local",
 ) -> None:
     """Delete every message in the dead-letter queue (asks first)."""
-    dead_letters = dlq.for_stack(resolve_stack(profile, region, endpoint_url, stack, target))
+    dead_letters = dlq.for_stack(on.resolve())
     if not yes:
         _confirm_purge(dead_letters.dead.url, dead_letters.dead.depth())
     report = dead_letters.purge()
-    if output is OutputFormat.json:
+    if on.output is OutputFormat.json:
         print_json(report.as_dict())
     else:
         console.print(f"purged {report.purged} message(s) from {report.queue}", highlight=False)
+
+
+def _on_queues(on: StackOptions, work: Callable[[DeadLetters], T]) -> T:
+    """Find the stack, then run one call on its queues with progress bars on stderr."""
+    ref = on.resolve()
+    with bars() as progress:
+        return work(dlq.for_stack(ref, progress))
 
 
 def _confirm_purge(url: str, depth: int) -> None:

@@ -9,21 +9,15 @@ from typing import Annotated
 
 import typer
 
-from filegate.cli.options import (
-    EndpointOption,
-    OutputOption,
-    ProfileOption,
-    RegionOption,
-    StackOption,
-    TargetOption,
-    resolve_stack,
-)
+from filegate.cli.options import StackOptions, stack_options
 from filegate.cli.render import OutputFormat, console, console_err, print_json, rows_table
 from filegate.ops.evidence import REPORT, EvidenceResult, ResultFiles, collect
 from filegate.ops.verify import DEFAULT_TIMEOUT
 
 
+@stack_options
 def evidence_command(
+    on: StackOptions,
     out: Annotated[Path, typer.Option("--out", help="Directory to write the evidence into")],
     key: Annotated[
         str | None,
@@ -50,15 +44,9 @@ def evidence_command(
     timeout: Annotated[
         float, typer.Option("--timeout", min=1, help="Seconds to wait for the item and logs")
     ] = DEFAULT_TIMEOUT,
-    output: OutputOption = OutputFormat.table,
-    profile: ProfileOption = None,
-    region: RegionOption = None,
-    endpoint_url: EndpointOption = None,
-    stack: StackOption = None,
-    target: TargetOption = "local",
 ) -> None:
     """Write stack, function, table, bucket, queue, item and log evidence and run-report.md."""
-    ref = resolve_stack(profile, region, endpoint_url, stack, target)
+    ref = on.resolve()
     tests = ResultFiles(unit_results, unit_junit, integration_results, integration_junit)
     invocation = shlex.join(["filegate", *sys.argv[1:]])
     with console_err.status("collecting evidence") as status:
@@ -72,7 +60,7 @@ def evidence_command(
             runner=runner,
             invocation=invocation,
         )
-    _render(result, output)
+    _render(result, on.output)
     if not result.passed:
         raise typer.Exit(1)
 

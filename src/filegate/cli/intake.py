@@ -9,15 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from filegate.cli.options import (
-    EndpointOption,
-    OutputOption,
-    ProfileOption,
-    RegionOption,
-    StackOption,
-    TargetOption,
-    resolve_stack,
-)
+from filegate.cli.options import StackOptions, stack_options
 from filegate.cli.render import OutputFormat, console, key_value_table, print_json
 from filegate.ops import intake
 from filegate.ops.intake import IntakeState, IntakeStatus
@@ -25,47 +17,23 @@ from filegate.ops.intake import IntakeState, IntakeStatus
 _HEALTHY = (IntakeState.ACTIVE, IntakeState.PAUSED)
 
 
-def pause(
-    output: OutputOption = OutputFormat.table,
-    profile: ProfileOption = None,
-    region: RegionOption = None,
-    endpoint_url: EndpointOption = None,
-    stack: StackOption = None,
-    target: TargetOption = "local",
-) -> None:
+@stack_options
+def pause(on: StackOptions) -> None:
     """Stop S3 events: save the bucket's notification configuration, then detach it."""
-    _render(
-        intake.for_stack(resolve_stack(profile, region, endpoint_url, stack, target)).pause(),
-        output,
-    )
+    _render(intake.for_stack(on.resolve()).pause(), on.output)
 
 
-def resume(
-    output: OutputOption = OutputFormat.table,
-    profile: ProfileOption = None,
-    region: RegionOption = None,
-    endpoint_url: EndpointOption = None,
-    stack: StackOption = None,
-    target: TargetOption = "local",
-) -> None:
+@stack_options
+def resume(on: StackOptions) -> None:
     """Restore exactly the notification configuration `pause` saved."""
-    _render(
-        intake.for_stack(resolve_stack(profile, region, endpoint_url, stack, target)).resume(),
-        output,
-    )
+    _render(intake.for_stack(on.resolve()).resume(), on.output)
 
 
-def status(
-    output: OutputOption = OutputFormat.table,
-    profile: ProfileOption = None,
-    region: RegionOption = None,
-    endpoint_url: EndpointOption = None,
-    stack: StackOption = None,
-    target: TargetOption = "local",
-) -> None:
+@stack_options
+def status(on: StackOptions) -> None:
     """Whether the bucket's events flow: active, paused, detached or conflict."""
-    now = intake.for_stack(resolve_stack(profile, region, endpoint_url, stack, target)).status()
-    _render(now, output)
+    now = intake.for_stack(on.resolve()).status()
+    _render(now, on.output)
     if now.state not in _HEALTHY:
         raise typer.Exit(1)
 

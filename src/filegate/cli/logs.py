@@ -9,20 +9,14 @@ from typing import Annotated, Any
 
 import typer
 
-from filegate.cli.options import (
-    EndpointOption,
-    OutputOption,
-    ProfileOption,
-    RegionOption,
-    StackOption,
-    TargetOption,
-    resolve_stack,
-)
+from filegate.cli.options import StackOptions, stack_options
 from filegate.cli.render import OutputFormat, console_err, print_json
 from filegate.ops.logs import DEFAULT_SINCE, LogLine, LogReader, parse_duration
 
 
+@stack_options
 def logs_command(
+    on: StackOptions,
     key: Annotated[
         str | None, typer.Option("--key", help="Only the invocations that handled this key")
     ] = None,
@@ -36,19 +30,13 @@ def logs_command(
         str | None,
         typer.Option("--function", help="Another function's logs [default: the ingest function]"),
     ] = None,
-    output: OutputOption = OutputFormat.table,
-    profile: ProfileOption = None,
-    region: RegionOption = None,
-    endpoint_url: EndpointOption = None,
-    stack: StackOption = None,
-    target: TargetOption = "local",
 ) -> None:
     """Print the function's log events (time, request id, level, message, key)."""
     window = parse_duration(since)
-    reader = LogReader(resolve_stack(profile, region, endpoint_url, stack, target), function)
+    reader = LogReader(on.resolve(), function)
     if not follow:
         shown = reader.read(window, key)
-        if output is OutputFormat.json:
+        if on.output is OutputFormat.json:
             print_json([event for event, _ in shown])
         else:
             _print_lines(line for _, line in shown)
@@ -57,7 +45,7 @@ def logs_command(
         return
     try:
         for event, line in reader.follow(window, key):
-            _print_one(event, line, output)
+            _print_one(event, line, on.output)
     except KeyboardInterrupt:
         return
 

@@ -12,15 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from filegate import stackref
-from filegate.cli.options import (
-    EndpointOption,
-    OutputOption,
-    ProfileOption,
-    RegionOption,
-    StackOption,
-    TargetOption,
-    resolve_stack,
-)
+from filegate.cli.options import StackOptions, stack_options
 from filegate.cli.render import OutputFormat, console, console_err, print_json, rows_table
 from filegate.uploads.partners import Partner, PartnerRegistry
 
@@ -41,7 +33,9 @@ def _registry(ref: stackref.StackRef) -> PartnerRegistry:
 
 
 @app.command("add")
+@stack_options
 def add(
+    on: StackOptions,
     name: Annotated[str, typer.Argument(help="The partner's name")],
     max_size: Annotated[
         int | None, typer.Option("--max-size", min=1, help="Largest upload, in bytes")
@@ -50,34 +44,24 @@ def add(
         list[str] | None,
         typer.Option("--allow-type", help="A content type it may send (image/* works); repeat"),
     ] = None,
-    output: OutputOption = OutputFormat.table,
-    profile: ProfileOption = None,
-    region: RegionOption = None,
-    endpoint_url: EndpointOption = None,
-    stack: StackOption = None,
-    target: TargetOption = "local",
 ) -> None:
     """Create a partner and print its API key (once)."""
-    ref = resolve_stack(profile, region, endpoint_url, stack, target)
+    ref = on.resolve()
     partner, api_key = _registry(ref).add(name, max_size, allow_type or ())
     document = {**partner.as_dict(), "api_key": api_key}
     if API_URL_OUTPUT in ref.outputs:
         document["api_url"] = ref.outputs[API_URL_OUTPUT]
-    _show_key(document, output, f"partner {partner.partner_id}")
+    _show_key(document, on.output, f"partner {partner.partner_id}")
 
 
 @app.command("list")
+@stack_options
 def list_partners(
-    output: OutputOption = OutputFormat.table,
-    profile: ProfileOption = None,
-    region: RegionOption = None,
-    endpoint_url: EndpointOption = None,
-    stack: StackOption = None,
-    target: TargetOption = "local",
+    on: StackOptions,
 ) -> None:
     """Show every partner (never a key)."""
-    partners = _registry(resolve_stack(profile, region, endpoint_url, stack, target)).list()
-    if output is OutputFormat.json:
+    partners = _registry(on.resolve()).list()
+    if on.output is OutputFormat.json:
         print_json([p.as_dict() for p in partners])
         return
     columns = ("partner_id", "name", "status", "prefix", "max_size", "allowed_types", "created_at")
@@ -85,39 +69,29 @@ def list_partners(
 
 
 @app.command("disable")
+@stack_options
 def disable(
+    on: StackOptions,
     partner_id: PartnerIdArgument,
-    output: OutputOption = OutputFormat.table,
-    profile: ProfileOption = None,
-    region: RegionOption = None,
-    endpoint_url: EndpointOption = None,
-    stack: StackOption = None,
-    target: TargetOption = "local",
 ) -> None:
     """Refuse the partner's key from the next request on."""
-    partner = _registry(resolve_stack(profile, region, endpoint_url, stack, target)).disable(
-        partner_id
-    )
-    if output is OutputFormat.json:
+    partner = _registry(on.resolve()).disable(partner_id)
+    if on.output is OutputFormat.json:
         print_json(partner.as_dict())
     else:
         console.print(f"partner {partner.partner_id} is {partner.status}")
 
 
 @app.command("rotate-key")
+@stack_options
 def rotate_key(
+    on: StackOptions,
     partner_id: PartnerIdArgument,
-    output: OutputOption = OutputFormat.table,
-    profile: ProfileOption = None,
-    region: RegionOption = None,
-    endpoint_url: EndpointOption = None,
-    stack: StackOption = None,
-    target: TargetOption = "local",
 ) -> None:
     """Replace the partner's key; the old one stops working at once."""
-    registry = _registry(resolve_stack(profile, region, endpoint_url, stack, target))
+    registry = _registry(on.resolve())
     api_key = registry.rotate_key(partner_id)
-    _show_key({"partner_id": partner_id, "api_key": api_key}, output, f"partner {partner_id}")
+    _show_key({"partner_id": partner_id, "api_key": api_key}, on.output, f"partner {partner_id}")
 
 
 def _show_key(document: dict[str, Any], output: OutputFormat, title: str) -> None:

@@ -10,22 +10,16 @@ from typing import Annotated
 
 import typer
 
-from filegate.cli.options import (
-    EndpointOption,
-    OutputOption,
-    ProfileOption,
-    RegionOption,
-    StackOption,
-    TargetOption,
-    resolve_stack,
-)
+from filegate.cli.options import StackOptions, stack_options
 from filegate.cli.progress import bars
 from filegate.cli.render import OutputFormat, console, print_json, rows_table
 from filegate.ops import reconcile as ops
 from filegate.ops.reconcile import GAPS, ReconcileReport
 
 
+@stack_options
 def reconcile(
+    on: StackOptions,
     prefix: Annotated[str, typer.Option("--prefix", help="Only keys starting with this")] = "",
     repair: Annotated[
         bool,
@@ -37,18 +31,12 @@ def reconcile(
         float,
         typer.Option("--timeout", min=0, help="Seconds to wait for the ledger after repairing"),
     ] = ops.DEFAULT_TIMEOUT_SECONDS,
-    output: OutputOption = OutputFormat.table,
-    profile: ProfileOption = None,
-    region: RegionOption = None,
-    endpoint_url: EndpointOption = None,
-    stack: StackOption = None,
-    target: TargetOption = "local",
 ) -> None:
     """Compare the bucket with the ledger; exit 1 while gaps remain."""
-    ref = resolve_stack(profile, region, endpoint_url, stack, target)
+    ref = on.resolve()
     with bars() as progress:
         report = ops.reconcile(ref, prefix, repair, timeout, progress)
-    if output is OutputFormat.json:
+    if on.output is OutputFormat.json:
         print_json(report.as_dict())
     else:
         _print(report)

@@ -6,15 +6,7 @@ from datetime import UTC, datetime
 
 import typer
 
-from filegate.cli.options import (
-    EndpointOption,
-    OutputOption,
-    ProfileOption,
-    RegionOption,
-    StackOption,
-    TargetOption,
-    resolve_stack,
-)
+from filegate.cli.options import StackOptions, stack_options
 from filegate.cli.render import OutputFormat, console, print_json, rows_table
 from filegate.ledger import Ledger
 
@@ -22,21 +14,17 @@ app = typer.Typer(help="Declared partner uploads in the ledger.", no_args_is_hel
 
 
 @app.command("expire")
+@stack_options
 def expire(
-    output: OutputOption = OutputFormat.table,
-    profile: ProfileOption = None,
-    region: RegionOption = None,
-    endpoint_url: EndpointOption = None,
-    stack: StackOption = None,
-    target: TargetOption = "local",
+    on: StackOptions,
 ) -> None:
     """Mark every PENDING upload past its expiry EXPIRED (a GET of one does it too)."""
-    ref = resolve_stack(profile, region, endpoint_url, stack, target)
+    ref = on.resolve()
     expired = Ledger(ref.output("TableName"), ref.client("dynamodb")).expire_overdue(
         datetime.now(UTC)
     )
     rows = [(r.upload_id, r.partner_id, r.key, r.expires_at) for r in expired]
-    if output is OutputFormat.json:
+    if on.output is OutputFormat.json:
         print_json(
             [
                 dict(zip(("upload_id", "partner_id", "key", "expires_at"), row, strict=True))

@@ -6,15 +6,7 @@ from typing import Annotated
 
 import typer
 
-from filegate.cli.options import (
-    EndpointOption,
-    OutputOption,
-    ProfileOption,
-    RegionOption,
-    StackOption,
-    TargetOption,
-    resolve_stack,
-)
+from filegate.cli.options import StackOptions, stack_options
 from filegate.cli.render import OutputFormat, console, console_err, print_json, rows_table
 from filegate.ops.verify import DEFAULT_TIMEOUT, VerifyReport, verify
 
@@ -28,21 +20,17 @@ KeyOption = Annotated[
 ]
 
 
+@stack_options
 def verify_command(
+    on: StackOptions,
     key: KeyOption = None,
     timeout: TimeoutOption = DEFAULT_TIMEOUT,
-    output: OutputOption = OutputFormat.table,
-    profile: ProfileOption = None,
-    region: RegionOption = None,
-    endpoint_url: EndpointOption = None,
-    stack: StackOption = None,
-    target: TargetOption = "local",
 ) -> None:
     """Check the stack, errors, a smoke upload to the ledger, the DLQ and the alarms."""
-    ref = resolve_stack(profile, region, endpoint_url, stack, target)
+    ref = on.resolve()
     with console_err.status("verifying") as status:
         report = verify(ref, key=key, timeout=timeout, progress=status.update)
-    render_report(report, output)
+    render_report(report, on.output)
     if not report.passed:
         raise typer.Exit(1)
 
