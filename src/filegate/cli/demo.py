@@ -61,7 +61,9 @@ def _run(state: stack.LocalState) -> None:
         runner.apply(steps, lambda _: progress.advance(task))
     with console_err.status("waiting for the ledger"):
         items = runner.wait_for_ledger(expected_state(steps))
-    rows = [(i.key, i.size, i.content_type or "", i.status) for i in items]
+    rows = [
+        (i.key, "" if i.size is None else i.size, i.content_type or "", i.status) for i in items
+    ]
     console.print(
         rows_table(f"ledger: {state.outputs['TableName']}", ("key", "size", "type", "status"), rows)
     )
