@@ -9,14 +9,12 @@ is process-wide: the rest of tests/functional also passes with it applied.
 from __future__ import annotations
 
 import copy
-import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import ddb_patch_scenario
 import pytest
+import unpatched
 
 from filegate.local import patches
 from filegate.local.patches import dynamodb
@@ -27,11 +25,7 @@ SCENARIO = Path(ddb_patch_scenario.__file__)
 @pytest.fixture(scope="module")
 def baseline() -> dict[str, Any]:
     """The scenario's answers on moto's own code, from a process where nothing is patched."""
-    done = subprocess.run(
-        [sys.executable, str(SCENARIO)], capture_output=True, text=True, check=True, timeout=240
-    )
-    answers: dict[str, Any] = json.loads(done.stdout)
-    return answers
+    return unpatched.answers(SCENARIO)
 
 
 @pytest.fixture

@@ -8,14 +8,12 @@ equal.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqs_patch_scenario
+import unpatched
 
 from filegate.local import patches
 from filegate.local.patches import sqs
@@ -26,11 +24,7 @@ SCENARIO = Path(sqs_patch_scenario.__file__)
 @pytest.fixture(scope="module")
 def baseline() -> dict[str, Any]:
     """The scenario's answers on moto's own code, from a process where nothing is patched."""
-    done = subprocess.run(
-        [sys.executable, str(SCENARIO)], capture_output=True, text=True, check=True, timeout=240
-    )
-    answers: dict[str, Any] = json.loads(done.stdout)
-    return answers
+    return unpatched.answers(SCENARIO)
 
 
 @pytest.fixture
