@@ -26,6 +26,10 @@ def slow(event, context):
     return "late"
 def crash(event, context):
     os._exit(3)
+def dies_answering(event, context):
+    sys.stdout.write("\\n\\x1efilegate-result {\\"ok\\": tr")
+    sys.stdout.flush()
+    os._exit(3)
 def fail(event, context):
     raise ValueError("bad record")
 def imports(event, context):
@@ -115,6 +119,17 @@ def test_a_crashed_invocation_fails_without_a_reason_and_recovers(code: Path) ->
     assert crashed.error["errorMessage"] == "Runtime exited without providing a reason"
 
 
+def test_a_worker_that_dies_while_it_answers_fails_the_invocation(code: Path) -> None:
+    w = worker(code, "fn.dies_answering")
+    try:
+        cut_off = w.invoke({})
+    finally:
+        w.stop()
+    assert not cut_off.ok
+    assert cut_off.error is not None
+    assert cut_off.error["errorMessage"] == "Runtime exited without providing a reason"
+
+
 def test_a_handler_exception_is_reported_like_lambda(code: Path) -> None:
     w = worker(code, "fn.fail")
     try:
@@ -132,3 +147,30 @@ def test_an_unimportable_handler_fails_at_init_with_the_reason(code: Path) -> No
     w = worker(code, "nope.handler")
     with pytest.raises(LocalStackError, match=r"failed to initialise.*nope"):
         w.start()
+
+
+def test_a_worker_killed_during_init_fails_the_invocation_and_recovers(code: Path) -> None:
+    # GIVEN a handler module whose first import dies (a worker killed while it starts)
+    (code / "flaky.py").write_text(
+        "import os, pathlib\n"
+        "marker = pathlib.Path(os.environ['LAMBDA_TASK_ROOT']) / 'started-once'\n"
+        "if not marker.exists():\n"
+        "    marker.write_text('x')\n"
+        "    os._exit(9)\n"
+        "def ok(event, context):\n"
+        "    return 'up'\n"
+    )
+    w = worker(code, "flaky.ok")
+    try:
+        # WHEN it is invoked: the init fails, which fails this invocation (no exception)
+        first = w.invoke({})
+        # AND the next invocation starts a fresh environment that comes up
+        second = w.invoke({})
+    finally:
+        w.stop()
+    assert not first.ok
+    assert first.error is not None
+    assert first.error["errorType"] == "Runtime.InitError"
+    assert "failed to initialise" in first.error["errorMessage"]
+    assert second.ok
+    assert second.result == "up"

@@ -169,10 +169,19 @@ class EventSourceMapping:
 
     def _deliver(self, sqs: Any, worker: Worker, messages: list[dict[str, Any]]) -> None:
         event = sqs_event(messages, self._mapping.queue_arn, self._target.region)
-        invocation = worker.invoke(event)
-        if self._observer:
-            self._observer(worker, invocation)
-        failed = failed_message_ids(messages, invocation, self._mapping.report_batch_item_failures)
+        try:
+            invocation = worker.invoke(event)
+        except Exception:  # a poller must outlive any one batch
+            # Whatever went wrong, the batch is released for another try (and, past the
+            # queue's maxReceiveCount, the dead-letter queue); never left invisible.
+            log.exception("event source mapping could not deliver a batch; it will be retried")
+            failed = {m["MessageId"] for m in messages}
+        else:
+            if self._observer:
+                self._observer(worker, invocation)
+            failed = failed_message_ids(
+                messages, invocation, self._mapping.report_batch_item_failures
+            )
         done = [m for m in messages if m["MessageId"] not in failed]
         retry = [m for m in messages if m["MessageId"] in failed]
         for chunk in _chunks(done):

@@ -6,7 +6,8 @@ and builds the runtime's package directory (only what the AWS Python runtime pro
 boto3, botocore and their dependencies). A ``Worker`` is one
 warm execution environment: an isolated interpreter running ``bootstrap``, with the function's
 configured environment, handler and timeout. A timed-out or crashed invocation is a failed
-one, and the worker is replaced, as on Lambda.
+one, and the worker is replaced, as on Lambda; so is one whose environment fails to start
+(``Runtime.InitError``), which never raises out of ``invoke``.
 """
 
 from __future__ import annotations
@@ -230,16 +231,22 @@ class Worker:
             if line is None:
                 return None, lines
             if line.startswith(bootstrap.RESULT_MARK):
-                return json.loads(line[len(bootstrap.RESULT_MARK) :]), lines
+                try:
+                    return json.loads(line[len(bootstrap.RESULT_MARK) :]), lines
+                except ValueError:
+                    return None, lines  # cut off: the process died while it answered
             if line:
                 lines.append((int(time.time() * 1000), line))
 
     def invoke(self, payload: Any) -> Invocation:
         """Run one invocation; a timeout or crash fails it and restarts the worker."""
         with self._lock:
-            if self._process is None or self._process.poll() is not None:
-                self.start()
             request_id = str(uuid.uuid4())
+            if self._process is None or self._process.poll() is not None:
+                try:
+                    self.start()
+                except LocalStackError as exc:
+                    return self._init_failed(request_id, exc)
             started = time.monotonic()
             deadline_ms = time.time() * 1000 + self._spec.timeout_seconds * 1000
             request = {"request_id": request_id, "payload": payload, "deadline_ms": deadline_ms}
@@ -258,6 +265,17 @@ class Worker:
                 )
             elapsed_ms = (time.monotonic() - started) * 1000
             return self._finish(invocation, answer, elapsed_ms)
+
+    def _init_failed(self, request_id: str, exc: LocalStackError) -> Invocation:
+        """An environment that did not come up (its init raised, timed out or was killed)
+        fails the invocation, as on Lambda; the next invocation tries a fresh one."""
+        reason = str(exc)
+        return Invocation(
+            request_id=request_id,
+            ok=False,
+            error={"errorType": "Runtime.InitError", "errorMessage": reason},
+            lines=[(int(time.time() * 1000), f"INIT_REPORT Status: error\t{reason}")],
+        )
 
     def _finish(
         self, invocation: Invocation, answer: dict[str, Any] | None, elapsed_ms: float

@@ -1,0 +1,141 @@
+"""The local event source mapping keeps every message when a worker cannot run a batch.
+
+A worker killed while it starts (its init fails), or anything unexpected raised while a batch
+is delivered, must fail that batch only: its messages come back after the retry delay and
+the poller goes on, as Lambda's poller does. Queue: in-process moto; workers: real processes.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from builders import REGION
+
+from filegate.aws import Target
+from filegate.local.esm import EventSourceMapping
+from filegate.local.provision import MappingConfig
+from filegate.local.runtime import FunctionSpec, Invocation, Worker, runtime_packages_dir
+
+# The first import of the module dies, as a worker killed during its init phase does.
+HANDLER = """
+import os, pathlib
+marker = pathlib.Path(os.environ["OUT"]) / "started-once"
+if not marker.exists():
+    marker.write_text("x")
+    os._exit(9)
+def record(event, context):
+    with open(os.path.join(os.environ["OUT"], "recorded"), "a") as out:
+        for record in event["Records"]:
+            out.write(record["body"] + "\\n")
+    return {"batchItemFailures": []}
+"""
+
+MAPPING = MappingConfig(
+    uuid="u",
+    queue_arn=f"arn:aws:sqs:{REGION}:123456789012:recovery-test",
+    function_name="fn:live",
+    batch_size=5,
+    batching_window_seconds=0,
+    report_batch_item_failures=True,
+    maximum_concurrency=1,
+)
+
+
+@pytest.fixture
+def queue(aws: None) -> str:
+    sqs = boto3.client("sqs", region_name=REGION)
+    return str(sqs.create_queue(QueueName="recovery-test")["QueueUrl"])
+
+
+def flaky_worker(tmp_path: Path) -> Worker:
+    code = tmp_path / "code"
+    code.mkdir(exist_ok=True)
+    (code / "fn.py").write_text(HANDLER)
+    spec = FunctionSpec(
+        name="fn",
+        arn=f"arn:aws:lambda:{REGION}:123456789012:function:fn:1",
+        handler="fn.record",
+        timeout_seconds=10,
+        memory_mb=128,
+        environment={"OUT": str(tmp_path)},
+        code_dir=code,
+        runtime_dir=runtime_packages_dir(tmp_path),
+        version="1",
+    )
+    return Worker(spec, Target(region=REGION, endpoint_url="http://127.0.0.1:9"))
+
+
+class ExplodesOnce(Worker):
+    """A worker whose first delivery raises something no invocation should raise."""
+
+    exploded = False
+
+    def invoke(self, payload: Any) -> Invocation:
+        if not self.exploded:
+            self.exploded = True
+            raise RuntimeError("unexpected")
+        return super().invoke(payload)
+
+
+def send(queue_url: str, bodies: list[str]) -> None:
+    sqs = boto3.client("sqs", region_name=REGION)
+    entries = [{"Id": str(i), "MessageBody": body} for i, body in enumerate(bodies)]
+    sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
+
+
+def recorded_within(tmp_path: Path, count: int, timeout: float) -> list[str]:
+    path = tmp_path / "recorded"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        lines = path.read_text().splitlines() if path.exists() else []
+        if len(lines) >= count:
+            return lines
+        time.sleep(0.05)
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def queue_depth(queue_url: str) -> tuple[int, int]:
+    attributes = boto3.client("sqs", region_name=REGION).get_queue_attributes(
+        QueueUrl=queue_url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return (
+        int(attributes["ApproximateNumberOfMessages"]),
+        int(attributes["ApproximateNumberOfMessagesNotVisible"]),
+    )
+
+
+def deliver_all(queue: str, tmp_path: Path, worker: Worker) -> None:
+    """Five messages whose first delivery fails come back, and the same poller runs each once."""
+    esm = EventSourceMapping(Target(region=REGION), MAPPING, queue, [worker], retry_delay_seconds=1)
+    bodies = [f"message-{n}" for n in range(5)]
+    send(queue, bodies)
+    esm.start()
+    try:
+        lines = recorded_within(tmp_path, len(bodies), timeout=15)
+        deadline = time.monotonic() + 5
+        while queue_depth(queue) != (0, 0) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        esm.stop()
+        worker.stop()
+    assert sorted(lines) == sorted(bodies)
+    assert queue_depth(queue) == (0, 0)  # all deleted, none left in flight
+
+
+def test_a_worker_killed_during_init_fails_one_batch_only(queue: str, tmp_path: Path) -> None:
+    deliver_all(queue, tmp_path, flaky_worker(tmp_path))
+
+
+def test_an_unexpected_error_in_delivery_fails_one_batch_only(queue: str, tmp_path: Path) -> None:
+    (tmp_path / "started-once").write_text("x")  # this worker's init is fine
+    spec = flaky_worker(tmp_path).spec
+    deliver_all(
+        queue,
+        tmp_path,
+        ExplodesOnce(spec, Target(region=REGION, endpoint_url="http://127.0.0.1:9")),
+    )
