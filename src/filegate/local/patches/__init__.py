@@ -14,10 +14,13 @@
   plain SET / REMOVE update validated in one pass (:mod:`.ddb_values`), its condition parsed
   once per request, with the same results as moto's. ``FILEGATE_EMULATOR_DDB_PATCH=0`` serves
   without them.
+- :mod:`.framework`: moto's per-request work for every service made cheaper (the response
+  class's method list computed once per class, request ids drawn in one call).
+  ``FILEGATE_EMULATOR_FRAMEWORK_PATCH=0`` serves without it.
 - :mod:`.lambda_invoke`: Lambda's Invoke runs the deployed code on the local stack's workers,
   when the supervisor passes ``FILEGATE_EMULATOR_INVOKE_URL`` (moto cannot run code).
 
-The two switches exist to measure the difference (benchmarks/e2e_burst.py).
+The three switches exist to measure the difference (benchmarks/e2e_burst.py).
 ``FILEGATE_EMULATOR_PROFILE=<file>`` profiles every request with cProfile and writes the merged
 statistics (``pstats`` format) to that file when the emulator exits. The profiler's clock is the
 thread's CPU time: with a dozen request threads taking turns at one GIL, wall time would
@@ -33,11 +36,12 @@ import threading
 import time
 from typing import Any
 
-from filegate.local.patches import dynamodb, lambda_invoke, s3, sqs
+from filegate.local.patches import dynamodb, framework, lambda_invoke, s3, sqs
 
 # Read here, not in filegate.settings: only the emulator process reads them.
 ENV_SQS_PATCH = "FILEGATE_EMULATOR_SQS_PATCH"
 ENV_DDB_PATCH = "FILEGATE_EMULATOR_DDB_PATCH"
+ENV_FRAMEWORK_PATCH = "FILEGATE_EMULATOR_FRAMEWORK_PATCH"
 ENV_PROFILE = "FILEGATE_EMULATOR_PROFILE"
 
 _applied = False
@@ -93,6 +97,8 @@ def apply() -> None:
         sqs.patch_routing()
     if os.environ.get(ENV_DDB_PATCH, "1") != "0":
         dynamodb.patch()
+    if os.environ.get(ENV_FRAMEWORK_PATCH, "1") != "0":
+        framework.patch()
     lambda_invoke.patch()
     if os.environ.get(ENV_PROFILE):
         _profile_requests(os.environ[ENV_PROFILE])
