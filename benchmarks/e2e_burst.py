@@ -282,7 +282,7 @@ def measure(
         cpu = cpu_per_object(count, pipeline_figures)
         next(cpu)
         pipeline_figures.update(pipeline(state, count, threads, timeout, cpu))
-    workers = os.environ.get("FILEGATE_LOCAL_WORKERS", "2 (default)")
+    workers = os.environ.get("FILEGATE_LOCAL_WORKERS", "5 (default)")
     ratio = pipeline_figures["objects_per_s"] / floor_figures["objects_per_s"]
     return {
         "count": count,

@@ -31,6 +31,9 @@ class Target:
     region: str
     endpoint_url: str | None = None
     profile: str | None = None
+    # The local stack serves DynamoDB from an emulator process of its own (the main endpoint
+    # forwards DynamoDB requests there too); clients that know it go straight to it.
+    dynamodb_endpoint_url: str | None = None
 
     @property
     def is_local(self) -> bool:
@@ -50,13 +53,22 @@ class Target:
             session: Any = _SESSIONS.get(self)  # the service is a runtime string, not a Literal
             if session is None:
                 session = _SESSIONS[self] = self.session()
-            return session.client(service, endpoint_url=self.endpoint_url, config=_CONFIG)
+            return session.client(service, endpoint_url=self._endpoint(service), config=_CONFIG)
+
+    def _endpoint(self, service: str) -> str | None:
+        if self.dynamodb_endpoint_url and service in ("dynamodb", "dynamodbstreams"):
+            return self.dynamodb_endpoint_url
+        return self.endpoint_url
 
     def local_env(self) -> dict[str, str]:
         """Environment variables that point the AWS CLI and SDKs at this target."""
         env = {"AWS_REGION": self.region, "AWS_DEFAULT_REGION": self.region}
         if self.endpoint_url:
             env["AWS_ENDPOINT_URL"] = self.endpoint_url
+        if self.dynamodb_endpoint_url:
+            # the SDKs' and the AWS CLI's service-specific endpoint variables
+            env["AWS_ENDPOINT_URL_DYNAMODB"] = self.dynamodb_endpoint_url
+            env["AWS_ENDPOINT_URL_DYNAMODB_STREAMS"] = self.dynamodb_endpoint_url
         if self.is_local:
             env["AWS_ACCESS_KEY_ID"] = LOCAL_ACCESS_KEY
             env["AWS_SECRET_ACCESS_KEY"] = LOCAL_ACCESS_KEY

@@ -36,6 +36,7 @@ ENV_LOCAL_PORT = "FILEGATE_LOCAL_PORT"
 ENV_LOCAL_API_PORT = "FILEGATE_LOCAL_API_PORT"
 ENV_LOCAL_WORKERS = "FILEGATE_LOCAL_WORKERS"
 ENV_LOCAL_RETRY_DELAY = "FILEGATE_LOCAL_RETRY_DELAY"
+ENV_LOCAL_DYNAMODB_PROCESS = "FILEGATE_LOCAL_DYNAMODB_PROCESS"
 
 DEFAULT_REGION = "eu-central-1"
 DEFAULT_STACK_NAME = "s3-lambda-dynamo-stack"
@@ -72,6 +73,17 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
     if value < minimum:
         raise ConfigError(f"environment variable {name}={value} must be at least {minimum}")
     return value
+
+
+def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"environment variable {name}={raw!r} is not a switch: use 1 or 0")
 
 
 @dataclass(frozen=True)
@@ -146,6 +158,8 @@ class LocalSettings:
     workers: int = DEFAULT_LOCAL_WORKERS
     retry_delay_seconds: int = DEFAULT_LOCAL_RETRY_DELAY
     api_port: int = DEFAULT_LOCAL_PORT + 1
+    # DynamoDB served by an emulator process of its own (0: the one emulator serves it)
+    dynamodb_process: bool = True
 
     @property
     def endpoint_url(self) -> str:
@@ -185,4 +199,5 @@ class LocalSettings:
             state_dir=default_state_dir(env),
             workers=_int(env, ENV_LOCAL_WORKERS, DEFAULT_LOCAL_WORKERS, 1),
             retry_delay_seconds=_int(env, ENV_LOCAL_RETRY_DELAY, DEFAULT_LOCAL_RETRY_DELAY, 0),
+            dynamodb_process=_switch(env, ENV_LOCAL_DYNAMODB_PROCESS, default=True),
         )

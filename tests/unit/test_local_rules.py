@@ -135,3 +135,60 @@ def test_log_framing_names_the_version_an_alias_invoked() -> None:
     invocation = Invocation(request_id="req-2", ok=True, duration_ms=1.0)
     messages = [e["message"] for e in lambda_log_lines(spec, invocation, now_ms=2000)]
     assert messages[0] == "START RequestId: req-2 Version: 3"
+
+
+def test_a_cloudformation_table_becomes_the_matching_create_table_request() -> None:
+    from filegate.local.patches.dynamodb_process import create_table_request
+
+    index = {
+        "IndexName": "by-prefix",
+        "KeySchema": [{"AttributeName": "prefix", "KeyType": "HASH"}],
+        "Projection": {"ProjectionType": "ALL"},
+        "ContributorInsightsSpecification": {"Enabled": True},  # not CreateTable's
+    }
+    properties = {
+        "TableName": "ignored: the physical name is given",
+        "BillingMode": "PAY_PER_REQUEST",
+        "AttributeDefinitions": [{"AttributeName": "s3_key", "AttributeType": "S"}],
+        "KeySchema": [{"AttributeName": "s3_key", "KeyType": "HASH"}],
+        "GlobalSecondaryIndexes": [index],
+        "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+        "SSESpecification": {"SSEEnabled": "true"},
+        "StreamSpecification": {"StreamViewType": "NEW_IMAGE"},
+        "DeletionProtectionEnabled": "false",
+    }
+    assert create_table_request("ledger", properties) == {
+        "TableName": "ledger",
+        "BillingMode": "PAY_PER_REQUEST",
+        "AttributeDefinitions": properties["AttributeDefinitions"],
+        "KeySchema": properties["KeySchema"],
+        "GlobalSecondaryIndexes": [{k: index[k] for k in ("IndexName", "KeySchema", "Projection")}],
+        "SSESpecification": {"Enabled": True},
+        "StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
+        "DeletionProtectionEnabled": False,
+    }
+
+
+def test_the_dynamodb_process_switch_is_on_by_default_and_named_when_bad() -> None:
+    assert LocalSettings.resolve(env={}).dynamodb_process is True
+    assert (
+        LocalSettings.resolve(env={"FILEGATE_LOCAL_DYNAMODB_PROCESS": "0"}).dynamodb_process
+        is False
+    )
+    with pytest.raises(ConfigError, match="FILEGATE_LOCAL_DYNAMODB_PROCESS"):
+        LocalSettings.resolve(env={"FILEGATE_LOCAL_DYNAMODB_PROCESS": "maybe"})
+
+
+def test_a_target_with_a_dynamodb_endpoint_sends_dynamodb_there_and_says_so() -> None:
+    from filegate.aws import Target
+
+    target = Target(
+        region="eu-central-1",
+        endpoint_url="http://127.0.0.1:4566",
+        dynamodb_endpoint_url="http://127.0.0.1:4999",
+    )
+    assert target.client("dynamodb").meta.endpoint_url == "http://127.0.0.1:4999"
+    assert target.client("s3").meta.endpoint_url == "http://127.0.0.1:4566"
+    env = target.local_env()
+    assert env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:4566"
+    assert env["AWS_ENDPOINT_URL_DYNAMODB"] == "http://127.0.0.1:4999"

@@ -2,7 +2,9 @@
 
 Run as ``python -m filegate.local.emulator --port N``; the local stack starts it as a child
 process so the emulator has a core (and a GIL) of its own. Besides serving, it publishes the
-AWS/SQS metrics SQS would (``sqs_metrics``).
+AWS/SQS metrics SQS would (``sqs_metrics``). The local stack also starts a second one with
+``--dynamodb-only``, which serves the stack's DynamoDB tables (``patches.dynamodb_process``)
+and publishes nothing.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from filegate.local import cfn_models, patches, s3_checksums
 from filegate.local.sqs_metrics import QueueMetricsPublisher
 
 
-def serve(port: int, host: str = "127.0.0.1") -> None:
+def serve(port: int, host: str = "127.0.0.1", publish_metrics: bool = True) -> None:
     """Serve until SIGTERM or SIGINT."""
     patches.apply()
     cfn_models.register()
@@ -36,9 +38,11 @@ def serve(port: int, host: str = "127.0.0.1") -> None:
         signal.signal(signum, lambda *_: stop.set())
     metrics = QueueMetricsPublisher(functools.cache(functools.partial(_cloudwatch, host, port)))
     server.start()
-    metrics.start()
+    if publish_metrics:
+        metrics.start()
     stop.wait()
-    metrics.stop()
+    if publish_metrics:
+        metrics.stop()
     server.stop()
 
 
@@ -51,8 +55,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument(
+        "--dynamodb-only",
+        action="store_true",
+        help="the local stack's DynamoDB process: serve, publish no queue metrics",
+    )
     args = parser.parse_args()
-    serve(args.port, args.host)
+    serve(args.port, args.host, publish_metrics=not args.dynamodb_only)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Starts, describes and stops the whole local stack; owns its state file.
 
-``LocalStack.start`` runs the emulator as a child process on 127.0.0.1, builds the Lambda
+``LocalStack.start`` runs the emulator as a child process on 127.0.0.1 (and DynamoDB's own
+emulator process, which the endpoint forwards DynamoDB requests to), builds the Lambda
 package, deploys the template into the emulator (``provision``), starts warm workers running
 the deployed zip (``runtime``) fed by the local event source mapping (``esm``), serves the
 Lambda Invoke API on those workers (``invoke``), evaluates the alarms (``alarms``), and writes
@@ -46,6 +47,7 @@ from filegate.local.esm import EventSourceMapping
 from filegate.local.follower import CodeFollower
 from filegate.local.gateway import FunctionUrlGateway
 from filegate.local.invoke import LATEST, InvokeServer, LocalFunctions
+from filegate.local.patches import ENV_DYNAMODB_URL
 from filegate.local.provision import Deployment, Provisioner, StackParameters
 from filegate.local.runtime import FunctionSpec, Worker, code_key_for, prepare_function
 from filegate.settings import (
@@ -80,6 +82,7 @@ class LocalState:
     started_at: str
     log_file: str = ""
     urls: dict[str, str] = field(default_factory=dict)
+    dynamodb_endpoint_url: str = ""  # DynamoDB's own emulator process; the endpoint forwards to it
 
     def env(self) -> dict[str, Any]:
         """The `filegate local env` document: connection facts and every stack output.
@@ -90,6 +93,11 @@ class LocalState:
         served = {_snake(name): url for name, url in self.urls.items()}
         return {
             "endpoint_url": self.endpoint_url,
+            **(
+                {"dynamodb_endpoint_url": self.dynamodb_endpoint_url}
+                if self.dynamodb_endpoint_url
+                else {}
+            ),
             "region": self.region,
             "stack_name": self.stack_name,
             **served,
@@ -99,7 +107,11 @@ class LocalState:
 
     @property
     def target(self) -> Target:
-        return Target(region=self.region, endpoint_url=self.endpoint_url)
+        return Target(
+            region=self.region,
+            endpoint_url=self.endpoint_url,
+            dynamodb_endpoint_url=self.dynamodb_endpoint_url or None,
+        )
 
 
 def _snake(name: str) -> str:
@@ -237,6 +249,21 @@ def _wait_listening(port: int, process: subprocess.Popen[bytes], log_path: Path)
     raise LocalStackError(f"the emulator did not listen on port {port} within 30 s")
 
 
+def _terminate(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def _tail(path: Path, lines: int = 15) -> str:
     try:
         return "\n".join(path.read_text("utf-8", errors="replace").splitlines()[-lines:])
@@ -253,6 +280,7 @@ class LocalStack:
         self._target = Target(region=settings.region, endpoint_url=settings.endpoint_url)
         self._work_dir: Path | None = None
         self._emulator: subprocess.Popen[bytes] | None = None
+        self._dynamodb: subprocess.Popen[bytes] | None = None
         self._workers: list[Worker] = []
         self._telemetry: Telemetry | None = None
         self._esm: EventSourceMapping | None = None
@@ -279,7 +307,13 @@ class LocalStack:
         self._progress(f"starting the emulator on {self.settings.endpoint_url}")
         self._invoke_server = InvokeServer(self._functions)
         self._invoke_server.start()
-        self._start_emulator(self._invoke_server.emulator_env())
+        emulator_env = self._invoke_server.emulator_env()
+        if self.settings.dynamodb_process:
+            dynamodb_url = self._start_dynamodb_emulator()
+            emulator_env[ENV_DYNAMODB_URL] = dynamodb_url
+            # from here on, the supervisor's clients and the workers go to it directly
+            self._target = dataclasses.replace(self._target, dynamodb_endpoint_url=dynamodb_url)
+        self._start_emulator(emulator_env)
         self._progress("building the Lambda package")
         built = package.build(self._work_dir / "lambda.zip")
         parameters = StackParameters(
@@ -301,23 +335,30 @@ class LocalStack:
         return self.state
 
     def _start_emulator(self, env: dict[str, str]) -> None:
+        self._emulator = self._spawn_emulator(self.settings.port, "emulator.log", env)
+
+    def _start_dynamodb_emulator(self) -> str:
+        """DynamoDB's own emulator process, on a free port; its endpoint URL."""
+        port = _free_port()
+        self._dynamodb = self._spawn_emulator(port, "dynamodb.log", {}, "--dynamodb-only")
+        return f"http://127.0.0.1:{port}"
+
+    def _spawn_emulator(
+        self, port: int, log_name: str, env: dict[str, str], *arguments: str
+    ) -> subprocess.Popen[bytes]:
         assert self._work_dir is not None
-        log_path = self._work_dir / "emulator.log"
+        log_path = self._work_dir / log_name
+        environment = {k: v for k, v in os.environ.items() if k != ENV_DYNAMODB_URL}
         with log_path.open("wb") as log_file:
-            self._emulator = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "filegate.local.emulator",
-                    "--port",
-                    str(self.settings.port),
-                ],
+            process = subprocess.Popen(
+                [sys.executable, "-m", "filegate.local.emulator", "--port", str(port), *arguments],
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                env={**os.environ, **env},
+                env={**environment, **env},
             )
-        _wait_listening(self.settings.port, self._emulator, log_path)
+        _wait_listening(port, process, log_path)
+        return process
 
     def _start_pipeline(self, deployment: Deployment) -> None:
         assert self._work_dir is not None
@@ -479,6 +520,7 @@ class LocalStack:
             stack_name=deployment.stack_name,
             outputs=deployment.outputs,
             urls=dict(self._urls),
+            dynamodb_endpoint_url=self._target.dynamodb_endpoint_url or "",
             started_at=datetime.now(UTC).isoformat(timespec="seconds"),
             log_file=os.environ.get("FILEGATE_LOCAL_LOG", ""),
         )
@@ -508,14 +550,10 @@ class LocalStack:
             self._invoke_server.stop()
             self._invoke_server = None
         self._esm, self._workers, self._telemetry = None, [], None
-        if self._emulator is not None:
-            self._emulator.terminate()
-            try:
-                self._emulator.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._emulator.kill()
-                self._emulator.wait()
-            self._emulator = None
+        for emulator in (self._emulator, self._dynamodb):
+            if emulator is not None:
+                _terminate(emulator)
+        self._emulator = self._dynamodb = None
         if self.state is not None:
             current = read_state(self.settings)
             if current is not None and current.pid == self.state.pid:

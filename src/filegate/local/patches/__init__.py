@@ -17,6 +17,9 @@
 - :mod:`.framework`: moto's per-request work for every service made cheaper (the response
   class's method list computed once per class, request ids drawn in one call).
   ``FILEGATE_EMULATOR_FRAMEWORK_PATCH=0`` serves without it.
+- :mod:`.dynamodb_process`: in the main emulator, when ``FILEGATE_EMULATOR_DYNAMODB_URL`` names
+  the local stack's DynamoDB emulator process, DynamoDB requests are forwarded there and
+  CloudFormation's tables created there too.
 - :mod:`.lambda_invoke`: Lambda's Invoke runs the deployed code on the local stack's workers,
   when the supervisor passes ``FILEGATE_EMULATOR_INVOKE_URL`` (moto cannot run code).
 
@@ -36,12 +39,13 @@ import threading
 import time
 from typing import Any
 
-from filegate.local.patches import dynamodb, framework, lambda_invoke, s3, sqs
+from filegate.local.patches import dynamodb, dynamodb_process, framework, lambda_invoke, s3, sqs
 
 # Read here, not in filegate.settings: only the emulator process reads them.
 ENV_SQS_PATCH = "FILEGATE_EMULATOR_SQS_PATCH"
 ENV_DDB_PATCH = "FILEGATE_EMULATOR_DDB_PATCH"
 ENV_FRAMEWORK_PATCH = "FILEGATE_EMULATOR_FRAMEWORK_PATCH"
+ENV_DYNAMODB_URL = "FILEGATE_EMULATOR_DYNAMODB_URL"
 ENV_PROFILE = "FILEGATE_EMULATOR_PROFILE"
 
 _applied = False
@@ -100,6 +104,8 @@ def apply() -> None:
     if os.environ.get(ENV_FRAMEWORK_PATCH, "1") != "0":
         framework.patch()
     lambda_invoke.patch()
+    if os.environ.get(ENV_DYNAMODB_URL):
+        dynamodb_process.patch(os.environ[ENV_DYNAMODB_URL])
     if os.environ.get(ENV_PROFILE):
         _profile_requests(os.environ[ENV_PROFILE])
     _applied = True
