@@ -11,11 +11,16 @@ Starts a local stack on a free port, then, against the same emulator:
    Progress is watched through DescribeTable's ItemCount (cheap in moto), and the table is
    scanned ONCE at the end, so measuring adds little load on the emulator.
 
-Each phase also records the CPU time (Linux /proc) that the emulator, the function's workers
+Each phase also records the CPU time (Linux /proc) that the emulator (both processes), the workers
 and this process (client threads, event source mapping, log shipping) spent on it, per object:
 on a shared machine these move far less between runs than objects/s do.
 
+The floor's clients are the stack's own (``LocalState.target``): its DynamoDB calls go to the
+DynamoDB emulator process, as the function's do.
+
 Targets: pipeline throughput >= half the floor's, latency p95 < 1 s.
+``FILEGATE_LOCAL_DYNAMODB_PROCESS=0`` in the environment serves DynamoDB from the one emulator
+(the "before" of the fourth round).
 ``--unpatched-sqs`` runs the emulator without the SQS patches (FILEGATE_EMULATOR_SQS_PATCH=0),
 ``--unpatched-ddb`` without the DynamoDB UpdateItem patches (FILEGATE_EMULATOR_DDB_PATCH=0), to
 measure the "before" figures.
@@ -288,6 +293,7 @@ def measure(
         "count": count,
         "client_threads": threads,
         "workers": workers,
+        "dynamodb_process": os.environ.get("FILEGATE_LOCAL_DYNAMODB_PROCESS", "1") != "0",
         "sqs_patch": not unpatched_sqs,
         "ddb_patch": not unpatched_ddb,
         "load_average_before_after": [list(load_before), list(os.getloadavg())],
