@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import logging
+import threading
 from typing import Any
 
 import pytest
 from builders import BUCKET, load_event, notification, s3_record, sqs_batch
 
 from filegate.errors import ConfigError, EventError
+from filegate.ingest import handler
 from filegate.ledger import Ledger
 
 SEQ_OLD = "0066F9A2C3D4E5F601"
@@ -314,3 +318,38 @@ def test_a_missing_table_setting_fails_the_invocation(
 
     with pytest.raises(ConfigError, match="DDB_TABLE"):
         invoke(sqs_batch(created("x.txt", SEQ_OLD)))
+
+
+def test_a_batch_s_records_run_concurrently_each_logged_and_counted_as_itself(
+    s3: Any, invoke: Any, ledger: Ledger, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a batch of ten messages, one object each
+    keys = [f"batch/file-{n}.txt" for n in range(10)]
+    for key in keys:
+        put(s3, key, key.encode())
+    event = sqs_batch(*(created(key, SEQ_OLD) for key in keys))
+    key_of = {r["messageId"]: key for r, key in zip(event["Records"], keys, strict=True)}
+    log_stream = io.StringIO()
+    log_handler = handler.logger.registered_handler
+    assert isinstance(log_handler, logging.StreamHandler)
+    previous = log_handler.setStream(log_stream)
+    capsys.readouterr()
+
+    # WHEN it is handled
+    try:
+        result = invoke(event)
+    finally:
+        log_handler.setStream(previous)
+
+    # THEN every object is recorded, by more than one thread of the record pool
+    assert result == {"batchItemFailures": []}
+    assert all(ledger.get(key) is not None for key in keys)
+    assert len([t for t in threading.enumerate() if t.name.startswith("record")]) > 1
+    # AND each record's log line names its own message and key (thread-local log keys)
+    logged = [json.loads(line) for line in log_stream.getvalue().splitlines()]
+    written = [line for line in logged if line.get("message") == "object event written"]
+    assert sorted(line["s3_key"] for line in written) == sorted(keys)
+    assert all(key_of[line["message_id"]] == line["s3_key"] for line in written)
+    # AND no increment of the Processed metric was lost
+    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert sum(len(document.get("Processed", [])) for document in emf) == 10
