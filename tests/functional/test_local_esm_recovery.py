@@ -14,11 +14,11 @@ from typing import Any
 import boto3
 import pytest
 from builders import REGION
+from esm_builders import NO_AWS, create_queue, handler_spec, mapping, send
 
 from filegate.aws import Target
 from filegate.local.esm import EventSourceMapping
-from filegate.local.provision import MappingConfig
-from filegate.local.runtime import FunctionSpec, Invocation, Worker, runtime_packages_dir
+from filegate.local.runtime import Invocation, Worker
 
 # The first import of the module dies, as a worker killed during its init phase does.
 HANDLER = """
@@ -34,39 +34,16 @@ def record(event, context):
     return {"batchItemFailures": []}
 """
 
-MAPPING = MappingConfig(
-    uuid="u",
-    queue_arn=f"arn:aws:sqs:{REGION}:123456789012:recovery-test",
-    function_name="fn:live",
-    batch_size=5,
-    batching_window_seconds=0,
-    report_batch_item_failures=True,
-    maximum_concurrency=1,
-)
+MAPPING = mapping("recovery-test", batch_size=5, maximum_concurrency=1)
 
 
 @pytest.fixture
 def queue(aws: None) -> str:
-    sqs = boto3.client("sqs", region_name=REGION)
-    return str(sqs.create_queue(QueueName="recovery-test")["QueueUrl"])
+    return create_queue("recovery-test")
 
 
 def flaky_worker(tmp_path: Path) -> Worker:
-    code = tmp_path / "code"
-    code.mkdir(exist_ok=True)
-    (code / "fn.py").write_text(HANDLER)
-    spec = FunctionSpec(
-        name="fn",
-        arn=f"arn:aws:lambda:{REGION}:123456789012:function:fn:1",
-        handler="fn.record",
-        timeout_seconds=10,
-        memory_mb=128,
-        environment={"OUT": str(tmp_path)},
-        code_dir=code,
-        runtime_dir=runtime_packages_dir(tmp_path),
-        version="1",
-    )
-    return Worker(spec, Target(region=REGION, endpoint_url="http://127.0.0.1:9"))
+    return Worker(handler_spec(tmp_path, HANDLER, "1"), NO_AWS)
 
 
 class ExplodesOnce(Worker):
@@ -79,12 +56,6 @@ class ExplodesOnce(Worker):
             self.exploded = True
             raise RuntimeError("unexpected")
         return super().invoke(payload)
-
-
-def send(queue_url: str, bodies: list[str]) -> None:
-    sqs = boto3.client("sqs", region_name=REGION)
-    entries = [{"Id": str(i), "MessageBody": body} for i, body in enumerate(bodies)]
-    sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
 
 
 def recorded_within(tmp_path: Path, count: int, timeout: float) -> list[str]:
@@ -134,8 +105,4 @@ def test_a_worker_killed_during_init_fails_one_batch_only(queue: str, tmp_path: 
 def test_an_unexpected_error_in_delivery_fails_one_batch_only(queue: str, tmp_path: Path) -> None:
     (tmp_path / "started-once").write_text("x")  # this worker's init is fine
     spec = flaky_worker(tmp_path).spec
-    deliver_all(
-        queue,
-        tmp_path,
-        ExplodesOnce(spec, Target(region=REGION, endpoint_url="http://127.0.0.1:9")),
-    )
+    deliver_all(queue, tmp_path, ExplodesOnce(spec, NO_AWS))

@@ -12,14 +12,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import boto3
 import pytest
 from builders import REGION
+from esm_builders import NO_AWS, create_queue, handler_spec, mapping, send
 
 from filegate.aws import Target
 from filegate.local.esm import EventSourceMapping
-from filegate.local.provision import MappingConfig
-from filegate.local.runtime import FunctionSpec, Worker, runtime_packages_dir
+from filegate.local.runtime import Worker
 
 HANDLER = """
 import os, time
@@ -34,27 +33,12 @@ def record(event, context):
 
 @pytest.fixture
 def queue(aws: None) -> str:
-    sqs = boto3.client("sqs", region_name=REGION)
-    return str(sqs.create_queue(QueueName="swap-test")["QueueUrl"])
+    return create_queue("swap-test")
 
 
 def workers(tmp_path: Path, version: str, count: int = 2) -> list[Worker]:
-    code = tmp_path / "code"
-    code.mkdir(exist_ok=True)
-    (code / "fn.py").write_text(HANDLER)
-    spec = FunctionSpec(
-        name="fn",
-        arn=f"arn:aws:lambda:{REGION}:123456789012:function:fn:{version}",
-        handler="fn.record",
-        timeout_seconds=10,
-        memory_mb=128,
-        environment={"OUT": str(tmp_path)},
-        code_dir=code,
-        runtime_dir=runtime_packages_dir(tmp_path),
-        version=version,
-    )
-    target = Target(region=REGION, endpoint_url="http://127.0.0.1:9")  # the handler calls no AWS
-    started = [Worker(spec, target) for _ in range(count)]
+    spec = handler_spec(tmp_path, HANDLER, version)
+    started = [Worker(spec, NO_AWS) for _ in range(count)]
     for worker in started:
         worker.start()
     return started
@@ -65,14 +49,6 @@ def recorded(tmp_path: Path, version: str) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
 
 
-def send(queue_url: str, bodies: list[str]) -> None:
-    sqs = boto3.client("sqs", region_name=REGION)
-    for start in range(0, len(bodies), 10):
-        chunk = bodies[start : start + 10]
-        entries = [{"Id": str(i), "MessageBody": body} for i, body in enumerate(chunk)]
-        sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
-
-
 def wait_until(condition: Callable[[], object], timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -81,17 +57,11 @@ def wait_until(condition: Callable[[], object], timeout: float = 30.0) -> None:
 
 
 def test_swap_loses_nothing_and_runs_nothing_twice(queue: str, tmp_path: Path) -> None:
-    mapping = MappingConfig(
-        uuid="u",
-        queue_arn=f"arn:aws:sqs:{REGION}:123456789012:swap-test",
-        function_name="fn:live",
-        batch_size=3,
-        batching_window_seconds=0,
-        report_batch_item_failures=True,
-        maximum_concurrency=2,
-    )
     first = workers(tmp_path, "1")
-    esm = EventSourceMapping(Target(region=REGION), mapping, queue, first, retry_delay_seconds=1)
+    swap_mapping = mapping("swap-test", batch_size=3, maximum_concurrency=2)
+    esm = EventSourceMapping(
+        Target(region=REGION), swap_mapping, queue, first, retry_delay_seconds=1
+    )
     esm.start()
     try:
         before = [f"before-{n}" for n in range(60)]
