@@ -63,7 +63,7 @@ def locate(
     if target not in ("local", "aws"):
         raise ConfigError(f"--target {target!r} is not valid: use local or aws")
     if profile is None and endpoint_url is None and target == "local":
-        from filegate.local.stack import require_state
+        from filegate.local.state import require_state
 
         settings = LocalSettings.resolve(region=region)
         state = require_state(settings)
@@ -84,7 +84,7 @@ def resolve(
 ) -> StackRef:
     """The stack a command should use, by the rules in this module's docstring."""
     if profile is None and endpoint_url is None and target == "local":
-        from filegate.local.stack import require_state
+        from filegate.local.state import require_state
 
         settings = LocalSettings.resolve(region=region)
         state = require_state(settings)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Iterator
 
 import boto3
@@ -12,6 +11,7 @@ from moto.server import ThreadedMotoServer
 from werkzeug.test import Client
 
 from filegate.local.patches.dynamodb_process import Forwarder, is_forwarded
+from filegate.local.processes import free_port
 
 REGION = "eu-central-1"
 AUTH = (
@@ -20,15 +20,9 @@ AUTH = (
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
 def dynamodb_url(aws_env: None) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     try:
@@ -77,7 +71,7 @@ def test_a_forwarded_request_reaches_the_dynamodb_server_and_its_answer_comes_ba
 
 
 def test_a_dynamodb_server_that_does_not_answer_gives_a_json_500_that_says_so() -> None:
-    status, error = _call(Forwarder(f"http://127.0.0.1:{_free_port()}"), "ListTables", {})
+    status, error = _call(Forwarder(f"http://127.0.0.1:{free_port()}"), "ListTables", {})
     assert status == 500
     assert error["__type"].endswith("InternalServerError")
     assert "did not answer" in error["message"]

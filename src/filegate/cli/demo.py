@@ -10,6 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from filegate.cli.render import console, console_err, rows_table
 from filegate.local import stack
+from filegate.local import state as local_state
 from filegate.local.demo import Demo, expected_state, scenario
 from filegate.settings import LocalSettings
 
@@ -28,8 +29,8 @@ def demo(
     """Run the pipeline on this machine: upload sample files and show the ledger."""
     started_at = time.monotonic()
     settings = LocalSettings.resolve(port=port, api_port=api_port)
-    running = stack.read_state(settings)
-    reuse = running is not None and stack.is_healthy(running)
+    running = local_state.read_state(settings)
+    reuse = running is not None and local_state.is_healthy(running)
     if reuse:
         assert running is not None
         state = running
@@ -47,7 +48,7 @@ def demo(
     console_err.print(f"demo finished in {time.monotonic() - started_at:.1f} s")
 
 
-def _run(state: stack.LocalState) -> None:
+def _run(state: local_state.LocalState) -> None:
     steps = scenario(int(time.time()))
     runner = Demo(state.target, state.outputs["BucketName"], state.outputs["TableName"])
     columns = (

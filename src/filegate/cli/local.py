@@ -14,6 +14,7 @@ from filegate.cli.render import (
     print_json,
 )
 from filegate.local import stack
+from filegate.local import state as local_state
 from filegate.settings import LocalSettings
 
 app = typer.Typer(
@@ -31,7 +32,7 @@ RegionOption = Annotated[str | None, typer.Option("--region", help="AWS region t
 OutputOption = Annotated[OutputFormat, typer.Option("--output", help="table or json")]
 
 
-def _show_env(state: stack.LocalState, output: OutputFormat) -> None:
+def _show_env(state: local_state.LocalState, output: OutputFormat) -> None:
     if output is OutputFormat.json:
         print_json(state.env())
     else:
@@ -54,7 +55,7 @@ def up(
         _show_env(state, output)
         return
 
-    def ready(state: stack.LocalState) -> None:
+    def ready(state: local_state.LocalState) -> None:
         _show_env(state, output)
         console_err.print("local stack running: Ctrl-C stops it")
 
@@ -76,8 +77,8 @@ def down() -> None:
 @app.command("status")
 def status(output: OutputOption = OutputFormat.table) -> None:
     """Say whether the local stack runs; exit 1 when it does not."""
-    state = stack.read_state(LocalSettings.resolve())
-    running = state is not None and stack.is_healthy(state)
+    state = local_state.read_state(LocalSettings.resolve())
+    running = state is not None and local_state.is_healthy(state)
     document = {"running": running, **(state.env() if state and running else {})}
     if output is OutputFormat.json:
         print_json(document)
@@ -92,4 +93,4 @@ def status(output: OutputOption = OutputFormat.table) -> None:
 @app.command("env")
 def env(output: OutputOption = OutputFormat.table) -> None:
     """Print the endpoint, region, stack name and every stack output."""
-    _show_env(stack.require_state(LocalSettings.resolve()), output)
+    _show_env(local_state.require_state(LocalSettings.resolve()), output)

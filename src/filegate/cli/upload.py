@@ -19,7 +19,7 @@ from rich.progress import (
 
 from filegate.cli.render import OutputFormat, console, console_err, print_json, rows_table
 from filegate.errors import ConfigError
-from filegate.local.stack import read_state
+from filegate.local.state import read_state
 from filegate.settings import LocalSettings
 from filegate.uploads.client import UploadClient, UploadResult
 

@@ -1,11 +1,12 @@
-"""Starts, describes and stops the whole local stack; owns its state file.
+"""Starts and stops the whole local stack: the supervisor.
 
 ``LocalStack.start`` runs the emulator as a child process on 127.0.0.1 (and DynamoDB's own
 emulator process, which the endpoint forwards DynamoDB requests to), builds the Lambda
 package, deploys the template into the emulator (``provision``), starts warm workers running
 the deployed zip (``runtime``) fed by the local event source mapping (``esm``), serves the
 Lambda Invoke API on those workers (``invoke``), evaluates the alarms (``alarms``), and writes
-the state file that ``status``, ``env`` and ``down`` read. While it runs, ``follower`` keeps
+the state file that ``status``, ``env`` and ``down`` read (``state``; child processes and
+ports: ``processes``). While it runs, ``follower`` keeps
 the workers on what a deploy or rollback says should run (the ``live`` alias's version for the
 mapping, the current code for function URLs), and ``running.json`` says which version the
 mapping's workers run. ``stop`` undoes all of it: no process is left behind. Run as
@@ -18,14 +19,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import errno
 import functools
-import json
 import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,14 +31,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from filegate import package
 from filegate.aws import Target
-from filegate.errors import LocalStackError, PortInUseError
+from filegate.errors import LocalStackError
 from filegate.local.alarms import AlarmEvaluator, subscribe_outbox
 from filegate.local.cloudwatch import Telemetry
 from filegate.local.esm import EventSourceMapping
@@ -48,8 +45,19 @@ from filegate.local.follower import CodeFollower
 from filegate.local.gateway import FunctionUrlGateway
 from filegate.local.invoke import LATEST, InvokeServer, LocalFunctions
 from filegate.local.patches import ENV_DYNAMODB_URL
+from filegate.local.processes import free_port, tail, terminate, wait_listening
 from filegate.local.provision import Deployment, Provisioner, StackParameters
 from filegate.local.runtime import FunctionSpec, Worker, code_key_for, prepare_function
+from filegate.local.state import (
+    RUNNING_FILE,
+    LocalState,
+    is_alive,
+    read_state,
+    refuse_if_running,
+    state_file,
+    write_running,
+    write_state_file,
+)
 from filegate.settings import (
     LOCAL_BUCKET_NAME,
     LOCAL_CODE_BUCKET,
@@ -60,215 +68,10 @@ from filegate.settings import (
 
 log = logging.getLogger(__name__)
 
-STATE_FILE = "local.json"
-RUNNING_FILE = "running.json"  # which version of the mapped function the workers run
-EMULATOR_START_TIMEOUT = 30.0
 DETACHED_START_TIMEOUT = 180.0
 STOP_TIMEOUT = 30.0
 
 Progress = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class LocalState:
-    """What a running local stack tells other commands (the state file's content)."""
-
-    pid: int
-    port: int
-    endpoint_url: str
-    region: str
-    stack_name: str
-    outputs: dict[str, str]
-    started_at: str
-    log_file: str = ""
-    urls: dict[str, str] = field(default_factory=dict)
-    dynamodb_endpoint_url: str = ""  # DynamoDB's own emulator process; the endpoint forwards to it
-
-    def env(self) -> dict[str, Any]:
-        """The `filegate local env` document: connection facts and every stack output.
-
-        A function URL's output names the local gateway that serves it, and is also given
-        in snake case (``UploadApiUrl`` -> ``upload_api_url``).
-        """
-        served = {_snake(name): url for name, url in self.urls.items()}
-        return {
-            "endpoint_url": self.endpoint_url,
-            **(
-                {"dynamodb_endpoint_url": self.dynamodb_endpoint_url}
-                if self.dynamodb_endpoint_url
-                else {}
-            ),
-            "region": self.region,
-            "stack_name": self.stack_name,
-            **served,
-            **self.outputs,
-            **self.urls,
-        }
-
-    @property
-    def target(self) -> Target:
-        return Target(
-            region=self.region,
-            endpoint_url=self.endpoint_url,
-            dynamodb_endpoint_url=self.dynamodb_endpoint_url or None,
-        )
-
-
-def _snake(name: str) -> str:
-    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
-
-
-def state_file(settings: LocalSettings) -> Path:
-    return settings.state_dir / STATE_FILE
-
-
-def read_state(settings: LocalSettings) -> LocalState | None:
-    path = state_file(settings)
-    try:
-        return LocalState(**json.loads(path.read_text("utf-8")))
-    except FileNotFoundError:
-        return None
-    except (ValueError, TypeError) as exc:
-        raise LocalStackError(
-            f"the state file {path} is damaged: delete it and start again"
-        ) from exc
-
-
-def require_state(settings: LocalSettings) -> LocalState:
-    state = read_state(settings)
-    if state is None or not _alive(state.pid):
-        raise LocalStackError(
-            "no local stack is running: start one with `filegate local up --detach`"
-        )
-    return state
-
-
-def update_outputs(settings: LocalSettings, outputs: dict[str, str]) -> LocalState:
-    """Record a running stack's outputs after a stack update (``filegate deploy``)."""
-    state = dataclasses.replace(require_state(settings), outputs=dict(outputs))
-    _write_state_file(settings, state)
-    return state
-
-
-def running_version(settings: LocalSettings) -> str | None:
-    """The function version the local event source mapping runs now, as the supervisor says."""
-    try:
-        return str(json.loads((settings.state_dir / RUNNING_FILE).read_text("utf-8"))["version"])
-    except (FileNotFoundError, ValueError, KeyError, TypeError):
-        return None
-
-
-def wait_running(settings: LocalSettings, version: str, timeout: float = 60.0) -> None:
-    """Return once the local stack runs ``version`` (it follows the alias within a second)."""
-    deadline = time.monotonic() + timeout
-    while running_version(settings) != version:
-        if time.monotonic() > deadline:
-            raise LocalStackError(
-                f"the local stack did not switch to version {version} within {timeout:.0f} s:"
-                f" see its log in {settings.state_dir}"
-            )
-        time.sleep(0.1)
-
-
-def _write_running(settings: LocalSettings, spec: FunctionSpec) -> None:
-    path = settings.state_dir / RUNNING_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps({"function": spec.name, "version": spec.version}), "utf-8")
-    temporary.replace(path)
-
-
-def _write_state_file(settings: LocalSettings, state: LocalState) -> None:
-    path = state_file(settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(f".{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(asdict(state), indent=2), "utf-8")
-    temporary.replace(path)
-
-
-def is_healthy(state: LocalState) -> bool:
-    """The supervisor runs and the emulator answers for the stack."""
-    if not _alive(state.pid):
-        return False
-    try:
-        cfn = state.target.client("cloudformation")
-        cfn.describe_stacks(StackName=state.stack_name)
-    except Exception:
-        return False
-    return True
-
-
-def _alive(pid: int) -> bool:
-    """True while the process runs (a zombie, exited but not yet reaped, is not alive)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    with contextlib.suppress(OSError, IndexError):
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
-    return True
-
-
-def ensure_port_free(port: int) -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError as exc:
-            if exc.errno != errno.EADDRINUSE:
-                raise
-            raise PortInUseError(
-                f"port {port} on 127.0.0.1 is in use: stop what holds it"
-                f" (`filegate local down`?) or pass --port"
-            ) from None
-
-
-def refuse_if_running(settings: LocalSettings) -> None:
-    """One local stack per state directory, and only on a free port."""
-    running = read_state(settings)
-    if running is not None and _alive(running.pid):
-        raise LocalStackError(
-            f"a local stack is already running (pid {running.pid}, port {running.port}):"
-            " use it, or stop it with `filegate local down`"
-        )
-    ensure_port_free(settings.port)
-    ensure_port_free(settings.api_port)
-
-
-def _wait_listening(port: int, process: subprocess.Popen[bytes], log_path: Path) -> None:
-    deadline = time.monotonic() + EMULATOR_START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise LocalStackError(f"the emulator exited at start: {_tail(log_path)}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        time.sleep(0.05)
-    raise LocalStackError(f"the emulator did not listen on port {port} within 30 s")
-
-
-def _terminate(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _tail(path: Path, lines: int = 15) -> str:
-    try:
-        return "\n".join(path.read_text("utf-8", errors="replace").splitlines()[-lines:])
-    except FileNotFoundError:
-        return "(no log)"
 
 
 class LocalStack:
@@ -339,7 +142,7 @@ class LocalStack:
 
     def _start_dynamodb_emulator(self) -> str:
         """DynamoDB's own emulator process, on a free port; its endpoint URL."""
-        port = _free_port()
+        port = free_port()
         self._dynamodb = self._spawn_emulator(port, "dynamodb.log", {}, "--dynamodb-only")
         return f"http://127.0.0.1:{port}"
 
@@ -357,7 +160,7 @@ class LocalStack:
                 stdin=subprocess.DEVNULL,
                 env={**environment, **env},
             )
-        _wait_listening(port, process, log_path)
+        wait_listening(port, process, log_path)
         return process
 
     def _start_pipeline(self, deployment: Deployment) -> None:
@@ -384,7 +187,7 @@ class LocalStack:
             observer=functools.partial(_record, telemetry),
         )
         self._esm.start()
-        _write_running(self.settings, spec)
+        write_running(self.settings, spec)
         if mapping.qualifier and not mapping.qualifier.isdigit():  # an alias, not a version
             self._follower.follow(
                 f"{mapping.function}:{mapping.qualifier}",
@@ -436,7 +239,7 @@ class LocalStack:
         workers = self._warm_workers(spec, self._mapping_workers(deployment))
         self._register(spec, workers)
         self._retire(self._esm.swap(workers))
-        _write_running(self.settings, spec)
+        write_running(self.settings, spec)
 
     def _switch_gateway(
         self, deployment: Deployment, gateway: FunctionUrlGateway, function: str, code_sha256: str
@@ -524,7 +327,7 @@ class LocalStack:
             started_at=datetime.now(UTC).isoformat(timespec="seconds"),
             log_file=os.environ.get("FILEGATE_LOCAL_LOG", ""),
         )
-        _write_state_file(self.settings, state)
+        write_state_file(self.settings, state)
         return state
 
     @property
@@ -552,7 +355,7 @@ class LocalStack:
         self._esm, self._workers, self._telemetry = None, [], None
         for emulator in (self._emulator, self._dynamodb):
             if emulator is not None:
-                _terminate(emulator)
+                terminate(emulator)
         self._emulator = self._dynamodb = None
         if self.state is not None:
             current = read_state(self.settings)
@@ -619,7 +422,7 @@ def _wait_ready(settings: LocalSettings, process: subprocess.Popen[bytes], log: 
         if state is not None and state.pid == process.pid:
             return state
         if process.poll() is not None:
-            raise LocalStackError(f"the local stack failed to start:\n{_tail(log)}")
+            raise LocalStackError(f"the local stack failed to start:\n{tail(log)}")
         time.sleep(0.1)
     process.terminate()
     raise LocalStackError(f"the local stack was not ready within {DETACHED_START_TIMEOUT:.0f} s")
@@ -630,12 +433,12 @@ def stop_detached(settings: LocalSettings) -> LocalState | None:
     state = read_state(settings)
     if state is None:
         return None
-    if _alive(state.pid):
+    if is_alive(state.pid):
         os.kill(state.pid, signal.SIGTERM)
         deadline = time.monotonic() + STOP_TIMEOUT
-        while _alive(state.pid) and time.monotonic() < deadline:
+        while is_alive(state.pid) and time.monotonic() < deadline:
             time.sleep(0.1)
-        if _alive(state.pid):
+        if is_alive(state.pid):
             os.killpg(state.pid, signal.SIGKILL)
     state_file(settings).unlink(missing_ok=True)
     return state

@@ -360,7 +360,7 @@ class Deployer:
 
     def _follow_locally(self, result: DeployResult) -> list[str]:
         """What the emulator leaves undone after an update (see the module docstring)."""
-        from filegate.local import stack
+        from filegate.local import state as local_state
         from filegate.local.provision import Provisioner
 
         self._observer.step("applying what the emulator ignores, for the changed resources")
@@ -368,12 +368,12 @@ class Deployer:
         applied = Provisioner(self._target, self._stack).reapply(changed)
         settings = self._location.local
         if settings is not None:
-            stack.update_outputs(settings, result.outputs)
+            local_state.update_outputs(settings, result.outputs)
             if result.live_version:
                 self._observer.step(
                     f"waiting for the local stack to run version {result.live_version}"
                 )
-                stack.wait_running(settings, result.live_version)
+                local_state.wait_running(settings, result.live_version)
         return applied
 
 

@@ -78,7 +78,7 @@ def rollback(ref: StackRef, to: str | None = None) -> Rollback:
     """Move ``live`` back; on the local stack, return once its workers run that version."""
     done = ReleaseManager(ref).rollback(to)
     if ref.local is not None:
-        from filegate.local.stack import wait_running
+        from filegate.local.state import wait_running
 
         wait_running(ref.local, done.to_version)
     return done

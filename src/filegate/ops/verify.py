@@ -426,7 +426,7 @@ def _succeeded(outcome: str | None) -> bool:
 
 def _local_runner_feeds(ref: StackRef) -> bool:
     """True when ref is the running local stack, whose supervisor runs the mapping itself."""
-    from filegate.local.stack import is_healthy, read_state  # only for the local stack
+    from filegate.local.state import is_healthy, read_state  # only for the local stack
     from filegate.settings import LocalSettings
 
     if not ref.target.is_local:
