@@ -353,3 +353,37 @@ def test_a_batch_s_records_run_concurrently_each_logged_and_counted_as_itself(
     # AND no increment of the Processed metric was lost
     emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
     assert sum(len(document.get("Processed", [])) for document in emf) == 10
+
+
+def test_a_record_thread_works_inside_the_invocation_s_trace_and_leaves_it() -> None:
+    # GIVEN X-Ray on (off in every other test: there is no daemon here) and an open segment
+    from aws_xray_sdk import global_sdk_config
+    from aws_xray_sdk.core.context import Context
+
+    recorder: Any = handler.tracer.provider
+    previous_context = recorder.context
+    global_sdk_config.set_sdk_enabled(True)
+    recorder.configure(context=Context(context_missing="LOG_ERROR"), sampling=False)
+    seen: dict[str, Any] = {}
+
+    def job() -> None:
+        seen["during"] = recorder.get_trace_entity()
+
+    def record_thread(entity: Any) -> None:
+        handler._in_thread(entity, job)
+        seen["after"] = recorder.context.get_trace_entity()
+
+    try:
+        segment = recorder.begin_segment("invocation")
+        # WHEN a record runs on a thread of its own with the invocation's entity handed over
+        worker = threading.Thread(target=record_thread, args=(recorder.get_trace_entity(),))
+        worker.start()
+        worker.join()
+        recorder.end_segment()
+    finally:
+        recorder.configure(context=previous_context)
+        global_sdk_config.set_sdk_enabled(False)
+    # THEN the record's work ran under the invocation's segment, and the thread (kept in the
+    # pool for the next invocation) holds no entity afterwards
+    assert seen["during"] is segment
+    assert seen["after"] is None
