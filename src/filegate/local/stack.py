@@ -110,13 +110,7 @@ class LocalStack:
         self._progress(f"starting the emulator on {self.settings.endpoint_url}")
         self._invoke_server = InvokeServer(self._functions)
         self._invoke_server.start()
-        emulator_env = self._invoke_server.emulator_env()
-        if self.settings.dynamodb_process:
-            dynamodb_url = self._start_dynamodb_emulator()
-            emulator_env[ENV_DYNAMODB_URL] = dynamodb_url
-            # from here on, the supervisor's clients and the workers go to it directly
-            self._target = dataclasses.replace(self._target, dynamodb_endpoint_url=dynamodb_url)
-        self._start_emulator(emulator_env)
+        self._start_emulators(self._invoke_server.emulator_env())
         self._progress("building the Lambda package")
         built = package.build(self._work_dir / "lambda.zip")
         parameters = StackParameters(
@@ -137,18 +131,31 @@ class LocalStack:
         self._progress("local stack ready")
         return self.state
 
-    def _start_emulator(self, env: dict[str, str]) -> None:
-        self._emulator = self._spawn_emulator(self.settings.port, "emulator.log", env)
+    def _start_emulators(self, env: dict[str, str]) -> None:
+        """The emulator and DynamoDB's own process, started together; both listen on return.
 
-    def _start_dynamodb_emulator(self) -> str:
-        """DynamoDB's own emulator process, on a free port; its endpoint URL."""
-        port = free_port()
-        self._dynamodb = self._spawn_emulator(port, "dynamodb.log", {}, "--dynamodb-only")
-        return f"http://127.0.0.1:{port}"
+        The main one only forwards to the DynamoDB process when a request comes, so neither
+        waits for the other to start.
+        """
+        starting: list[tuple[int, subprocess.Popen[bytes], Path]] = []
+        if self.settings.dynamodb_process:
+            port = free_port()
+            url = f"http://127.0.0.1:{port}"
+            env = {**env, ENV_DYNAMODB_URL: url}
+            # from here on, the supervisor's clients and the workers go to it directly
+            self._target = dataclasses.replace(self._target, dynamodb_endpoint_url=url)
+            self._dynamodb, log_path = self._spawn_emulator(
+                port, "dynamodb.log", {}, "--dynamodb-only"
+            )
+            starting.append((port, self._dynamodb, log_path))
+        self._emulator, log_path = self._spawn_emulator(self.settings.port, "emulator.log", env)
+        starting.append((self.settings.port, self._emulator, log_path))
+        for port, process, log_path in starting:
+            wait_listening(port, process, log_path)
 
     def _spawn_emulator(
         self, port: int, log_name: str, env: dict[str, str], *arguments: str
-    ) -> subprocess.Popen[bytes]:
+    ) -> tuple[subprocess.Popen[bytes], Path]:
         assert self._work_dir is not None
         log_path = self._work_dir / log_name
         environment = {k: v for k, v in os.environ.items() if k != ENV_DYNAMODB_URL}
@@ -160,8 +167,7 @@ class LocalStack:
                 stdin=subprocess.DEVNULL,
                 env={**environment, **env},
             )
-        wait_listening(port, process, log_path)
-        return process
+        return process, log_path
 
     def _start_pipeline(self, deployment: Deployment) -> None:
         assert self._work_dir is not None
