@@ -36,12 +36,16 @@ def serve(port: int, host: str = "127.0.0.1", publish_metrics: bool = True) -> N
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    metrics = QueueMetricsPublisher(functools.cache(functools.partial(_cloudwatch, host, port)))
+    metrics = (
+        QueueMetricsPublisher(functools.cache(functools.partial(_cloudwatch, host, port)))
+        if publish_metrics
+        else None
+    )
     server.start()
-    if publish_metrics:
+    if metrics:
         metrics.start()
     stop.wait()
-    if publish_metrics:
+    if metrics:
         metrics.stop()
     server.stop()
 

@@ -18,10 +18,10 @@ The function's workers get ``AWS_ENDPOINT_URL_DYNAMODB`` and reach the second pr
 
 from __future__ import annotations
 
+import functools
 import http.client
 import json
 import logging
-import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import urlsplit
@@ -167,7 +167,19 @@ def patch(base_url: str) -> None:
 def _mirror_cloudformation_tables(table_class: Any, base_url: str) -> None:
     create = table_class.create_from_cloudformation_json.__func__
     delete = table_class.delete_from_cloudformation_json.__func__
-    clients = _Clients(base_url)
+
+    @functools.cache
+    def client(region: str) -> Any:
+        """A client of the DynamoDB process in one region, made when first needed."""
+        import boto3
+
+        return boto3.session.Session().client(
+            "dynamodb",
+            region_name=region,
+            endpoint_url=base_url,
+            aws_access_key_id=LOCAL_ACCESS_KEY,
+            aws_secret_access_key=LOCAL_ACCESS_KEY,
+        )
 
     def create_both(
         cls: Any,
@@ -180,7 +192,7 @@ def _mirror_cloudformation_tables(table_class: Any, base_url: str) -> None:
     ) -> Any:
         table = create(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
         request = create_table_request(table.name, cloudformation_json.get("Properties", {}))
-        clients.get(region_name).create_table(**request)
+        client(region_name).create_table(**request)
         return table
 
     def delete_both(
@@ -195,33 +207,10 @@ def _mirror_cloudformation_tables(table_class: Any, base_url: str) -> None:
 
         delete(cls, resource_name, cloudformation_json, account_id, region_name)
         try:
-            clients.get(region_name).delete_table(TableName=resource_name)
+            client(region_name).delete_table(TableName=resource_name)
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ResourceNotFoundException":
                 raise
 
     setattr(table_class, "create_from_cloudformation_json", classmethod(create_both))  # noqa: B010
     setattr(table_class, "delete_from_cloudformation_json", classmethod(delete_both))  # noqa: B010
-
-
-class _Clients:
-    """One DynamoDB client of the second process per region, made when first needed."""
-
-    def __init__(self, base_url: str) -> None:
-        self._base_url = base_url
-        self._lock = threading.Lock()
-        self._clients: dict[str, Any] = {}
-
-    def get(self, region: str) -> Any:
-        with self._lock:
-            if region not in self._clients:
-                import boto3
-
-                self._clients[region] = boto3.session.Session().client(
-                    "dynamodb",
-                    region_name=region,
-                    endpoint_url=self._base_url,
-                    aws_access_key_id=LOCAL_ACCESS_KEY,
-                    aws_secret_access_key=LOCAL_ACCESS_KEY,
-                )
-            return self._clients[region]
