@@ -340,9 +340,18 @@ def drill(
     result.readable_queues = len(subscribed_queues(stack))
     deadline = started + timedelta(seconds=deadline_seconds)
     interval = 1.0 if local else 10.0
-    _wait_alarm(stack, result, started, deadline, clock, interval, say)
+    say(f"waiting for alarm {result.alarm_name} to turn ALARM")
+    if _poll(lambda: _alarm_fired(stack, result, started), deadline, clock, interval):
+        say(f"alarm {result.alarm_name} is ALARM: {result.alarm_reason}")
+    else:
+        say(f"alarm {result.alarm_name} is still {result.alarm_state}: giving up")
     if result.alarm_state == "ALARM" and result.readable_queues:
-        _wait_notification(stack, result, started, deadline, clock, interval, say)
+        say("waiting for the notification in the queues subscribed to the alerts topic")
+        if _poll(lambda: _notified(stack, result, started), deadline, clock, interval):
+            assert result.notification is not None
+            say(f"notification received: {result.notification.subject}")
+        else:
+            say("no notification arrived in time")
     result.seconds = (clock.now() - started).total_seconds()
     return result
 
@@ -375,51 +384,33 @@ def _invoke_failing(stack: StackRef, function: str) -> str:
     return str(payload)
 
 
-def _wait_alarm(
-    stack: StackRef,
-    result: DrillResult,
-    started: datetime,
-    deadline: datetime,
-    clock: DrillClock,
-    interval: float,
-    say: Progress,
-) -> None:
-    say(f"waiting for alarm {result.alarm_name} to turn ALARM")
+def _poll(done: Callable[[], bool], deadline: datetime, clock: DrillClock, interval: float) -> bool:
+    """Ask ``done`` every ``interval`` seconds until it says yes (True) or the deadline passes."""
     while True:
-        alarm = next(_alarms(stack, [result.alarm_name]), None)
-        if alarm is None:
-            raise AlarmError(f"alarm {result.alarm_name} disappeared during the drill")
-        updated = alarm.get("StateUpdatedTimestamp") or started
-        result.alarm_state, result.alarm_reason = alarm["StateValue"], alarm.get("StateReason", "")
-        if result.alarm_state == "ALARM" and updated >= started - timedelta(seconds=1):
-            say(f"alarm {result.alarm_name} is ALARM: {result.alarm_reason}")
-            return
+        if done():
+            return True
         if clock.now() >= deadline:
-            say(f"alarm {result.alarm_name} is still {result.alarm_state}: giving up")
-            return
+            return False
         clock.sleep(interval)
 
 
-def _wait_notification(
-    stack: StackRef,
-    result: DrillResult,
-    started: datetime,
-    deadline: datetime,
-    clock: DrillClock,
-    interval: float,
-    say: Progress,
-) -> None:
-    say("waiting for the notification in the queues subscribed to the alerts topic")
-    while True:
-        for notification in reversed(notifications(stack)):
-            if _is_drill_alarm(notification, result.alarm_name, started):
-                result.notification = notification
-                say(f"notification received: {notification.subject}")
-                return
-        if clock.now() >= deadline:
-            say("no notification arrived in time")
-            return
-        clock.sleep(interval)
+def _alarm_fired(stack: StackRef, result: DrillResult, started: datetime) -> bool:
+    """Whether the drill's alarm went to ALARM since the drill started (its state noted)."""
+    alarm = next(_alarms(stack, [result.alarm_name]), None)
+    if alarm is None:
+        raise AlarmError(f"alarm {result.alarm_name} disappeared during the drill")
+    updated = alarm.get("StateUpdatedTimestamp") or started
+    result.alarm_state, result.alarm_reason = alarm["StateValue"], alarm.get("StateReason", "")
+    return result.alarm_state == "ALARM" and updated >= started - timedelta(seconds=1)
+
+
+def _notified(stack: StackRef, result: DrillResult, started: datetime) -> bool:
+    """Whether the drill's notification is in a subscribed queue (noted when it is)."""
+    for notification in reversed(notifications(stack)):
+        if _is_drill_alarm(notification, result.alarm_name, started):
+            result.notification = notification
+            return True
+    return False
 
 
 def _is_drill_alarm(notification: Notification, alarm_name: str, started: datetime) -> bool:
