@@ -37,6 +37,7 @@ ENV_LOCAL_API_PORT = "FILEGATE_LOCAL_API_PORT"
 ENV_LOCAL_WORKERS = "FILEGATE_LOCAL_WORKERS"
 ENV_LOCAL_RETRY_DELAY = "FILEGATE_LOCAL_RETRY_DELAY"
 ENV_LOCAL_DYNAMODB_PROCESS = "FILEGATE_LOCAL_DYNAMODB_PROCESS"
+ENV_LOCAL_QUEUE_CHANNEL = "FILEGATE_LOCAL_QUEUE_CHANNEL"
 
 DEFAULT_REGION = "eu-central-1"
 DEFAULT_STACK_NAME = "s3-lambda-dynamo-stack"
@@ -160,6 +161,8 @@ class LocalSettings:
     api_port: int = DEFAULT_LOCAL_PORT + 1
     # DynamoDB served by an emulator process of its own (0: the one emulator serves it)
     dynamodb_process: bool = True
+    # the event source mapping reads its queue over the emulator's own line (0: the SQS API)
+    queue_channel: bool = True
 
     @property
     def endpoint_url(self) -> str:
@@ -200,4 +203,5 @@ class LocalSettings:
             workers=_int(env, ENV_LOCAL_WORKERS, DEFAULT_LOCAL_WORKERS, 1),
             retry_delay_seconds=_int(env, ENV_LOCAL_RETRY_DELAY, DEFAULT_LOCAL_RETRY_DELAY, 0),
             dynamodb_process=_switch(env, ENV_LOCAL_DYNAMODB_PROCESS, default=True),
+            queue_channel=_switch(env, ENV_LOCAL_QUEUE_CHANNEL, default=True),
         )

@@ -17,7 +17,7 @@ from builders import REGION
 from esm_builders import NO_AWS, create_queue, handler_spec, mapping, send
 
 from filegate.aws import Target
-from filegate.local.esm import EventSourceMapping
+from filegate.local.esm import EventSourceMapping, QueueConnector
 from filegate.local.runtime import Invocation, Worker
 
 # The first import of the module dies, as a worker killed during its init phase does.
@@ -80,10 +80,19 @@ def queue_depth(queue_url: str) -> tuple[int, int]:
     )
 
 
-def deliver_all(queue: str, tmp_path: Path, worker: Worker) -> None:
-    """Five messages whose first delivery fails come back, and the same poller runs each once."""
-    esm = EventSourceMapping(Target(region=REGION), MAPPING, queue, [worker], retry_delay_seconds=1)
-    bodies = [f"message-{n}" for n in range(5)]
+def deliver_all(
+    queue: str,
+    tmp_path: Path,
+    worker: Worker,
+    connect: QueueConnector | None = None,
+    count: int = 5,
+) -> None:
+    """Every message is recorded once and deleted, even those whose first delivery fails
+    (they come back after the retry delay, to the same poller)."""
+    esm = EventSourceMapping(
+        Target(region=REGION), MAPPING, queue, [worker], retry_delay_seconds=1, connect=connect
+    )
+    bodies = [f"message-{n}" for n in range(count)]
     send(queue, bodies)
     esm.start()
     try:

@@ -169,14 +169,20 @@ def test_a_cloudformation_table_becomes_the_matching_create_table_request() -> N
     }
 
 
-def test_the_dynamodb_process_switch_is_on_by_default_and_named_when_bad() -> None:
-    assert LocalSettings.resolve(env={}).dynamodb_process is True
-    assert (
-        LocalSettings.resolve(env={"FILEGATE_LOCAL_DYNAMODB_PROCESS": "0"}).dynamodb_process
-        is False
-    )
-    with pytest.raises(ConfigError, match="FILEGATE_LOCAL_DYNAMODB_PROCESS"):
-        LocalSettings.resolve(env={"FILEGATE_LOCAL_DYNAMODB_PROCESS": "maybe"})
+@pytest.mark.parametrize(
+    ("variable", "field"),
+    [
+        ("FILEGATE_LOCAL_DYNAMODB_PROCESS", "dynamodb_process"),
+        ("FILEGATE_LOCAL_QUEUE_CHANNEL", "queue_channel"),
+    ],
+)
+def test_the_local_stack_switches_are_on_by_default_and_named_when_bad(
+    variable: str, field: str
+) -> None:
+    assert getattr(LocalSettings.resolve(env={}), field) is True
+    assert getattr(LocalSettings.resolve(env={variable: "0"}), field) is False
+    with pytest.raises(ConfigError, match=variable):
+        LocalSettings.resolve(env={variable: "maybe"})
 
 
 def test_a_target_with_a_dynamodb_endpoint_sends_dynamodb_there_and_says_so() -> None:

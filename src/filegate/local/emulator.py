@@ -2,9 +2,10 @@
 
 Run as ``python -m filegate.local.emulator --port N``; the local stack starts it as a child
 process so the emulator has a core (and a GIL) of its own. Besides serving, it publishes the
-AWS/SQS metrics SQS would (``sqs_metrics``). The local stack also starts a second one with
-``--dynamodb-only``, which serves the stack's DynamoDB tables (``patches.dynamodb_process``)
-and publishes nothing.
+AWS/SQS metrics SQS would (``sqs_metrics``) and, when the local stack asks, serves its event
+source mapping's line to the queues (``queue_channel``). The local stack also starts a second
+one with ``--dynamodb-only``, which serves the stack's DynamoDB tables
+(``patches.dynamodb_process``) and publishes nothing.
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ from __future__ import annotations
 import argparse
 import functools
 import logging
+import os
 import signal
 import threading
 from typing import Any
 
 from filegate.aws import Target
 from filegate.local import cfn_models, patches, s3_checksums
+from filegate.local.queue_channel import ENV_CHANNEL, ENV_CHANNEL_KEY, QueueChannelServer
 from filegate.local.sqs_metrics import QueueMetricsPublisher
 
 
@@ -41,13 +44,26 @@ def serve(port: int, host: str = "127.0.0.1", publish_metrics: bool = True) -> N
         if publish_metrics
         else None
     )
+    channel = _queue_channel()
+    if channel:
+        channel.start()
     server.start()
     if metrics:
         metrics.start()
     stop.wait()
     if metrics:
         metrics.stop()
+    if channel:
+        channel.stop()
     server.stop()
+
+
+def _queue_channel() -> QueueChannelServer | None:
+    """The event source mapping's line to the queues, when the local stack asked for one."""
+    address = os.environ.get(ENV_CHANNEL)
+    if not address:
+        return None
+    return QueueChannelServer(address, bytes.fromhex(os.environ[ENV_CHANNEL_KEY]))
 
 
 def _cloudwatch(host: str, port: int, region: str) -> Any:

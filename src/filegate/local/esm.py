@@ -9,6 +9,10 @@ so a poison message reaches the dead-letter queue in seconds rather than in
 ``maxReceiveCount`` x 180 s; the queue's redrive policy is what moves it, as on AWS.
 ``swap`` hands the mapping to new workers (another version, after a deploy or a rollback):
 the old pollers deliver the batch they hold, then stop.
+
+Each poller reaches the queue through a :class:`QueueAccess`: the SQS API by default
+(:class:`SqsApiQueue`), or, in the local stack, the emulator's direct line
+(``queue_channel.ChannelQueue``), which spares the machine two API round trips per batch.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -33,6 +37,54 @@ _RECEIVE_WAIT_SECONDS = 1  # short long-poll so that stop() is prompt
 _SQS_MAX_BATCH = 10
 
 InvocationObserver = Callable[[Worker, Invocation], None]
+
+
+class QueueAccess(Protocol):
+    """What a poller does to its queue. Errors are botocore's (ClientError, BotoCoreError)."""
+
+    def receive(self, max_messages: int, wait_seconds: int) -> list[dict[str, Any]]:
+        """Up to ``max_messages`` messages, as ReceiveMessage returns them, every attribute."""
+
+    def delete(self, entries: list[dict[str, str]]) -> None:
+        """Delete up to ten messages: entries of Id and ReceiptHandle."""
+
+    def release(self, entries: list[dict[str, str]], delay_seconds: int) -> None:
+        """Make up to ten messages visible again after ``delay_seconds``."""
+
+    def close(self) -> None: ...
+
+
+class SqsApiQueue:
+    """A queue through the SQS API."""
+
+    def __init__(self, target: Target, queue_url: str) -> None:
+        self._sqs = target.client("sqs")
+        self._queue_url = queue_url
+
+    def receive(self, max_messages: int, wait_seconds: int) -> list[dict[str, Any]]:
+        messages: list[dict[str, Any]] = self._sqs.receive_message(
+            QueueUrl=self._queue_url,
+            MaxNumberOfMessages=max_messages,
+            WaitTimeSeconds=wait_seconds,
+            MessageSystemAttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        ).get("Messages", [])
+        return messages
+
+    def delete(self, entries: list[dict[str, str]]) -> None:
+        self._sqs.delete_message_batch(QueueUrl=self._queue_url, Entries=entries)
+
+    def release(self, entries: list[dict[str, str]], delay_seconds: int) -> None:
+        self._sqs.change_message_visibility_batch(
+            QueueUrl=self._queue_url,
+            Entries=[{**e, "VisibilityTimeout": delay_seconds} for e in entries],
+        )
+
+    def close(self) -> None:
+        self._sqs.close()
+
+
+QueueConnector = Callable[[], QueueAccess]
 
 
 def sqs_event(messages: list[dict[str, Any]], queue_arn: str, region: str) -> dict[str, Any]:
@@ -83,10 +135,11 @@ class EventSourceMapping:
         workers: list[Worker],
         retry_delay_seconds: int,
         observer: InvocationObserver | None = None,
+        connect: QueueConnector | None = None,
     ) -> None:
         self._target = target
         self._mapping = mapping
-        self._queue_url = queue_url
+        self._connect = connect or (lambda: SqsApiQueue(target, queue_url))
         self._workers = workers
         self._retry_delay = retry_delay_seconds
         self._observer = observer
@@ -131,31 +184,30 @@ class EventSourceMapping:
             thread.join(timeout=_RECEIVE_WAIT_SECONDS + 35)
 
     def _poll(self, worker: Worker, retired: threading.Event) -> None:
-        sqs = self._target.client("sqs")
-        while not (self._stop.is_set() or retired.is_set()):
-            try:
-                messages = self._receive_batch(sqs, retired)
-                if messages:
-                    self._deliver(sqs, worker, messages)
-            except (ClientError, BotoCoreError) as exc:
-                if not self._stop.is_set():
-                    log.warning("event source mapping poll failed, retrying: %s", exc)
-                    self._stop.wait(1.0)
+        queue = self._connect()
+        try:
+            while not (self._stop.is_set() or retired.is_set()):
+                try:
+                    messages = self._receive_batch(queue, retired)
+                    if messages:
+                        self._deliver(queue, worker, messages)
+                except (ClientError, BotoCoreError) as exc:
+                    if not self._stop.is_set():
+                        log.warning("event source mapping poll failed, retrying: %s", exc)
+                        self._stop.wait(1.0)
+        finally:
+            queue.close()
 
-    def _receive_batch(self, sqs: Any, retired: threading.Event) -> list[dict[str, Any]]:
+    def _receive_batch(self, queue: QueueAccess, retired: threading.Event) -> list[dict[str, Any]]:
         batch: list[dict[str, Any]] = []
         window_end: float | None = None
         while len(batch) < self._mapping.batch_size and not self._stop.is_set():
             if retired.is_set() and not batch:
                 break  # swapped out: a batch already begun is still delivered
             wait = 0 if batch else _RECEIVE_WAIT_SECONDS
-            received = sqs.receive_message(
-                QueueUrl=self._queue_url,
-                MaxNumberOfMessages=min(_SQS_MAX_BATCH, self._mapping.batch_size - len(batch)),
-                WaitTimeSeconds=wait,
-                MessageSystemAttributeNames=["All"],
-                MessageAttributeNames=["All"],
-            ).get("Messages", [])
+            received = queue.receive(
+                min(_SQS_MAX_BATCH, self._mapping.batch_size - len(batch)), wait
+            )
             batch.extend(received)
             if not batch:
                 continue
@@ -167,7 +219,7 @@ class EventSourceMapping:
                 self._stop.wait(0.05)  # the window is open: wait a little for more
         return batch
 
-    def _deliver(self, sqs: Any, worker: Worker, messages: list[dict[str, Any]]) -> None:
+    def _deliver(self, queue: QueueAccess, worker: Worker, messages: list[dict[str, Any]]) -> None:
         event = sqs_event(messages, self._mapping.queue_arn, self._target.region)
         try:
             invocation = worker.invoke(event)
@@ -185,12 +237,9 @@ class EventSourceMapping:
         done = [m for m in messages if m["MessageId"] not in failed]
         retry = [m for m in messages if m["MessageId"] in failed]
         for chunk in _chunks(done):
-            sqs.delete_message_batch(QueueUrl=self._queue_url, Entries=_entries(chunk))
+            queue.delete(_entries(chunk))
         for chunk in _chunks(retry):
-            sqs.change_message_visibility_batch(
-                QueueUrl=self._queue_url,
-                Entries=[{**e, "VisibilityTimeout": self._retry_delay} for e in _entries(chunk)],
-            )
+            queue.release(_entries(chunk), self._retry_delay)
 
 
 def _chunks(messages: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:

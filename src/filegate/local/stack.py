@@ -22,6 +22,7 @@ import dataclasses
 import functools
 import logging
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -47,6 +48,12 @@ from filegate.local.invoke import LATEST, InvokeServer, LocalFunctions
 from filegate.local.patches import ENV_DYNAMODB_URL
 from filegate.local.processes import free_port, tail, terminate, wait_listening
 from filegate.local.provision import Deployment, Provisioner, StackParameters
+from filegate.local.queue_channel import (
+    ENV_CHANNEL,
+    ENV_CHANNEL_KEY,
+    MAX_SOCKET_PATH,
+    ChannelQueue,
+)
 from filegate.local.runtime import FunctionSpec, Worker, code_key_for, prepare_function
 from filegate.local.state import (
     RUNNING_FILE,
@@ -87,6 +94,8 @@ class LocalStack:
         self._workers: list[Worker] = []
         self._telemetry: Telemetry | None = None
         self._esm: EventSourceMapping | None = None
+        self._queue_channel: tuple[str, bytes] | None = None  # socket path, key
+        self._lambda_client: Any = None
         self._gateways: list[FunctionUrlGateway] = []
         self._urls: dict[str, str] = {}
         self._functions = LocalFunctions()
@@ -138,6 +147,7 @@ class LocalStack:
         waits for the other to start.
         """
         starting: list[tuple[int, subprocess.Popen[bytes], Path]] = []
+        env = {**env, **self._queue_channel_env()}
         if self.settings.dynamodb_process:
             port = free_port()
             url = f"http://127.0.0.1:{port}"
@@ -152,6 +162,21 @@ class LocalStack:
         starting.append((self.settings.port, self._emulator, log_path))
         for port, process, log_path in starting:
             wait_listening(port, process, log_path)
+
+    def _queue_connector(self, queue_url: str) -> Callable[[], ChannelQueue] | None:
+        if self._queue_channel is None:
+            return None  # the SQS API
+        address, key = self._queue_channel
+        return functools.partial(ChannelQueue, address, key, queue_url, self._target.region)
+
+    def _queue_channel_env(self) -> dict[str, str]:
+        """Where the emulator serves the event source mapping's line to its queues, if at all."""
+        assert self._work_dir is not None
+        address = str(self._work_dir / "queues.sock")
+        if not self.settings.queue_channel or len(address) > MAX_SOCKET_PATH:
+            return {}
+        self._queue_channel = (address, secrets.token_bytes(32))
+        return {ENV_CHANNEL: address, ENV_CHANNEL_KEY: self._queue_channel[1].hex()}
 
     def _spawn_emulator(
         self, port: int, log_name: str, env: dict[str, str], *arguments: str
@@ -184,13 +209,15 @@ class LocalStack:
         telemetry = self._telemetry = Telemetry(self._target)
         telemetry.start()
         self._register(spec, workers)
+        queue_url = deployment.outputs["QueueUrl"]
         self._esm = EventSourceMapping(
             self._target,
             mapping,
-            deployment.outputs["QueueUrl"],
+            queue_url,
             workers,
             self.settings.retry_delay_seconds,
             observer=functools.partial(_record, telemetry),
+            connect=self._queue_connector(queue_url),
         )
         self._esm.start()
         write_running(self.settings, spec)
@@ -222,12 +249,19 @@ class LocalStack:
         return max(1, min(self.settings.workers, deployment.mapping.maximum_concurrency))
 
     def _alias_version(self, function: str, alias: str) -> str:
-        found = self._target.client("lambda").get_alias(FunctionName=function, Name=alias)
+        found = self._lambda().get_alias(FunctionName=function, Name=alias)
         return str(found["FunctionVersion"])
 
     def _code_sha256(self, function: str) -> str:
-        config = self._target.client("lambda").get_function_configuration(FunctionName=function)
+        config = self._lambda().get_function_configuration(FunctionName=function)
         return str(config["CodeSha256"])
+
+    def _lambda(self) -> Any:
+        """One Lambda client for the code follower's checks (every second, for the stack's
+        life): creating a client costs more CPU than the call it makes."""
+        if self._lambda_client is None:
+            self._lambda_client = self._target.client("lambda")
+        return self._lambda_client
 
     def _switch_mapping(self, deployment: Deployment, version: str) -> None:
         """Workers of ``version`` take over the mapping; the old ones finish their batch."""
