@@ -1,6 +1,6 @@
 """Local end to end: a burst of uploads through S3 -> SQS -> Lambda workers -> ledger.
 
-Starts a local stack on a free port, then, against the same emulator:
+Starts a local stack on a free port, then, against the same emulator, in pairs (3 by default):
 
 1. FLOOR: the client itself does S3 put_object (to a bucket with no notification) and a
    DynamoDB put_item per object: no SQS, no Lambda. objects/s, and put -> item latency.
@@ -9,7 +9,13 @@ Starts a local stack on a free port, then, against the same emulator:
    the last ledger write, and upload-to-ledger latency per object = the item's ``updated_at``
    (written by the function) minus the client's put-completion time (same machine clock).
    Progress is watched through DescribeTable's ItemCount (cheap in moto), and the table is
-   scanned ONCE at the end, so measuring adds little load on the emulator.
+   scanned once at the end of the pair, so measuring adds little load on the emulator.
+
+Each pair measures the floor and then the pipeline, one right after the other, and its ratio
+is the pipeline's objects/s over that floor's: on a shared machine the speed of both moves
+by tens of percent within minutes (other tenants), far less within one pair. The figures
+reported are the median pair's (by ratio) and the median of the pairs' ratios. The first
+pair also measures the ledger-write floor (diagnosis, below).
 
 Each phase also records the CPU time (Linux /proc) that the emulator (both processes), the workers
 and this process (client threads, event source mapping, log shipping) spent on it, per object:
@@ -25,8 +31,8 @@ Targets: pipeline throughput >= half the floor's, latency p95 < 1 s.
 ``--unpatched-ddb`` without the DynamoDB UpdateItem patches (FILEGATE_EMULATOR_DDB_PATCH=0), to
 measure the "before" figures.
 
-    .venv/bin/python benchmarks/e2e_burst.py [--count 2000] [--threads 4] [--unpatched-sqs]
-        [--unpatched-ddb]
+    .venv/bin/python benchmarks/e2e_burst.py [--count 2000] [--pairs 3] [--threads 4]
+        [--unpatched-sqs] [--unpatched-ddb]
 """
 
 from __future__ import annotations
@@ -141,8 +147,8 @@ def _burst(count: int, threads: int, put: Callable[[int], None]) -> tuple[float,
     return started, done
 
 
-def floor(state: Any, count: int, threads: int) -> dict[str, Any]:
-    """The client doing S3 put + DynamoDB put itself: the best the emulator can do."""
+def create_floor_resources(state: Any) -> None:
+    """The floor's bucket (no notification) and table."""
     s3, ddb = state.target.client("s3"), state.target.client("dynamodb")
     s3.create_bucket(
         Bucket=FLOOR_BUCKET, CreateBucketConfiguration={"LocationConstraint": state.region}
@@ -153,10 +159,16 @@ def floor(state: Any, count: int, threads: int) -> dict[str, Any]:
         AttributeDefinitions=[{"AttributeName": "s3_key", "AttributeType": "S"}],
         BillingMode="PAY_PER_REQUEST",
     )
+
+
+def floor(state: Any, count: int, threads: int) -> dict[str, Any]:
+    """The client doing S3 put + DynamoDB put itself: the best the emulator can do."""
+    s3, ddb = state.target.client("s3"), state.target.client("dynamodb")
+    run = uuid.uuid4().hex[:8]
     latencies = [0.0] * count
 
     def put(index: int) -> None:
-        key = f"floor/{index:05d}.bin"
+        key = f"floor-{run}/{index:05d}.bin"
         s3.put_object(Bucket=FLOOR_BUCKET, Key=key, Body=BODY, ContentType="text/plain")
         put_done = time.time()
         ddb.put_item(
@@ -273,40 +285,76 @@ def _latency(seconds: list[float]) -> dict[str, float]:
 
 
 def measure(
-    count: int, threads: int, timeout: float, unpatched_sqs: bool, unpatched_ddb: bool = False
+    count: int,
+    threads: int,
+    timeout: float,
+    unpatched_sqs: bool,
+    unpatched_ddb: bool = False,
+    pairs: int = 3,
 ) -> dict[str, Any]:
     load_before = os.getloadavg()
+    measured: list[dict[str, Any]] = []
     with local_stack(unpatched_sqs, unpatched_ddb) as state:
-        floor_figures: dict[str, Any] = {}
-        with cpu_block(count, floor_figures):
-            floor_figures.update(floor(state, count, threads))
+        create_floor_resources(state)
         ledger_floor: dict[str, Any] = {}
-        with cpu_block(count, ledger_floor):
-            ledger_floor.update(floor_ledger_write(state, count, threads))
-        pipeline_figures: dict[str, Any] = {}
-        cpu = cpu_per_object(count, pipeline_figures)
-        next(cpu)
-        pipeline_figures.update(pipeline(state, count, threads, timeout, cpu))
+        for number in range(pairs):
+            measured.append(measure_pair(state, count, threads, timeout))
+            if number == 0:
+                with cpu_block(count, ledger_floor):
+                    ledger_floor.update(floor_ledger_write(state, count, threads))
+    by_ratio = sorted(measured, key=lambda r: float(r["throughput_ratio_vs_floor"]))
+    middle = by_ratio[len(by_ratio) // 2]
+    ratio = median([r["throughput_ratio_vs_floor"] for r in measured])
+    p95 = median([r["pipeline"]["latency_p95_ms"] for r in measured])
+    complete = all(r["pipeline"]["complete"] for r in measured)
     workers = os.environ.get("FILEGATE_LOCAL_WORKERS", "5 (default)")
-    ratio = pipeline_figures["objects_per_s"] / floor_figures["objects_per_s"]
     return {
         "count": count,
+        "pairs": pairs,
         "client_threads": threads,
         "workers": workers,
         "dynamodb_process": os.environ.get("FILEGATE_LOCAL_DYNAMODB_PROCESS", "1") != "0",
+        "queue_channel": os.environ.get("FILEGATE_LOCAL_QUEUE_CHANNEL", "1") != "0",
         "sqs_patch": not unpatched_sqs,
         "ddb_patch": not unpatched_ddb,
         "load_average_before_after": [list(load_before), list(os.getloadavg())],
-        "floor": floor_figures,
+        "floor": middle["floor"],
         "floor_ledger_write": ledger_floor,
-        "pipeline": pipeline_figures,
+        "pipeline": middle["pipeline"],
+        "pair_ratios": [r["throughput_ratio_vs_floor"] for r in measured],
+        "pairs_measured": measured,
         "throughput_ratio_vs_floor": ratio,
-        "throughput_ratio_vs_floor_ledger_write": pipeline_figures["objects_per_s"]
+        "latency_p95_ms_median_of_pairs": p95,
+        "throughput_ratio_vs_floor_ledger_write": middle["pipeline"]["objects_per_s"]
         / ledger_floor["objects_per_s"],
-        "target_throughput_met": ratio >= 0.5 and pipeline_figures["complete"],
-        "target_p95_met": pipeline_figures["latency_p95_ms"] < 1000
-        and pipeline_figures["complete"],
+        "target_throughput_met": ratio >= 0.5 and complete,
+        "target_p95_met": p95 < 1000 and complete,
     }
+
+
+def measure_pair(state: Any, count: int, threads: int, timeout: float) -> dict[str, Any]:
+    """The floor, then the pipeline, right after it; the queue drained before and after."""
+    _wait_for_empty_queue(state)
+    floor_figures: dict[str, Any] = {}
+    with cpu_block(count, floor_figures):
+        floor_figures.update(floor(state, count, threads))
+    pipeline_figures: dict[str, Any] = {}
+    cpu = cpu_per_object(count, pipeline_figures)
+    next(cpu)
+    pipeline_figures.update(pipeline(state, count, threads, timeout, cpu))
+    _wait_for_empty_queue(state)
+    return {
+        "floor": floor_figures,
+        "pipeline": pipeline_figures,
+        "throughput_ratio_vs_floor": pipeline_figures["objects_per_s"]
+        / floor_figures["objects_per_s"],
+    }
+
+
+def _wait_for_empty_queue(state: Any, timeout: float = 30.0) -> None:
+    deadline = time.time() + timeout
+    while _queue_depth(state) and time.time() < deadline:
+        time.sleep(POLL_SECONDS)
 
 
 def render(figures: dict[str, Any]) -> str:
@@ -328,12 +376,21 @@ def render(figures: dict[str, Any]) -> str:
         f"{name}: " + ", ".join(f"{k} {v:.1f}" for k, v in part["cpu_ms_per_object"].items())
         for name, part in (("floor", floor_f), ("ledger floor", ledger_f), ("pipeline", pipe))
     )
+    pairs = ", ".join(
+        f"{r['pipeline']['objects_per_s']:.1f}/{r['floor']['objects_per_s']:.1f}"
+        f" = {r['throughput_ratio_vs_floor']:.2f}"
+        for r in figures["pairs_measured"]
+    )
     return (
-        table(headers, rows)
+        f"median pair of {figures['pairs']}:\n"
+        + table(headers, rows)
         + f"\nCPU ms per object: {cpu}"
-        + f"\nthroughput ratio pipeline/floor: {figures['throughput_ratio_vs_floor']:.2f}"
+        + f"\npairs, pipeline/floor objects/s: {pairs}"
+        + "\nthroughput ratio pipeline/floor, median of the pairs:"
+        + f" {figures['throughput_ratio_vs_floor']:.2f}"
         + f" (target >= 0.50: {'met' if figures['target_throughput_met'] else 'MISSED'});"
-        + f" p95 < 1000 ms: {'met' if figures['target_p95_met'] else 'MISSED'};"
+        + f" p95, median of the pairs: {figures['latency_p95_ms_median_of_pairs']:.0f} ms"
+        + f" (target < 1000 ms: {'met' if figures['target_p95_met'] else 'MISSED'});"
         + f" queue depth when the uploads ended: {pipe['queue_depth_after_upload']};"
         + " pipeline / floor with the ledger's UpdateItem:"
         + f" {figures['throughput_ratio_vs_floor_ledger_write']:.2f}"
@@ -343,6 +400,7 @@ def render(figures: dict[str, Any]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=2000)
+    parser.add_argument("--pairs", type=int, default=3, help="floor + pipeline pairs")
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--timeout", type=float, default=240.0, help="seconds to wait after upload")
     parser.add_argument("--unpatched-sqs", action="store_true")
@@ -350,11 +408,17 @@ def main() -> None:
     parser.add_argument("--name", default=None, help="results file name (default derived)")
     args = parser.parse_args()
     figures = measure(
-        args.count, args.threads, args.timeout, args.unpatched_sqs, args.unpatched_ddb
+        args.count,
+        args.threads,
+        args.timeout,
+        args.unpatched_sqs,
+        args.unpatched_ddb,
+        pairs=max(1, args.pairs),
     )
     print(
-        f"{args.count} uploads, {args.threads} client threads, "
-        f"sqs patch: {figures['sqs_patch']}, ddb patch: {figures['ddb_patch']}"
+        f"{args.count} uploads x {figures['pairs']} pairs, {args.threads} client threads, "
+        f"sqs patch: {figures['sqs_patch']}, ddb patch: {figures['ddb_patch']}, "
+        f"queue channel: {figures['queue_channel']}"
     )
     print(render(figures))
     suffix = "_unpatched_sqs" * args.unpatched_sqs + "_unpatched_ddb" * args.unpatched_ddb
