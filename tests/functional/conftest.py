@@ -18,6 +18,7 @@ from upload_builders import create_upload_ledger
 
 from filegate.ingest import handler
 from filegate.ledger import Ledger
+from filegate.local.patches import dynamodb_atomic
 
 TABLE = "filegate-ledger-test"
 
@@ -56,6 +57,9 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def aws(aws_env: None) -> Iterator[None]:
+    # DynamoDB's per-item atomicity, which moto lacks: the handler records a batch's events in
+    # threads, and two events of one key must not both pass their conditions.
+    dynamodb_atomic.patch()
     with mock_aws():
         boto3.setup_default_session()  # a fresh default session: the handler's clients use it
         handler.build_ingestor.cache_clear()  # the handler's clients must be built inside moto

@@ -5,6 +5,8 @@
   Always applied: the ingestion's ordering logic needs them to run locally. Also
   CompleteMultipartUpload joining the parts where they are (moto copies a 1 GiB object about
   five times), with moto's ETag, checksums and errors.
+- :mod:`.dynamodb_atomic`: every DynamoDB request under one lock, so a conditional write's
+  check and write are atomic, as DynamoDB's are (moto's are not). Always applied.
 - :mod:`.sqs`: moto's SQS fast at queue depth (receive, delete, change visibility, counts, and a
   send to a standard queue), and the backend found for each host remembered (moto recomputes
   it, under a global lock, on every request).
@@ -39,7 +41,15 @@ import threading
 import time
 from typing import Any
 
-from filegate.local.patches import dynamodb, dynamodb_process, framework, lambda_invoke, s3, sqs
+from filegate.local.patches import (
+    dynamodb,
+    dynamodb_atomic,
+    dynamodb_process,
+    framework,
+    lambda_invoke,
+    s3,
+    sqs,
+)
 
 # Read here, not in filegate.settings: only the emulator process reads them.
 ENV_SQS_PATCH = "FILEGATE_EMULATOR_SQS_PATCH"
@@ -96,6 +106,7 @@ def apply() -> None:
     if _applied:
         return
     s3.patch()
+    dynamodb_atomic.patch()
     if os.environ.get(ENV_SQS_PATCH, "1") != "0":
         sqs.patch_sqs()
         sqs.patch_routing()
