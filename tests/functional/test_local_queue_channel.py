@@ -133,6 +133,18 @@ def test_errors_are_the_sqs_api_errors(channel: str, queue: str) -> None:
     assert [m["Body"] for m in line(channel, queue).receive(1, 0)] == ["still served"]
 
 
+def test_a_request_moto_fails_on_is_an_internal_error_and_the_line_stays_up(
+    channel: str, queue: str
+) -> None:
+    connection = line(channel, queue)
+    with pytest.raises(ClientError) as raised:
+        connection.delete([{"Id": "0"}])  # no ReceiptHandle: moto raises a KeyError
+    assert raised.value.response["Error"]["Code"] == "InternalError"
+    send(queue, ["after the fault"])
+    assert [m["Body"] for m in connection.receive(1, 0)] == ["after the fault"]
+    connection.close()
+
+
 def test_a_client_without_the_key_is_refused_and_others_are_still_served(
     channel: str, queue: str
 ) -> None:

@@ -90,7 +90,12 @@ def _serve(connection: Connection) -> None:
                 request = connection.recv()
             except (EOFError, OSError):
                 return
-            connection.send(handle(request))
+            try:
+                response = handle(request)
+            except Exception as exc:  # a bad request or a fault in moto: answer it, keep serving
+                log.exception("queue channel: request failed")
+                response = {"error": {"Code": "InternalError", "Message": repr(exc)}}
+            connection.send(response)
 
 
 def handle(request: dict[str, Any]) -> dict[str, Any]:
