@@ -8,6 +8,7 @@ state, so each behaviour is checked against what the API says about the queue.
 from __future__ import annotations
 
 import functools
+import json
 import secrets
 import time
 from collections.abc import Iterator
@@ -18,8 +19,17 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 from builders import REGION
 from esm_builders import NO_AWS, create_queue, handler_spec, send
-from test_local_esm_recovery import ExplodesOnce, deliver_all, flaky_worker, queue_depth
+from test_local_esm_recovery import (
+    MAPPING,
+    ExplodesOnce,
+    deliver_all,
+    flaky_worker,
+    queue_depth,
+    recorded_within,
+)
 
+from filegate.aws import Target
+from filegate.local.esm import EventSourceMapping
 from filegate.local.queue_channel import ChannelQueue, QueueChannelServer
 from filegate.local.runtime import Worker
 
@@ -180,3 +190,50 @@ def test_a_failed_batch_comes_back_over_the_channel(
     worker = ExplodesOnce(flaky_worker(tmp_path).spec, NO_AWS)
     connect = functools.partial(ChannelQueue, channel, KEY, queue, REGION)
     deliver_all(queue, tmp_path, worker, connect)
+
+
+ATTRIBUTES_HANDLER = """
+import json, os
+def record(event, context):
+    with open(os.path.join(os.environ["OUT"], "recorded"), "a") as out:
+        for record in event["Records"]:
+            out.write(json.dumps(record["messageAttributes"], sort_keys=True) + "\\n")
+    return {"batchItemFailures": []}
+"""
+
+
+@pytest.mark.parametrize("through", ["sqs-api", "channel"])
+def test_message_attributes_reach_the_function_as_lambda_writes_them(
+    channel: str, queue: str, tmp_path: Path, through: str
+) -> None:
+    boto3.client("sqs", region_name=REGION).send_message(
+        QueueUrl=queue,
+        MessageBody="with attributes",
+        MessageAttributes={
+            "partner": {"DataType": "String", "StringValue": "acme"},
+            "count": {"DataType": "Number", "StringValue": "3"},
+            "blob": {"DataType": "Binary", "BinaryValue": b"\x00\x01"},
+        },
+    )
+    worker = Worker(handler_spec(tmp_path, ATTRIBUTES_HANDLER, "1"), NO_AWS)
+    connect = functools.partial(ChannelQueue, channel, KEY, queue, REGION)
+    esm = EventSourceMapping(
+        Target(region=REGION),
+        MAPPING,
+        queue,
+        [worker],
+        retry_delay_seconds=1,
+        connect=connect if through == "channel" else None,
+    )
+    esm.start()
+    try:
+        [line_written] = recorded_within(tmp_path, 1, timeout=15)
+    finally:
+        esm.stop()
+        worker.stop()
+    lists = {"stringListValues": [], "binaryListValues": []}
+    assert json.loads(line_written) == {
+        "partner": {"stringValue": "acme", "dataType": "String", **lists},
+        "count": {"stringValue": "3", "dataType": "Number", **lists},
+        "blob": {"binaryValue": "AAE=", "dataType": "Binary", **lists},
+    }

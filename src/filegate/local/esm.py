@@ -17,6 +17,7 @@ Each poller reaches the queue through a :class:`QueueAccess`: the SQS API by def
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import itertools
 import logging
@@ -99,12 +100,33 @@ def _record(message: dict[str, Any], queue_arn: str, region: str) -> dict[str, A
         "receiptHandle": message["ReceiptHandle"],
         "body": body,
         "attributes": message.get("Attributes", {}),
-        "messageAttributes": message.get("MessageAttributes", {}),
+        "messageAttributes": lambda_message_attributes(message.get("MessageAttributes", {})),
         "md5OfBody": message.get("MD5OfBody") or hashlib.md5(body.encode()).hexdigest(),  # noqa: S324 - SQS's own checksum
         "eventSource": "aws:sqs",
         "eventSourceARN": queue_arn,
         "awsRegion": region,
     }
+
+
+def lambda_message_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
+    """Message attributes as Lambda writes them into an SQS event: camelCase names, binary
+    values base64-encoded, both list fields present (ReceiveMessage gives PascalCase, bytes)."""
+
+    def text(value: Any) -> str:
+        return base64.b64encode(value).decode() if isinstance(value, bytes) else str(value)
+
+    converted = {}
+    for name, attribute in attributes.items():
+        entry: dict[str, Any] = {}
+        if "StringValue" in attribute:
+            entry["stringValue"] = attribute["StringValue"]
+        if "BinaryValue" in attribute:
+            entry["binaryValue"] = text(attribute["BinaryValue"])
+        entry["stringListValues"] = list(attribute.get("StringListValues", []))
+        entry["binaryListValues"] = [text(v) for v in attribute.get("BinaryListValues", [])]
+        entry["dataType"] = attribute["DataType"]
+        converted[name] = entry
+    return converted
 
 
 def failed_message_ids(
