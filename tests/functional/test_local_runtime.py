@@ -6,12 +6,13 @@ Workers run tiny purpose-built handlers here, so timeouts and crashes are determ
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from filegate.aws import Target
 from filegate.errors import LocalStackError
-from filegate.local.runtime import FunctionSpec, Worker, runtime_packages_dir
+from filegate.local.runtime import FunctionSpec, Invocation, Worker, runtime_packages_dir
 
 HANDLERS = """
 import os, sys, time
@@ -60,6 +61,15 @@ def worker(code: Path, handler: str, timeout: int = 5) -> Worker:
     return Worker(spec, Target(region="eu-central-1", endpoint_url="http://127.0.0.1:9"))
 
 
+def invoke_once(code: Path, handler: str, payload: Any = None) -> Invocation:
+    """One invocation on a fresh worker, stopped afterwards."""
+    w = worker(code, handler)
+    try:
+        return w.invoke({} if payload is None else payload)
+    finally:
+        w.stop()
+
+
 def test_a_warm_worker_keeps_module_state_and_sees_the_function_env(code: Path) -> None:
     w = worker(code, "fn.ok")
     try:
@@ -78,11 +88,9 @@ def test_a_warm_worker_keeps_module_state_and_sees_the_function_env(code: Path) 
 
 
 def test_the_function_sees_only_its_code_and_the_runtime_packages(code: Path) -> None:
-    w = worker(code, "fn.imports")
-    try:
-        found = w.invoke({"names": ["boto3", "botocore", "moto", "typer", "filegate"]})
-    finally:
-        w.stop()
+    found = invoke_once(
+        code, "fn.imports", {"names": ["boto3", "botocore", "moto", "typer", "filegate"]}
+    )
     assert found.result == {
         "boto3": True,
         "botocore": True,
@@ -108,11 +116,7 @@ def test_a_timed_out_invocation_fails_and_the_worker_is_replaced(code: Path) -> 
 
 
 def test_a_crashed_invocation_fails_without_a_reason_and_recovers(code: Path) -> None:
-    w = worker(code, "fn.crash")
-    try:
-        crashed = w.invoke({})
-    finally:
-        w.stop()
+    crashed = invoke_once(code, "fn.crash")
     assert not crashed.ok
     assert not crashed.timed_out
     assert crashed.error is not None
@@ -120,22 +124,14 @@ def test_a_crashed_invocation_fails_without_a_reason_and_recovers(code: Path) ->
 
 
 def test_a_worker_that_dies_while_it_answers_fails_the_invocation(code: Path) -> None:
-    w = worker(code, "fn.dies_answering")
-    try:
-        cut_off = w.invoke({})
-    finally:
-        w.stop()
+    cut_off = invoke_once(code, "fn.dies_answering")
     assert not cut_off.ok
     assert cut_off.error is not None
     assert cut_off.error["errorMessage"] == "Runtime exited without providing a reason"
 
 
 def test_a_handler_exception_is_reported_like_lambda(code: Path) -> None:
-    w = worker(code, "fn.fail")
-    try:
-        failed = w.invoke({})
-    finally:
-        w.stop()
+    failed = invoke_once(code, "fn.fail")
     assert not failed.ok
     assert failed.error is not None
     assert failed.error["errorType"] == "ValueError"
