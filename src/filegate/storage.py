@@ -255,6 +255,14 @@ class BucketOps:
             self._s3.delete_object(Bucket=bucket, Key=key)
 
 
+def create_bucket_request(bucket: str, region: str) -> dict[str, Any]:
+    """CreateBucket's arguments for ``region``: us-east-1 refuses an explicit LocationConstraint
+    (InvalidLocationConstraint), every other region requires one."""
+    if region == "us-east-1":
+        return {"Bucket": bucket}
+    return {"Bucket": bucket, "CreateBucketConfiguration": {"LocationConstraint": region}}
+
+
 def _self_copy(bucket: str, key: str, etag: str, head: Mapping[str, Any]) -> dict[str, Any]:
     request: dict[str, Any] = {
         "Bucket": bucket,

@@ -24,6 +24,7 @@ from filegate.aws import Target
 from filegate.errors import StackError
 from filegate.local import template as cfn
 from filegate.package import Package
+from filegate.storage import create_bucket_request
 
 log = logging.getLogger(__name__)
 
@@ -118,10 +119,7 @@ class Provisioner:
     def upload_package(self, package: Package, bucket: str, key: str) -> None:
         s3 = self._target.client("s3")
         try:
-            s3.create_bucket(
-                Bucket=bucket,
-                CreateBucketConfiguration={"LocationConstraint": self._target.region},
-            )
+            s3.create_bucket(**create_bucket_request(bucket, self._target.region))
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "BucketAlreadyOwnedByYou":
                 raise StackError(f"cannot create the artifact bucket {bucket}: {exc}") from exc

@@ -21,6 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from filegate.aws import Target
 from filegate.errors import DeployError
 from filegate.local.runtime import ARTIFACT_PREFIX
+from filegate.storage import create_bucket_request
 
 
 @dataclass(frozen=True)
@@ -111,10 +112,7 @@ class ArtifactStore:
             ) from exc
 
     def _create(self, secure: bool) -> None:
-        arguments: dict[str, Any] = {"Bucket": self.bucket}
-        if self._target.region != "us-east-1":  # us-east-1 refuses an explicit constraint
-            arguments["CreateBucketConfiguration"] = {"LocationConstraint": self._target.region}
-        self._s3.create_bucket(**arguments)
+        self._s3.create_bucket(**create_bucket_request(self.bucket, self._target.region))
         if not secure:
             return
         self._s3.put_public_access_block(
