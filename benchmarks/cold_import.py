@@ -11,6 +11,9 @@ so machine noise hits every variant alike (median of ``--runs``, default 9):
 - ``handler``: ``import filegate.ingest.handler`` (the Lambda's init phase: boto3 is deferred);
 - ``handler+clients``: the import plus ``build_ingestor()`` (boto3 imported, S3 and DynamoDB
   clients made): what the first invocation of a cold container adds on top.
+- ``handler+clients, runtime SDK``: the same with the zip's own SDK (boto3, botocore and their
+  dependencies, which the zip ships) removed, so the runtime's copy is imported: what bundling
+  the SDK costs or saves.
 
 Each variant reports the process wall time and ``-X importtime``'s cumulative time for its
 top-level import (which excludes interpreter start-up). The ratio handler / boto3 is the figure.
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -37,25 +41,37 @@ from filegate import package
 from filegate.local.runtime import runtime_packages_dir
 
 PRELUDE = "import sys; sys.path[:0] = sys.argv[1:3]\n"
+BUILD_INGESTOR = "import filegate.ingest.handler as h; h.build_ingestor()"
 VARIANTS = {
     "interpreter": ("pass", None),
     "boto3": ("import boto3", "boto3"),
     "handler": ("import filegate.ingest.handler", "filegate.ingest.handler"),
-    "handler+clients": (
-        "import filegate.ingest.handler as h; h.build_ingestor()",
-        "filegate.ingest.handler",
-    ),
+    "handler+clients": (BUILD_INGESTOR, "filegate.ingest.handler"),
+    "handler+clients, runtime SDK": (BUILD_INGESTOR, "filegate.ingest.handler"),
 }
+# The top-level names the SDK's distributions put into the zip.
+SDK_TOP_LEVEL = ("boto3", "botocore", "s3transfer", "jmespath", "urllib3", "dateutil", "six.py")
 _IMPORTTIME = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \|(\s*)(\S+)")
 
 
-def prepare(work: Path) -> tuple[Path, Path]:
-    """The unpacked zip and the runtime packages directory, as a worker sees them."""
+def prepare(work: Path) -> tuple[Path, Path, Path]:
+    """The unpacked zip, the same without its SDK, and the runtime packages directory."""
     built = package.build(work / "lambda.zip")
-    code = work / "code"
+    code, without_sdk = work / "code", work / "code-without-sdk"
     with zipfile.ZipFile(built.path) as archive:
         archive.extractall(code)
-    return code, runtime_packages_dir(work)
+        archive.extractall(without_sdk)
+    for name in SDK_TOP_LEVEL:
+        path = without_sdk / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+    return code, without_sdk, runtime_packages_dir(work)
+
+
+def code_for(variant: str, code: Path, without_sdk: Path) -> Path:
+    return without_sdk if variant.endswith("runtime SDK") else code
 
 
 def lambda_env() -> dict[str, str]:
@@ -109,14 +125,14 @@ def _cumulative_ms(stderr: str, module: str | None) -> float | None:
 
 def measure(runs: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="filegate-import-") as work:
-        code, runtime = prepare(Path(work))
+        code, without_sdk, runtime = prepare(Path(work))
         for variant in VARIANTS:  # warm the page cache and write no .pyc into the zip dir
-            sample(code, runtime, variant)
+            sample(code_for(variant, code, without_sdk), runtime, variant)
         walls: dict[str, list[float]] = {v: [] for v in VARIANTS}
         imports: dict[str, list[float]] = {v: [] for v in VARIANTS}
         for _ in range(runs):
             for variant in VARIANTS:
-                wall, cumulative = sample(code, runtime, variant)
+                wall, cumulative = sample(code_for(variant, code, without_sdk), runtime, variant)
                 walls[variant].append(wall)
                 if cumulative is not None:
                     imports[variant].append(cumulative)
@@ -141,6 +157,10 @@ def measure(runs: int) -> dict[str, Any]:
         "ratio_handler_vs_boto3_wall_net_of_startup": (medians["handler"]["wall_ms"] - start_up)
         / (medians["boto3"]["wall_ms"] - start_up),
         "ratio_handler_clients_vs_boto3_wall": ratio("handler+clients", "wall_ms"),
+        "ratio_bundled_vs_runtime_sdk_wall": float(
+            medians["handler+clients"]["wall_ms"]
+            / medians["handler+clients, runtime SDK"]["wall_ms"]
+        ),
     }
 
 
@@ -164,6 +184,8 @@ def render(figures: dict[str, Any]) -> str:
         + " net of interpreter start-up"
         + f" {figures['ratio_handler_vs_boto3_wall_net_of_startup']:.2f},"
         + f" -X importtime {figures['ratio_handler_vs_boto3_importtime']:.2f}"
+        + "\nhandler+clients, bundled SDK / runtime SDK: wall"
+        + f" {figures['ratio_bundled_vs_runtime_sdk_wall']:.2f}"
     )
 
 

@@ -1,9 +1,17 @@
 """Builds the Lambda deployment package (the zip), the same bytes for AWS and the local stack.
 
-The zip holds the ingestion code (only the modules the Lambda imports) and the pure-Python
-parts of its dependencies that the Lambda runtime does not provide. Native extensions are
-left out on purpose: every vendored library has a pure-Python fallback (wrapt's is used when
-its C extension is absent), so one zip serves arm64 on AWS and x86_64 locally.
+The zip holds the Lambda code (only the modules the functions import) and the pure-Python
+parts of every dependency, the AWS SDK included: the SDK the Python runtime ships varies by
+region and date and is updated without notice, and a zip that carries part of the SDK's
+dependency tree can mismatch it (AWS Lambda developer guide, "Working with .zip file archives
+for Python Lambda functions" and "Best practices": "Control the dependencies in your function's
+deployment package"). So the functions run the boto3/botocore every test runs, pinned in
+constraints.txt; the zip comes first on Lambda's path, ahead of the runtime's copy. Of botocore's
+(and boto3's) service data only the services the functions call are shipped (SDK_SERVICES):
+27.7 MB unpacked becomes 9.9 MB, an 18.6 MB zip 2.7 MB (docs/benchmarks.md).
+Native extensions are left out on purpose: every vendored library has a pure-Python fallback
+(wrapt's is used when its C extension is absent), so one zip serves arm64 on AWS and x86_64
+locally.
 The build is deterministic: fixed timestamps and sorted entries give the same CodeSha256.
 """
 
@@ -37,9 +45,16 @@ LAMBDA_MODULES = (
     "filegate/uploads/api.py",
     "filegate/uploads/page.html",
 )
-# Distributions vendored into the zip (the runtime provides boto3, botocore and their deps).
-VENDORED = ("aws-lambda-powertools", "aws-xray-sdk", "wrapt", "typing-extensions")
-# What the AWS Lambda Python runtime ships; the import test allows only these besides the zip.
+# The AWS SDK for Python and its whole dependency tree, shipped together or not at all.
+SDK = ("boto3", "botocore", "s3transfer", "jmespath", "urllib3", "python-dateutil", "six")
+# Distributions vendored into the zip.
+VENDORED = ("aws-lambda-powertools", "aws-xray-sdk", "wrapt", "typing-extensions", *SDK)
+# The services the Lambda code makes clients for, and X-Ray, whose SDK makes a client for its
+# sampling rules when Powertools' Tracer starts: the only service data shipped. A client of any
+# other service fails in the function (UnknownServiceError), locally as on AWS.
+SDK_SERVICES = ("s3", "dynamodb", "xray")
+_SERVICE_DATA = (("botocore", "data"), ("boto3", "data"))
+# What the AWS Lambda Python runtime ships (the local workers get it too, behind the zip).
 RUNTIME_PROVIDED = ("boto3", "botocore", "jmespath", "s3transfer", "urllib3", "dateutil", "six")
 
 _FIXED_TIME = (2020, 1, 1, 0, 0, 0)
@@ -83,7 +98,15 @@ def _vendored_files(distribution: str) -> Iterator[tuple[str, Path]]:
             continue
         if name.suffix in _SKIPPED_SUFFIXES or "__pycache__" in name.parts:
             continue
+        if _unused_service_data(name):
+            continue
         yield name.as_posix(), Path(str(dist.locate_file(item)))
+
+
+def _unused_service_data(name: PurePosixPath) -> bool:
+    """A file under botocore/data/<service>/ (or boto3's) of a service the functions never call."""
+    parts = name.parts
+    return len(parts) > 3 and parts[:2] in _SERVICE_DATA and parts[2] not in SDK_SERVICES
 
 
 def iter_package_files() -> Iterator[tuple[str, Path]]:
