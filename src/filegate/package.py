@@ -8,7 +8,7 @@ for Python Lambda functions" and "Best practices": "Control the dependencies in 
 deployment package"). So the functions run the boto3/botocore every test runs, pinned in
 constraints.txt; the zip comes first on Lambda's path, ahead of the runtime's copy. Of botocore's
 (and boto3's) service data only the services the functions call are shipped (SDK_SERVICES):
-27.7 MB unpacked becomes 9.9 MB, an 18.6 MB zip 2.7 MB (docs/benchmarks.md).
+27.7 MB unpacked becomes 9.3 MB, an 18.6 MB zip 2.7 MB (docs/benchmarks.md).
 Native extensions are left out on purpose: every vendored library has a pure-Python fallback
 (wrapt's is used when its C extension is absent), so one zip serves arm64 on AWS and x86_64
 locally.
