@@ -309,7 +309,8 @@ def test_releases_list_every_version_and_the_live_one(cloud: StackLocation, tmp_
     found = releases.list_releases(stack_ref(cloud))
 
     assert [(r.version, r.live) for r in found.versions] == [("1", False), ("2", True)]
-    assert f"code {second.artifact.key}, configuration " in found.versions[1].description
+    assert found.versions[1].description.endswith(f", code {second.artifact.key}")
+    assert re.search(r"configuration [0-9a-f]{16},", found.versions[1].description)
     assert found.live_version == "2"
 
 

@@ -307,7 +307,7 @@ def test_the_first_version_is_published_and_live(outputs: dict[str, str]) -> Non
     published = {v["Version"]: v for v in versions["Versions"]}
     assert set(published) == {"$LATEST", "1"}
     # Deployed by hand (not `filegate deploy`): FunctionFingerprint keeps its empty default.
-    assert published["1"]["Description"] == f"filegate ingestion, code {CODE_KEY}, configuration "
+    assert published["1"]["Description"] == f"filegate ingestion, configuration , code {CODE_KEY}"
     alias = lambda_.get_alias(FunctionName=outputs["FunctionName"], Name="live")
     assert alias["FunctionVersion"] == "1"
 

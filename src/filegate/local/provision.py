@@ -23,6 +23,7 @@ from botocore.exceptions import ClientError
 from filegate.aws import Target, arn, partition
 from filegate.errors import StackError
 from filegate.local import template as cfn
+from filegate.ops.releases import FINGERPRINT_PARAMETER, function_fingerprint
 from filegate.package import Package
 from filegate.storage import create_bucket_request
 
@@ -52,6 +53,9 @@ class StackParameters:
             "CodeKey": self.code_key,
             "AlertEmail": self.alert_email,
         }
+        # As `filegate deploy` computes it: a later deploy of the same code and configuration
+        # then changes nothing (and publishes nothing, which Lambda would refuse).
+        values[FINGERPRINT_PARAMETER] = function_fingerprint(cfn.load(), values, cfn.Resolver)
         return [{"ParameterKey": k, "ParameterValue": v} for k, v in values.items()]
 
 
