@@ -856,6 +856,20 @@ def test_a_template_change_to_the_functions_environment_or_role_counts() -> None
         assert fingerprint(edited(change)) != fingerprint(), change.__name__
 
 
+def test_a_literal_and_a_parameter_of_the_same_value_are_one_configuration() -> None:
+    """CloudFormation passes 256, "256" and a parameter resolving to "256" alike: moving a
+    literal into a parameter with that default must not publish (Lambda would refuse)."""
+
+    def literal_memory(resources: dict[str, Any]) -> None:
+        resources["IngestFunction"]["Properties"]["MemorySize"] = 256
+
+    def quoted_timeout(resources: dict[str, Any]) -> None:
+        resources["IngestFunction"]["Properties"]["Timeout"] = "30"
+
+    for change in (literal_memory, quoted_timeout):
+        assert fingerprint(edited(change)) == fingerprint(), change.__name__
+
+
 def test_a_role_policy_change_keeps_the_fingerprint() -> None:
     """A role's policies apply to every version at once; the version itself is unchanged."""
 

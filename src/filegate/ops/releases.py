@@ -216,8 +216,20 @@ def function_fingerprint(
     refs.resolver = resolver
     properties = template["Resources"][function].get("Properties", {})
     versioned = {k: v for k, v in properties.items() if k not in UNVERSIONED_PROPERTIES}
-    canonical = json.dumps(resolver.resolve(versioned), sort_keys=True, default=str)
+    canonical = json.dumps(_scalars_as_text(resolver.resolve(versioned)), sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()[:FINGERPRINT_LENGTH]
+
+
+def _scalars_as_text(value: Any) -> Any:
+    """Every scalar as CloudFormation passes it on: ``256``, ``"256"`` and a parameter that
+    resolves to ``"256"`` are one value, as are ``true`` and ``"true"``."""
+    if isinstance(value, dict):
+        return {str(key): _scalars_as_text(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_scalars_as_text(item) for item in value]
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 class _References(Mapping[str, str]):
