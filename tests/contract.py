@@ -12,6 +12,12 @@ PARAMETERS = frozenset(
         "MultipartThresholdBytes",
         "PresignExpirySeconds",
         "UploadPageOrigin",
+        # issue 9: a first deploy on a new account, versions that follow the configuration
+        "IngestMemorySize",
+        "IngestReservedConcurrency",
+        "UploadApiReservedConcurrency",
+        "NoncurrentVersionExpirationDays",
+        "FunctionFingerprint",
     }
 )
 # The first six are the issue's required names; the ARNs serve the local mode and ops; the

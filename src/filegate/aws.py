@@ -1,18 +1,25 @@
-"""Where boto3 sessions and clients are made, for the CLI, the local stack and ops.
+"""Where boto3 sessions and clients are made, for the CLI, the local stack and ops; and ARNs.
 
 AWS CLI conventions: ``--profile``, ``--region``, ``--endpoint-url``. Against the local stack
 the credentials are fixed dummies the emulator accepts. The Lambda code does not use this
 module: it builds its own clients from the runtime's environment.
+
+Every ARN filegate builds by hand (outside the template, which says ``${AWS::Partition}``)
+comes from ``arn``: its partition follows the region (``aws``, ``aws-cn`` in China,
+``aws-us-gov`` in GovCloud...), as botocore's endpoint data says.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 from dataclasses import dataclass
 from typing import Any
 
 import boto3
+import botocore.session
 from botocore.config import Config
+from botocore.exceptions import UnknownRegionError
 
 from filegate.settings import LOCAL_ACCESS_KEY
 
@@ -22,6 +29,29 @@ _CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_conne
 # Session is not thread-safe, so clients are made from it under a lock.
 _SESSIONS: dict[Target, boto3.Session] = {}
 _SESSIONS_LOCK = threading.Lock()
+DEFAULT_PARTITION = "aws"
+
+
+@functools.cache
+def partition(region: str) -> str:
+    """The ARN partition of ``region``: ``aws``, ``aws-cn``, ``aws-us-gov``...
+
+    From botocore's endpoint data (``get_partition_for_region``); a region it does not know
+    (a made-up local one) is taken to be in ``aws``.
+    """
+    try:
+        return str(botocore.session.get_session().get_partition_for_region(region))
+    except UnknownRegionError:
+        return DEFAULT_PARTITION
+
+
+def arn(service: str, region: str, resource: str, account: str = "", regional: bool = True) -> str:
+    """``arn:<partition>:<service>:<region>:<account>:<resource>`` for a resource in ``region``.
+
+    ``regional=False`` for services whose ARNs name no region (S3 buckets, IAM); the partition
+    still follows ``region``.
+    """
+    return f"arn:{partition(region)}:{service}:{region if regional else ''}:{account}:{resource}"
 
 
 @dataclass(frozen=True)

@@ -196,6 +196,57 @@ def test_new_code_publishes_version_two_and_moves_live(
     assert values["BucketName"] == PARAMETERS["BucketName"]  # kept from the first deploy
 
 
+def memory(qualifier: str) -> int:
+    configuration = boto3.client("lambda", region_name=REGION).get_function_configuration(
+        FunctionName=PARAMETERS["LambdaName"], Qualifier=qualifier
+    )
+    return int(configuration["MemorySize"])
+
+
+def test_a_configuration_change_alone_publishes_a_version_and_moves_live(
+    cloud: StackLocation, tmp_path: Path
+) -> None:
+    """Same code, more memory: the live alias must run the new memory, not keep version 1."""
+    package = code_zip(tmp_path, "one")
+    first = run(cloud, package)
+
+    second = run(cloud, package, parameters={"IngestMemorySize": "512"})
+
+    assert (second.outcome, second.artifact.key) == ("deployed", first.artifact.key)
+    changed = {c.logical_id: c.replacement for c in second.changes}
+    assert changed["IngestFunctionVersion"] == "True"
+    assert second.live_version == live_version() == "2"
+    assert (memory("1"), memory("2"), memory("live")) == (256, 512, 512)
+    found = releases.list_releases(stack_ref(cloud))
+    assert [(r.version, r.live) for r in found.versions] == [("1", False), ("2", True)]
+    assert found.versions[0].description != found.versions[1].description
+    again = run(cloud, package, parameters={})  # the same memory again: nothing to publish
+    assert (again.outcome, again.live_version) == ("no-changes", "2")
+
+
+def test_a_reservation_alone_changes_the_function_but_publishes_no_version(
+    cloud: StackLocation, tmp_path: Path
+) -> None:
+    """Reserved concurrency is the function's, not a version's: Lambda would refuse to
+    publish an unchanged version ("A version for this Lambda function exists")."""
+    package = code_zip(tmp_path, "one")
+    run(cloud, package)
+
+    reserved = run(cloud, package, parameters={"IngestReservedConcurrency": "20"})
+
+    assert reserved.outcome == "deployed"
+    changed = {c.logical_id for c in reserved.changes}
+    assert "IngestFunction" in changed
+    assert "IngestFunctionVersion" not in changed
+    # moto's stack update does not apply ReservedConcurrentExecutions to the function (its
+    # update_configuration has no such key); what matters here is that nothing is published.
+    assert reserved.live_version == live_version() == "1"
+    versions = boto3.client("lambda", region_name=REGION).list_versions_by_function(
+        FunctionName=PARAMETERS["LambdaName"]
+    )["Versions"]
+    assert [v["Version"] for v in versions] == ["$LATEST", "1"]
+
+
 def test_dry_run_shows_the_changes_and_changes_nothing(
     cloud: StackLocation, tmp_path: Path
 ) -> None:
@@ -258,7 +309,8 @@ def test_releases_list_every_version_and_the_live_one(cloud: StackLocation, tmp_
     found = releases.list_releases(stack_ref(cloud))
 
     assert [(r.version, r.live) for r in found.versions] == [("1", False), ("2", True)]
-    assert found.versions[1].description.endswith(second.artifact.key)
+    assert found.versions[1].description.endswith(f", code {second.artifact.key}")
+    assert re.search(r"configuration [0-9a-f]{16},", found.versions[1].description)
     assert found.live_version == "2"
 
 

@@ -217,10 +217,28 @@ def test_function_configuration(outputs: dict[str, str]) -> None:
     assert function["FunctionArn"] == outputs["FunctionArn"]
     assert function["Runtime"] == "python3.12"
     assert function["Handler"] == "filegate.ingest.handler.lambda_handler"
-    assert function["Timeout"] == 30
+    assert (function["Timeout"], function["MemorySize"]) == (30, 256)
     assert function["Environment"]["Variables"]["DDB_TABLE"] == outputs["TableName"]
-    concurrency = lambda_.get_function_concurrency(FunctionName=outputs["FunctionName"])
-    assert concurrency["ReservedConcurrentExecutions"] == 20
+
+
+def test_nothing_is_reserved_by_default(outputs: dict[str, str]) -> None:
+    """A new account's quota (10 or 50) leaves nothing to reserve: Lambda keeps 100."""
+    lambda_ = client("lambda")
+    for name in (outputs["FunctionName"], outputs["UploadApiFunctionName"]):
+        concurrency = lambda_.get_function_concurrency(FunctionName=name)
+        assert "ReservedConcurrentExecutions" not in concurrency, name
+
+
+def test_reservations_and_memory_when_asked(aws: None) -> None:
+    outputs = deploy(
+        IngestReservedConcurrency="20", UploadApiReservedConcurrency="10", IngestMemorySize="512"
+    )
+    lambda_ = client("lambda")
+    ingest = lambda_.get_function_concurrency(FunctionName=outputs["FunctionName"])
+    api = lambda_.get_function_concurrency(FunctionName=outputs["UploadApiFunctionName"])
+    assert (ingest["ReservedConcurrentExecutions"], api["ReservedConcurrentExecutions"]) == (20, 10)
+    function = lambda_.get_function_configuration(FunctionName=outputs["FunctionName"])
+    assert function["MemorySize"] == 512
 
 
 def test_upload_api_function_configuration(outputs: dict[str, str]) -> None:
@@ -242,8 +260,6 @@ def test_upload_api_function_configuration(outputs: dict[str, str]) -> None:
         "POWERTOOLS_METRICS_NAMESPACE": "filegate",
         "LOG_LEVEL": "INFO",
     }
-    concurrency = lambda_.get_function_concurrency(FunctionName=name)
-    assert concurrency["ReservedConcurrentExecutions"] == 10
 
 
 def test_upload_api_url_and_its_permissions(outputs: dict[str, str]) -> None:
@@ -290,7 +306,8 @@ def test_the_first_version_is_published_and_live(outputs: dict[str, str]) -> Non
     versions = lambda_.list_versions_by_function(FunctionName=outputs["FunctionName"])
     published = {v["Version"]: v for v in versions["Versions"]}
     assert set(published) == {"$LATEST", "1"}
-    assert published["1"]["Description"] == f"filegate ingestion, code {CODE_KEY}"
+    # Deployed by hand (not `filegate deploy`): FunctionFingerprint keeps its empty default.
+    assert published["1"]["Description"] == f"filegate ingestion, configuration , code {CODE_KEY}"
     alias = lambda_.get_alias(FunctionName=outputs["FunctionName"], Name="live")
     assert alias["FunctionVersion"] == "1"
 

@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 from cfnlint.decode.cfn_yaml import load
 
+from filegate.local import template as cfn
+from filegate.ops.releases import function_fingerprint
 from tests.contract import OUTPUTS, PARAMETERS
 
 TEMPLATE = Path(str(files("filegate") / "templates" / "s3-lambda-dynamo.yml"))
@@ -61,6 +63,11 @@ UPLOAD_API_ENV_VARS = {
 }
 ROLES = ("IngestFunctionRole", "UploadApiFunctionRole")
 OBJECTS_ARN = {"Fn::Sub": "arn:${AWS::Partition}:s3:::${BucketName}/*"}
+BUCKET_ARN = {"Fn::Sub": "arn:${AWS::Partition}:s3:::${BucketName}"}
+# Lambda keeps this much of an account's concurrency quota unreserved; new accounts start
+# with a quota of 10 or 50 (Lambda Developer Guide, "Lambda quotas" / reserved concurrency).
+UNRESERVED_MINIMUM = 100
+NEW_ACCOUNT_QUOTAS = (10, 50)
 # X-Ray trace writes have no resource-level permissions: "*" is their only valid resource.
 RESOURCE_STAR_ALLOWED = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 
@@ -131,6 +138,16 @@ def test_parameter_names_and_defaults(template: dict[str, Any]) -> None:
     assert 30 in parameters["LogRetentionInDays"]["AllowedValues"]
     for name in ("BucketName", "LambdaName", "DynamoTableName", "CodeBucket", "UploadPageOrigin"):
         assert parameters[name]["AllowedPattern"], name
+    assert parameters["IngestReservedConcurrency"]["Default"] == ""
+    assert parameters["UploadApiReservedConcurrency"]["Default"] == ""
+    assert parameters["FunctionFingerprint"]["Default"] == ""
+
+
+def test_memory_size_parameter_spans_lambdas_range(template: dict[str, Any]) -> None:
+    memory = template["Parameters"]["IngestMemorySize"]
+    assert (memory["Type"], memory["Default"]) == ("Number", 256)
+    assert (memory["MinValue"], memory["MaxValue"]) == (128, 10240)  # Lambda's limits, MB
+    assert props(template, "IngestFunction")["MemorySize"] == {"Ref": "IngestMemorySize"}
 
 
 def test_upload_parameters(template: dict[str, Any]) -> None:
@@ -222,19 +239,75 @@ def test_event_source_mapping(template: dict[str, Any]) -> None:
     assert esm["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert esm["BatchSize"] == 10
     assert esm["MaximumBatchingWindowInSeconds"] == 0
-    reserved = props(template, "IngestFunction")["ReservedConcurrentExecutions"]
-    assert 2 <= esm["ScalingConfig"]["MaximumConcurrency"] <= reserved
+    assert 2 <= esm["ScalingConfig"]["MaximumConcurrency"] <= 1000  # Lambda's bounds
+
+
+# ------------------------------------------------------------------ concurrency
+
+
+def resolved(template: dict[str, Any], logical_id: str, **parameters: str) -> dict[str, Any]:
+    """A resource's properties as CloudFormation would create them from ``parameters``."""
+    refs = {n: str(s["Default"]) for n, s in template["Parameters"].items() if "Default" in s}
+    refs.update({**STACK_VALUES, **parameters})
+    resources = {name: name for name in template["Resources"]}
+    resolver = cfn.Resolver(template, {**refs, **resources}, lambda r, a: f"{r}.{a}")
+    resolved_properties: dict[str, Any] = resolver.resolve(
+        template["Resources"][logical_id]["Properties"]
+    )
+    return resolved_properties
+
+
+@pytest.mark.parametrize("function", ["IngestFunction", "UploadApiFunction"])
+def test_nothing_is_reserved_by_default(template: dict[str, Any], function: str) -> None:
+    """A new account (quota 10 or 50) cannot reserve any concurrency: Lambda keeps 100
+    unreserved. The defaults must create there."""
+    assert "ReservedConcurrentExecutions" not in resolved(template, function)
+    for quota in NEW_ACCOUNT_QUOTAS:
+        assert quota - UNRESERVED_MINIMUM < 0  # not even one execution could be reserved
+
+
+def test_reservations_come_from_their_parameters(template: dict[str, Any]) -> None:
+    ingest = resolved(template, "IngestFunction", IngestReservedConcurrency="20")
+    api = resolved(template, "UploadApiFunction", UploadApiReservedConcurrency="10")
+    assert ingest["ReservedConcurrentExecutions"] == "20"
+    assert api["ReservedConcurrentExecutions"] == "10"
+
+
+@pytest.mark.parametrize("parameter", ["IngestReservedConcurrency", "UploadApiReservedConcurrency"])
+def test_a_reservation_is_empty_or_a_whole_number(template: dict[str, Any], parameter: str) -> None:
+    pattern = re.compile(template["Parameters"][parameter]["AllowedPattern"])
+    for good in ("", "5", "10", "20", "9999"):
+        assert pattern.fullmatch(good), good
+    for bad in ("0", "-1", "05", "1.5", "ten", "10000", " 10"):
+        assert not pattern.fullmatch(bad), bad
+
+
+def test_an_ingest_reservation_never_undercuts_the_mappings_concurrency(
+    template: dict[str, Any],
+) -> None:
+    """Set below MaximumConcurrency, the reservation would throttle the mapping's invocations
+    (throttled batches count as receives and end in the DLQ): the pattern refuses it."""
+    maximum = props(template, "IngestEventSourceMapping")["ScalingConfig"]["MaximumConcurrency"]
+    pattern = re.compile(template["Parameters"]["IngestReservedConcurrency"]["AllowedPattern"])
+    accepted = [n for n in range(1, 10001) if pattern.fullmatch(str(n))]
+    assert min(accepted) == maximum
+    assert accepted == list(range(maximum, 10000))
 
 
 def test_each_new_code_publishes_a_version_that_is_kept(template: dict[str, Any]) -> None:
     resource = template["Resources"]["IngestFunctionVersion"]
     assert resource["DeletionPolicy"] == resource["UpdateReplacePolicy"] == "Retain"
     assert resource["Properties"]["FunctionName"] == {"Ref": "IngestFunction"}
-    # A new CodeKey changes the Description: CloudFormation replaces the version (publishes).
-    assert "${CodeKey}" in resource["Properties"]["Description"]["Fn::Sub"]
+    # A new CodeKey or FunctionFingerprint changes the Description: CloudFormation replaces
+    # the version (publishes).
+    description = resource["Properties"]["Description"]["Fn::Sub"]
+    assert "${CodeKey}" in description
+    assert "${FunctionFingerprint}" in description
     code_key = template["Parameters"]["CodeKey"]["MaxLength"]
-    described = resource["Properties"]["Description"]["Fn::Sub"].replace("${CodeKey}", "")
-    assert len(described) + code_key <= 256  # Lambda's limit for a version's description
+    digest = template["Parameters"]["FunctionFingerprint"]["AllowedPattern"]
+    assert digest == "^[0-9a-f]{0,16}$"
+    described = description.replace("${CodeKey}", "").replace("${FunctionFingerprint}", "")
+    assert len(described) + code_key + 16 <= 256  # Lambda's limit for a version's description
     names = list(template["Resources"])
     assert names.index("IngestFunction") < names.index("IngestFunctionVersion")
 
@@ -286,7 +359,14 @@ def test_upload_api_function_configuration(template: dict[str, Any]) -> None:
     assert function["Code"] == props(template, "IngestFunction")["Code"]
     assert function["Role"] == {"Fn::GetAtt": ["UploadApiFunctionRole", "Arn"]}
     assert (function["Timeout"], function["MemorySize"]) == (60, 256)
-    assert function["ReservedConcurrentExecutions"] == 10  # the API's throttle
+    # The API's throttle, when the account can afford a reservation.
+    assert function["ReservedConcurrentExecutions"] == {
+        "Fn::If": [
+            "HasUploadApiReservation",
+            {"Ref": "UploadApiReservedConcurrency"},
+            {"Ref": "AWS::NoValue"},
+        ]
+    }
     assert template["Resources"]["UploadApiFunction"]["DependsOn"] == "UploadApiFunctionLogGroup"
 
 
@@ -444,9 +524,32 @@ def test_partners_table(template: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("logical_id", ["UploadBucket", "LedgerTable", "PartnersTable"])
 def test_data_is_retained_on_stack_deletion(template: dict[str, Any], logical_id: str) -> None:
+    """Kept when the stack is deleted or replaces them, but not when the first create rolls
+    back: what that create made goes, so a retry with the same names can succeed."""
     resource = template["Resources"][logical_id]
-    assert resource["DeletionPolicy"] == "Retain"
+    assert resource["DeletionPolicy"] == "RetainExceptOnCreate"
     assert resource["UpdateReplacePolicy"] == "Retain"
+
+
+def test_bucket_expires_noncurrent_versions_and_lone_delete_markers(
+    template: dict[str, Any],
+) -> None:
+    rules = props(template, "UploadBucket")["LifecycleConfiguration"]["Rules"]
+    by_id = {rule["Id"]: rule for rule in rules}
+    expiry = by_id["ExpireNoncurrentVersions"]
+    assert expiry["Status"] == "Enabled"
+    assert expiry["NoncurrentVersionExpiration"] == {
+        "NoncurrentDays": {"Ref": "NoncurrentVersionExpirationDays"}
+    }
+    assert expiry["ExpiredObjectDeleteMarker"] is True
+    # Current versions are never expired: the ledger and reconcile describe them.
+    for rule in rules:
+        assert not {"ExpirationInDays", "ExpirationDate", "Transitions"} & set(rule), rule["Id"]
+    days = template["Parameters"]["NoncurrentVersionExpirationDays"]
+    assert (days["Type"], days["Default"], days["MinValue"]) == ("Number", 30, 1)
+    # A message can wait in the DLQ for 14 days before a replay heads its version.
+    retention = props(template, "IngestDeadLetterQueue")["MessageRetentionPeriod"]
+    assert days["Default"] * 86400 > retention
 
 
 # ------------------------------------------------------------------ IAM
@@ -474,6 +577,17 @@ def test_function_role_uses_star_resource_only_for_xray(
     for statement in role_statements(template, role_id):
         if "*" in as_list(statement["Resource"]):
             assert set(as_list(statement["Action"])) <= RESOURCE_STAR_ALLOWED
+
+
+def test_function_role_may_list_the_bucket_so_a_missing_key_is_404(
+    template: dict[str, Any],
+) -> None:
+    """S3 API Reference, HeadObject, Permissions: without s3:ListBucket on the bucket a missing
+    key answers 403, not 404, and delete-before-create would fail instead of being recorded."""
+    granted = grants(template, "IngestFunctionRole")
+    assert granted["s3:ListBucket"] == [BUCKET_ARN]  # the bucket, not its objects
+    assert granted["s3:GetObjectVersion"] == [OBJECTS_ARN]  # HeadObject with a VersionId
+    assert "s3:ListBucketVersions" not in granted  # HeadObject's page does not ask for it
 
 
 def test_function_role_grants(template: dict[str, Any]) -> None:
@@ -541,14 +655,17 @@ def test_resource_policies_allow_no_wildcard_actions(template: dict[str, Any]) -
             assert wildcard_actions(statement) == [], statement.get("Sid")
 
 
-def test_key_lets_s3_encrypt_only_for_this_bucket(template: dict[str, Any]) -> None:
+def test_key_lets_s3_encrypt_as_aws_documents_it(template: dict[str, Any]) -> None:
+    """S3 User Guide, "Granting permissions to publish event notification messages to a
+    destination" (AWS KMS key policy): the statement has no condition, and no page documents
+    aws:SourceArn/aws:SourceAccount on S3's calls to the key. A condition on them could make
+    S3's test message fail and the bucket's create with it. The queue policy decides which
+    bucket may send."""
     statements = props(template, "QueueKey")["KeyPolicy"]["Statement"]
     (s3,) = [s for s in statements if s["Principal"] == {"Service": "s3.amazonaws.com"}]
     assert set(s3["Action"]) == {"kms:GenerateDataKey", "kms:Decrypt"}
-    assert s3["Condition"]["ArnLike"]["aws:SourceArn"] == {
-        "Fn::Sub": "arn:${AWS::Partition}:s3:::${BucketName}"
-    }
-    assert s3["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}
+    assert s3["Resource"] == "*"
+    assert "Condition" not in s3
 
 
 # ------------------------------------------------------------------ alarms
@@ -658,3 +775,105 @@ def test_every_checkov_skip_has_a_reason(template: dict[str, Any]) -> None:
     for logical_id, skip in skips:
         assert re.fullmatch(r"CKV2?_AWS_\d+", skip["id"]), (logical_id, skip)
         assert len(skip.get("comment", "").strip()) >= 20, (logical_id, skip["id"])
+
+
+# ------------------------------------------------------------------ configuration fingerprint
+
+
+STACK_VALUES = {
+    "BucketName": "uploads",
+    "LambdaName": "ingest",
+    "DynamoTableName": "ledger",
+    "CodeBucket": "artifacts",
+    "CodeKey": "lambda/0123.zip",
+}
+
+
+def fingerprint(document: dict[str, Any] | None = None, **values: str) -> str:
+    return function_fingerprint(document or cfn.load(), {**STACK_VALUES, **values}, cfn.Resolver)
+
+
+def edited(change: Any) -> dict[str, Any]:
+    document = cfn.load()
+    change(document["Resources"])
+    return document
+
+
+def test_fingerprint_is_stable_and_short() -> None:
+    assert fingerprint() == fingerprint()
+    assert re.fullmatch(r"[0-9a-f]{16}", fingerprint())
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"IngestMemorySize": "512"},
+        {"CodeKey": "lambda/4567.zip"},
+        {"DynamoTableName": "other-ledger"},  # DDB_TABLE changes
+        {"LambdaName": "renamed"},
+    ],
+)
+def test_a_change_to_the_versioned_configuration_changes_the_fingerprint(
+    values: dict[str, str],
+) -> None:
+    assert fingerprint(**values) != fingerprint()
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        # The function's, not a version's: publishing on them alone would fail on AWS ("A
+        # version for this Lambda function exists").
+        {"IngestReservedConcurrency": "20"},
+        {"UploadApiReservedConcurrency": "10"},
+        {"LogRetentionInDays": "7"},
+        {"AlertEmail": "ops@example.com"},
+        {"NoncurrentVersionExpirationDays": "90"},
+        {"FunctionFingerprint": "abc"},
+        {"IngestMemorySize": "256"},  # the default, spelled out
+    ],
+)
+def test_a_change_elsewhere_keeps_the_fingerprint(values: dict[str, str]) -> None:
+    assert fingerprint(**values) == fingerprint()
+
+
+def test_a_template_change_to_the_functions_environment_or_role_counts() -> None:
+    def add_variable(resources: dict[str, Any]) -> None:
+        variables = resources["IngestFunction"]["Properties"]["Environment"]["Variables"]
+        variables["UPLOAD_BUCKET"] = {"Ref": "UploadBucket"}
+
+    def other_role(resources: dict[str, Any]) -> None:
+        resources["IngestFunction"]["Properties"]["Role"] = {"Fn::GetAtt": ["OtherRole", "Arn"]}
+        resources["OtherRole"] = resources["IngestFunctionRole"]
+
+    def rename_role(resources: dict[str, Any]) -> None:  # a new role: a new ARN
+        resources["IngestFunctionRole"]["Properties"]["RoleName"] = "ingest-role"
+
+    def timeout(resources: dict[str, Any]) -> None:
+        resources["IngestFunction"]["Properties"]["Timeout"] = 60
+
+    for change in (add_variable, other_role, rename_role, timeout):
+        assert fingerprint(edited(change)) != fingerprint(), change.__name__
+
+
+def test_a_literal_and_a_parameter_of_the_same_value_are_one_configuration() -> None:
+    """CloudFormation passes 256, "256" and a parameter resolving to "256" alike: moving a
+    literal into a parameter with that default must not publish (Lambda would refuse)."""
+
+    def literal_memory(resources: dict[str, Any]) -> None:
+        resources["IngestFunction"]["Properties"]["MemorySize"] = 256
+
+    def quoted_timeout(resources: dict[str, Any]) -> None:
+        resources["IngestFunction"]["Properties"]["Timeout"] = "30"
+
+    for change in (literal_memory, quoted_timeout):
+        assert fingerprint(edited(change)) == fingerprint(), change.__name__
+
+
+def test_a_role_policy_change_keeps_the_fingerprint() -> None:
+    """A role's policies apply to every version at once; the version itself is unchanged."""
+
+    def narrower(resources: dict[str, Any]) -> None:
+        resources["IngestFunctionRole"]["Properties"]["Policies"][0]["PolicyName"] = "other"
+
+    assert fingerprint(edited(narrower)) == fingerprint()

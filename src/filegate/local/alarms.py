@@ -28,6 +28,7 @@ import botocore.session
 from botocore.exceptions import BotoCoreError, ClientError
 
 from filegate.aws import Target
+from filegate.aws import partition as arn_partition
 from filegate.local.alarm_rules import ALARM, OK, AlarmRule, Datapoint, Verdict, evaluate
 
 log = logging.getLogger(__name__)
@@ -283,7 +284,8 @@ class AlarmEvaluator:
         """Publish the alarm message to each SNS topic among the new state's actions."""
         if not alarm.get("ActionsEnabled", True):
             return ()
-        topics = [a for a in alarm.get(_ACTIONS.get(new, ""), []) if a.startswith("arn:aws:sns:")]
+        sns = f"arn:{arn_partition(self._target.region)}:sns:"
+        topics = [a for a in alarm.get(_ACTIONS.get(new, ""), []) if a.startswith(sns)]
         message = json.dumps(alarm_message(alarm, old, new, reason, at))
         subject = alarm_subject(alarm["AlarmName"], new, self._target.region)
         published = []

@@ -20,9 +20,10 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from filegate.aws import Target
+from filegate.aws import Target, arn, partition
 from filegate.errors import StackError
 from filegate.local import template as cfn
+from filegate.ops.releases import FINGERPRINT_PARAMETER, function_fingerprint
 from filegate.package import Package
 from filegate.storage import create_bucket_request
 
@@ -52,6 +53,9 @@ class StackParameters:
             "CodeKey": self.code_key,
             "AlertEmail": self.alert_email,
         }
+        # As `filegate deploy` computes it: a later deploy of the same code and configuration
+        # then changes nothing (and publishes nothing, which Lambda would refuse).
+        values[FINGERPRINT_PARAMETER] = function_fingerprint(cfn.load(), values, cfn.Resolver)
         return [{"ParameterKey": k, "ParameterValue": v} for k, v in values.items()]
 
 
@@ -210,7 +214,7 @@ class Provisioner:
             {
                 "AWS::Region": self._target.region,
                 "AWS::AccountId": account,
-                "AWS::Partition": "aws",
+                "AWS::Partition": partition(self._target.region),
                 "AWS::StackName": self._stack_name,
                 "AWS::URLSuffix": "amazonaws.com",
             }
@@ -252,20 +256,14 @@ class _AttributeLookup:
     def _arn(self, kind: str, physical: str) -> str:
         region, account = self._target.region, self._refs["AWS::AccountId"]
         arns: dict[str, Callable[[], str]] = {
-            "AWS::SQS::Queue": lambda: (
-                f"arn:aws:sqs:{region}:{account}:{physical.rsplit('/', 1)[-1]}"
-            ),
-            "AWS::S3::Bucket": lambda: f"arn:aws:s3:::{physical}",
+            "AWS::SQS::Queue": lambda: arn("sqs", region, physical.rsplit("/", 1)[-1], account),
+            "AWS::S3::Bucket": lambda: arn("s3", region, physical, regional=False),
             "AWS::SNS::Topic": lambda: physical,
-            "AWS::Lambda::Function": lambda: (
-                f"arn:aws:lambda:{region}:{account}:function:{physical}"
-            ),
-            "AWS::DynamoDB::Table": lambda: f"arn:aws:dynamodb:{region}:{account}:table/{physical}",
-            "AWS::KMS::Key": lambda: f"arn:aws:kms:{region}:{account}:key/{physical}",
-            "AWS::IAM::Role": lambda: f"arn:aws:iam::{account}:role/{physical}",
-            "AWS::Logs::LogGroup": lambda: (
-                f"arn:aws:logs:{region}:{account}:log-group:{physical}:*"
-            ),
+            "AWS::Lambda::Function": lambda: arn("lambda", region, f"function:{physical}", account),
+            "AWS::DynamoDB::Table": lambda: arn("dynamodb", region, f"table/{physical}", account),
+            "AWS::KMS::Key": lambda: arn("kms", region, f"key/{physical}", account),
+            "AWS::IAM::Role": lambda: arn("iam", region, f"role/{physical}", account, False),
+            "AWS::Logs::LogGroup": lambda: arn("logs", region, f"log-group:{physical}:*", account),
         }
         if kind not in arns:
             raise StackError(f"cannot resolve the Arn of a {kind} locally")

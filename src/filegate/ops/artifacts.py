@@ -18,7 +18,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from filegate.aws import Target
+from filegate.aws import Target, arn
 from filegate.errors import DeployError
 from filegate.local.runtime import ARTIFACT_PREFIX
 from filegate.storage import create_bucket_request
@@ -130,11 +130,13 @@ class ArtifactStore:
                 "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
             },
         )
-        self._s3.put_bucket_policy(Bucket=self.bucket, Policy=json.dumps(tls_only(self.bucket)))
+        policy = tls_only(self.bucket, self._target.region)
+        self._s3.put_bucket_policy(Bucket=self.bucket, Policy=json.dumps(policy))
 
 
-def tls_only(bucket: str) -> dict[str, Any]:
-    """A bucket policy refusing every request made without TLS."""
+def tls_only(bucket: str, region: str) -> dict[str, Any]:
+    """A bucket policy refusing every request made without TLS (ARNs in the region's partition)."""
+    bucket_arn = arn("s3", region, bucket, regional=False)
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -143,7 +145,7 @@ def tls_only(bucket: str) -> dict[str, Any]:
                 "Effect": "Deny",
                 "Principal": "*",
                 "Action": "s3:*",
-                "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
+                "Resource": [bucket_arn, f"{bucket_arn}/*"],
                 "Condition": {"Bool": {"aws:SecureTransport": "false"}},
             }
         ],

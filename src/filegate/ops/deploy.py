@@ -4,8 +4,9 @@ One path for AWS and the local stack: build (or take) the zip, upload it under i
 content-addressed key, create a change set (CREATE when the stack is missing, else UPDATE,
 with every other parameter kept at its previous value), show its changes, then either stop
 (``dry_run``: the change set is deleted) or execute it and stream the stack's events until
-the stack settles. New code changes ``CodeKey``, so the template publishes a Lambda version
-and moves the ``live`` alias to it (``ops.releases``). A change set without changes is not an
+the stack settles. New code changes ``CodeKey``, and a new configuration of the function the
+``FunctionFingerprint`` computed here, so the template publishes a Lambda version and moves the
+``live`` alias to it (``ops.releases``). A change set without changes is not an
 error: the result says so.
 
 On the local stack (an emulator endpoint) two things follow an update, because the emulator
@@ -31,7 +32,12 @@ from filegate import package
 from filegate.errors import DeployError
 from filegate.local import template as cfn
 from filegate.ops.artifacts import Artifact, ArtifactStore, default_bucket_name, zip_digest
-from filegate.ops.releases import FUNCTION_OUTPUT, LIVE_ALIAS
+from filegate.ops.releases import (
+    FINGERPRINT_PARAMETER,
+    FUNCTION_OUTPUT,
+    LIVE_ALIAS,
+    function_fingerprint,
+)
 from filegate.settings import LOCAL_CODE_BUCKET
 from filegate.stackref import StackLocation
 
@@ -149,9 +155,8 @@ class Deployer:
             self._observer.step(f"uploading the package to s3://{store.bucket}/")
             artifact = store.upload(path)
         result = DeployResult(self._stack, kind, "deployed", artifact)
-        change_set = self._create_change_set(
-            kind, _listed(previous, {**options.parameters, **_code(artifact)})
-        )
+        values = _with_fingerprint(previous, {**options.parameters, **_code(artifact)})
+        change_set = self._create_change_set(kind, _listed(previous, values))
         result.changes = self._wait_for_changes(change_set)
         if not result.changes or options.dry_run:
             result.outcome = "dry-run" if result.changes else "no-changes"
@@ -390,6 +395,13 @@ def _zip(given: Path | None, observer: DeployObserver) -> Iterator[Path]:
 
 def _code(artifact: Artifact) -> dict[str, str]:
     return {"CodeBucket": artifact.bucket, "CodeKey": artifact.key}
+
+
+def _with_fingerprint(previous: dict[str, str], values: dict[str, str]) -> dict[str, str]:
+    """``values`` plus the digest of the function's configuration they resolve to, so that a
+    change of configuration alone publishes a version (``ops.releases``)."""
+    fingerprint = function_fingerprint(cfn.load(), {**previous, **values}, cfn.Resolver)
+    return {**values, FINGERPRINT_PARAMETER: fingerprint}
 
 
 def _listed(previous: dict[str, str], values: dict[str, str]) -> list[dict[str, Any]]:
