@@ -1,7 +1,10 @@
 """What one S3 object event does to the ledger.
 
 ``Ingestor.ingest`` is the whole record logic: a created object costs one HeadObject and one
-conditional ledger write, a removed object one write. A declared partner upload (its key is
+conditional ledger write, a removed object one write. An event for any bucket but the stack's
+(``bucket``) is refused before either: the ledger is keyed by object key alone, so another
+bucket's event would overwrite the item of the same key, and on AWS the function's role may
+not read another bucket anyway (``ForeignBucketError``). A declared partner upload (its key is
 ``<partner_id>/<upload_id>/<filename>`` and the ledger holds its declaration) is also judged:
 size, content type and SHA-256 against what was declared, giving ACCEPTED, or REJECTED with a
 reason. The SHA-256 is S3's own when S3 holds one (on AWS it verified the signed checksum);
@@ -19,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from filegate.events import ObjectEvent
+from filegate.ingest.exceptions import ForeignBucketError
 from filegate.ledger import Ledger, LedgerEntry, Outcome, Status, UploadRecord, UploadStatus
 from filegate.storage import ObjectInfo, ObjectStore
 
@@ -29,14 +33,22 @@ PARTNER_UPLOAD_KEY = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*/up-[a-z2-7]{26}/[^/]+
 
 
 class Ingestor:
-    """Applies object events to the ledger, reading S3 only for created objects."""
+    """Applies the events of one bucket to the ledger, reading S3 only for created objects."""
 
-    def __init__(self, store: ObjectStore, ledger: Ledger) -> None:
+    def __init__(self, store: ObjectStore, ledger: Ledger, bucket: str) -> None:
         self._store = store
         self._ledger = ledger
+        self.bucket = bucket
 
     def ingest(self, event: ObjectEvent) -> Outcome:
         """Record one event; the outcome says whether it changed the ledger."""
+        if event.bucket != self.bucket:
+            raise ForeignBucketError(
+                f"refused an event for s3://{event.bucket}/{event.key}: this function records"
+                f" bucket {self.bucket} only (UPLOAD_BUCKET). Find what sends other buckets'"
+                " events to its queue; the message ends in the dead-letter queue (`filegate dlq"
+                " list`), where `filegate dlq purge` removes it"
+            )
         if event.is_created:
             return self._ledger.record(self._created_entry(event))
         if event.is_removed:
