@@ -6,9 +6,14 @@ conditional ledger write, a removed object one write. An event for any bucket bu
 bucket's event would overwrite the item of the same key, and on AWS the function's role may
 not read another bucket anyway (``ForeignBucketError``). A declared partner upload (its key is
 ``<partner_id>/<upload_id>/<filename>`` and the ledger holds its declaration) is also judged:
-size, content type and SHA-256 against what was declared, giving ACCEPTED, or REJECTED with a
-reason. The SHA-256 is S3's own when S3 holds one (on AWS it verified the signed checksum);
-otherwise (multipart uploads, the emulator) the object is read once to hash it. The clients
+its arrival time and then size, content type and SHA-256 against what was declared, giving
+ACCEPTED, or REJECTED with a reason. The arrival time is the event's ``eventTime`` (when S3
+finished storing the object), against the declaration's ``expires_at``: not the declaration's
+status, which says only whether `filegate uploads expire` (or a status read) ran before this
+event was processed, and one failed delivery (a 180 s visibility timeout) can put that after
+the expiry of an upload that arrived in time. The SHA-256 is S3's own when S3 holds one (on
+AWS it verified the signed checksum); otherwise (multipart uploads, the emulator) the object
+is read once to hash it. The clients
 arrive inside the injected ``ObjectStore`` and ``Ledger``; this module makes no AWS call itself.
 """
 
@@ -23,7 +28,7 @@ from dataclasses import replace
 
 from filegate.events import ObjectEvent
 from filegate.ingest.exceptions import ForeignBucketError
-from filegate.ledger import Ledger, LedgerEntry, Outcome, Status, UploadRecord, UploadStatus
+from filegate.ledger import Ledger, LedgerEntry, Outcome, Status, UploadRecord
 from filegate.storage import ObjectInfo, ObjectStore
 
 logger = logging.getLogger(__name__)
@@ -73,16 +78,19 @@ class Ingestor:
         def digest() -> str | None:
             return _s3_sha256(info) or self._store.sha256(event.bucket, event.key, info.version_id)
 
-        reason = rejection_reason(declared, info, digest)
+        reason = rejection_reason(declared, info, digest, arrived_at=event.event_time)
         return replace(entry, status=Status.REJECTED if reason else Status.ACCEPTED, reason=reason)
 
 
 def rejection_reason(
-    declared: UploadRecord, info: ObjectInfo, sha256: Callable[[], str | None]
+    declared: UploadRecord, info: ObjectInfo, sha256: Callable[[], str | None], arrived_at: str
 ) -> str | None:
-    """Why the object that arrived is not the upload the partner declared; None if it is."""
-    if declared.status == UploadStatus.EXPIRED:
-        return f"arrived after the upload expired at {declared.expires_at}"
+    """Why the object that arrived is not the upload the partner declared; None if it is.
+
+    ``arrived_at`` is S3's eventTime; both times are ``iso_utc`` text, which compares as time.
+    """
+    if declared.expires_at and arrived_at > declared.expires_at:
+        return f"arrived at {arrived_at}, after the upload expired at {declared.expires_at}"
     if info.size != declared.declared_size:
         return f"size {info.size} differs from the declared size {declared.declared_size}"
     if info.content_type != declared.declared_content_type:
