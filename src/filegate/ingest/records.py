@@ -13,8 +13,8 @@ status, which says only whether `filegate uploads expire` (or a status read) ran
 event was processed, and one failed delivery (a 180 s visibility timeout) can put that after
 the expiry of an upload that arrived in time. The SHA-256 is S3's own when S3 holds one (on
 AWS it verified the signed checksum); otherwise (multipart uploads, the emulator) the object
-is read once to hash it. The clients
-arrive inside the injected ``ObjectStore`` and ``Ledger``; this module makes no AWS call itself.
+is read once to hash it. The clients arrive inside the injected ``ObjectStore`` and
+``Ledger``; this module makes no AWS call itself.
 """
 
 from __future__ import annotations
