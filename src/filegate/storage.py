@@ -30,9 +30,15 @@ if TYPE_CHECKING:
     )
 
 # A HEAD response has no body, so S3 reports a missing key or version by status code alone.
+# Only these mean "gone": a 403 is an error, also for a missing key (see _PERMISSION).
 _GONE_CODES = frozenset({"404", "NoSuchKey", "NoSuchVersion"})
 _PERMISSION = {
-    "HeadObject": "s3:GetObject",
+    # S3 API reference, HeadObject: without s3:ListBucket on the bucket, S3 answers 403
+    # Forbidden instead of 404 Not Found for a key that does not exist.
+    "HeadObject": (
+        "s3:GetObject (s3:GetObjectVersion for a version) and s3:ListBucket (without it S3"
+        " answers 403, not 404, for a key or version that does not exist)"
+    ),
     "GetObject": "s3:GetObject",
     "ListObjectVersions": "s3:ListBucketVersions",
     "CopyObject": "s3:GetObject and s3:PutObject",
