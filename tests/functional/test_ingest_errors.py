@@ -7,8 +7,8 @@ from typing import Any
 
 import boto3
 import pytest
-from moto.core import set_initial_no_auth_action_count
 from builders import BUCKET, REGION, notification, s3_record, sqs_batch
+from moto.core import set_initial_no_auth_action_count
 
 from filegate.errors import LedgerError, StorageError
 from filegate.ledger import Ledger, LedgerEntry, Status
