@@ -7,6 +7,7 @@ the event source mapping, so the real handler records them.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -149,6 +150,55 @@ def test_a_redriven_event_never_overwrites_a_newer_state(
     report = reconciler.repair(before, timeout=5)
     # THEN the ledger keeps the newer state, and the key reconciles
     assert pipeline.item("p/raced.txt") == newer
+    assert report.ok
+
+
+class _Between:
+    """A progress sink that runs ``action`` when the comparison turns to its second read."""
+
+    def __init__(self, action: Callable[[], None]) -> None:
+        self._action = action
+        self._phases = 0
+
+    def start(self, description: str, total: int | None = None) -> None:
+        self._phases += 1
+        if self._phases == 2:
+            self._action()
+
+    def advance(self, units: int = 1) -> None:
+        pass
+
+
+def test_an_upload_recorded_between_the_two_reads_is_not_undone(
+    pipeline: Pipeline, ledger: Ledger
+) -> None:
+    # GIVEN a key recorded, then written again and recorded while reconcile reads the ledger
+    # and the bucket (between the two reads)
+    _put(pipeline, "p/moving.txt", b"first")
+    pipeline.pump()
+
+    def upload_and_record() -> None:
+        _put(pipeline, "p/moving.txt", b"second, during reconcile")
+        pipeline.pump()
+
+    racing = Reconciler(
+        BucketOps(pipeline.s3),
+        ledger,
+        BUCKET,
+        _queue(pipeline),
+        progress=_Between(upload_and_record),
+        sleep=pipeline.pump,
+    )
+    before = racing.compare()
+    recorded = pipeline.item("p/moving.txt")
+    # WHEN whatever the comparison found is repaired
+    report = Reconciler(
+        BucketOps(pipeline.s3), ledger, BUCKET, _queue(pipeline), sleep=pipeline.pump
+    ).repair(before, timeout=5)
+    # THEN the ledger still records the second write, and the bucket reconciles
+    assert pipeline.item("p/moving.txt") == recorded
+    assert recorded is not None
+    assert recorded["version_id"]["S"] == _current_version(pipeline, "p/moving.txt")
     assert report.ok
 
 

@@ -22,8 +22,10 @@ The event carries no sequencer (a made-up one could make the ledger refuse later
 events), so the ledger orders it by time (``redrive_time``): the later of the version's
 LastModified (to the second, as ListObjectVersions gives it) and 1 ms after the event the
 ledger item records. It therefore replaces the state reconcile saw, and never a newer one:
-a write or delete after the listed state finished after it, so its eventTime is later, and
-whichever of the two events the ledger applies second, the newer state stays.
+the ledger is read before the bucket is listed (``Reconciler.compare``), so the listed state is
+the one the item records or a later one, and a write or delete after the listed state
+finished after it: its eventTime is later, and whichever of the two events the ledger
+applies second, the newer state stays.
 
 Repair refuses to run while intake is paused (uploads until `filegate resume` would not be
 recorded, so no repair could leave the ledger complete), then waits until each item has
@@ -277,11 +279,18 @@ class Reconciler:
         self._region = region
 
     def compare(self, prefix: str = "") -> Comparison:
-        """Every key under ``prefix`` in S3 or in the ledger, judged by ``compare_key``."""
-        self._progress.start(f"listing s3://{self.bucket}/{prefix}")
-        latest = {v.key: v for v in self._counted(self._s3.latest(self.bucket, prefix))}
+        """Every key under ``prefix`` in S3 or in the ledger, judged by ``compare_key``.
+
+        The ledger is read first: every state it shows was written to S3 before the listing
+        began, so (S3 lists with strong consistency) the listing shows that state or a newer
+        one, and a re-drive of what it lists can only move an item forward. Read the other
+        way round, an upload made between the two reads shows in the ledger only ("gone"),
+        and re-driving its absence would undo it.
+        """
         self._progress.start(f"reading ledger table {self._ledger.table_name}")
         items = {i.key: i for i in self._counted(self._ledger.scan(prefix))}
+        self._progress.start(f"listing s3://{self.bucket}/{prefix}")
+        latest = {v.key: v for v in self._counted(self._s3.latest(self.bucket, prefix))}
         verdicts = (compare_key(k, latest.get(k), items.get(k)) for k in sorted({*latest, *items}))
         return Comparison(
             bucket=self.bucket,
