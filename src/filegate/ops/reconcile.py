@@ -1,7 +1,7 @@
 """Reconciling the bucket with the ledger, and re-driving what the ledger missed.
 
-``compare_key`` is the rule for one key (pure); ``Reconciler`` lists the bucket's latest
-versions (ListObjectVersions) and scans the ledger, then applies it to every key:
+``compare_key`` is the rule for one key (pure); ``Reconciler`` scans the ledger, then lists
+the bucket's latest versions (ListObjectVersions), and applies it to every key:
 - missing: S3 holds the object, the ledger has no item for it, or says DELETED, or still holds
   the upload's declaration (PENDING, EXPIRED, ABORTED): its arrival was never recorded;
 - gone: the ledger says the object is there (RECEIVED, ACCEPTED, REJECTED) but its latest
@@ -37,7 +37,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -322,8 +322,8 @@ class Reconciler:
         try:
             message_id = self._queue.send(json.dumps({"Records": [record]}), {})
         except QueueError as exc:
-            return Repair(**{**sent.as_dict(), "problem": str(exc)})
-        return Repair(**{**sent.as_dict(), "message_id": message_id})
+            return replace(sent, problem=str(exc))
+        return replace(sent, message_id=message_id)
 
     def _wait_recorded(self, repairs: list[Repair], timeout: float) -> list[Repair]:
         """Poll the ledger until every item reached its re-driven event, or the deadline."""
@@ -334,7 +334,7 @@ class Reconciler:
         while waiting:
             for key, repair in list(waiting.items()):
                 if _reached(self._ledger.get(key), repair):
-                    done[key] = Repair(**{**repair.as_dict(), "recorded": True})
+                    done[key] = replace(repair, recorded=True)
                     del waiting[key]
                     self._progress.advance()
             if not waiting or self._monotonic() >= deadline:
@@ -362,7 +362,7 @@ def _reached(item: LedgerItem | None, repair: Repair) -> bool:
 def _late(repair: Repair, problem: str) -> Repair:
     if repair.message_id is None:
         return repair
-    return Repair(**{**repair.as_dict(), "recorded": False, "problem": problem})
+    return replace(repair, recorded=False, problem=problem)
 
 
 def for_stack(ref: StackRef, progress: Progress = NO_PROGRESS) -> Reconciler:
