@@ -87,6 +87,7 @@ def lambda_env() -> dict[str, str]:
         "AWS_LAMBDA_FUNCTION_NAME": "filegate-ingest",
         "AWS_EXECUTION_ENV": "AWS_Lambda_python3.12",
         "DDB_TABLE": "filegate-ledger",
+        "UPLOAD_BUCKET": "filegate-uploads",
         "POWERTOOLS_SERVICE_NAME": "filegate-ingest",
         "POWERTOOLS_METRICS_NAMESPACE": "filegate",
         "POWERTOOLS_TRACE_DISABLED": "true",

@@ -3,6 +3,8 @@
 This module owns the shape of what S3 sends. It turns an S3 notification document (delivered
 directly, inside an SQS message body, or inside an SNS envelope in that body) into
 ``ObjectEvent`` values, and it is the ONLY place object keys are decoded (``unquote_plus``).
+``notification_record`` builds one record in that shape, for `filegate reconcile --repair`,
+which re-drives an object through the queue as S3 would have sent it.
 Only the standard library is imported: the Lambda package ships this module.
 """
 
@@ -14,13 +16,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
-from urllib.parse import unquote_plus
+from urllib.parse import quote_plus, unquote_plus
 
 from filegate.errors import EventError
 
 SEQUENCER_WIDTH = 32
 NO_PREFIX = "/"  # the GSI partition for keys with no folder (a GSI key cannot be empty)
 TEST_EVENT = "s3:TestEvent"
+# What S3 documents for every record of an event notification (version 2.1).
+EVENT_VERSION = "2.1"
+S3_SCHEMA_VERSION = "1.0"
 _HEX = frozenset("0123456789ABCDEF")
 
 
@@ -102,6 +107,42 @@ def normalise_event_time(text: str) -> str:
 def is_test_event(document: Mapping[str, Any]) -> bool:
     """True for the message S3 sends when a notification configuration is written."""
     return document.get("Event") == TEST_EVENT
+
+
+def notification_record(
+    event: ObjectEvent, principal: str, region: str = "", configuration_id: str = ""
+) -> dict[str, Any]:
+    """One record of an S3 event notification for ``event``, as S3 lays it out.
+
+    The key is encoded as S3 encodes it (URL-encoded, a space as "+"), so ``parse_s3_record``
+    gives ``event`` back. ``principal`` is the record's ``userIdentity.principalId``: who
+    caused the event.
+    """
+    obj: dict[str, Any] = {"key": quote_plus(event.key, safe="/")}
+    optional = (
+        ("size", event.size),
+        ("eTag", event.etag),
+        ("versionId", event.version_id),
+        ("sequencer", event.sequencer),
+    )
+    obj.update({name: value for name, value in optional if value is not None})
+    record: dict[str, Any] = {
+        "eventVersion": EVENT_VERSION,
+        "eventSource": "aws:s3",
+        "awsRegion": region,
+        "eventTime": event.event_time,
+        "eventName": event.event_name,
+        "userIdentity": {"principalId": principal},
+        "s3": {
+            "s3SchemaVersion": S3_SCHEMA_VERSION,
+            "configurationId": configuration_id,
+            # No "arn": its partition (aws, aws-cn, aws-us-gov) is not known here, and the
+            # ingestion reads the name only.
+            "bucket": {"name": event.bucket},
+            "object": obj,
+        },
+    }
+    return record
 
 
 def parse_sqs_body(body: str) -> list[ObjectEvent]:

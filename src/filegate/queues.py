@@ -1,7 +1,9 @@
 """Every SQS call the operations commands make, behind ``MessageQueue``.
 
 Receive (with a chosen visibility timeout), send, delete, release (visible again at once),
-depth and purge of one queue. botocore errors become ``QueueError`` here and nowhere else.
+depth and purge of one queue: `filegate dlq` moves messages with them, and `filegate reconcile
+--repair` sends its re-driven events to the ingest queue. botocore errors become
+``QueueError`` here and nowhere else.
 The ingestion Lambda does not use this module: the event source mapping talks to SQS for it.
 """
 

@@ -17,11 +17,11 @@ from filegate.errors import ConfigError
 
 # --- read by the ingestion Lambda (set by the template) ---
 ENV_DDB_TABLE = "DDB_TABLE"
+ENV_UPLOAD_BUCKET = "UPLOAD_BUCKET"  # the one bucket whose events it records (the API's too)
 ENV_LOG_LEVEL = "LOG_LEVEL"
 
-# --- read by the upload API Lambda (set by the template; DDB_TABLE is the ledger, as above) ---
+# --- read by the upload API Lambda (set by the template; DDB_TABLE and UPLOAD_BUCKET as above) ---
 ENV_PARTNERS_TABLE = "PARTNERS_TABLE"
-ENV_UPLOAD_BUCKET = "UPLOAD_BUCKET"
 ENV_MULTIPART_THRESHOLD = "MULTIPART_THRESHOLD_BYTES"
 ENV_PRESIGN_EXPIRY = "PRESIGN_EXPIRY_SECONDS"
 
@@ -56,10 +56,10 @@ LOCAL_CODE_BUCKET = "filegate-artifacts-local"
 LOCAL_ACCESS_KEY = "testing"  # the emulator accepts any credentials; these are not secrets
 
 
-def _required(env: Mapping[str, str], name: str) -> str:
+def _required(env: Mapping[str, str], name: str, hint: str = "set it to a non-empty value") -> str:
     value = env.get(name, "").strip()
     if not value:
-        raise ConfigError(f"environment variable {name} is not set: set it to a non-empty value")
+        raise ConfigError(f"environment variable {name} is not set: {hint}")
     return value
 
 
@@ -87,16 +87,32 @@ def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise ConfigError(f"environment variable {name}={raw!r} is not a switch: use 1 or 0")
 
 
+_INGEST_BUCKET_HINT = (
+    "the ingestion function records the events of its stack's upload bucket only, and this"
+    " names it; deploy the current template (`filegate deploy`), which sets it"
+)
+
+
 @dataclass(frozen=True)
 class IngestSettings:
-    """What the ingestion Lambda needs: the ledger table's name."""
+    """What the ingestion Lambda needs: the ledger table, and the one bucket it records.
+
+    Both are required. A function deployed with new code but an older template (no
+    UPLOAD_BUCKET) refuses every invocation with a ConfigError naming the variable rather
+    than record events of a bucket it cannot check: the messages wait in the queue, then the
+    dead-letter queue, and the Errors alarm fires; `filegate deploy` puts the variable there.
+    """
 
     table_name: str
+    bucket: str
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> IngestSettings:
         env = os.environ if env is None else env
-        return cls(table_name=_required(env, ENV_DDB_TABLE))
+        return cls(
+            table_name=_required(env, ENV_DDB_TABLE),
+            bucket=_required(env, ENV_UPLOAD_BUCKET, _INGEST_BUCKET_HINT),
+        )
 
 
 def _bounded_int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:

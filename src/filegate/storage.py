@@ -1,6 +1,7 @@
-"""Every S3 call filegate makes: ``ObjectStore`` (head for ingestion; put and delete; listing,
-copies onto itself and the bucket's notification configuration for the operations commands)
-and ``UploadSigner`` (presigned PUTs and multipart uploads for the upload API).
+"""Every S3 call filegate makes: ``ObjectStore`` (head for ingestion; put and delete),
+``BucketOps`` (listing, the bucket's notification configuration and small state files for the
+operations commands) and ``UploadSigner`` (presigned PUTs and multipart uploads for the upload
+API).
 
 botocore errors are translated into ``StorageError`` here and nowhere else. A missing object
 (or object version) is an answer, not an error: ``head`` returns ``None``.
@@ -30,12 +31,17 @@ if TYPE_CHECKING:
     )
 
 # A HEAD response has no body, so S3 reports a missing key or version by status code alone.
+# Only these mean "gone": a 403 is an error, also for a missing key (see _PERMISSION).
 _GONE_CODES = frozenset({"404", "NoSuchKey", "NoSuchVersion"})
 _PERMISSION = {
-    "HeadObject": "s3:GetObject",
+    # S3 API reference, HeadObject: without s3:ListBucket on the bucket, S3 answers 403
+    # Forbidden instead of 404 Not Found for a key that does not exist.
+    "HeadObject": (
+        "s3:GetObject (s3:GetObjectVersion for a version) and s3:ListBucket (without it S3"
+        " answers 403, not 404, for a key or version that does not exist)"
+    ),
     "GetObject": "s3:GetObject",
     "ListObjectVersions": "s3:ListBucketVersions",
-    "CopyObject": "s3:GetObject and s3:PutObject",
     "GetBucketNotificationConfiguration": "s3:GetBucketNotification",
     "PutBucketNotificationConfiguration": "s3:PutBucketNotification",
     "PutObject": "s3:PutObject",
@@ -63,19 +69,6 @@ _READ_CHUNK = 1024 * 1024
 NULL_VERSION = "null"  # what S3 reports for objects written while versioning was off
 # A conditional request whose condition did not hold: the object changed (or appeared) meanwhile.
 _PRECONDITION_CODES = frozenset({"PreconditionFailed", "412"})
-# What a copy onto itself must carry over when it replaces the metadata (HeadObject -> CopyObject).
-_COPIED_HEADERS = (
-    "ContentType",
-    "CacheControl",
-    "ContentDisposition",
-    "ContentEncoding",
-    "ContentLanguage",
-    "Metadata",
-    "StorageClass",
-    "ServerSideEncryption",
-    "SSEKMSKeyId",
-    "BucketKeyEnabled",
-)
 
 
 @dataclass(frozen=True)
@@ -177,7 +170,7 @@ def _listed(entry: Mapping[str, Any], deleted: bool) -> LatestVersion:
 
 
 class BucketOps:
-    """The S3 calls of the operations commands: listing, re-driving, notifications, state files.
+    """The S3 calls of the operations commands: listing, notifications, state files.
 
     Kept apart from ``ObjectStore`` (what the Lambda needs) so the function's S3 surface stays
     small; both translate botocore errors into ``StorageError`` the same way.
@@ -191,26 +184,6 @@ class BucketOps:
         paginator = self._s3.get_paginator("list_object_versions")
         with _translated("ListObjectVersions", bucket, prefix + "*"):
             yield from latest_versions(iter(paginator.paginate(Bucket=bucket, Prefix=prefix)))
-
-    def copy_onto_itself(self, bucket: str, key: str, etag: str) -> str | None:
-        """Copy the object onto itself so S3 sends a real ``ObjectCreated:Copy`` event.
-
-        The metadata is replaced with the very same values (a copy that changes nothing is
-        refused by S3). ``CopySourceIfMatch`` makes S3 refuse the copy if the object changed
-        since it was listed (its own event covers it then). Returns the new version id
-        ("null" when unversioned), or ``None`` when the object changed or vanished meanwhile.
-        """
-        with _translated("CopyObject", bucket, key):
-            try:
-                head = self._s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
-                if (head.get("ETag") or "").strip('"') != etag:
-                    return None
-                response = self._s3.copy_object(**_self_copy(bucket, key, etag, head))
-            except ClientError as exc:
-                if _error_code(exc) in _GONE_CODES | _PRECONDITION_CODES:
-                    return None
-                raise
-        return response.get("VersionId") or NULL_VERSION
 
     def notification_configuration(self, bucket: str) -> dict[str, Any]:
         """The bucket's notification configuration as the API returns it (no metadata)."""
@@ -261,21 +234,6 @@ def create_bucket_request(bucket: str, region: str) -> dict[str, Any]:
     if region == "us-east-1":
         return {"Bucket": bucket}
     return {"Bucket": bucket, "CreateBucketConfiguration": {"LocationConstraint": region}}
-
-
-def _self_copy(bucket: str, key: str, etag: str, head: Mapping[str, Any]) -> dict[str, Any]:
-    request: dict[str, Any] = {
-        "Bucket": bucket,
-        "Key": key,
-        "CopySource": {"Bucket": bucket, "Key": key},
-        "CopySourceIfMatch": f'"{etag}"',
-        "MetadataDirective": "REPLACE",
-        **{name: head[name] for name in _COPIED_HEADERS if head.get(name) is not None},
-    }
-    if head.get("ChecksumSHA256"):
-        # Keeps a SHA-256 on the copy, which the ingestion compares with a declared upload's.
-        request["ChecksumAlgorithm"] = "SHA256"
-    return request
 
 
 @dataclass(frozen=True)

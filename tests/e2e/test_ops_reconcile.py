@@ -1,5 +1,6 @@
 """The runbook's rollback step 1 and its undo on the local stack: pause, upload, resume,
-reconcile, repair, and the object is in the ledger."""
+reconcile, repair (re-driven through the ingest queue, S3 untouched), and the object is in the
+ledger."""
 
 from __future__ import annotations
 
@@ -45,18 +46,30 @@ def test_pause_upload_resume_reconcile_repair(stack: Stack) -> None:
     found = run_json(stack, "reconcile", "--prefix", "paused/", expect=1)
     assert [f["key"] for f in found["missing"]] == [key]
     assert not found["ok"]
+    versions = _versions(stack, "paused/")
     # WHEN repaired THEN exit code 0, and the object is in the ledger
     repaired = run_json(stack, "reconcile", "--prefix", "paused/", "--repair", "--timeout", "60")
     assert repaired["ok"]
-    assert [(r["key"], r["recorded"]) for r in repaired["repairs"]] == [(key, True)]
+    assert [(r["key"], r["event_name"], r["recorded"]) for r in repaired["repairs"]] == [
+        (key, "ObjectCreated:Reconcile", True)
+    ]
     item = stack.item(key)
     assert item is not None
     assert item["processing_status"]["S"] == "RECEIVED"
-    assert item["event_name"]["S"] == "ObjectCreated:Copy"
+    assert item["event_name"]["S"] == "ObjectCreated:Reconcile"
     assert item["size"]["N"] == "4"
     assert item["version_id"]["S"] == repaired["repairs"][0]["version_id"]
+    # AND the bucket was not written: the same single version, no copy
+    assert _versions(stack, "paused/") == versions
+    assert [v for _, v in versions] == [item["version_id"]["S"]]
     # AND the whole bucket is consistent
     assert run_json(stack, "reconcile")["ok"]
+
+
+def _versions(stack: Stack, prefix: str) -> list[tuple[str, str]]:
+    listed = stack.s3.list_object_versions(Bucket=stack.bucket, Prefix=prefix)
+    entries = [*listed.get("Versions", []), *listed.get("DeleteMarkers", [])]
+    return sorted((e["Key"], e["VersionId"]) for e in entries)
 
 
 def test_table_output_names_the_gap(stack: Stack) -> None:

@@ -11,6 +11,7 @@ import time
 
 import psutil
 
+from filegate.storage import create_bucket_request
 from tests.e2e.conftest import Stack, wait_for
 
 
@@ -70,6 +71,44 @@ def test_poison_message_reaches_dlq_while_others_flow(stack: Stack) -> None:
 
     messages = wait_for(in_dlq, timeout=60, interval=1)
     assert any(m["Body"] == "this is not JSON" for m in messages)
+
+
+def test_an_event_for_another_bucket_is_dead_lettered_and_leaves_the_item_of_its_key(
+    stack: Stack,
+) -> None:
+    # GIVEN an object of the stack's bucket, recorded
+    key = "partner-e2e/same-name-elsewhere.csv"
+    stack.s3.put_object(Bucket=stack.bucket, Key=key, Body=b"ours", ContentType="text/csv")
+    ours = wait_for(lambda: stack.item(key), timeout=5)
+    # AND another bucket with an object of the same key (the emulator enforces no IAM: the
+    # function could read it, as it could not on AWS)
+    other = "filegate-e2e-someone-else"
+    stack.s3.create_bucket(**create_bucket_request(other, stack.env["region"]))
+    stack.s3.put_object(Bucket=other, Key=key, Body=b"theirs, newer", ContentType="text/csv")
+    # WHEN an S3 event of that bucket reaches the ingest queue
+    record = {
+        "eventVersion": "2.1",
+        "eventSource": "aws:s3",
+        "eventTime": time.strftime("%Y-%m-%dT%H:%M:%S.999Z", time.gmtime(time.time() + 60)),
+        "eventName": "ObjectCreated:Put",
+        "s3": {"bucket": {"name": other}, "object": {"key": key, "sequencer": "F" * 18}},
+    }
+    sent = stack.sqs.send_message(
+        QueueUrl=stack.env["QueueUrl"], MessageBody=json.dumps({"Records": [record]})
+    )
+
+    # THEN it ends in the dead-letter queue, where an operator sees it
+    def dead_lettered() -> list:
+        messages = stack.sqs.receive_message(
+            QueueUrl=stack.env["DeadLetterQueueUrl"], MaxNumberOfMessages=10, VisibilityTimeout=0
+        ).get("Messages", [])
+        return [m for m in messages if other in m["Body"]]
+
+    assert wait_for(dead_lettered, timeout=60, interval=1)
+    assert sent["MessageId"]
+    # AND the item of the same key still records the stack's object
+    assert stack.item(key) == ours
+    assert [m for m in stack.log_messages() if other in m]  # the refusal names the bucket
 
 
 def _bootstrap_workers(stack: Stack) -> list[psutil.Process]:

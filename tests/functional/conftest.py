@@ -48,6 +48,7 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
         "AWS_DEFAULT_REGION": REGION,
         "AWS_REGION": REGION,
         "DDB_TABLE": TABLE,
+        "UPLOAD_BUCKET": BUCKET,
         "POWERTOOLS_TRACE_DISABLED": "true",
     }.items():
         monkeypatch.setenv(name, value)

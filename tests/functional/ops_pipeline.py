@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
-from builders import REGION
+from builders import BUCKET, REGION
 from conftest import FakeContext
 
 from filegate.aws import Target
@@ -22,7 +22,8 @@ from filegate.local import patches
 from filegate.local.esm import sqs_event
 from filegate.stackref import StackRef
 
-BUCKET = "filegate-ops-uploads"
+# BUCKET is the functional tests' upload bucket: conftest names it in UPLOAD_BUCKET, the one
+# bucket whose events the handler records.
 CODE_BUCKET = "filegate-ops-code"
 STACK = "filegate-ops-test"
 NOTIFICATION_EVENTS = ("s3:ObjectCreated:*", "s3:ObjectRemoved:*")

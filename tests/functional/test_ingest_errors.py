@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import boto3
 import pytest
 from builders import BUCKET, REGION, notification, s3_record, sqs_batch
+from moto.core import set_initial_no_auth_action_count
 
 from filegate.errors import LedgerError, StorageError
 from filegate.ledger import Ledger, LedgerEntry, Status
@@ -31,6 +33,39 @@ def test_head_after_delete_is_none(s3: Any) -> None:
     store.delete(BUCKET, "short-lived.txt")
 
     assert store.head(BUCKET, "short-lived.txt") is None
+
+
+def test_a_403_from_head_object_is_an_error_naming_the_permissions_not_a_gone_object(
+    s3: Any,
+) -> None:
+    # GIVEN credentials whose policy does not let them read the bucket
+    iam = boto3.client("iam", region_name=REGION)
+    iam.create_user(UserName="cannot-read")
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "s3:PutObject", "Resource": "*"}],
+    }
+    iam.put_user_policy(
+        UserName="cannot-read", PolicyName="put-only", PolicyDocument=json.dumps(policy)
+    )
+    key = iam.create_access_key(UserName="cannot-read")["AccessKey"]
+    denied = boto3.client(
+        "s3",
+        region_name=REGION,
+        aws_access_key_id=key["AccessKeyId"],
+        aws_secret_access_key=key["SecretAccessKey"],
+    )
+
+    @set_initial_no_auth_action_count(0)  # moto checks IAM for the calls inside only
+    def head_missing_key() -> object:
+        return ObjectStore(denied).head(BUCKET, "not-there.txt")
+
+    # WHEN HeadObject answers 403 (AWS: also for a missing key without s3:ListBucket)
+    # THEN it is an error naming both permissions, not "the object is gone"
+    with pytest.raises(StorageError, match=r"not-there.txt failed \((403|AccessDenied)\)") as e:
+        head_missing_key()
+    assert "s3:GetObject" in str(e.value)
+    assert "s3:ListBucket" in str(e.value)
 
 
 def test_a_null_version_id_heads_the_current_object(s3: Any) -> None:

@@ -10,7 +10,7 @@ import threading
 from typing import Any
 
 import pytest
-from builders import BUCKET, load_event, notification, s3_record, sqs_batch
+from builders import BUCKET, REGION, load_event, notification, s3_record, sqs_batch
 
 from filegate.errors import ConfigError, EventError
 from filegate.ingest import handler
@@ -318,6 +318,66 @@ def test_a_missing_table_setting_fails_the_invocation(
 
     with pytest.raises(ConfigError, match="DDB_TABLE"):
         invoke(sqs_batch(created("x.txt", SEQ_OLD)))
+
+
+def test_a_missing_upload_bucket_setting_fails_the_invocation_naming_it(
+    s3: Any, invoke: Any, ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN new code under a template that predates UPLOAD_BUCKET
+    put(s3, "x.txt")
+    monkeypatch.delenv("UPLOAD_BUCKET")
+
+    # THEN every invocation fails, saying what to do, and records nothing
+    with pytest.raises(ConfigError, match=r"UPLOAD_BUCKET is not set: .*filegate deploy"):
+        invoke(sqs_batch(created("x.txt", SEQ_OLD)))
+    assert ledger.get("x.txt") is None
+
+
+OTHER_BUCKET = "someone-elses-bucket"
+
+
+def _from_other_bucket(key: str, sequencer: str) -> dict[str, Any]:
+    event = created(key, sequencer, event_time=T_NEW)
+    event["Records"][0]["s3"]["bucket"].update(
+        name=OTHER_BUCKET, arn=f"arn:aws:s3:::{OTHER_BUCKET}"
+    )
+    return event
+
+
+def test_an_event_for_another_bucket_fails_its_message_and_leaves_the_item_of_its_key(
+    s3: Any, invoke: Any, ledger: Ledger
+) -> None:
+    # GIVEN an object of the stack's bucket, recorded
+    put(s3, "shared/name.csv", b"ours")
+    invoke(sqs_batch(created("shared/name.csv", SEQ_OLD)))
+    ours = ledger.get("shared/name.csv")
+    # AND another bucket (readable here: the emulator enforces no IAM) with the same key
+    s3.create_bucket(Bucket=OTHER_BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+    s3.put_object(Bucket=OTHER_BUCKET, Key="shared/name.csv", Body=b"theirs, and newer")
+    put(s3, "fine.txt")
+
+    # WHEN a batch carries that bucket's (newer) event next to one of ours
+    result = invoke(
+        sqs_batch(_from_other_bucket("shared/name.csv", SEQ_NEW), created("fine.txt", SEQ_OLD))
+    )
+
+    # THEN only its message fails (back to the queue, then the dead-letter queue)
+    assert result == {
+        "batchItemFailures": [{"itemIdentifier": "00000000-0000-4000-8000-000000000001"}]
+    }
+    # AND the item of the same key still records our object
+    assert ledger.get("shared/name.csv") == ours
+    assert ledger.get("fine.txt") is not None
+
+
+def test_a_direct_invoke_for_another_bucket_raises_naming_both_buckets(
+    s3: Any, invoke: Any, ledger: Ledger
+) -> None:
+    from filegate.ingest.exceptions import ForeignBucketError
+
+    with pytest.raises(ForeignBucketError, match=f"s3://{OTHER_BUCKET}/a.txt.*bucket {BUCKET}"):
+        invoke(_from_other_bucket("a.txt", SEQ_OLD))
+    assert ledger.get("a.txt") is None
 
 
 def test_a_batch_s_records_run_concurrently_each_logged_and_counted_as_itself(

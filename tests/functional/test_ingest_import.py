@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from builders import BUCKET
+
 TRACED_RUN = """
 import json, sys
 import boto3
@@ -55,7 +57,9 @@ def run_python(code: str, **env: str) -> dict[str, object]:
 
 
 def test_the_handler_runs_with_tracing_on() -> None:
-    found = run_python(TRACED_RUN, LAMBDA_TASK_ROOT=str(Path.cwd()), DDB_TABLE="traced")
+    found = run_python(
+        TRACED_RUN, LAMBDA_TASK_ROOT=str(Path.cwd()), DDB_TABLE="traced", UPLOAD_BUCKET=BUCKET
+    )
 
     assert found == {
         "tracing": True,

@@ -11,6 +11,7 @@ import boto3
 import pytest
 from builders import BUCKET, REGION, notification, s3_record, sqs_batch
 
+from filegate.events import iso_utc
 from filegate.ledger import Declaration, Ledger
 
 KEY = "acme-1a2b/up-abcdefghijklmnopqrstuvwxyz/report 2026.csv"
@@ -46,10 +47,18 @@ def arrive(
     content_type: str = "text/csv",
     checksum: bool = False,
     key: str = KEY,
+    at: datetime | None = None,
 ) -> dict[str, Any]:
+    """The object put, and its event (S3's eventTime ``at``, by default now) handled."""
     extra = {"ChecksumAlgorithm": "SHA256"} if checksum else {}
     put = s3.put_object(Bucket=BUCKET, Key=key, Body=body, ContentType=content_type, **extra)
-    record = s3_record(key, sequencer="0A", version_id=put["VersionId"], size=len(body))
+    record = s3_record(
+        key,
+        sequencer="0A",
+        version_id=put["VersionId"],
+        size=len(body),
+        event_time=iso_utc(at or datetime.now(UTC)),
+    )
     response: dict[str, Any] = invoke(sqs_batch(notification(record)))
     return response
 
@@ -101,6 +110,72 @@ def test_an_upload_after_expiry_is_rejected(s3: Any, invoke: Any, ledger: Ledger
     arrive(s3, invoke, BODY)
     assert item()["processing_status"]["S"] == "REJECTED"
     assert "expired" in item()["reason"]["S"]
+
+
+def test_an_upload_that_arrived_in_time_is_judged_on_its_content_though_expired_since(
+    s3: Any, invoke: Any, ledger: Ledger
+) -> None:
+    # GIVEN an upload whose URLs expired a minute ago, and the sweep that marked it EXPIRED
+    declare(ledger, expires_in=-60)
+    assert ledger.expire_overdue(datetime.now(UTC))
+    # WHEN its event, which S3 sent two minutes ago (before the expiry), is processed only now
+    # (a failed delivery waits out the queue's 180 s visibility timeout on AWS), twice
+    two_minutes_ago = datetime.now(UTC) - timedelta(minutes=2)
+    arrive(s3, invoke, BODY, at=two_minutes_ago)
+    first = item()
+    arrive_again = s3_record(KEY, sequencer="0A", event_time=iso_utc(two_minutes_ago))
+    assert invoke(sqs_batch(notification(arrive_again))) == {"batchItemFailures": []}
+    # THEN it is judged on what arrived: ACCEPTED, no reason, and the duplicate changed nothing
+    assert first["processing_status"]["S"] == "ACCEPTED"
+    assert "reason" not in first
+    assert item() == first
+    # AND the sweep leaves it alone
+    assert ledger.expire_overdue(datetime.now(UTC)) == []
+    assert item()["processing_status"]["S"] == "ACCEPTED"
+
+
+def test_an_upload_that_arrived_after_expiry_is_rejected_though_still_pending(
+    s3: Any, invoke: Any, ledger: Ledger
+) -> None:
+    # GIVEN an upload that expired a minute ago, not swept yet (still PENDING)
+    declare(ledger, expires_in=-60)
+    # WHEN an object as declared arrives now
+    arrive(s3, invoke, BODY)
+    # THEN it is REJECTED, the reason saying when it arrived and when the upload expired
+    stored = item()
+    assert stored["processing_status"]["S"] == "REJECTED"
+    reason = stored["reason"]["S"]
+    assert reason.startswith(f"arrived at {stored['event_time']['S']}, after the upload expired")
+    assert reason.endswith(stored["expires_at"]["S"])
+
+
+def test_a_late_event_of_an_earlier_arrival_does_not_undo_the_later_verdict(
+    s3: Any, invoke: Any, ledger: Ledger
+) -> None:
+    # GIVEN the same URL used twice: a wrong body first, the right one after (both in time)
+    declare(ledger)
+    wrong = s3.put_object(
+        Bucket=BUCKET, Key=KEY, Body=b"id,amount\n1,999\n", ContentType="text/csv"
+    )
+    right = s3.put_object(Bucket=BUCKET, Key=KEY, Body=BODY, ContentType="text/csv")
+    now = datetime.now(UTC)
+    events = {
+        "wrong": s3_record(
+            KEY,
+            sequencer="0A",
+            version_id=wrong["VersionId"],
+            event_time=iso_utc(now - timedelta(seconds=2)),
+        ),
+        "right": s3_record(
+            KEY, sequencer="0B", version_id=right["VersionId"], event_time=iso_utc(now)
+        ),
+    }
+    # WHEN the later event is processed first, then the earlier one
+    invoke(sqs_batch(notification(events["right"])))
+    invoke(sqs_batch(notification(events["wrong"])))
+    # THEN the verdict is the later object's
+    assert item()["processing_status"]["S"] == "ACCEPTED"
+    assert item()["version_id"]["S"] == right["VersionId"]
 
 
 def test_an_object_at_a_partner_like_key_without_declaration_is_received(

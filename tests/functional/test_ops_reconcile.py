@@ -1,8 +1,13 @@
-"""Reconcile against in-process moto: classification, and repair through the real handler."""
+"""Reconcile against in-process moto: classification, and repair through the real handler.
+
+Repair sends the ingest queue S3-shaped events; ``pipeline.pump`` (the repair's sleep) plays
+the event source mapping, so the real handler records them.
+"""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,6 +17,7 @@ from filegate.errors import IntakeError
 from filegate.ledger import Declaration, Ledger
 from filegate.ops.intake import Intake
 from filegate.ops.reconcile import Reconciler, Verdict, require_flowing
+from filegate.queues import MessageQueue
 from filegate.storage import BucketOps
 
 
@@ -23,7 +29,22 @@ def pipeline(table: str) -> Pipeline:
 @pytest.fixture
 def reconciler(pipeline: Pipeline, ledger: Ledger) -> Reconciler:
     # The repair's wait plays the event source mapping: each poll runs the handler first.
-    return Reconciler(BucketOps(pipeline.s3), ledger, BUCKET, sleep=pipeline.pump)
+    return Reconciler(BucketOps(pipeline.s3), ledger, BUCKET, _queue(pipeline), sleep=pipeline.pump)
+
+
+def _queue(pipeline: Pipeline) -> MessageQueue:
+    return MessageQueue(pipeline.queue_url, pipeline.sqs)
+
+
+def _versions(pipeline: Pipeline) -> list[tuple[str, str]]:
+    """Every version and delete marker in the bucket: (key, version id)."""
+    listed = pipeline.s3.list_object_versions(Bucket=BUCKET)
+    entries = [*listed.get("Versions", []), *listed.get("DeleteMarkers", [])]
+    return sorted((e["Key"], e["VersionId"]) for e in entries)
+
+
+def _current_version(pipeline: Pipeline, key: str) -> str:
+    return str(pipeline.s3.head_object(Bucket=BUCKET, Key=key)["VersionId"])
 
 
 def _put(pipeline: Pipeline, key: str, body: bytes, content_type: str = "text/plain") -> None:
@@ -80,32 +101,128 @@ def test_events_missed_while_detached_are_classified(
     assert _verdicts(reconciler, prefix="p/un") == {"p/unseen.txt": Verdict.MISSING}
 
 
-def test_repair_redrives_missing_and_differing_objects(
+def test_repair_redrives_every_gap_through_the_queue_without_writing_s3(
     pipeline: Pipeline, reconciler: Reconciler
 ) -> None:
-    # GIVEN the gaps of a detached period
+    # GIVEN the gaps of a detached period: differing, gone and missing
     _gaps_while_detached(pipeline)
+    versions = _versions(pipeline)
     # WHEN repaired
     report = reconciler.repair(reconciler.compare(), timeout=5)
-    # THEN the missing and differing objects are recorded from real copy events
-    assert {r.key: r.recorded for r in report.repairs} == {
-        "p/overwritten.txt": True,
-        "p/unseen.txt": True,
+    # THEN each gap was re-driven and recorded, and no gap remains
+    assert {r.key: (r.event_name, r.recorded) for r in report.repairs} == {
+        "p/deleted.txt": ("ObjectRemoved:Reconcile", True),
+        "p/overwritten.txt": ("ObjectCreated:Reconcile", True),
+        "p/unseen.txt": ("ObjectCreated:Reconcile", True),
     }
+    assert report.ok
+    # AND the bucket holds exactly the versions it held: nothing was copied or deleted
+    assert _versions(pipeline) == versions
+    # AND the items record the current versions, from HeadObject as for S3's own events
     for key, size in (("p/overwritten.txt", "14"), ("p/unseen.txt", "14")):
         item = pipeline.item(key)
         assert item is not None
-        assert item["event_name"]["S"] == "ObjectCreated:Copy"
+        assert item["event_name"]["S"] == "ObjectCreated:Reconcile"
+        assert item["version_id"]["S"] == _current_version(pipeline, key)
         assert item["size"]["N"] == size
         assert item["processing_status"]["S"] == "RECEIVED"
-    # AND the object is unchanged: same bytes, same content type
-    head = pipeline.s3.head_object(Bucket=BUCKET, Key="p/unseen.txt")
-    assert head["ContentType"] == "text/plain"
-    body = pipeline.s3.get_object(Bucket=BUCKET, Key="p/unseen.txt")["Body"].read()
-    assert body == b"never recorded"
-    # AND the gone object is still reported: no real event can be made for it safely
-    assert not report.ok
-    assert [f.key for f in report.final.gaps] == ["p/deleted.txt"]
+    gone = pipeline.item("p/deleted.txt")
+    assert gone is not None
+    assert gone["processing_status"]["S"] == "DELETED"
+    assert gone["size"]["N"] == "5"  # a deletion keeps what the ledger knew of the object
+
+
+def test_a_redriven_event_never_overwrites_a_newer_state(
+    pipeline: Pipeline, reconciler: Reconciler
+) -> None:
+    # GIVEN an object the ledger missed, found missing
+    _detached(pipeline)
+    _put(pipeline, "p/raced.txt", b"listed")
+    _attached(pipeline)
+    before = reconciler.compare()
+    assert [f.key for f in before.gaps] == ["p/raced.txt"]
+    # AND, after the listing, a newer write whose own event is recorded first
+    _put(pipeline, "p/raced.txt", b"newer, after the listing")
+    pipeline.pump()
+    newer = pipeline.item("p/raced.txt")
+    assert newer is not None
+    # WHEN the listed state is re-driven
+    report = reconciler.repair(before, timeout=5)
+    # THEN the ledger keeps the newer state, and the key reconciles
+    assert pipeline.item("p/raced.txt") == newer
+    assert report.ok
+
+
+class _Between:
+    """A progress sink that runs ``action`` when the comparison turns to its second read."""
+
+    def __init__(self, action: Callable[[], None]) -> None:
+        self._action = action
+        self._phases = 0
+
+    def start(self, description: str, total: int | None = None) -> None:
+        self._phases += 1
+        if self._phases == 2:
+            self._action()
+
+    def advance(self, units: int = 1) -> None:
+        pass
+
+
+def test_an_upload_recorded_between_the_two_reads_is_not_undone(
+    pipeline: Pipeline, ledger: Ledger
+) -> None:
+    # GIVEN a key recorded, then written again and recorded while reconcile reads the ledger
+    # and the bucket (between the two reads)
+    _put(pipeline, "p/moving.txt", b"first")
+    pipeline.pump()
+
+    def upload_and_record() -> None:
+        _put(pipeline, "p/moving.txt", b"second, during reconcile")
+        pipeline.pump()
+
+    racing = Reconciler(
+        BucketOps(pipeline.s3),
+        ledger,
+        BUCKET,
+        _queue(pipeline),
+        progress=_Between(upload_and_record),
+        sleep=pipeline.pump,
+    )
+    before = racing.compare()
+    recorded = pipeline.item("p/moving.txt")
+    # WHEN whatever the comparison found is repaired
+    report = Reconciler(
+        BucketOps(pipeline.s3), ledger, BUCKET, _queue(pipeline), sleep=pipeline.pump
+    ).repair(before, timeout=5)
+    # THEN the ledger still records the second write, and the bucket reconciles
+    assert pipeline.item("p/moving.txt") == recorded
+    assert recorded is not None
+    assert recorded["version_id"]["S"] == _current_version(pipeline, "p/moving.txt")
+    assert report.ok
+
+
+def test_repair_of_a_late_delete_keeps_an_upload_made_after_the_listing(
+    pipeline: Pipeline, reconciler: Reconciler
+) -> None:
+    # GIVEN an object deleted while detached: the ledger still says RECEIVED
+    _put(pipeline, "p/back.txt", b"first")
+    pipeline.pump()
+    _detached(pipeline)
+    pipeline.s3.delete_object(Bucket=BUCKET, Key="p/back.txt")
+    _attached(pipeline)
+    before = reconciler.compare()
+    assert [f.verdict for f in before.gaps] == [Verdict.GONE]
+    # AND an upload of the same key after the listing, recorded
+    _put(pipeline, "p/back.txt", b"uploaded again")
+    pipeline.pump()
+    # WHEN the deletion is re-driven THEN the ledger keeps the upload
+    report = reconciler.repair(before, timeout=5)
+    item = pipeline.item("p/back.txt")
+    assert item is not None
+    assert item["processing_status"]["S"] == "RECEIVED"
+    assert item["size"]["N"] == "14"
+    assert report.ok
 
 
 def test_repair_of_a_declared_upload_judges_it(
@@ -162,19 +279,38 @@ def test_a_declared_upload_not_arrived_is_no_gap(
     assert len(comparison.of(Verdict.DECLARED)) == 1
 
 
-def test_repair_reports_copies_the_ledger_never_records(pipeline: Pipeline, ledger: Ledger) -> None:
+def test_repair_reports_events_the_ledger_never_records(pipeline: Pipeline, ledger: Ledger) -> None:
     # GIVEN nothing consuming the queue (a function that is down)
     _detached(pipeline)
     _put(pipeline, "p/stuck.txt", b"x")
     _attached(pipeline)
-    idle = Reconciler(BucketOps(pipeline.s3), ledger, BUCKET, sleep=lambda _: None)
-    # WHEN repaired with a short deadline THEN the copy is made but not recorded: gaps remain
+    versions = _versions(pipeline)
+    idle = Reconciler(
+        BucketOps(pipeline.s3), ledger, BUCKET, _queue(pipeline), sleep=lambda _: None
+    )
+    # WHEN repaired with a short deadline
     report = idle.repair(idle.compare(), timeout=0)
+    # THEN the event waits in the queue, not recorded: gaps remain, S3 is untouched
     (repair,) = report.repairs
-    assert repair.version_id
+    assert repair.message_id
+    assert repair.version_id == _current_version(pipeline, "p/stuck.txt")
     assert not repair.recorded
     assert "deadline" in repair.problem
     assert not report.ok
+    assert pipeline.depth(pipeline.queue_url) == 1
+    assert _versions(pipeline) == versions
+
+
+def test_repair_reports_a_queue_it_cannot_send_to(pipeline: Pipeline, ledger: Ledger) -> None:
+    _detached(pipeline)
+    _put(pipeline, "p/unsent.txt", b"x")
+    _attached(pipeline)
+    missing = MessageQueue(pipeline.queue_url + "-gone", pipeline.sqs)
+    broken = Reconciler(BucketOps(pipeline.s3), ledger, BUCKET, missing, sleep=lambda _: None)
+    (repair,) = broken.repair(broken.compare(), timeout=0).repairs
+    assert repair.message_id is None
+    assert "SendMessage" in repair.problem
+    assert "sqs:SendMessage" in repair.problem
 
 
 def test_repair_refuses_while_intake_is_paused(pipeline: Pipeline) -> None:

@@ -21,6 +21,7 @@ from filegate.events import (
     iso_utc,
     key_prefix,
     normalise_event_time,
+    notification_record,
     parse_s3_event,
     parse_s3_record,
     parse_sqs_body,
@@ -269,3 +270,30 @@ def test_normalised_times_compare_as_the_instants_do(
     shown_a = normalise_event_time(a.astimezone(zone).isoformat())
 
     assert (shown_a < iso_utc(b)) == (a < b)
+
+
+@given(
+    key=st.text(min_size=1, max_size=40).filter(lambda k: "\x00" not in k),
+    size=st.none() | st.integers(min_value=0, max_value=5 * 1024**4),
+    version=st.none() | st.text(alphabet="abcdefABCDEF0123456789._", min_size=1, max_size=32),
+)
+def test_a_built_notification_record_parses_back_to_its_event(
+    key: str, size: int | None, version: str | None
+) -> None:
+    event = ObjectEvent(
+        "bucket-a", key, "ObjectCreated:Reconcile", "2026-01-02T03:04:05.006Z", size, "e", version
+    )
+    record = notification_record(event, "filegate-reconcile", "eu-central-1")
+    # AND it survives the trip through an SQS message body
+    assert parse_sqs_body(json.dumps({"Records": [record]})) == [event]
+    assert record["userIdentity"] == {"principalId": "filegate-reconcile"}
+
+
+def test_a_built_record_encodes_the_key_as_s3_does() -> None:
+    event = ObjectEvent(
+        "b", "a dir/Q1 été+1.pdf", "ObjectRemoved:Reconcile", "2026-01-01T00:00:00.000Z"
+    )
+    record = notification_record(event, "p")
+    assert record["s3"]["object"] == {"key": "a+dir/Q1+%C3%A9t%C3%A9%2B1.pdf"}
+    assert record["eventVersion"] == "2.1"
+    assert record["eventSource"] == "aws:s3"

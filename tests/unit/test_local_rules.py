@@ -110,8 +110,11 @@ def test_log_framing_matches_lambda() -> None:
 
 def test_ingest_settings_name_the_missing_variable() -> None:
     with pytest.raises(ConfigError, match="DDB_TABLE"):
-        IngestSettings.from_env({})
-    assert IngestSettings.from_env({"DDB_TABLE": "t"}).table_name == "t"
+        IngestSettings.from_env({"UPLOAD_BUCKET": "b"})
+    with pytest.raises(ConfigError, match="UPLOAD_BUCKET"):
+        IngestSettings.from_env({"DDB_TABLE": "t"})
+    settings = IngestSettings.from_env({"DDB_TABLE": "t", "UPLOAD_BUCKET": "b"})
+    assert (settings.table_name, settings.bucket) == ("t", "b")
 
 
 def test_local_settings_reject_bad_values_by_name() -> None:

@@ -6,7 +6,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from filegate.ledger import PRESENT, LedgerItem, Status, UploadStatus
-from filegate.ops.reconcile import GAPS, Verdict, compare_key
+from filegate.ops.reconcile import (
+    GAPS,
+    REDRIVE_CREATED,
+    REDRIVE_REMOVED,
+    Finding,
+    Verdict,
+    compare_key,
+    redrive_event,
+    redrive_time,
+)
 from filegate.storage import LatestVersion, latest_versions
 
 KEY = "partner/file.csv"
@@ -114,3 +123,67 @@ def test_only_the_latest_versions_are_listed() -> None:
     assert latest["a"] == LatestVersion("a", "2", deleted=False, size=2, etag="y")
     assert latest["b"].deleted
     assert latest["b"].version_id == "4"
+
+
+# ------------------------------------------------------------------ re-drive
+
+LISTED_AT = "2026-01-01T10:00:00+00:00"  # ListObjectVersions' LastModified: whole seconds
+
+
+def _listed(last_modified: str = LISTED_AT, deleted: bool = False) -> LatestVersion:
+    if deleted:
+        return LatestVersion(KEY, "dm", deleted=True, last_modified=last_modified)
+    return LatestVersion(KEY, "v2", False, size=3, etag="e2", last_modified=last_modified)
+
+
+def _recorded_at(event_time: str, status: str = "RECEIVED") -> LedgerItem:
+    item = _item(status, version="v1", etag="e1")
+    return LedgerItem(**{**item.__dict__, "event_time": event_time})
+
+
+def test_a_redrive_of_an_object_the_ledger_never_saw_is_at_its_last_modified() -> None:
+    finding = compare_key(KEY, _listed(), None)
+    assert redrive_time(finding) == "2026-01-01T10:00:00.000Z"
+
+
+def test_a_redrive_is_after_an_older_recorded_event_at_the_version_s_last_modified() -> None:
+    finding = compare_key(KEY, _listed(), _recorded_at("2026-01-01T09:59:58.250Z"))
+    assert finding.verdict is Verdict.DIFFERS
+    assert redrive_time(finding) == "2026-01-01T10:00:00.000Z"
+
+
+def test_a_redrive_is_1_ms_after_a_recorded_event_the_listing_s_second_hides() -> None:
+    # S3 lists LastModified to the second: the missed write may look older than the one
+    # the ledger recorded within the same second (or a newer version was deleted since)
+    finding = compare_key(KEY, _listed(), _recorded_at("2026-01-01T10:00:00.300Z"))
+    assert redrive_time(finding) == "2026-01-01T10:00:00.301Z"
+
+
+def test_a_gone_object_with_no_version_left_is_redriven_just_after_the_recorded_event() -> None:
+    finding = compare_key(KEY, None, _recorded_at("2026-01-01T10:00:00.999Z"))
+    assert finding.verdict is Verdict.GONE
+    assert redrive_time(finding) == "2026-01-01T10:00:01.000Z"
+    event = redrive_event(finding, "b", "2026-01-01T10:00:01.000Z")
+    assert (event.event_name, event.version_id, event.is_removed) == (REDRIVE_REMOVED, None, True)
+
+
+def test_a_delete_marker_is_redriven_as_a_removal_naming_it() -> None:
+    finding = compare_key(KEY, _listed(deleted=True), _recorded_at("2026-01-01T09:00:00.000Z"))
+    event = redrive_event(finding, "b", "t")
+    assert (event.event_name, event.version_id) == (REDRIVE_REMOVED, "dm")
+
+
+def test_an_object_is_redriven_as_created_naming_the_listed_version() -> None:
+    finding = compare_key(KEY, _listed(), None)
+    event = redrive_event(finding, "b", "t")
+    assert (event.event_name, event.version_id, event.size, event.etag) == (
+        REDRIVE_CREATED,
+        "v2",
+        3,
+        "e2",
+    )
+    assert event.is_created
+
+
+def test_a_redrive_needs_a_time() -> None:
+    assert redrive_time(Finding(KEY, Verdict.MISSING, s3=LatestVersion(KEY, "v", False))) is None

@@ -50,7 +50,13 @@ RESOURCES = {
     "UploadApiInvokePermission": "AWS::Lambda::Permission",
     "UploadApiErrorsAlarm": "AWS::CloudWatch::Alarm",
 }
-ENV_VARS = {"DDB_TABLE", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "LOG_LEVEL"}
+ENV_VARS = {
+    "DDB_TABLE",
+    "UPLOAD_BUCKET",
+    "POWERTOOLS_SERVICE_NAME",
+    "POWERTOOLS_METRICS_NAMESPACE",
+    "LOG_LEVEL",
+}
 UPLOAD_API_ENV_VARS = {
     "DDB_TABLE",
     "PARTNERS_TABLE",
@@ -335,6 +341,7 @@ def test_function_environment(template: dict[str, Any]) -> None:
     variables = props(template, "IngestFunction")["Environment"]["Variables"]
     assert set(variables) == ENV_VARS
     assert variables["DDB_TABLE"] == {"Ref": "LedgerTable"}
+    assert variables["UPLOAD_BUCKET"] == {"Ref": "UploadBucket"}  # the one bucket it records
     assert variables["POWERTOOLS_SERVICE_NAME"] == "filegate-ingest"
     assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "filegate"
 

@@ -24,7 +24,8 @@ def reconcile(
     repair: Annotated[
         bool,
         typer.Option(
-            "--repair", help="Re-drive missing and differing objects through the pipeline"
+            "--repair",
+            help="Re-drive each gap's current state through the ingest queue (S3 untouched)",
         ),
     ] = False,
     timeout: Annotated[
@@ -47,12 +48,17 @@ def reconcile(
 def _print(report: ReconcileReport) -> None:
     if report.repairs:
         repaired = [
-            (r.key, r.version_id or "-", "yes" if r.recorded else "no", r.problem or "-")
+            (
+                r.key,
+                r.event_name or "-",
+                r.version_id or "-",
+                "yes" if r.recorded else "no",
+                r.problem or "-",
+            )
             for r in report.repairs
         ]
-        console.print(
-            rows_table("re-driven", ("key", "copy version", "recorded", "problem"), repaired)
-        )
+        columns = ("key", "event sent", "version", "recorded", "problem")
+        console.print(rows_table("re-driven through the ingest queue", columns, repaired))
     final = report.final
     console.print(
         f"s3://{final.bucket}/{final.prefix} against ledger {final.table}: {final.objects}"

@@ -88,6 +88,7 @@ def build_ingestor() -> Ingestor:
     return Ingestor(
         ObjectStore(boto3.client("s3")),
         Ledger(settings.table_name, boto3.client("dynamodb")),
+        settings.bucket,
     )
 
 

@@ -1,12 +1,20 @@
 """What one S3 object event does to the ledger.
 
 ``Ingestor.ingest`` is the whole record logic: a created object costs one HeadObject and one
-conditional ledger write, a removed object one write. A declared partner upload (its key is
+conditional ledger write, a removed object one write. An event for any bucket but the stack's
+(``bucket``) is refused before either: the ledger is keyed by object key alone, so another
+bucket's event would overwrite the item of the same key, and on AWS the function's role may
+not read another bucket anyway (``ForeignBucketError``). A declared partner upload (its key is
 ``<partner_id>/<upload_id>/<filename>`` and the ledger holds its declaration) is also judged:
-size, content type and SHA-256 against what was declared, giving ACCEPTED, or REJECTED with a
-reason. The SHA-256 is S3's own when S3 holds one (on AWS it verified the signed checksum);
-otherwise (multipart uploads, the emulator) the object is read once to hash it. The clients
-arrive inside the injected ``ObjectStore`` and ``Ledger``; this module makes no AWS call itself.
+its arrival time and then size, content type and SHA-256 against what was declared, giving
+ACCEPTED, or REJECTED with a reason. The arrival time is the event's ``eventTime`` (when S3
+finished storing the object), against the declaration's ``expires_at``: not the declaration's
+status, which says only whether `filegate uploads expire` (or a status read) ran before this
+event was processed, and one failed delivery (a 180 s visibility timeout) can put that after
+the expiry of an upload that arrived in time. The SHA-256 is S3's own when S3 holds one (on
+AWS it verified the signed checksum); otherwise (multipart uploads, the emulator) the object
+is read once to hash it. The clients arrive inside the injected ``ObjectStore`` and
+``Ledger``; this module makes no AWS call itself.
 """
 
 from __future__ import annotations
@@ -19,7 +27,8 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from filegate.events import ObjectEvent
-from filegate.ledger import Ledger, LedgerEntry, Outcome, Status, UploadRecord, UploadStatus
+from filegate.ingest.exceptions import ForeignBucketError
+from filegate.ledger import Ledger, LedgerEntry, Outcome, Status, UploadRecord
 from filegate.storage import ObjectInfo, ObjectStore
 
 logger = logging.getLogger(__name__)
@@ -29,14 +38,22 @@ PARTNER_UPLOAD_KEY = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*/up-[a-z2-7]{26}/[^/]+
 
 
 class Ingestor:
-    """Applies object events to the ledger, reading S3 only for created objects."""
+    """Applies the events of one bucket to the ledger, reading S3 only for created objects."""
 
-    def __init__(self, store: ObjectStore, ledger: Ledger) -> None:
+    def __init__(self, store: ObjectStore, ledger: Ledger, bucket: str) -> None:
         self._store = store
         self._ledger = ledger
+        self.bucket = bucket
 
     def ingest(self, event: ObjectEvent) -> Outcome:
         """Record one event; the outcome says whether it changed the ledger."""
+        if event.bucket != self.bucket:
+            raise ForeignBucketError(
+                f"refused an event for s3://{event.bucket}/{event.key}: this function records"
+                f" bucket {self.bucket} only (UPLOAD_BUCKET). Find what sends other buckets'"
+                " events to its queue; the message ends in the dead-letter queue (`filegate dlq"
+                " list`), where `filegate dlq purge` removes it"
+            )
         if event.is_created:
             return self._ledger.record(self._created_entry(event))
         if event.is_removed:
@@ -61,16 +78,19 @@ class Ingestor:
         def digest() -> str | None:
             return _s3_sha256(info) or self._store.sha256(event.bucket, event.key, info.version_id)
 
-        reason = rejection_reason(declared, info, digest)
+        reason = rejection_reason(declared, info, digest, arrived_at=event.event_time)
         return replace(entry, status=Status.REJECTED if reason else Status.ACCEPTED, reason=reason)
 
 
 def rejection_reason(
-    declared: UploadRecord, info: ObjectInfo, sha256: Callable[[], str | None]
+    declared: UploadRecord, info: ObjectInfo, sha256: Callable[[], str | None], arrived_at: str
 ) -> str | None:
-    """Why the object that arrived is not the upload the partner declared; None if it is."""
-    if declared.status == UploadStatus.EXPIRED:
-        return f"arrived after the upload expired at {declared.expires_at}"
+    """Why the object that arrived is not the upload the partner declared; None if it is.
+
+    ``arrived_at`` is S3's eventTime; both times are ``iso_utc`` text, which compares as time.
+    """
+    if declared.expires_at and arrived_at > declared.expires_at:
+        return f"arrived at {arrived_at}, after the upload expired at {declared.expires_at}"
     if info.size != declared.declared_size:
         return f"size {info.size} differs from the declared size {declared.declared_size}"
     if info.content_type != declared.declared_content_type:

@@ -1,7 +1,7 @@
 """Reconciling the bucket with the ledger, and re-driving what the ledger missed.
 
-``compare_key`` is the rule for one key (pure); ``Reconciler`` lists the bucket's latest
-versions (ListObjectVersions) and scans the ledger, then applies it to every key:
+``compare_key`` is the rule for one key (pure); ``Reconciler`` scans the ledger, then lists
+the bucket's latest versions (ListObjectVersions), and applies it to every key:
 - missing: S3 holds the object, the ledger has no item for it, or says DELETED, or still holds
   the upload's declaration (PENDING, EXPIRED, ABORTED): its arrival was never recorded;
 - gone: the ledger says the object is there (RECEIVED, ACCEPTED, REJECTED) but its latest
@@ -10,35 +10,53 @@ versions (ListObjectVersions) and scans the ledger, then applies it to every key
 A declared upload whose object has not arrived is no gap: the partner may still be uploading,
 and `filegate uploads expire` closes the ones that never come. It is counted, not reported.
 
-Repair never writes the ledger. It copies each missing or differing object onto itself
-(CopyObject, metadata replaced by the same values, CopySourceIfMatch the listed ETag), so S3
-itself sends a real ``ObjectCreated:Copy`` event with a real sequencer through the normal
-pipeline: ordering stays S3's, a declared upload is judged as on arrival, and a write racing
-the repair wins (the copy is refused, or is older). A synthesized event was rejected: it would
-need a made-up sequencer, which can make the ledger refuse a later real event. Gone objects are
-only reported: the one real event for them is another DeleteObject, which would delete an
-upload that arrives meanwhile. Repair refuses to run while intake is paused (no event would
-flow), then waits until the ledger records each copy and compares again.
+Repair never writes the object nor the ledger. For each gap it sends the ingest queue one
+message shaped like S3's event for the key's CURRENT state (``redrive_event``): for a missing or
+differing object an ``ObjectCreated:Reconcile`` naming the listed version, for a gone one an
+``ObjectRemoved:Reconcile`` (naming the delete marker, if any). The ingestion then does what
+it does for S3's own events (HeadObject of that version, the verdict on a declared upload,
+one conditional ledger write). Nothing is copied: no new version (paid for forever in a
+versioned bucket), no 5 GiB CopyObject limit, no new LastModified.
+
+The event carries no sequencer (a made-up one could make the ledger refuse later real
+events), so the ledger orders it by time (``redrive_time``): the later of the version's
+LastModified (to the second, as ListObjectVersions gives it) and 1 ms after the event the
+ledger item records. It therefore replaces the state reconcile saw, and never a newer one:
+the ledger is read before the bucket is listed (``Reconciler.compare``), so the listed state is
+the one the item records or a later one, and a write or delete after the listed state
+finished after it: its eventTime is later, and whichever of the two events the ledger
+applies second, the newer state stays.
+
+Repair refuses to run while intake is paused (uploads until `filegate resume` would not be
+recorded, so no repair could leave the ledger complete), then waits until each item has
+reached its re-driven event (or a newer one), and compares again.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from filegate.errors import IntakeError, StorageError
+from filegate.errors import IntakeError, QueueError
+from filegate.events import ObjectEvent, iso_utc, normalise_event_time, notification_record
 from filegate.ledger import PRESENT, Ledger, LedgerItem, UploadStatus
 from filegate.ops import intake
 from filegate.ops.progress import NO_PROGRESS, Progress
+from filegate.queues import MessageQueue
 from filegate.stackref import StackRef
 from filegate.storage import NULL_VERSION, BucketOps, LatestVersion
 
 DEFAULT_TIMEOUT_SECONDS = 120.0
 POLL_SECONDS = 0.5
-MAX_COPY_SIZE = 5 * 1024**3  # the largest object one CopyObject request may copy
+# Not names S3 uses: the ledger item then says its state came from a re-drive.
+REDRIVE_CREATED = "ObjectCreated:Reconcile"
+REDRIVE_REMOVED = "ObjectRemoved:Reconcile"
+REDRIVE_PRINCIPAL = "filegate-reconcile"  # the record's userIdentity.principalId
 T = TypeVar("T")
 
 
@@ -51,7 +69,7 @@ class Verdict(StrEnum):
 
 
 GAPS = (Verdict.MISSING, Verdict.GONE, Verdict.DIFFERS)
-REPAIRABLE = frozenset({Verdict.MISSING, Verdict.DIFFERS})
+REPAIRABLE = frozenset(GAPS)
 
 
 @dataclass(frozen=True)
@@ -63,6 +81,7 @@ class Finding:
     detail: str = ""
     s3: LatestVersion | None = None
     ledger_status: str | None = None
+    ledger_event_time: str | None = None  # the event the ledger item records, if any
 
     def as_dict(self) -> dict[str, Any]:
         present = self.s3 is not None and not self.s3.deleted
@@ -78,17 +97,52 @@ class Finding:
 
 def compare_key(key: str, s3: LatestVersion | None, item: LedgerItem | None) -> Finding:
     """The verdict for one key (the rules are in the module docstring)."""
+    seen = {"ledger_status": item.status, "ledger_event_time": item.event_time} if item else {}
     status = item.status if item else None
     if s3 is None or s3.deleted:
-        return Finding(key, _absent_verdict(status), _absent_detail(s3, status), s3, status)
+        verdict, detail = _absent_verdict(status), _absent_detail(s3, status)
+        return Finding(key, verdict, detail, s3, **seen)
     if item is None:
-        return Finding(key, Verdict.MISSING, "no ledger item", s3, None)
+        return Finding(key, Verdict.MISSING, "no ledger item", s3)
     if item.status not in PRESENT:
         detail = f"the ledger says {item.status or 'nothing'}: the arrival was never recorded"
-        return Finding(key, Verdict.MISSING, detail, s3, status)
+        return Finding(key, Verdict.MISSING, detail, s3, **seen)
     differences = _differences(s3, item)
     verdict = Verdict.DIFFERS if differences else Verdict.CONSISTENT
-    return Finding(key, verdict, "; ".join(differences), s3, status)
+    return Finding(key, verdict, "; ".join(differences), s3, **seen)
+
+
+def redrive_time(finding: Finding) -> str | None:
+    """The eventTime of the event that re-drives ``finding``'s key (rule: module docstring).
+
+    None when there is neither a listed LastModified nor a recorded event to go by.
+    """
+    times = []
+    if finding.s3 is not None and finding.s3.last_modified:
+        times.append(normalise_event_time(finding.s3.last_modified))
+    try:
+        recorded = datetime.fromisoformat(finding.ledger_event_time or "")
+    except ValueError:  # no event recorded (a declaration), or not a time: LastModified only
+        return max(times, default=None)
+    times.append(iso_utc(recorded + timedelta(milliseconds=1)))
+    return max(times, default=None)
+
+
+def redrive_event(finding: Finding, bucket: str, event_time: str) -> ObjectEvent:
+    """The event S3 would send for the key's current state: the listed version, or its absence."""
+    s3 = finding.s3
+    if s3 is None or s3.deleted:
+        version = s3.version_id if s3 is not None else None
+        return ObjectEvent(bucket, finding.key, REDRIVE_REMOVED, event_time, version_id=version)
+    return ObjectEvent(
+        bucket,
+        finding.key,
+        REDRIVE_CREATED,
+        event_time,
+        size=s3.size,
+        etag=s3.etag,
+        version_id=s3.version_id,
+    )
 
 
 def _absent_verdict(status: str | None) -> Verdict:
@@ -155,17 +209,23 @@ class Comparison:
 
 @dataclass(frozen=True)
 class Repair:
-    """One object driven through the pipeline again (or why it was not)."""
+    """One key re-driven through the queue (or why it was not)."""
 
     key: str
-    version_id: str | None  # the copy's version; None when no copy was made
-    recorded: bool = False  # the ledger recorded the copy before the deadline
+    event_name: str | None = None  # what was sent; None when nothing was
+    version_id: str | None = None  # the version (or delete marker) it names
+    event_time: str | None = None
+    message_id: str | None = None
+    recorded: bool = False  # the ledger item reached this event (or a newer one) in time
     problem: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "key": self.key,
+            "event_name": self.event_name,
             "version_id": self.version_id,
+            "event_time": self.event_time,
+            "message_id": self.message_id,
             "recorded": self.recorded,
             "problem": self.problem,
         }
@@ -196,30 +256,41 @@ class ReconcileReport:
 
 
 class Reconciler:
-    """One bucket against one ledger; clock and sleep injected for the repair's wait."""
+    """One bucket against one ledger, re-driving through one queue; clock and sleep injected."""
 
     def __init__(
         self,
         s3: BucketOps,
         ledger: Ledger,
         bucket: str,
+        queue: MessageQueue,
         progress: Progress = NO_PROGRESS,
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
+        region: str = "",
     ) -> None:
         self._s3 = s3
         self._ledger = ledger
         self.bucket = bucket
+        self._queue = queue
         self._progress = progress
         self._sleep = sleep
         self._monotonic = monotonic
+        self._region = region
 
     def compare(self, prefix: str = "") -> Comparison:
-        """Every key under ``prefix`` in S3 or in the ledger, judged by ``compare_key``."""
-        self._progress.start(f"listing s3://{self.bucket}/{prefix}")
-        latest = {v.key: v for v in self._counted(self._s3.latest(self.bucket, prefix))}
+        """Every key under ``prefix`` in S3 or in the ledger, judged by ``compare_key``.
+
+        The ledger is read first: every state it shows was written to S3 before the listing
+        began, so (S3 lists with strong consistency) the listing shows that state or a newer
+        one, and a re-drive of what it lists can only move an item forward. Read the other
+        way round, an upload made between the two reads shows in the ledger only ("gone"),
+        and re-driving its absence would undo it.
+        """
         self._progress.start(f"reading ledger table {self._ledger.table_name}")
         items = {i.key: i for i in self._counted(self._ledger.scan(prefix))}
+        self._progress.start(f"listing s3://{self.bucket}/{prefix}")
+        latest = {v.key: v for v in self._counted(self._s3.latest(self.bucket, prefix))}
         verdicts = (compare_key(k, latest.get(k), items.get(k)) for k in sorted({*latest, *items}))
         return Comparison(
             bucket=self.bucket,
@@ -233,44 +304,46 @@ class Reconciler:
     def repair(
         self, before: Comparison, timeout: float = DEFAULT_TIMEOUT_SECONDS
     ) -> ReconcileReport:
-        """Copy every missing or differing object onto itself, wait for the ledger, compare."""
+        """Re-drive every gap through the ingest queue, wait for the ledger, compare again."""
         targets = [f for f in before.findings if f.verdict in REPAIRABLE]
-        self._progress.start("re-driving objects through the pipeline", len(targets))
+        self._progress.start(f"re-driving through queue {self._queue.name}", len(targets))
         repairs = [self._redrive(f) for f in targets]
         repairs = self._wait_recorded(repairs, timeout)
         return ReconcileReport(before, repairs, self.compare(before.prefix))
 
     def _redrive(self, finding: Finding) -> Repair:
         self._progress.advance()
-        s3 = finding.s3
-        if s3 is None or s3.etag is None:  # repairable findings are listed objects: not expected
-            return Repair(finding.key, None, problem="S3 listed no ETag for it")
-        if s3.size is not None and s3.size > MAX_COPY_SIZE:
-            return Repair(finding.key, None, problem=_TOO_LARGE.format(b=self.bucket, k=s3.key))
+        event_time = redrive_time(finding)
+        if event_time is None:
+            return Repair(finding.key, problem="neither S3 nor the ledger gives a time for it")
+        event = redrive_event(finding, self.bucket, event_time)
+        record = notification_record(event, REDRIVE_PRINCIPAL, self._region, REDRIVE_PRINCIPAL)
+        sent = Repair(finding.key, event.event_name, event.version_id, event_time)
         try:
-            version = self._s3.copy_onto_itself(self.bucket, finding.key, s3.etag)
-        except StorageError as exc:
-            return Repair(finding.key, None, problem=str(exc))
-        if version is None:
-            return Repair(finding.key, None, problem="changed or deleted since it was listed")
-        return Repair(finding.key, version)
+            message_id = self._queue.send(json.dumps({"Records": [record]}), {})
+        except QueueError as exc:
+            return replace(sent, problem=str(exc))
+        return replace(sent, message_id=message_id)
 
     def _wait_recorded(self, repairs: list[Repair], timeout: float) -> list[Repair]:
-        """Poll the ledger until every copy is recorded or the deadline passes."""
-        waiting = {r.key: r for r in repairs if r.version_id is not None}
+        """Poll the ledger until every item reached its re-driven event, or the deadline."""
+        waiting = {r.key: r for r in repairs if r.message_id is not None}
         self._progress.start("waiting for the ledger to record them", len(waiting))
         done: dict[str, Repair] = {}
         deadline = self._monotonic() + timeout
         while waiting:
             for key, repair in list(waiting.items()):
-                if _recorded(self._ledger.get(key), repair):
-                    done[key] = Repair(key, repair.version_id, recorded=True)
+                if _reached(self._ledger.get(key), repair):
+                    done[key] = replace(repair, recorded=True)
                     del waiting[key]
                     self._progress.advance()
             if not waiting or self._monotonic() >= deadline:
                 break
             self._sleep(POLL_SECONDS)
-        late = "not recorded before the deadline: is the function failing? see `filegate logs`"
+        late = (
+            "not recorded before the deadline: is the function failing? see `filegate logs`"
+            " and `filegate dlq list`"
+        )
         return [done.get(r.key) or _late(r, late) for r in repairs]
 
     def _counted(self, values: Iterable[T]) -> Iterator[T]:
@@ -279,30 +352,30 @@ class Reconciler:
             yield value
 
 
-_TOO_LARGE = (
-    "larger than 5 GiB, more than one CopyObject can copy: re-drive it with a multipart copy,"
-    " `aws s3 cp s3://{b}/{k} s3://{b}/{k} --metadata-directive REPLACE` (same metadata)"
-)
-
-
-def _recorded(item: LedgerItem | None, repair: Repair) -> bool:
-    if item is None or item.status not in PRESENT:
+def _reached(item: LedgerItem | None, repair: Repair) -> bool:
+    """The item records the re-driven event, or a newer one (which the re-drive must not undo)."""
+    if item is None or not item.event_time or repair.event_time is None:
         return False
-    if repair.version_id in (None, NULL_VERSION):
-        return item.event_name.startswith("ObjectCreated:")
-    return item.version_id == repair.version_id
+    return item.event_time >= repair.event_time
 
 
 def _late(repair: Repair, problem: str) -> Repair:
-    if repair.version_id is None:
+    if repair.message_id is None:
         return repair
-    return Repair(repair.key, repair.version_id, recorded=False, problem=problem)
+    return replace(repair, recorded=False, problem=problem)
 
 
 def for_stack(ref: StackRef, progress: Progress = NO_PROGRESS) -> Reconciler:
-    """The stack's bucket (BucketName output) against its ledger (TableName output)."""
-    ledger = Ledger(ref.output("TableName"), ref.client("dynamodb"))
-    return Reconciler(BucketOps(ref.client("s3")), ledger, ref.output("BucketName"), progress)
+    """The stack's bucket (BucketName output) against its ledger (TableName output),
+    re-driving through its ingest queue (QueueUrl output)."""
+    return Reconciler(
+        BucketOps(ref.client("s3")),
+        Ledger(ref.output("TableName"), ref.client("dynamodb")),
+        ref.output("BucketName"),
+        MessageQueue(ref.output("QueueUrl"), ref.client("sqs")),
+        progress,
+        region=ref.target.region or "",
+    )
 
 
 def reconcile(
@@ -323,11 +396,12 @@ def reconcile(
 
 
 def require_flowing(status: intake.IntakeStatus) -> None:
-    """Repair needs S3's events to reach the queue: refuse unless intake is active."""
+    """Repair only while S3's events flow: otherwise uploads made until they flow again are
+    missed anew, and no repair could leave the ledger complete."""
     if status.state is intake.IntakeState.ACTIVE:
         return
     raise IntakeError(
-        f"cannot repair: intake of bucket {status.bucket} is {status.state.value}, so the copies'"
-        " events would not reach the queue; run `filegate resume` (see `filegate intake`) and"
-        " then `filegate reconcile --repair`"
+        f"cannot repair: intake of bucket {status.bucket} is {status.state.value}, so uploads"
+        " made meanwhile are not recorded and the ledger cannot be made complete; run"
+        " `filegate resume` (see `filegate intake`) and then `filegate reconcile --repair`"
     )
