@@ -847,7 +847,7 @@ def test_a_change_elsewhere_keeps_the_fingerprint(values: dict[str, str]) -> Non
 def test_a_template_change_to_the_functions_environment_or_role_counts() -> None:
     def add_variable(resources: dict[str, Any]) -> None:
         variables = resources["IngestFunction"]["Properties"]["Environment"]["Variables"]
-        variables["UPLOAD_BUCKET"] = {"Ref": "UploadBucket"}
+        variables["FILEGATE_EXTRA"] = {"Ref": "UploadBucket"}
 
     def other_role(resources: dict[str, Any]) -> None:
         resources["IngestFunction"]["Properties"]["Role"] = {"Fn::GetAtt": ["OtherRole", "Arn"]}
