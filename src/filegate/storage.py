@@ -4,7 +4,9 @@ and ``UploadSigner`` (presigned PUTs and multipart uploads for the upload API).
 
 botocore errors are translated into ``StorageError`` here and nowhere else. A missing object
 (or object version) is an answer, not an error: ``head`` returns ``None``.
-Only botocore's exceptions are imported at module level: the client is injected.
+Only botocore's exceptions and client configuration are imported at module level: the client is
+injected; ``SIGNING_CONFIG`` is how the upload API's client must be built (SigV4, regional
+virtual-hosted endpoint).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from filegate.errors import PartsRejectedError, StorageError
@@ -29,6 +32,22 @@ if TYPE_CHECKING:
         NotificationConfigurationTypeDef,
     )
 
+# The S3 client that presigns for partners. botocore's defaults would hand out SigV2 URLs
+# (``?AWSAccessKeyId=...&Signature=...``) in the regions that still accepted SigV2 before 2014
+# (us-east-1, us-west-2, eu-west-1, ap-southeast-1, ...), which S3 refuses for buckets created
+# after June 24, 2020 ("AWS Signature Version 2 turned off (deprecated) for Amazon S3", S3 API
+# reference), and on the global host ``bucket.s3.amazonaws.com``, which answers 307 Temporary
+# Redirect for up to 24 hours after a bucket is created outside us-east-1 (S3 API reference,
+# "Request routing: Temporary request redirection"; AWS Knowledge Center "Why does S3 return
+# a 307 Temporary Redirect"), a redirect a browser's CORS preflight does not follow. SigV4 on
+# the regional virtual-hosted endpoint (``https://<bucket>.s3.<region>.amazonaws.com/<key>``,
+# "Virtual hosting of buckets" and "Regional and zonal endpoints") works in every region from
+# the bucket's first second. With an endpoint URL (the local stack's 127.0.0.1:port) botocore
+# addresses the bucket in the path, as an IP address has no bucket subdomains.
+SIGNING_CONFIG = Config(
+    signature_version="s3v4",
+    s3={"addressing_style": "virtual", "us_east_1_regional_endpoint": "regional"},
+)
 # A HEAD response has no body, so S3 reports a missing key or version by status code alone.
 _GONE_CODES = frozenset({"404", "NoSuchKey", "NoSuchVersion"})
 _PERMISSION = {

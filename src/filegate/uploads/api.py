@@ -26,7 +26,7 @@ from aws_lambda_powertools.logging.utils import copy_config_to_registered_logger
 from filegate.errors import RequestError
 from filegate.ledger import Ledger
 from filegate.settings import UploadApiSettings
-from filegate.storage import UploadSigner
+from filegate.storage import SIGNING_CONFIG, UploadSigner
 from filegate.uploads.partners import Partner, PartnerRegistry
 from filegate.uploads.service import RawBody, UploadPolicy, UploadService
 
@@ -56,7 +56,7 @@ def build_service() -> UploadService:
     return UploadService(
         PartnerRegistry(settings.partners_table, boto3.client("dynamodb")),
         Ledger(settings.table_name, boto3.client("dynamodb")),
-        UploadSigner(boto3.client("s3"), settings.presign_expiry_seconds),
+        UploadSigner(boto3.client("s3", config=SIGNING_CONFIG), settings.presign_expiry_seconds),
         policy,
     )
 
