@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from botocore.config import Config
@@ -325,9 +326,28 @@ class UploadSigner:
     list them; the declared SHA-256 of the whole file is kept in the ledger instead.
     """
 
-    def __init__(self, s3_client: S3Client, expires_in: int) -> None:
+    def __init__(
+        self,
+        s3_client: S3Client,
+        expires_in: int,
+        credentials_expiry: Callable[[], datetime | None] = lambda: None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self._s3 = s3_client
         self.expires_in = expires_in
+        self._credentials_expiry = credentials_expiry
+        self._clock = clock
+
+    def lifetime(self) -> int:
+        """Seconds a URL signed now stays good: ``expires_in``, or less when the signing
+        credentials expire sooner. A URL signed with temporary credentials stops working when
+        they expire, whatever its X-Amz-Expires says (S3 user guide, "Sharing objects with
+        presigned URLs"), so the URL and the declaration's expiry say when that is."""
+        expiry = self._credentials_expiry()
+        if expiry is None:
+            return self.expires_in
+        remaining = int((expiry - self._clock()).total_seconds())
+        return max(1, min(self.expires_in, remaining))
 
     def presign_put(
         self, bucket: str, key: str, size: int, sha256_base64: str, content_type: str
@@ -352,7 +372,7 @@ class UploadSigner:
         }
         with _translated("PresignPutObject", bucket, key):
             url = self._s3.generate_presigned_url(
-                "put_object", Params=params, ExpiresIn=self.expires_in
+                "put_object", Params=params, ExpiresIn=self.lifetime()
             )
         return PresignedRequest(url, headers)
 
@@ -420,9 +440,22 @@ class UploadSigner:
             "ContentLength": length,
         }
         url = self._s3.generate_presigned_url(
-            "upload_part", Params=params, ExpiresIn=self.expires_in
+            "upload_part", Params=params, ExpiresIn=self.lifetime()
         )
         return PresignedRequest(url, {"Content-Length": str(length)})
+
+
+def credentials_expiry(credentials: Any) -> datetime | None:
+    """When botocore's ``credentials`` expire, refreshed first if they are about to; ``None``
+    when botocore does not know (long-term keys, and Lambda's execution role credentials,
+    which the runtime passes in environment variables without an expiry: Lambda developer
+    guide, "Defined runtime environment variables")."""
+    if credentials is None:
+        return None
+    credentials.get_frozen_credentials()  # RefreshableCredentials refresh here when due
+    # botocore has no public accessor for the expiry of RefreshableCredentials.
+    expiry = getattr(credentials, "_expiry_time", None)
+    return expiry if isinstance(expiry, datetime) else None
 
 
 def part_size_for(size: int) -> int:

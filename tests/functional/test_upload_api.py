@@ -13,7 +13,7 @@ import io
 import json
 import re
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -760,3 +760,29 @@ def test_every_answer_matches_the_spec(
 
     statuses = [status for *_, status, _ in seen]
     assert statuses == [201, 201, 400, 413, 415, 401, 200, 404, 400, 409, 200, 403]
+
+
+# --- URLs never outlive the credentials that sign them ---
+
+
+def test_urls_and_the_declaration_expire_with_the_signing_credentials(
+    aws: None, upload_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN signing credentials that botocore knows expire in 8 minutes (as temporary
+    # credentials from a container endpoint or AWS_CREDENTIAL_EXPIRATION do), with URLs
+    # configured for 15 minutes
+    ends = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=8)
+    monkeypatch.setenv("AWS_CREDENTIAL_EXPIRATION", ends.isoformat())
+    boto3.setup_default_session()
+    create_resources()
+    api.build_service.cache_clear()
+    _, key = PartnerRegistry(PARTNERS_TABLE, boto3.client("dynamodb")).add("Acme")
+
+    # WHEN a partner declares an upload
+    plan = declare(call_api, key)
+    api.build_service.cache_clear()
+
+    # THEN the URL says it expires with the credentials, and so does the declaration
+    expires_in = int(parse_qs(urlsplit(plan["url"]).query)["X-Amz-Expires"][0])
+    assert 0 < expires_in <= 8 * 60
+    assert datetime.fromisoformat(plan["expires_at"]) <= ends
