@@ -140,6 +140,19 @@ def test_a_cors_preflight_and_an_unsigned_request_pass_through() -> None:
     assert send(checked(), f"{ENDPOINT}/{BUCKET}/a.txt", {}, b"", method="GET")[0] == 200
 
 
+@pytest.mark.parametrize(
+    "query",
+    [
+        "Action=SendMessage&AWSAccessKeyId=AKIA&Signature=abc&SignatureVersion=2",
+        "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIA%2F20250101%2Feu-west-1%2Fsts"
+        "%2Faws4_request&X-Amz-Signature=abc",
+    ],
+    ids=["sqs-query-api-sigv2", "sts-presigned"],
+)
+def test_other_services_signed_queries_are_left_to_moto(query: str) -> None:
+    assert send(checked(), f"{ENDPOINT}/?{query}", {}, b"", method="GET")[0] == 200
+
+
 # --- what S3 refuses ---
 
 

@@ -359,6 +359,9 @@ class PresignedRequestCheck:
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
     ) -> Iterable[bytes]:
+        query = environ.get("QUERY_STRING", "")
+        if "X-Amz-" not in query and "Signature=" not in query:
+            return self._app(environ, start_response)  # not presigned: most requests
         request = Request.from_environ(environ)
         refusal = check(request, self._keys, self._regions, self._clock())
         if refusal is None:
