@@ -273,6 +273,15 @@ def test_an_expiry_above_seven_days_is_400() -> None:
     assert (status, error(body)["Code"]) == (400, "AuthorizationQueryParametersError")
 
 
+def test_a_url_missing_a_sigv4_parameter_is_400() -> None:
+    put = presigned_put()
+    without_date = "&".join(p for p in put.url.split("&") if not p.startswith("X-Amz-Date="))
+
+    status, body = send(checked(), without_date, put.headers)
+
+    assert (status, error(body)["Code"]) == (400, "AuthorizationQueryParametersError")
+
+
 def test_a_refusal_reaches_a_browser_page_through_cors() -> None:
     put = presigned_put()
     headers = {**put.headers, "Origin": "http://127.0.0.1:4567", "Content-Type": "text/plain"}

@@ -162,6 +162,9 @@ def _check_v4(
     request: Request, keys: KeyLookup, regions: RegionLookup, now: datetime
 ) -> Refusal | None:
     params = {name: request.param(name) for name in _V4_PARAMS}
+    scope = (params["X-Amz-Credential"] or "").split("/")
+    if len(scope) == 5 and scope[3] != "s3":
+        return None  # another service's presigned request (STS, RDS, ...): not S3's rules
     if params["X-Amz-Algorithm"] != ALGORITHM and params["X-Amz-Algorithm"] is not None:
         return _query_error('X-Amz-Algorithm only supports "AWS4-HMAC-SHA256"')
     present = {name: value for name, value in params.items() if value is not None}
@@ -171,9 +174,6 @@ def _check_v4(
             "X-Amz-Credential, X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, and "
             "X-Amz-Expires parameters."
         )
-    scope = present["X-Amz-Credential"].split("/")
-    if len(scope) == 5 and scope[3] != "s3":
-        return None  # another service's presigned request (STS, RDS, ...): not S3's rules
     if len(scope) != 5 or scope[4] != "aws4_request" or not scope[0]:
         return _query_error(
             "Error parsing the X-Amz-Credential parameter; the Credential is mal-formed; "
