@@ -60,7 +60,9 @@ LOCAL_BUCKET_NAME = "filegate-uploads-local"
 LOCAL_LAMBDA_NAME = "filegate-ingest"
 LOCAL_TABLE_NAME = "filegate-ledger"
 LOCAL_CODE_BUCKET = "filegate-artifacts-local"
-LOCAL_ACCESS_KEY = "testing"  # the emulator accepts any credentials; these are not secrets
+# The emulator accepts any credentials; a URL presigned with these is verified with this same
+# value as its secret (local/s3_presign.py). Not secrets.
+LOCAL_ACCESS_KEY = "testing"
 
 
 def _required(env: Mapping[str, str], name: str) -> str:
