@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 from cfnlint.decode.cfn_yaml import load
 
-from filegate.settings import MAX_PRESIGN_EXPIRY
 from tests.contract import OUTPUTS, PARAMETERS
 
 TEMPLATE = Path(str(files("filegate") / "templates" / "s3-lambda-dynamo.yml"))
@@ -141,8 +140,9 @@ def test_upload_parameters(template: dict[str, Any]) -> None:
     assert multipart["MinValue"] == 5 * 1024 * 1024  # S3's minimum part size
     expiry = parameters["PresignExpirySeconds"]
     assert (expiry["Type"], expiry["Default"]) == ("Number", 900)
-    # Not SigV4's 7 days: a URL dies with the execution role's credentials (settings.py).
-    assert (expiry["MinValue"], expiry["MaxValue"]) == (60, MAX_PRESIGN_EXPIRY) == (60, 3600)
+    # Not SigV4's 7 days: a URL dies with the execution role's credentials; the same bound
+    # as settings.MAX_PRESIGN_EXPIRY (tests/unit/test_upload_settings.py).
+    assert (expiry["MinValue"], expiry["MaxValue"]) == (60, 3600)
     origin = parameters["UploadPageOrigin"]
     assert (origin["Type"], origin["Default"]) == ("String", "*")
 
