@@ -24,6 +24,7 @@ BENCHMARKS = [
     ["e2e_burst.py", "--count", "2000"],
     ["upload_api.py"],
     ["upload_transfer.py"],
+    ["api_key_hash.py"],
 ]
 BEFORE = [["e2e_burst.py", "--count", "500", "--unpatched-sqs", "--timeout", "300"]]
 

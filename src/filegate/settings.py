@@ -47,13 +47,22 @@ DEFAULT_LOCAL_RETRY_DELAY = 2
 DEFAULT_MULTIPART_THRESHOLD = 64 * 1024 * 1024
 DEFAULT_PRESIGN_EXPIRY = 900
 MAX_SINGLE_PUT_BYTES = 5 * 1024**3  # S3 refuses a single PUT above 5 GiB
-MAX_PRESIGN_EXPIRY = 7 * 24 * 3600  # SigV4 presigned URLs live at most 7 days
+# SigV4 allows 7 days, but a URL stops working when the signing credentials expire, and the
+# upload API signs with its execution role's temporary credentials, whose lifetime Lambda does
+# not document ("Services that assume a role, such as the AWS Lambda execution role, don't
+# necessarily comply with the role's session duration settings": AWS Knowledge Center, "Why
+# is my presigned URL for an Amazon S3 bucket expiring before the expiration time that I
+# specified?"). One hour, a role session's default duration; multipart uploads renew their
+# part URLs, so a long transfer does not need long URLs.
+MAX_PRESIGN_EXPIRY = 3600
 
 LOCAL_BUCKET_NAME = "filegate-uploads-local"
 LOCAL_LAMBDA_NAME = "filegate-ingest"
 LOCAL_TABLE_NAME = "filegate-ledger"
 LOCAL_CODE_BUCKET = "filegate-artifacts-local"
-LOCAL_ACCESS_KEY = "testing"  # the emulator accepts any credentials; these are not secrets
+# The emulator accepts any credentials; a URL presigned with these is verified with this same
+# value as its secret (local/s3_presign.py). Not secrets.
+LOCAL_ACCESS_KEY = "testing"
 
 
 def _required(env: Mapping[str, str], name: str, hint: str = "set it to a non-empty value") -> str:

@@ -5,18 +5,22 @@ API).
 
 botocore errors are translated into ``StorageError`` here and nowhere else. A missing object
 (or object version) is an answer, not an error: ``head`` returns ``None``.
-Only botocore's exceptions are imported at module level: the client is injected.
+Only botocore's exceptions and client configuration are imported at module level: the client is
+injected; ``SIGNING_CONFIG`` is how the upload API's client must be built (SigV4, regional
+virtual-hosted endpoint).
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from filegate.errors import PartsRejectedError, StorageError
@@ -30,6 +34,22 @@ if TYPE_CHECKING:
         NotificationConfigurationTypeDef,
     )
 
+# The S3 client that presigns for partners. botocore's defaults would hand out SigV2 URLs
+# (``?AWSAccessKeyId=...&Signature=...``) in the regions that still accepted SigV2 before 2014
+# (us-east-1, us-west-2, eu-west-1, ap-southeast-1, ...), which S3 refuses for buckets created
+# after June 24, 2020 ("AWS Signature Version 2 turned off (deprecated) for Amazon S3", S3 API
+# reference), and on the global host ``bucket.s3.amazonaws.com``, which answers 307 Temporary
+# Redirect for up to 24 hours after a bucket is created outside us-east-1 (S3 API reference,
+# "Request routing: Temporary request redirection"; AWS Knowledge Center "Why does S3 return
+# a 307 Temporary Redirect"), a redirect a browser's CORS preflight does not follow. SigV4 on
+# the regional virtual-hosted endpoint (``https://<bucket>.s3.<region>.amazonaws.com/<key>``,
+# "Virtual hosting of buckets" and "Regional and zonal endpoints") works in every region from
+# the bucket's first second. With an endpoint URL (the local stack's 127.0.0.1:port) botocore
+# addresses the bucket in the path, as an IP address has no bucket subdomains.
+SIGNING_CONFIG = Config(
+    signature_version="s3v4",
+    s3={"addressing_style": "virtual", "us_east_1_regional_endpoint": "regional"},
+)
 # A HEAD response has no body, so S3 reports a missing key or version by status code alone.
 # Only these mean "gone": a 403 is an error, also for a missing key (see _PERMISSION).
 _GONE_CODES = frozenset({"404", "NoSuchKey", "NoSuchVersion"})
@@ -264,9 +284,28 @@ class UploadSigner:
     list them; the declared SHA-256 of the whole file is kept in the ledger instead.
     """
 
-    def __init__(self, s3_client: S3Client, expires_in: int) -> None:
+    def __init__(
+        self,
+        s3_client: S3Client,
+        expires_in: int,
+        credentials_expiry: Callable[[], datetime | None] = lambda: None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self._s3 = s3_client
         self.expires_in = expires_in
+        self._credentials_expiry = credentials_expiry
+        self._clock = clock
+
+    def lifetime(self) -> int:
+        """Seconds a URL signed now stays good: ``expires_in``, or less when the signing
+        credentials expire sooner. A URL signed with temporary credentials stops working when
+        they expire, whatever its X-Amz-Expires says (S3 user guide, "Sharing objects with
+        presigned URLs"), so the URL and the declaration's expiry say when that is."""
+        expiry = self._credentials_expiry()
+        if expiry is None:
+            return self.expires_in
+        remaining = int((expiry - self._clock()).total_seconds())
+        return max(1, min(self.expires_in, remaining))
 
     def presign_put(
         self, bucket: str, key: str, size: int, sha256_base64: str, content_type: str
@@ -291,7 +330,7 @@ class UploadSigner:
         }
         with _translated("PresignPutObject", bucket, key):
             url = self._s3.generate_presigned_url(
-                "put_object", Params=params, ExpiresIn=self.expires_in
+                "put_object", Params=params, ExpiresIn=self.lifetime()
             )
         return PresignedRequest(url, headers)
 
@@ -359,9 +398,22 @@ class UploadSigner:
             "ContentLength": length,
         }
         url = self._s3.generate_presigned_url(
-            "upload_part", Params=params, ExpiresIn=self.expires_in
+            "upload_part", Params=params, ExpiresIn=self.lifetime()
         )
         return PresignedRequest(url, {"Content-Length": str(length)})
+
+
+def credentials_expiry(credentials: Any) -> datetime | None:
+    """When botocore's ``credentials`` expire, refreshed first if they are about to; ``None``
+    when botocore does not know (long-term keys, and Lambda's execution role credentials,
+    which the runtime passes in environment variables without an expiry: Lambda developer
+    guide, "Defined runtime environment variables")."""
+    if credentials is None:
+        return None
+    credentials.get_frozen_credentials()  # RefreshableCredentials refresh here when due
+    # botocore has no public accessor for the expiry of RefreshableCredentials.
+    expiry = getattr(credentials, "_expiry_time", None)
+    return expiry if isinstance(expiry, datetime) else None
 
 
 def part_size_for(size: int) -> int:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import urllib3
+from botocore.config import Config
 
 from filegate.uploads.client import UploadClient
 from tests.e2e.conftest import BIN, Stack, cli_env, filegate, wait_for
@@ -149,19 +150,77 @@ def test_a_multipart_upload_with_a_wrong_checksum_is_rejected_with_a_reason(
     assert "sha256" in view["reason"]
 
 
-def test_a_wrong_size_is_rejected_with_a_reason(stack: Stack, partner: dict) -> None:
+def test_a_wrong_size_is_refused_by_s3_and_rejected_by_the_ingestion(
+    stack: Stack, partner: dict
+) -> None:
     declared = b"short"
+    longer = b"longer than declared"
     plan = _declare(stack, partner["api_key"], len(declared), hashlib.sha256(declared).hexdigest())
     headers = {
         k: v
         for k, v in plan["headers"].items()
         if not k.lower().startswith(("x-amz-checksum", "x-amz-sdk-checksum"))
     }
-    # the emulator enforces no signed condition (moto notes): a longer body gets in
-    assert _put(plan["url"], headers, b"longer than declared").status == 200
+    # The URL binds Content-Length: S3 (and the local stack) refuse another length.
+    refused = _put(plan["url"], headers, longer)
+    assert refused.status == 403
+    assert b"<Code>SignatureDoesNotMatch</Code>" in refused.data
+    # An object of the wrong size that reaches the key some other way is still rejected.
+    stack.s3.put_object(Bucket=stack.bucket, Key=plan["key"], Body=longer)
     view = _verdict(stack, partner["api_key"], plan["upload_id"])
     assert view["status"] == "REJECTED"
     assert "size" in view["reason"]
+
+
+def _presigned_get(stack: Stack, key: str, expires_in: int, signature_version: str) -> str:
+    client = stack.target.session().client(
+        "s3",
+        endpoint_url=stack.env["endpoint_url"],
+        config=Config(signature_version=signature_version),
+    )
+    url: str = client.generate_presigned_url(
+        "get_object", Params={"Bucket": stack.bucket, "Key": key}, ExpiresIn=expires_in
+    )
+    return url
+
+
+def _refusal(answer: urllib3.HTTPResponse) -> bytes | None:
+    return bytes(answer.data) if answer.status == 403 else None
+
+
+def test_the_local_s3_refuses_tampered_expired_and_sigv2_urls_and_uploads_still_work(
+    stack: Stack, partner: dict, tmp_path: Path
+) -> None:
+    # GIVEN a file uploaded with `filegate upload` (presigned URLs checked as S3 checks them)
+    file = tmp_path / "checked.csv"
+    file.write_text("id,amount\n1,100\n")
+    done = upload_cli(stack, partner["api_key"], str(file), "--wait", "--output", "json")
+    assert done.returncode == 0, done.stderr + done.stdout
+    (result,) = json.loads(done.stdout)
+    assert result["status"] == "ACCEPTED"
+    http = urllib3.PoolManager(retries=False)
+
+    # WHEN a declared PUT is sent with another type than signed, or to another key
+    content = b"id\n1\n"
+    plan = _declare(stack, partner["api_key"], len(content), hashlib.sha256(content).hexdigest())
+    retyped = _put(plan["url"], {**plan["headers"], "Content-Type": "text/html"}, content)
+    moved = _put(plan["url"].replace("/x.bin?", "/y.bin?"), plan["headers"], content)
+    # THEN S3's answer: 403 SignatureDoesNotMatch, as its XML error body
+    for answer in (retyped, moved):
+        assert answer.status == 403
+        assert b"<Code>SignatureDoesNotMatch</Code>" in answer.data
+        assert answer.headers["Content-Type"] == "application/xml"
+
+    # WHEN a URL is signed with SigV2: 400 InvalidRequest (S3 refuses SigV2 for new buckets)
+    sigv2 = http.request("GET", _presigned_get(stack, result["key"], 60, "s3"))
+    assert sigv2.status == 400
+    assert b"Please use AWS4-HMAC-SHA256." in sigv2.data
+
+    # WHEN a SigV4 URL outlives its X-Amz-Expires: served first, then 403 "Request has expired"
+    short = _presigned_get(stack, result["key"], 1, "s3v4")
+    assert http.request("GET", short).status == 200
+    refusal = wait_for(lambda: _refusal(http.request("GET", short)), timeout=10)
+    assert b"<Message>Request has expired</Message>" in refusal
 
 
 def test_a_disabled_partner_is_refused_at_once(stack: Stack, tmp_path: Path) -> None:
@@ -180,8 +239,8 @@ def test_a_slow_multipart_upload_gets_fresh_part_urls_and_its_expiry_moves_on(
     stack: Stack, partner: dict, tmp_path: Path
 ) -> None:
     # GIVEN a client whose clock runs 14.5 minutes ahead: to it, every URL of the plan (900 s)
-    # is about to expire, as it would be after a long transfer over a slow link. The emulator
-    # does not enforce URL expiry (moto notes), so the clock is how the client gets there.
+    # is about to expire, as it would be after a long transfer over a slow link (the local S3
+    # checks expiry by its own clock, so the URLs themselves are still good).
     large = tmp_path / "slow link.bin"
     large.write_bytes(hashlib.sha256(b"slow").digest() * (66 * 1024 * 1024 // 32))  # 66 MiB
     client = UploadClient(

@@ -13,7 +13,7 @@ import io
 import json
 import re
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -39,6 +39,7 @@ from upload_builders import (
 )
 
 from filegate.ledger import Ledger
+from filegate.storage import create_bucket_request
 from filegate.uploads import api
 from filegate.uploads.partners import Partner, PartnerRegistry
 
@@ -135,6 +136,59 @@ def test_a_small_upload_gets_a_presigned_put_with_every_header_bound(
     query = parse_qs(urlsplit(plan["url"]).query)
     assert query["X-Amz-SignedHeaders"] == [SIGNED_PUT_HEADERS]
     assert query["X-Amz-Expires"] == ["900"]
+
+
+# Regions where botocore's default S3 client presigns with SigV2 (us-east-1, us-west-2,
+# eu-west-1, ap-southeast-1) or on the global host (every region): S3 refuses SigV2 for buckets
+# created after June 2020, and the global host answers 307 for up to a day after a bucket is
+# created outside us-east-1, which a browser's CORS preflight does not follow.
+SIGNING_REGIONS = ("us-east-1", "us-west-2", "eu-west-1", "ap-southeast-1", "eu-central-1")
+
+
+@pytest.fixture
+def regional_api(
+    aws: None, upload_env: None, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> Iterator[tuple[str, Call]]:
+    """The upload API in ``request.param``'s region, with its tables and bucket there."""
+    region: str = request.param
+    monkeypatch.setenv("AWS_REGION", region)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", region)
+    monkeypatch.setenv("MULTIPART_THRESHOLD_BYTES", str(MiB))
+    dynamodb = boto3.client("dynamodb", region_name=region)
+    create_upload_ledger(dynamodb, TABLE)
+    create_partners_table(dynamodb)
+    boto3.client("s3", region_name=region).create_bucket(
+        **create_bucket_request(UPLOAD_BUCKET, region)
+    )
+    api.build_service.cache_clear()
+    yield region, call_api
+    api.build_service.cache_clear()
+
+
+def assert_sigv4_regional(url: str, region: str) -> None:
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    assert (parts.scheme, parts.netloc) == ("https", f"{UPLOAD_BUCKET}.s3.{region}.amazonaws.com")
+    assert query["X-Amz-Algorithm"] == ["AWS4-HMAC-SHA256"]
+    assert query["X-Amz-Credential"][0].split("/")[2:4] == [region, "s3"]
+    assert "AWSAccessKeyId" not in query
+
+
+@pytest.mark.parametrize("regional_api", SIGNING_REGIONS, indirect=True)
+def test_urls_are_sigv4_on_the_regional_virtual_hosted_endpoint_in_every_region(
+    regional_api: tuple[str, Call],
+) -> None:
+    region, call = regional_api
+    _, key = PartnerRegistry(PARTNERS_TABLE, boto3.client("dynamodb", region_name=region)).add(
+        "Acme"
+    )
+
+    put = declare(call, key)
+    multipart = declare(call, key, content=b"x" * (2 * MiB), content_type="text/plain")
+
+    assert_sigv4_regional(put["url"], region)
+    for part in multipart["parts"]:
+        assert_sigv4_regional(part["url"], region)
 
 
 def test_the_declaration_is_written_pending_to_the_ledger(
@@ -706,3 +760,29 @@ def test_every_answer_matches_the_spec(
 
     statuses = [status for *_, status, _ in seen]
     assert statuses == [201, 201, 400, 413, 415, 401, 200, 404, 400, 409, 200, 403]
+
+
+# --- URLs never outlive the credentials that sign them ---
+
+
+def test_urls_and_the_declaration_expire_with_the_signing_credentials(
+    aws: None, upload_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN signing credentials that botocore knows expire in 8 minutes (as temporary
+    # credentials from a container endpoint or AWS_CREDENTIAL_EXPIRATION do), with URLs
+    # configured for 15 minutes
+    ends = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=8)
+    monkeypatch.setenv("AWS_CREDENTIAL_EXPIRATION", ends.isoformat())
+    boto3.setup_default_session()
+    create_resources()
+    api.build_service.cache_clear()
+    _, key = PartnerRegistry(PARTNERS_TABLE, boto3.client("dynamodb")).add("Acme")
+
+    # WHEN a partner declares an upload
+    plan = declare(call_api, key)
+    api.build_service.cache_clear()
+
+    # THEN the URL says it expires with the credentials, and so does the declaration
+    expires_in = int(parse_qs(urlsplit(plan["url"]).query)["X-Amz-Expires"][0])
+    assert 0 < expires_in <= 8 * 60
+    assert datetime.fromisoformat(plan["expires_at"]) <= ends

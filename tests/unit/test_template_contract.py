@@ -163,7 +163,9 @@ def test_upload_parameters(template: dict[str, Any]) -> None:
     assert multipart["MinValue"] == 5 * 1024 * 1024  # S3's minimum part size
     expiry = parameters["PresignExpirySeconds"]
     assert (expiry["Type"], expiry["Default"]) == ("Number", 900)
-    assert (expiry["MinValue"], expiry["MaxValue"]) == (60, 7 * 24 * 3600)  # SigV4's maximum
+    # Not SigV4's 7 days: a URL dies with the execution role's credentials; the same bound
+    # as settings.MAX_PRESIGN_EXPIRY (tests/unit/test_upload_settings.py).
+    assert (expiry["MinValue"], expiry["MaxValue"]) == (60, 3600)
     origin = parameters["UploadPageOrigin"]
     assert (origin["Type"], origin["Default"]) == ("String", "*")
 

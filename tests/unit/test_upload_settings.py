@@ -38,6 +38,7 @@ def test_a_missing_name_is_named(name: str) -> None:
         ("MULTIPART_THRESHOLD_BYTES", str(5 * 1024**3 + 1)),
         ("PRESIGN_EXPIRY_SECONDS", "-1"),
         ("PRESIGN_EXPIRY_SECONDS", "604801"),
+        ("PRESIGN_EXPIRY_SECONDS", "3601"),  # past what the execution role's session allows
     ],
 )
 def test_bad_values_name_the_variable(name: str, value: str) -> None:

@@ -1,7 +1,8 @@
 """The emulator process: moto's server, patched, bound to 127.0.0.1 until told to stop.
 
 Run as ``python -m filegate.local.emulator --port N``; the local stack starts it as a child
-process so the emulator has a core (and a GIL) of its own. Besides serving, it publishes the
+process so the emulator has a core (and a GIL) of its own. Presigned S3 requests are checked as
+S3 checks them (``s3_presign``) before moto serves them. Besides serving, it publishes the
 AWS/SQS metrics SQS would (``sqs_metrics``) and, when the local stack asks, serves its event
 source mapping's line to the queues (``queue_channel``). The local stack also starts a second
 one with ``--dynamodb-only``, which serves the stack's DynamoDB tables
@@ -19,7 +20,7 @@ import threading
 from typing import Any
 
 from filegate.aws import Target
-from filegate.local import cfn_models, patches, s3_checksums
+from filegate.local import cfn_models, patches, s3_checksums, s3_presign
 from filegate.local.queue_channel import ENV_CHANNEL, ENV_CHANNEL_KEY, QueueChannelServer
 from filegate.local.sqs_metrics import QueueMetricsPublisher
 
@@ -29,6 +30,7 @@ def serve(port: int, host: str = "127.0.0.1", publish_metrics: bool = True) -> N
     patches.apply()
     cfn_models.register()
     s3_checksums.apply()
+    s3_presign.apply()
     # werkzeug logs every request (a line to the emulator's log, under a lock every request
     # thread takes): ~4 % of the emulator's time in a burst, and a log that grows without end.
     # Warnings and errors are still logged.

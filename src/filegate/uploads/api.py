@@ -26,7 +26,7 @@ from aws_lambda_powertools.logging.utils import copy_config_to_registered_logger
 from filegate.errors import RequestError
 from filegate.ledger import Ledger
 from filegate.settings import UploadApiSettings
-from filegate.storage import UploadSigner
+from filegate.storage import SIGNING_CONFIG, UploadSigner, credentials_expiry
 from filegate.uploads.partners import Partner, PartnerRegistry
 from filegate.uploads.service import RawBody, UploadPolicy, UploadService
 
@@ -53,10 +53,16 @@ def build_service() -> UploadService:
     policy = UploadPolicy(
         settings.bucket, settings.multipart_threshold, settings.presign_expiry_seconds
     )
+    s3 = boto3.client("s3", config=SIGNING_CONFIG)
+    # The default session boto3.client just used: its credentials are the ones that sign.
+    credentials = boto3.DEFAULT_SESSION.get_credentials() if boto3.DEFAULT_SESSION else None
+    signer = UploadSigner(
+        s3, settings.presign_expiry_seconds, functools.partial(credentials_expiry, credentials)
+    )
     return UploadService(
         PartnerRegistry(settings.partners_table, boto3.client("dynamodb")),
         Ledger(settings.table_name, boto3.client("dynamodb")),
-        UploadSigner(boto3.client("s3"), settings.presign_expiry_seconds),
+        signer,
         policy,
     )
 

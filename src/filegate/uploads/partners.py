@@ -1,9 +1,16 @@
 """The partners table: who may upload, under which prefix, with which limits, and their keys.
 
 This module owns every DynamoDB read and write of the partners table, and API keys. A key is
-``fg_<partner_id>_<secret>`` (a 32-byte urlsafe secret); only a random salt and the scrypt hash
-of the secret are stored, so the key is shown once, when it is made. Disabling or rotating
-takes effect on the next request: ``authenticate`` reads the item strongly consistent each time.
+``fg_<partner_id>_<secret>`` (a 32-byte urlsafe secret); only a random salt and a keyed hash of
+the secret are stored, so the key is shown once, when it is made. Disabling or rotating takes
+effect on the next request: ``authenticate`` reads the item strongly consistent each time.
+
+The hash is HMAC-SHA256 keyed with the item's salt (``key_scheme = "hmac-sha256"``): the secret
+is 256 random bits, so a slow password hash buys nothing against a leaked table and costs
+every request, a wrong key included, tens of milliseconds (docs/benchmarks-uploads.md). Items
+written before carry no ``key_scheme`` and an scrypt hash: they are checked with scrypt and
+rewritten to HMAC on their next successful use, by a write conditional on the old hash, so a
+concurrent use or a rotation in between wins. A key that names no partner costs no hash.
 botocore errors become ``PartnerError`` here.
 """
 
@@ -11,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
 import secrets
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -32,6 +40,8 @@ from filegate.uploads.requests import is_type_pattern
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
+logger = logging.getLogger(__name__)
+
 Clock = Callable[[], datetime]
 
 KEY_PREFIX = "fg"
@@ -44,11 +54,12 @@ _SUFFIX_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 _SUFFIX_LENGTH = 6
 _SECRET_BYTES = 32
 _SALT_BYTES = 16
+HMAC_SCHEME = "hmac-sha256"
+# How keys were stored before HMAC (items without key_scheme): checked, then rehashed.
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
 _PARTNER_ID = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _CONDITION_CHECK_FAILED = "ConditionalCheckFailedException"
-# Hashed when the key names no partner, so an unknown id costs as long as a wrong secret.
-_DUMMY_SALT = bytes(_SALT_BYTES)
+_INVALID_KEY = "the API key is not valid: check it or ask for a new one"
 
 
 @dataclass(frozen=True)
@@ -133,8 +144,11 @@ class PartnerRegistry:
     def rotate_key(self, partner_id: str) -> str:
         """A new API key for the partner; the old one stops working at once."""
         api_key, fields = _new_key(partner_id)
-        update = "SET key_salt = :salt, key_hash = :hash, key_rotated_at = :now"
+        update = (
+            "SET key_salt = :salt, key_hash = :hash, key_scheme = :scheme, key_rotated_at = :now"
+        )
         values = {":salt": fields["key_salt"], ":hash": fields["key_hash"]}
+        values[":scheme"] = fields["key_scheme"]
         values[":now"] = {"S": iso_utc(self._clock())}
         self._update(partner_id, update, values)
         return api_key
@@ -144,16 +158,50 @@ class PartnerRegistry:
         if not api_key:
             raise AuthenticationError("the x-api-key header is missing: send your API key")
         if len(api_key) > MAX_KEY_LENGTH:
-            raise AuthenticationError("the API key is not valid: check it or ask for a new one")
+            raise AuthenticationError(_INVALID_KEY)
         partner_id, secret = _split_key(api_key)
+        # No partner, no hash: partner ids are not secret (every object key starts with one),
+        # so answering an unknown id faster gives nothing away.
         item = self._item(partner_id) if partner_id else None
-        matches = _key_matches(item, secret)  # hashes even without an item: same timing
-        if item is None or not matches:
-            raise AuthenticationError("the API key is not valid: check it or ask for a new one")
+        if item is None or not _key_matches(item, secret):
+            raise AuthenticationError(_INVALID_KEY)
+        if _scheme(item) != HMAC_SCHEME:
+            self._rehash(item, secret)
         partner = _to_partner(item)
         if not partner.enabled:
             raise PartnerDisabledError(f"partner {partner.partner_id} is disabled")
         return partner
+
+    def _rehash(self, item: Mapping[str, Any], secret: str) -> None:
+        """Store the HMAC of a key just checked against its older scrypt hash.
+
+        Conditional on the hash read: if a concurrent request rehashed it, or the key was
+        rotated meanwhile, that write stands. Any failure leaves the old hash, which still
+        works (the upload API's role needs dynamodb:UpdateItem on the table for this).
+        """
+        partner_id = item["partner_id"]["S"]
+        fields = _key_fields(secret)
+        try:
+            self._ddb.update_item(
+                TableName=self.table_name,
+                Key={"partner_id": {"S": partner_id}},
+                UpdateExpression="SET key_salt = :salt, key_hash = :hash, key_scheme = :scheme",
+                ConditionExpression="key_hash = :old AND attribute_not_exists(key_scheme)",
+                ExpressionAttributeValues={
+                    ":salt": fields["key_salt"],
+                    ":hash": fields["key_hash"],
+                    ":scheme": fields["key_scheme"],
+                    ":old": item["key_hash"],
+                },
+            )
+        except (ClientError, BotoCoreError) as exc:
+            if _error_code(exc) != _CONDITION_CHECK_FAILED:
+                logger.warning(
+                    "the API key's hash was not upgraded to %s (%s); it keeps working as it is",
+                    HMAC_SCHEME,
+                    _error_code(exc),
+                    extra={"partner_id": partner_id},
+                )
 
     def _item(self, partner_id: str) -> dict[str, Any] | None:
         response = self._call(
@@ -216,7 +264,12 @@ def new_partner_id(name: str) -> str:
 
 
 def hash_secret(secret: str, salt: bytes) -> bytes:
-    """scrypt (n=2**14, r=8, p=1) of the key's secret part."""
+    """HMAC-SHA256 of the key's secret part, keyed with the item's salt."""
+    return hmac.new(salt, secret.encode("utf-8"), hashlib.sha256).digest()
+
+
+def scrypt_secret(secret: str, salt: bytes) -> bytes:
+    """scrypt (n=2**14, r=8, p=1) of the key's secret part: how keys were stored before HMAC."""
     return hashlib.scrypt(secret.encode("utf-8"), salt=salt, **_SCRYPT)
 
 
@@ -234,9 +287,17 @@ def _check_partner(name: str, max_size: int | None, allowed_types: Sequence[str]
 
 def _new_key(partner_id: str) -> tuple[str, dict[str, Any]]:
     secret = secrets.token_urlsafe(_SECRET_BYTES)
+    return f"{KEY_PREFIX}_{partner_id}_{secret}", _key_fields(secret)
+
+
+def _key_fields(secret: str) -> dict[str, Any]:
+    """The item attributes that store ``secret``: a fresh salt and the HMAC under it."""
     salt = secrets.token_bytes(_SALT_BYTES)
-    fields = {"key_salt": {"B": salt}, "key_hash": {"B": hash_secret(secret, salt)}}
-    return f"{KEY_PREFIX}_{partner_id}_{secret}", fields
+    return {
+        "key_salt": {"B": salt},
+        "key_hash": {"B": hash_secret(secret, salt)},
+        "key_scheme": {"S": HMAC_SCHEME},
+    }
 
 
 def _split_key(api_key: str) -> tuple[str | None, str]:
@@ -248,14 +309,19 @@ def _split_key(api_key: str) -> tuple[str | None, str]:
     return partner_id, secret
 
 
-def _key_matches(item: Mapping[str, Any] | None, secret: str) -> bool:
-    salt = item["key_salt"]["B"] if item else _DUMMY_SALT
-    expected = item["key_hash"]["B"] if item else b""
+def _key_matches(item: Mapping[str, Any], secret: str) -> bool:
+    """Whether ``secret`` is the item's key, by the scheme the item was stored with."""
+    salt, expected = bytes(item["key_salt"]["B"]), bytes(item["key_hash"]["B"])
+    digest = hash_secret if _scheme(item) == HMAC_SCHEME else scrypt_secret
     try:
-        actual = hash_secret(secret, bytes(salt))
+        actual = digest(secret, salt)
     except (UnicodeEncodeError, ValueError):
         return False
-    return bool(item) and hmac.compare_digest(actual, bytes(expected))
+    return hmac.compare_digest(actual, expected)
+
+
+def _scheme(item: Mapping[str, Any]) -> str:
+    return str(item.get("key_scheme", {}).get("S", "scrypt"))
 
 
 def _partner_attributes(partner: Partner) -> dict[str, Any]:

@@ -103,7 +103,7 @@ class UploadService:
         check_limits(request, partner.max_size, partner.allowed_types)
         upload_id = new_upload_id()
         key = f"{partner.prefix}{upload_id}/{request.filename}"
-        expires_at = self._clock() + timedelta(seconds=self._policy.expiry_seconds)
+        expires_at = self._clock() + timedelta(seconds=self._lifetime())
         if request.size > self._policy.multipart_threshold:
             plan = self._multipart(partner, request, upload_id, key, expires_at)
         else:
@@ -143,7 +143,7 @@ class UploadService:
         multipart_id = _open_multipart(record)
         numbers = parse_part_numbers(load_json(*body), len(part_ranges(record.declared_size)))
         now = self._clock()
-        expires_at = now + timedelta(seconds=self._policy.expiry_seconds)
+        expires_at = now + timedelta(seconds=self._lifetime())
         if self._ledger.extend(record.key, expires_at, now) is None:
             raise UploadConflictError(f"upload {upload_id} is no longer pending")
         parts = self._signer.presign_parts(
@@ -204,6 +204,11 @@ class UploadService:
             **_plan_head(upload_id, key, expires_at, MULTIPART),
             **_parts_view(upload_id, parts),
         }
+
+    def _lifetime(self) -> int:
+        """Seconds the URLs signed now stay good (less than the policy's when the signing
+        credentials expire sooner): the declaration's expiry says the same."""
+        return min(self._policy.expiry_seconds, self._signer.lifetime())
 
     def _current(self, partner: Partner, upload_id: str) -> UploadRecord:
         record = self._own(partner, upload_id)
