@@ -554,6 +554,21 @@ def test_wait_polls_until_a_final_status_and_returns_the_reason(
     assert (final.status, final.reason, final.accepted) == ("REJECTED", "sha256 differs", False)
 
 
+def test_wait_goes_on_past_expired_until_the_late_event_judges_the_upload(
+    fake: FakeService, tmp_path: Path
+) -> None:
+    # The declaration was marked EXPIRED while the object's event was still on its way; the
+    # ingestion judges by S3's eventTime and the verdict comes after.
+    write_random(tmp_path / "a.bin", 100)
+    client = make_client(fake, lambda _seconds: setattr(fake, "status", "ACCEPTED"))
+    result = client.upload(tmp_path / "a.bin")
+    fake.status = "EXPIRED"
+
+    final = client.wait(result, timeout=5)
+
+    assert final.status == "ACCEPTED"
+
+
 # --- backoff and progress ------------------------------------------------------------------
 
 

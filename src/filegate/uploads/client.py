@@ -35,6 +35,10 @@ from filegate.uploads.part_urls import Clock, PartUrls
 
 MiB = 1024 * 1024
 FINAL_STATUSES = frozenset({"ACCEPTED", "REJECTED", "EXPIRED", "ABORTED"})
+# Once the bytes are in S3, EXPIRED is not the last word: the ingestion judges an upload by
+# when S3 says the object arrived, so an event delivered late (after the declaration was marked
+# EXPIRED) still turns it ACCEPTED or REJECTED. A client that sent its file waits for that.
+VERDICT_STATUSES = FINAL_STATUSES - {"EXPIRED"}
 _RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 # How S3 refuses a presigned request that came too late: past X-Amz-Expires (403), or past the
 # signing credentials' session (400).
@@ -205,11 +209,11 @@ class UploadClient:
     def wait(
         self, result: UploadResult, timeout: float = 60.0, interval: float = 0.5
     ) -> UploadResult:
-        """Poll the ledger until the upload has a final status, or the timeout passes."""
+        """Poll the ledger until the upload has a verdict, or the timeout passes."""
         deadline = time.monotonic() + timeout
         while True:
             view = self.status(result.upload_id)
-            if view["status"] in FINAL_STATUSES or time.monotonic() >= deadline:
+            if view["status"] in VERDICT_STATUSES or time.monotonic() >= deadline:
                 return UploadResult(
                     **{**result.__dict__, "status": view["status"], "reason": view.get("reason")}
                 )
