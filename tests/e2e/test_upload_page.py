@@ -269,7 +269,8 @@ def test_a_part_refused_as_expired_is_signed_again_and_the_upload_is_accepted(
     refused: list[str] = []
 
     def expire_once(route: Route) -> None:
-        # S3's answer to a presigned URL past X-Amz-Expires (the emulator never gives it).
+        # S3's answer to a presigned URL past X-Amz-Expires; the emulator gives it too, but only
+        # once the URL has really expired, so the test forges it for the first part.
         if refused:
             route.continue_()
             return
