@@ -287,7 +287,7 @@ class Deployer:
         """The account preflight for this deploy (see ``ops.preflight``)."""
         self._observer.step("preflight: template size, function URLs, unreserved concurrency")
         document = cfn.load()
-        reservations, knobs = _reservations(document, values, self._target.region)
+        reservations, knobs = template_reservations(document, values, self._target.region)
         lambda_client = self._target.client("lambda")
         already = self._current_reservations(lambda_client) if kind == "UPDATE" else {}
         return [
@@ -544,7 +544,7 @@ def failure_message(stack: str, status: str, events: list[StackEvent]) -> str:
     return message
 
 
-def _reservations(
+def template_reservations(
     document: dict[str, Any], values: dict[str, str], region: str
 ) -> tuple[dict[str, int], list[str]]:
     """Each function's ReservedConcurrentExecutions for this deploy, and the parameters
