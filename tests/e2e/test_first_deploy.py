@@ -28,6 +28,7 @@ from tests.e2e.conftest import filegate, free_port
 
 REGIONS = ["us-east-1", "eu-central-1"]
 STACK = "s3-lambda-dynamo-stack"  # the default stack name: the README's command gives none
+NO_FUNCTION_URLS = "eu-central-2"
 
 
 @dataclass
@@ -45,9 +46,11 @@ class Account:
     def target(self) -> Target:
         return Target(region=self.region, endpoint_url=self.endpoint_url)
 
-    def deploy(self, step: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    def deploy(
+        self, step: str, *extra: str, region: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         parameters = [f"--parameter={key}={value}" for key, value in self.names.items()]
-        return self.run(step, "deploy", "--region", self.region, *parameters, *extra)
+        return self.run(step, "deploy", "--region", region or self.region, *parameters, *extra)
 
     def run(self, step: str, *args: str) -> subprocess.CompletedProcess[str]:
         where = ("--endpoint-url", self.endpoint_url, "--output", "json")
@@ -174,6 +177,12 @@ def retried(tmp_path_factory: pytest.TempPathFactory) -> Any:
         bucket = account.names["BucketName"]
         # GIVEN the bucket name is taken outside the stack (by another stack, or by hand)
         s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": region})
+        # and a first try in a region without function URLs (Zurich), refused before anything
+        account.deploy("zurich-dry-run", "--dry-run", region=NO_FUNCTION_URLS)
+        account.deploy("zurich", region=NO_FUNCTION_URLS)
+        account.seen["zurich stacks"] = Account(
+            NO_FUNCTION_URLS, account.state_dir, account.endpoint_url, {}
+        ).stacks()
         account.deploy("failed")
         account.seen["status after failure"] = account.stack_status()
         account.deploy("dry-run-after-failure", "--dry-run")
@@ -181,6 +190,22 @@ def retried(tmp_path_factory: pytest.TempPathFactory) -> Any:
         account.deploy("retry")
         account.run("verify", "verify", "--region", region)
         yield account
+
+
+def test_a_region_without_function_urls_fails_the_preflight_and_is_refused(
+    retried: Account,
+) -> None:
+    planned = retried.runs["zurich-dry-run"]
+    assert planned.returncode == 1, planned.stderr  # a check failed
+    document = json.loads(planned.stdout)
+    assert document["outcome"] == "preflight-failed"
+    (failed,) = [c for c in document["preflight"] if not c["passed"]]
+    assert failed["name"] == "function URLs in region"
+    assert "AWS::Lambda::Url does not exist in eu-central-2" in failed["detail"]
+    refused = retried.runs["zurich"]
+    assert refused.returncode == 2  # could not do its job
+    assert "nothing was changed" in " ".join(refused.stderr.split())
+    assert retried.seen["zurich stacks"] == []
 
 
 def test_a_failed_first_create_rolls_back_and_says_what_to_do(retried: Account) -> None:
