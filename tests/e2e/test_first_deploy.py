@@ -7,9 +7,12 @@ only ``--endpoint-url`` added to reach the emulator, then ``filegate verify``, w
 upload must be recorded by the deployed function (the supervisor runs the stack once the
 deploy has created it). In us-east-1 (no LocationConstraint) and eu-central-1.
 
-A second scenario makes the first create fail as it would on AWS, with a bucket of the chosen
-name already there outside the stack: the create rolls back to ROLLBACK_COMPLETE; once the
-bucket is gone, the same command deletes the rolled-back stack, creates it, and verify passes.
+A second scenario makes the first create fail as it would on AWS, with names already taken
+outside the stack: a bucket of the chosen name, and the log group a deleted function of the
+same name left behind (Lambda keeps a function's log group). The create fails on the bucket
+and rolls back to ROLLBACK_COMPLETE; once the bucket is gone, the same command deletes the
+rolled-back stack and fails again, later, on the log group (the tables made before it are
+rolled back too); once that is gone, it creates the stack and verify passes.
 """
 
 from __future__ import annotations
@@ -99,6 +102,11 @@ def empty_account(state_dir: Path, region: str, tag: str) -> Iterator[Account]:
         assert down.returncode == 0, down.stderr
 
 
+def list_tables(account: Account) -> list[str]:
+    tables: list[str] = account.target.client("dynamodb").list_tables()["TableNames"]
+    return tables
+
+
 # ---------------------------------------------------------------- the first deploy
 
 
@@ -183,10 +191,16 @@ def retried(tmp_path_factory: pytest.TempPathFactory) -> Any:
         account.seen["zurich stacks"] = Account(
             NO_FUNCTION_URLS, account.state_dir, account.endpoint_url, {}
         ).stacks()
+        logs = account.target.client("logs")
+        log_group = f"/aws/lambda/{account.names['LambdaName']}"
+        logs.create_log_group(logGroupName=log_group)
         account.deploy("failed")
         account.seen["status after failure"] = account.stack_status()
         account.deploy("dry-run-after-failure", "--dry-run")
-        s3.delete_bucket(Bucket=bucket)  # the obstacle removed
+        s3.delete_bucket(Bucket=bucket)  # the first obstacle removed
+        account.deploy("failed again")
+        account.seen["tables after second failure"] = list_tables(account)
+        logs.delete_log_group(logGroupName=log_group)  # and the second
         account.deploy("retry")
         account.run("verify", "verify", "--region", region)
         yield account
@@ -218,6 +232,17 @@ def test_a_failed_first_create_rolls_back_and_says_what_to_do(retried: Account) 
     assert retried.seen["status after failure"] == "ROLLBACK_COMPLETE"
 
 
+def test_a_second_failure_later_in_the_create_rolls_back_the_tables_too(
+    retried: Account,
+) -> None:
+    again = retried.runs["failed again"]
+    assert again.returncode == 2
+    message = " ".join(again.stderr.split())
+    assert "deleting it, then creating it again" in message
+    assert "ended in ROLLBACK_COMPLETE: IngestFunctionLogGroup:" in message
+    assert retried.seen["tables after second failure"] == []
+
+
 def test_a_dry_run_after_the_failure_says_the_deploy_would_replace_it(retried: Account) -> None:
     planned = retried.json("dry-run-after-failure")
     assert (planned["outcome"], planned["replaced_failed_create"]) == ("dry-run", True)
@@ -235,7 +260,7 @@ def test_the_retry_deletes_the_rolled_back_stack_and_creates_it(retried: Account
     )
     assert "deleting it, then creating it again" in " ".join(retried.runs["retry"].stderr.split())
     statuses = sorted(s["StackStatus"] for s in retried.stacks())
-    assert statuses == ["CREATE_COMPLETE", "DELETE_COMPLETE"]
+    assert statuses == ["CREATE_COMPLETE", "DELETE_COMPLETE", "DELETE_COMPLETE"]
 
 
 def test_verify_passes_after_the_retry(retried: Account) -> None:
