@@ -445,7 +445,7 @@ def test_partners_table(template: dict[str, Any]) -> None:
 @pytest.mark.parametrize("logical_id", ["UploadBucket", "LedgerTable", "PartnersTable"])
 def test_data_is_retained_on_stack_deletion(template: dict[str, Any], logical_id: str) -> None:
     resource = template["Resources"][logical_id]
-    assert resource["DeletionPolicy"] == "Retain"
+    assert resource["DeletionPolicy"] == "RetainExceptOnCreate"
     assert resource["UpdateReplacePolicy"] == "Retain"
 
 
