@@ -10,8 +10,9 @@ names the second):
   ``DynamoDBStreams_20120810.*``) is forwarded there as it came, and its answer returned as it
   is, so any client of the main endpoint (the AWS CLI, filegate's commands) sees one emulator;
 - a table that CloudFormation creates (``AWS::DynamoDB::Table``) is created there too, from the
-  same properties, and deleted there with the stack (or the rollback of its create). moto keeps its own copy for the stack's
-  bookkeeping (physical id, ``Fn::GetAtt``); no request ever reads it.
+  same properties, and deleted there with the stack (or the rollback of its create). moto
+  keeps its own copy for the stack's bookkeeping (physical id, ``Fn::GetAtt``); no request
+  ever reads it.
 
 The function's workers get ``AWS_ENDPOINT_URL_DYNAMODB`` and reach the second process directly.
 """
