@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,8 @@ class Account:
     def deploy(
         self, step: str, *extra: str, region: str | None = None
     ) -> subprocess.CompletedProcess[str]:
-        parameters = [f"--parameter={key}={value}" for key, value in self.names.items()]
+        # as the README writes it: --parameter BucketName=<BUCKET> ...
+        parameters = [a for k, v in self.names.items() for a in ("--parameter", f"{k}={v}")]
         return self.run(step, "deploy", "--region", region or self.region, *parameters, *extra)
 
     def run(self, step: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -87,6 +89,7 @@ def account_names(region: str, tag: str) -> dict[str, str]:
     }
 
 
+@contextmanager
 def empty_account(state_dir: Path, region: str, tag: str) -> Iterator[Account]:
     up = filegate(
         state_dir,
@@ -111,9 +114,11 @@ def list_tables(account: Account) -> list[str]:
 
 
 @pytest.fixture(scope="module", params=REGIONS)
-def first(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
+def first(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Account]:
     region = str(request.param)
-    for account in empty_account(tmp_path_factory.mktemp("first-deploy"), region, "first"):
+    with empty_account(tmp_path_factory.mktemp("first-deploy"), region, "first") as account:
         account.seen["stacks before"] = account.stacks()
         account.deploy("dry-run", "--dry-run")
         account.seen["stacks after dry run"] = account.stacks()
@@ -178,9 +183,9 @@ def test_verify_passes_on_the_freshly_deployed_stack(first: Account) -> None:
 
 
 @pytest.fixture(scope="module")
-def retried(tmp_path_factory: pytest.TempPathFactory) -> Any:
+def retried(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Account]:
     region = "eu-central-1"
-    for account in empty_account(tmp_path_factory.mktemp("failed-create"), region, "retry"):
+    with empty_account(tmp_path_factory.mktemp("failed-create"), region, "retry") as account:
         s3 = account.target.client("s3")
         bucket = account.names["BucketName"]
         # GIVEN the bucket name is taken outside the stack (by another stack, or by hand)
