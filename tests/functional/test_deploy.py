@@ -524,3 +524,58 @@ def test_a_region_without_function_urls_is_refused_before_anything_is_created(
         cfn = boto3.client("cloudformation", region_name=region)
         assert cfn.list_stacks()["StackSummaries"] == []
         assert s3.list_objects_v2(Bucket=ARTIFACTS).get("Contents", []) == []
+
+
+RESERVING_TEMPLATE = """
+Resources:
+  Role:
+    Type: AWS::IAM::Role
+    Properties:
+      AssumeRolePolicyDocument:
+        Statement:
+          - {Effect: Allow, Principal: {Service: lambda.amazonaws.com}, Action: sts:AssumeRole}
+  Reserving:
+    Type: AWS::Lambda::Function
+    Properties:
+      FunctionName: reserving
+      Runtime: python3.12
+      Handler: index.handler
+      Role: !GetAtt Role.Arn
+      Code: {ZipFile: "def handler(event, context):\\n    return None\\n"}
+      ReservedConcurrentExecutions: 20
+"""
+
+
+@pytest.mark.parametrize(
+    ("limit", "status"), [(120, "CREATE_COMPLETE"), (119, "ROLLBACK_COMPLETE")]
+)
+def test_a_reservation_the_account_cannot_give_fails_the_create(
+    cloud: StackLocation, monkeypatch: pytest.MonkeyPatch, limit: int, status: str
+) -> None:
+    # AWS: Lambda keeps 100 unreserved, so reserving 20 needs an account limit of 120; the
+    # twin refuses it as Lambda does, even for a stack created without filegate's preflight.
+    monkeypatch.setenv("FILEGATE_LOCAL_LAMBDA_CONCURRENCY", str(limit))
+    cfn = boto3.client("cloudformation", region_name=REGION)
+    change_set = cfn.create_change_set(
+        StackName="reserving",
+        ChangeSetName="c1",
+        ChangeSetType="CREATE",
+        TemplateBody=RESERVING_TEMPLATE,
+    )["Id"]
+
+    cfn.execute_change_set(ChangeSetName=change_set)
+
+    assert cfn.describe_stacks(StackName="reserving")["Stacks"][0]["StackStatus"] == status
+    events = cfn.describe_stack_events(StackName="reserving")["StackEvents"]
+    reasons = [
+        e.get("ResourceStatusReason", "") for e in events if e["ResourceStatus"] == "CREATE_FAILED"
+    ]
+    if status == "ROLLBACK_COMPLETE":
+        assert reasons == [
+            "Specified ReservedConcurrentExecutions for function decreases account's"
+            " UnreservedConcurrentExecution below its minimum value of [100]."
+        ]
+        functions = boto3.client("lambda", region_name=REGION).list_functions()["Functions"]
+        assert functions == []
+    else:
+        assert reasons == []

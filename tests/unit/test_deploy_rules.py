@@ -11,7 +11,7 @@ import pytest
 from filegate.errors import LocalStackError
 from filegate.local import template as cfn
 from filegate.local.cfn_models import references, resource_diff
-from filegate.local.lambda_account import account_settings
+from filegate.local.lambda_account import account_settings, reservation_refused
 from filegate.local.provision import split_function
 from filegate.local.runtime import code_key_for
 from filegate.ops import preflight
@@ -224,3 +224,15 @@ def test_the_twin_reports_account_settings_as_lambda_does() -> None:
     assert answer["AccountLimit"]["ConcurrentExecutions"] == 1000
     assert answer["AccountLimit"]["UnreservedConcurrentExecutions"] == 980
     assert answer["AccountUsage"] == {"TotalCodeSize": 150, "FunctionCount": 2}
+
+
+def test_the_twin_refuses_a_reservation_as_lambda_does() -> None:
+    class Function:
+        def __init__(self, name: str, reserved: int | None) -> None:
+            self.function_name, self.reserved_concurrency = name, reserved
+
+    account = [Function("other", 30), Function("again", 5), Function("free", None)]
+    assert reservation_refused(account, "new", 10, 145) is None  # 145 - 35 - 10 = 100
+    assert "minimum value of [100]" in str(reservation_refused(account, "new", 11, 145))
+    assert reservation_refused(account, "again", 15, 145) is None  # its own 5 is replaced
+    assert reservation_refused(account, "new", 0, 10) is None  # no reservation, no check

@@ -8,6 +8,13 @@ function) or, with ``FILEGATE_LOCAL_LAMBDA_CONCURRENCY``, another account limit,
 account's 10 or 50 can be rehearsed. ``UnreservedConcurrentExecutions`` is the limit minus
 what the account's functions reserve, as AWS reports it.
 
+The same limit holds when CloudFormation creates a function: Lambda refuses a reservation that
+would leave less than 100 unreserved ("Specified ReservedConcurrentExecutions for function
+decreases account's UnreservedConcurrentExecution below its minimum value of [100]"; Lambda
+developer guide, "Configuring reserved concurrency for a function"), so the resource fails and
+the create rolls back. moto's CloudFormation set any reservation; ``AWS::Lambda::Function``'s
+create is checked here first (an update's new reservation is not).
+
 The route is added to moto's Lambda URL map with a handler class of its own (a subclass of
 moto's ``LambdaResponse``), so moto's dispatch, account and region resolution are reused and
 nothing of moto's own classes changes. ``register`` installs it for good (the emulator
@@ -24,6 +31,7 @@ from typing import Any
 from filegate.settings import local_lambda_concurrency
 
 ROUTE = r"{0}/(?P<api_version>[^/]+)/account-settings/?$"
+MINIMUM_UNRESERVED = 100
 TOTAL_CODE_SIZE = 80_530_636_800  # 75 GB
 CODE_SIZE_ZIPPED = 52_428_800  # 50 MB
 CODE_SIZE_UNZIPPED = 262_144_000  # 250 MB
@@ -47,6 +55,45 @@ def account_settings(functions: list[Any], limit: int) -> dict[str, Any]:
     }
 
 
+def reservation_refused(functions: list[Any], name: str, wanted: int, limit: int) -> str | None:
+    """Lambda's refusal of ``wanted`` reserved executions for function ``name``, if any."""
+    others = sum(int(f.reserved_concurrency or 0) for f in functions if f.function_name != name)
+    if wanted <= 0 or limit - others - wanted >= MINIMUM_UNRESERVED:
+        return None
+    return (
+        "Specified ReservedConcurrentExecutions for function decreases account's"
+        f" UnreservedConcurrentExecution below its minimum value of [{MINIMUM_UNRESERVED}]."
+    )
+
+
+def _checked_create(original: Any) -> Any:
+    """``LambdaFunction.create_from_cloudformation_json`` that refuses what Lambda refuses."""
+
+    def create(
+        cls: Any,
+        /,
+        resource_name: str,
+        cloudformation_json: Any,
+        account_id: str,
+        region: str,
+        **kw: Any,
+    ) -> Any:
+        from moto.awslambda.exceptions import InvalidParameterValueException
+        from moto.awslambda.models import lambda_backends
+
+        wanted = cloudformation_json.get("Properties", {}).get("ReservedConcurrentExecutions")
+        if wanted is not None:
+            functions = list(lambda_backends[account_id][region].list_functions())
+            refused = reservation_refused(
+                functions, resource_name, int(wanted), local_lambda_concurrency()
+            )
+            if refused:
+                raise InvalidParameterValueException(refused)
+        return original.__func__(cls, resource_name, cloudformation_json, account_id, region, **kw)
+
+    return classmethod(create)
+
+
 def _handler_class() -> Any:
     from moto.awslambda.responses import LambdaResponse
 
@@ -62,20 +109,26 @@ def _handler_class() -> Any:
 
 def _install() -> None:
     from moto.awslambda import urls
+    from moto.awslambda.models import LambdaFunction
 
     urls.url_paths[ROUTE] = _handler_class().dispatch
+    original = LambdaFunction.create_from_cloudformation_json
+    setattr(LambdaFunction, "create_from_cloudformation_json", _checked_create(original))  # noqa: B010
 
 
 @contextlib.contextmanager
 def installed() -> Iterator[None]:
-    """GetAccountSettings answered for the duration of a block."""
+    """GetAccountSettings answered, and reservations checked, for the duration of a block."""
     from moto.awslambda import urls
+    from moto.awslambda.models import LambdaFunction
 
     had = urls.url_paths.get(ROUTE)
+    create = LambdaFunction.__dict__["create_from_cloudformation_json"]
     _install()
     try:
         yield
     finally:
+        setattr(LambdaFunction, "create_from_cloudformation_json", create)  # noqa: B010
         if had is None:
             urls.url_paths.pop(ROUTE, None)
         else:
