@@ -169,33 +169,25 @@ class Deployer:
 
     def run(self, options: DeployOptions) -> DeployResult:
         existing = self._existing_stack()
-        failed_create = existing is not None and existing["StackStatus"] == _FAILED_CREATE
-        if failed_create:
-            assert existing is not None
-            self._require_never_completed(existing)
-        current = None if failed_create else existing
+        failed = existing if existing and existing["StackStatus"] == _FAILED_CREATE else None
+        if failed is not None:
+            self._require_never_completed(failed)
+        current = None if failed else existing
         kind = "UPDATE" if current and current["StackStatus"] != "REVIEW_IN_PROGRESS" else "CREATE"
         previous = _parameter_values(current) if kind == "UPDATE" else {}
         self._check_parameters(previous, options.parameters)  # before anything is created
         checks = self._preflight(kind, {**previous, **options.parameters})
-        planned = DeployResult(self._stack, kind, "dry-run", None, preflight=checks)
-        planned.replaced_failed_create = failed_create
-        if not planned.preflight_passed:
-            if options.dry_run:
-                planned.outcome = "preflight-failed"
-                return planned
-            raise DeployError(preflight.failure_message(self._stack, checks))
-        if failed_create:
-            assert existing is not None
-            if options.dry_run:
-                return planned  # a change set cannot be made while the failed stack is there
-            self._delete_failed_create(existing)
+        stopped = self._stop_before_changes(kind, checks, failed is not None, options.dry_run)
+        if stopped is not None:
+            return stopped
+        if failed is not None:
+            self._delete_failed_create(failed)
         with _zip(options.package, self._observer) as path:
             store = self._artifact_store(current, options.artifact_bucket)
             self._observer.step(f"uploading the package to s3://{store.bucket}/")
             artifact = store.upload(path)
         result = DeployResult(self._stack, kind, "deployed", artifact, preflight=checks)
-        result.replaced_failed_create = failed_create
+        result.replaced_failed_create = failed is not None
         change_set = self._create_change_set(
             kind, _listed(previous, {**options.parameters, **_code(artifact)})
         )
@@ -206,6 +198,20 @@ class Deployer:
             return self._finish(result, executed=False)
         self._execute(change_set, result)
         return self._finish(result, executed=True)
+
+    def _stop_before_changes(
+        self, kind: str, checks: list[PreflightCheck], failed_create: bool, dry_run: bool
+    ) -> DeployResult | None:
+        """A failed preflight stops everything (a dry run reports it, a deploy refuses); a dry
+        run on a rolled-back create stops too: no change set can be made while it is there."""
+        planned = DeployResult(self._stack, kind, "dry-run", None, preflight=checks)
+        planned.replaced_failed_create = failed_create
+        if not planned.preflight_passed:
+            if not dry_run:
+                raise DeployError(preflight.failure_message(self._stack, checks))
+            planned.outcome = "preflight-failed"
+            return planned
+        return planned if failed_create and dry_run else None
 
     def _execute(self, change_set: str, result: DeployResult) -> None:
         self._observer.step(f"executing change set ({len(result.changes)} changes)")
