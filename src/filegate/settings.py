@@ -230,3 +230,16 @@ class LocalSettings:
             dynamodb_process=_switch(env, ENV_LOCAL_DYNAMODB_PROCESS, default=True),
             queue_channel=_switch(env, ENV_LOCAL_QUEUE_CHANNEL, default=True),
         )
+
+
+# --- the local twin's Lambda account (read by the emulator process) ---
+ENV_LOCAL_LAMBDA_CONCURRENCY = "FILEGATE_LOCAL_LAMBDA_CONCURRENCY"
+# Lambda's default "Concurrent executions" quota per account and region (Lambda quotas page);
+# new accounts may start lower (10 or 50): set the variable to rehearse such an account.
+DEFAULT_LAMBDA_CONCURRENCY = 1000
+
+
+def local_lambda_concurrency(env: Mapping[str, str] | None = None) -> int:
+    """The account concurrency limit the local twin's GetAccountSettings reports."""
+    env = os.environ if env is None else env
+    return _int(env, ENV_LOCAL_LAMBDA_CONCURRENCY, DEFAULT_LAMBDA_CONCURRENCY, 0)

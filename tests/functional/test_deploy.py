@@ -355,3 +355,279 @@ def test_a_new_deploy_after_a_rollback_moves_live_forward(
     third = run(cloud, code_zip(tmp_path, "three"), parameters={})
 
     assert third.live_version == live_version() == "3"
+
+
+# ---------------------------------------------------------------- a failed first create
+
+
+def stack_events(stack: str = STACK) -> list[tuple[str, str]]:
+    cfn = boto3.client("cloudformation", region_name=REGION)
+    events = cfn.describe_stack_events(StackName=stack)["StackEvents"]
+    return [(e["LogicalResourceId"], e["ResourceStatus"]) for e in reversed(events)]
+
+
+def test_a_failed_first_create_rolls_back_and_deleting_it_lets_the_retry_create(
+    cloud: StackLocation, tmp_path: Path
+) -> None:
+    # GIVEN a bucket of the chosen name that exists outside the stack
+    s3 = boto3.client("s3", region_name=REGION)
+    taken = {"LocationConstraint": REGION}
+    s3.create_bucket(Bucket=PARAMETERS["BucketName"], CreateBucketConfiguration=taken)
+
+    # WHEN the first deploy runs, THEN the create fails on the bucket and is rolled back
+    with pytest.raises(DeployError, match=r"ROLLBACK_COMPLETE: UploadBucket: .*not available"):
+        run(cloud, code_zip(tmp_path, "one"))
+    cfn = boto3.client("cloudformation", region_name=REGION)
+    assert cfn.describe_stacks(StackName=STACK)["Stacks"][0]["StackStatus"] == "ROLLBACK_COMPLETE"
+    events = stack_events()
+    assert ("UploadBucket", "CREATE_FAILED") in events
+    assert events.index((STACK, "ROLLBACK_IN_PROGRESS")) < events.index(
+        ("IngestQueue", "DELETE_COMPLETE")
+    )
+    assert events[-1] == (STACK, "ROLLBACK_COMPLETE")
+    # what the create had made is gone: the retry's names are free
+    assert boto3.client("sqs", region_name=REGION).list_queues().get("QueueUrls", []) == []
+    aliases = boto3.client("kms", region_name=REGION).list_aliases()["Aliases"]
+    assert not [a for a in aliases if a["AliasName"].startswith("alias/filegate/")]
+    assert cfn.describe_stack_resources(StackName=STACK)["StackResources"] == []
+
+    # WHEN the obstacle is removed and the same deploy runs again
+    s3.delete_bucket(Bucket=PARAMETERS["BucketName"])
+    recorder = Recorder()
+    options = DeployOptions(code_zip(tmp_path, "one"), PARAMETERS, ARTIFACTS)
+    retried = deploy(cloud, options, recorder, sleep=lambda _: None)
+
+    # THEN the rolled-back stack was deleted and the stack created anew
+    assert (retried.stack_status, retried.replaced_failed_create, retried.live_version) == (
+        "CREATE_COMPLETE",
+        True,
+        "1",
+    )
+    assert any("ROLLBACK_COMPLETE: its first create failed" in s for s in recorder.steps)
+    statuses = [s["StackStatus"] for s in cfn.list_stacks()["StackSummaries"]]
+    assert sorted(statuses) == ["CREATE_COMPLETE", "DELETE_COMPLETE"]
+
+
+def test_a_dry_run_on_a_failed_create_says_what_a_deploy_would_do_and_deletes_nothing(
+    cloud: StackLocation, tmp_path: Path
+) -> None:
+    s3 = boto3.client("s3", region_name=REGION)
+    taken = {"LocationConstraint": REGION}
+    s3.create_bucket(Bucket=PARAMETERS["BucketName"], CreateBucketConfiguration=taken)
+    with pytest.raises(DeployError, match="ROLLBACK_COMPLETE"):
+        run(cloud, code_zip(tmp_path, "one"))
+
+    planned = run(cloud, code_zip(tmp_path, "one"), dry_run=True)
+
+    assert (planned.outcome, planned.replaced_failed_create) == ("dry-run", True)
+    cfn = boto3.client("cloudformation", region_name=REGION)
+    assert cfn.describe_stacks(StackName=STACK)["Stacks"][0]["StackStatus"] == "ROLLBACK_COMPLETE"
+
+
+def test_a_stack_that_once_completed_is_never_deleted(cloud: StackLocation, tmp_path: Path) -> None:
+    # A stack can only be ROLLBACK_COMPLETE after a failed create; were its events to show a
+    # completed create anyway, the deploy refuses rather than delete it.
+    run(cloud, code_zip(tmp_path, "one"))
+    cfn_backend = _cfn_backend()
+    (stack,) = cfn_backend.stacks.values()
+    stack.status = "ROLLBACK_COMPLETE"
+
+    with pytest.raises(DeployError, match="once completed CREATE_COMPLETE"):
+        run(cloud, code_zip(tmp_path, "two"), parameters={})
+
+    assert live_version() == "1"
+    assert stack.stack_id in cfn_backend.stacks  # still there
+
+
+def _cfn_backend() -> Any:
+    from moto.cloudformation.models import cloudformation_backends
+
+    return cloudformation_backends[ACCOUNT][REGION]
+
+
+POLICY_TEMPLATE = """
+Resources:
+  KeptQueue:
+    Type: AWS::SQS::Queue
+    DeletionPolicy: Retain
+    Properties: {QueueName: kept}
+  NewQueue:
+    Type: AWS::SQS::Queue
+    DeletionPolicy: RetainExceptOnCreate
+    Properties: {QueueName: retain-except-on-create}
+  PlainQueue:
+    Type: AWS::SQS::Queue
+    Properties: {QueueName: plain}
+  Bucket:
+    Type: AWS::S3::Bucket
+    Properties: {BucketName: filegate-policy-test}
+"""
+
+
+def create_policy_stack(name: str) -> str:
+    cfn = boto3.client("cloudformation", region_name=REGION)
+    change_set = cfn.create_change_set(
+        StackName=name, ChangeSetName="c1", ChangeSetType="CREATE", TemplateBody=POLICY_TEMPLATE
+    )["Id"]
+    cfn.execute_change_set(ChangeSetName=change_set)
+    return str(cfn.describe_stacks(StackName=name)["Stacks"][0]["StackStatus"])
+
+
+def queue_names() -> set[str]:
+    urls = boto3.client("sqs", region_name=REGION).list_queues().get("QueueUrls", [])
+    return {url.rsplit("/", 1)[-1] for url in urls}
+
+
+def test_a_create_rollback_keeps_retain_and_deletes_retain_except_on_create(
+    cloud: StackLocation,
+) -> None:
+    # AWS: RetainExceptOnCreate resources are deleted when the create that made them rolls
+    # back; Retain ones are kept (DeletionPolicy attribute).
+    boto3.client("s3", region_name=REGION).create_bucket(
+        Bucket="filegate-policy-test", CreateBucketConfiguration={"LocationConstraint": REGION}
+    )
+
+    assert create_policy_stack("policies") == "ROLLBACK_COMPLETE"
+
+    assert queue_names() == {"kept"}
+    events = stack_events("policies")
+    assert ("KeptQueue", "DELETE_SKIPPED") in events
+    assert {("NewQueue", "DELETE_COMPLETE"), ("PlainQueue", "DELETE_COMPLETE")} <= set(events)
+
+
+def test_a_stack_delete_keeps_retain_except_on_create_resources(cloud: StackLocation) -> None:
+    # AWS: RetainExceptOnCreate behaves like Retain for every stack operation but the create
+    # that made the resource; moto deleted such resources with the stack.
+    assert create_policy_stack("policies") == "CREATE_COMPLETE"
+
+    boto3.client("cloudformation", region_name=REGION).delete_stack(StackName="policies")
+
+    assert queue_names() == {"kept", "retain-except-on-create"}
+
+
+# ---------------------------------------------------------------- the account preflight
+
+
+def preflight_rows(result: DeployResult) -> dict[str, bool]:
+    return {check.name: check.passed for check in result.preflight}
+
+
+def nothing_was_created() -> bool:
+    cfn = boto3.client("cloudformation", region_name=REGION)
+    listed = boto3.client("s3", region_name=REGION).list_objects_v2(Bucket=ARTIFACTS)
+    return cfn.list_stacks()["StackSummaries"] == [] and listed.get("Contents", []) == []
+
+
+def test_a_dry_run_reports_the_preflight(cloud: StackLocation, tmp_path: Path) -> None:
+    planned = run(cloud, code_zip(tmp_path, "one"), dry_run=True)
+
+    assert preflight_rows(planned) == {
+        "template size": True,
+        "function URLs in region": True,
+        "unreserved concurrency": True,
+    }
+    (concurrency,) = [c for c in planned.preflight if c.name == "unreserved concurrency"]
+    assert "account limit 1000, unreserved 1000; the template reserves 30" in concurrency.detail
+
+
+def test_an_account_without_concurrency_headroom_fails_the_preflight(
+    cloud: StackLocation, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a new account's concurrency limit (the twin reports what the variable says)
+    monkeypatch.setenv("FILEGATE_LOCAL_LAMBDA_CONCURRENCY", "50")
+
+    planned = run(cloud, code_zip(tmp_path, "one"), dry_run=True)
+
+    assert planned.outcome == "preflight-failed"
+    assert preflight_rows(planned)["unreserved concurrency"] is False
+    (failed,) = [c for c in planned.preflight if not c.passed]
+    assert "Concurrent executions" in failed.remedy
+    with pytest.raises(DeployError, match=r"would fail to deploy.*unreserved concurrency"):
+        run(cloud, code_zip(tmp_path, "one"))
+    assert nothing_was_created()
+
+
+def test_an_update_counts_back_what_the_stack_reserves_already(
+    cloud: StackLocation, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run(cloud, code_zip(tmp_path, "one"))  # reserves 20 + 10
+    monkeypatch.setenv("FILEGATE_LOCAL_LAMBDA_CONCURRENCY", "130")  # 100 left unreserved
+
+    second = run(cloud, code_zip(tmp_path, "two"), parameters={})
+
+    assert (second.stack_status, preflight_rows(second)["unreserved concurrency"]) == (
+        "UPDATE_COMPLETE",
+        True,
+    )
+
+
+def test_a_region_without_function_urls_is_refused_before_anything_is_created(
+    aws: None, tmp_path: Path
+) -> None:
+    with cfn_models.installed():
+        region = "eu-central-2"  # Zurich: no AWS::Lambda::Url
+        s3 = boto3.client("s3", region_name=region)
+        s3.create_bucket(Bucket=ARTIFACTS, CreateBucketConfiguration={"LocationConstraint": region})
+        location = StackLocation(Target(region=region), STACK)
+
+        with pytest.raises(DeployError, match="AWS::Lambda::Url does not exist in eu-central-2"):
+            run(location, code_zip(tmp_path, "one"))
+
+        cfn = boto3.client("cloudformation", region_name=region)
+        assert cfn.list_stacks()["StackSummaries"] == []
+        assert s3.list_objects_v2(Bucket=ARTIFACTS).get("Contents", []) == []
+
+
+RESERVING_TEMPLATE = """
+Resources:
+  Role:
+    Type: AWS::IAM::Role
+    Properties:
+      AssumeRolePolicyDocument:
+        Statement:
+          - {Effect: Allow, Principal: {Service: lambda.amazonaws.com}, Action: sts:AssumeRole}
+  Reserving:
+    Type: AWS::Lambda::Function
+    Properties:
+      FunctionName: reserving
+      Runtime: python3.12
+      Handler: index.handler
+      Role: !GetAtt Role.Arn
+      Code: {ZipFile: "def handler(event, context):\\n    return None\\n"}
+      ReservedConcurrentExecutions: 20
+"""
+
+
+@pytest.mark.parametrize(
+    ("limit", "status"), [(120, "CREATE_COMPLETE"), (119, "ROLLBACK_COMPLETE")]
+)
+def test_a_reservation_the_account_cannot_give_fails_the_create(
+    cloud: StackLocation, monkeypatch: pytest.MonkeyPatch, limit: int, status: str
+) -> None:
+    # AWS: Lambda keeps 100 unreserved, so reserving 20 needs an account limit of 120; the
+    # twin refuses it as Lambda does, even for a stack created without filegate's preflight.
+    monkeypatch.setenv("FILEGATE_LOCAL_LAMBDA_CONCURRENCY", str(limit))
+    cfn = boto3.client("cloudformation", region_name=REGION)
+    change_set = cfn.create_change_set(
+        StackName="reserving",
+        ChangeSetName="c1",
+        ChangeSetType="CREATE",
+        TemplateBody=RESERVING_TEMPLATE,
+    )["Id"]
+
+    cfn.execute_change_set(ChangeSetName=change_set)
+
+    assert cfn.describe_stacks(StackName="reserving")["Stacks"][0]["StackStatus"] == status
+    events = cfn.describe_stack_events(StackName="reserving")["StackEvents"]
+    reasons = [
+        e.get("ResourceStatusReason", "") for e in events if e["ResourceStatus"] == "CREATE_FAILED"
+    ]
+    if status == "ROLLBACK_COMPLETE":
+        assert reasons == [
+            "Specified ReservedConcurrentExecutions for function decreases account's"
+            " UnreservedConcurrentExecution below its minimum value of [100]."
+        ]
+        functions = boto3.client("lambda", region_name=REGION).list_functions()["Functions"]
+        assert functions == []
+    else:
+        assert reasons == []

@@ -1,4 +1,5 @@
-"""Pure rules behind deploys: what a stack update changes, names of functions and artifacts."""
+"""Pure rules behind deploys: what a stack update changes, names of functions and artifacts,
+the account preflight's checks."""
 
 from __future__ import annotations
 
@@ -8,10 +9,13 @@ import hashlib
 import pytest
 
 from filegate.errors import LocalStackError
+from filegate.local import template as cfn
 from filegate.local.cfn_models import references, resource_diff
+from filegate.local.lambda_account import account_settings, reservation_refused
 from filegate.local.provision import split_function
 from filegate.local.runtime import code_key_for
-from filegate.ops.deploy import StackEvent, failure_message
+from filegate.ops import preflight
+from filegate.ops.deploy import StackEvent, failure_message, template_reservations
 
 FUNCTION = {"Type": "AWS::Lambda::Function", "Properties": {"Code": {"S3Key": {"Ref": "CodeKey"}}}}
 VERSION = {
@@ -100,3 +104,135 @@ def test_a_failed_update_names_each_failed_resource_and_its_reason() -> None:
     message = failure_message("stack", "UPDATE_ROLLBACK_COMPLETE", events)
     assert message == "stack stack ended in UPDATE_ROLLBACK_COMPLETE: IngestFunction: No access"
     assert "describe-stack-events --stack-name s" in failure_message("s", "ROLLBACK_COMPLETE", [])
+
+
+def test_a_rolled_back_create_says_the_next_deploy_retries_it() -> None:
+    events = [StackEvent("t", "UploadBucket", "AWS::S3::Bucket", "CREATE_FAILED", "exists")]
+    message = failure_message("s", "ROLLBACK_COMPLETE", events)
+    assert message.startswith("stack s ended in ROLLBACK_COMPLETE: UploadBucket: exists.")
+    assert "run `filegate deploy` again: it deletes the empty stack s" in message
+
+
+# ---------------------------------------------------------------- the account preflight
+
+RESERVING = {
+    "Parameters": {
+        "ApiReserved": {"Type": "Number", "Default": "-1"},
+        "IngestReserved": {"Type": "Number", "Default": 20},
+    },
+    "Conditions": {"ApiReserves": {"Fn::Not": [{"Fn::Equals": [{"Ref": "ApiReserved"}, "-1"]}]}},
+    "Resources": {
+        "Plain": {
+            "Type": "AWS::Lambda::Function",
+            "Properties": {"ReservedConcurrentExecutions": 5},
+        },
+        "Ingest": {
+            "Type": "AWS::Lambda::Function",
+            "Properties": {"ReservedConcurrentExecutions": {"Ref": "IngestReserved"}},
+        },
+        "Api": {
+            "Type": "AWS::Lambda::Function",
+            "Properties": {
+                "ReservedConcurrentExecutions": {
+                    "Fn::If": ["ApiReserves", {"Ref": "ApiReserved"}, {"Ref": "AWS::NoValue"}]
+                }
+            },
+        },
+        "Unreserved": {"Type": "AWS::Lambda::Function", "Properties": {}},
+    },
+}
+
+
+def test_reservations_are_read_from_the_resolved_template() -> None:
+    reserved, knobs = template_reservations(RESERVING, {}, "eu-central-1")
+    assert reserved == {"Plain": 5, "Ingest": 20}  # the API's resolves to AWS::NoValue: none
+    assert knobs == ["ApiReserved", "IngestReserved"]
+    given = {"ApiReserved": "10", "IngestReserved": "3"}
+    assert template_reservations(RESERVING, given, "eu-central-1")[0] == {
+        "Plain": 5,
+        "Ingest": 3,
+        "Api": 10,
+    }
+
+
+def test_the_shipped_template_reservations_resolve() -> None:
+    reserved, _ = template_reservations(cfn.load(), {}, "us-east-1")
+    assert all(isinstance(count, int) and count >= 0 for count in reserved.values())
+
+
+class _Account:
+    def __init__(self, limit: int, reserved: int = 0) -> None:
+        self.answer = {
+            "AccountLimit": {
+                "ConcurrentExecutions": limit,
+                "UnreservedConcurrentExecutions": limit - reserved,
+            }
+        }
+
+    def get_account_settings(self) -> dict[str, object]:
+        return self.answer
+
+
+@pytest.mark.parametrize(
+    ("limit", "reserved_elsewhere", "already", "passed"),
+    [
+        (1000, 0, 0, True),
+        (130, 0, 0, True),  # 130 - 30 = 100 stays unreserved: the least Lambda allows
+        (129, 0, 0, False),
+        (50, 0, 0, False),  # a new account's quota
+        (1000, 871, 0, False),  # other functions of the account reserve the room
+        (130, 30, 30, True),  # an update: this stack's own reservations are counted back
+    ],
+)
+def test_unreserved_concurrency_must_stay_at_least_100(
+    limit: int, reserved_elsewhere: int, already: int, passed: bool
+) -> None:
+    account = _Account(limit, reserved_elsewhere)
+    now = {"Ingest": already} if already else {}
+    check = preflight.unreserved_concurrency(account, {"Ingest": 20, "Api": 10}, now, ["X"])
+    assert check.passed is passed
+    assert ("--parameter X" in check.remedy) is (not passed)
+
+
+def test_a_template_that_reserves_nothing_needs_no_headroom() -> None:
+    check = preflight.unreserved_concurrency(_Account(10), {}, {}, [])
+    assert (check.passed, check.detail) == (True, "the template reserves no concurrency")
+
+
+def test_template_body_is_at_most_51200_bytes() -> None:
+    assert preflight.template_size("x" * 51_200).passed
+    too_big = preflight.template_size("é" * 25_601)  # 51,202 bytes: the limit is in bytes
+    assert not too_big.passed
+    assert "TemplateURL" in too_big.remedy
+
+
+@pytest.mark.parametrize(
+    ("region", "passed"),
+    [("eu-central-1", True), ("us-east-1", True), ("eu-central-2", False), ("il-central-1", False)],
+)
+def test_function_urls_exist_only_in_some_regions(region: str, passed: bool) -> None:
+    assert preflight.function_urls(region, cfn.load()).passed is passed
+    assert preflight.function_urls(region, {"Resources": {}}).passed
+
+
+def test_the_twin_reports_account_settings_as_lambda_does() -> None:
+    class Function:
+        def __init__(self, reserved: str | None, size: int) -> None:
+            self.reserved_concurrency, self.code_size = reserved, size
+
+    answer = account_settings([Function("20", 100), Function(None, 50)], 1000)
+    assert answer["AccountLimit"]["ConcurrentExecutions"] == 1000
+    assert answer["AccountLimit"]["UnreservedConcurrentExecutions"] == 980
+    assert answer["AccountUsage"] == {"TotalCodeSize": 150, "FunctionCount": 2}
+
+
+def test_the_twin_refuses_a_reservation_as_lambda_does() -> None:
+    class Function:
+        def __init__(self, name: str, reserved: int | None) -> None:
+            self.function_name, self.reserved_concurrency = name, reserved
+
+    account = [Function("other", 30), Function("again", 5), Function("free", None)]
+    assert reservation_refused(account, "new", 10, 145) is None  # 145 - 35 - 10 = 100
+    assert "minimum value of [100]" in str(reservation_refused(account, "new", 11, 145))
+    assert reservation_refused(account, "again", 15, 145) is None  # its own 5 is replaced
+    assert reservation_refused(account, "new", 0, 10) is None  # no reservation, no check

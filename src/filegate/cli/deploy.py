@@ -2,7 +2,8 @@
 
 Each command finds the stack (the running local stack unless --profile, --endpoint-url or
 --target aws say otherwise), calls one function in ``filegate.ops.deploy`` or
-``filegate.ops.releases`` and renders the result; progress goes to stderr.
+``filegate.ops.releases`` and renders the result; progress goes to stderr. ``deploy`` shows
+the account preflight as a table; a dry run whose preflight failed exits 1.
 """
 
 from __future__ import annotations
@@ -92,7 +93,8 @@ def deploy(
         ),
     ] = None,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Show the change set, change nothing")
+        bool,
+        typer.Option("--dry-run", help="Show the preflight and the change set, change nothing"),
     ] = False,
 ) -> None:
     """Upload the Lambda package and create or update the stack through a change set."""
@@ -105,15 +107,36 @@ def deploy(
         print_json(result.as_dict())
     else:
         _show_deploy(result)
+    console_err.print(_closing_line(result), highlight=False)
+    if result.outcome == "preflight-failed":
+        raise typer.Exit(1)
+
+
+def _closing_line(result: DeployResult) -> str:
+    if result.outcome == "dry-run" and result.replaced_failed_create:
+        return (
+            f"dry run: stack {result.stack_name} is ROLLBACK_COMPLETE (its first create failed);"
+            " a deploy deletes it and creates it again. Nothing changed"
+        )
     messages = {
         "no-changes": f"no changes: stack {result.stack_name} already runs this code and template",
         "dry-run": "dry run: change set deleted, nothing changed",
         "deployed": f"deployed: stack {result.stack_name} is {result.stack_status}",
+        "preflight-failed": (
+            f"preflight failed: stack {result.stack_name} would fail to deploy; do what the"
+            " table says, then deploy again. Nothing changed"
+        ),
     }
-    console_err.print(messages[result.outcome], highlight=False)
+    return messages[result.outcome]
 
 
 def _show_deploy(result: DeployResult) -> None:
+    if result.preflight:
+        rows = [
+            ("PASS" if c.passed else "FAIL", c.name, c.detail, c.remedy) for c in result.preflight
+        ]
+        title = f"preflight for {result.stack_name}"
+        console.print(rows_table(title, ("result", "check", "found", "what to do"), rows))
     if result.changes:
         rows = [(c.action, c.logical_id, c.resource_type, c.replacement) for c in result.changes]
         title = f"change set for {result.stack_name} ({result.change_set_type})"

@@ -45,13 +45,20 @@ def up(
     api_port: ApiPortOption = None,
     region: RegionOption = None,
     detach: Annotated[bool, typer.Option("--detach", "-d", help="Run in the background")] = False,
+    empty: Annotated[
+        bool,
+        typer.Option(
+            "--empty",
+            help="Deploy nothing: wait for `filegate deploy --endpoint-url ...` (a fresh account)",
+        ),
+    ] = False,
     output: OutputOption = OutputFormat.table,
 ) -> None:
     """Start the emulator, deploy the stack into it and run the function."""
     settings = LocalSettings.resolve(port=port, region=region, api_port=api_port)
     if detach:
         with console_err.status("starting the local stack"):
-            state = stack.start_detached(settings)
+            state = stack.start_detached(settings, empty=empty)
         _show_env(state, output)
         return
 
@@ -59,7 +66,9 @@ def up(
         _show_env(state, output)
         console_err.print("local stack running: Ctrl-C stops it")
 
-    local_stack = stack.LocalStack(settings, progress=lambda m: console_err.print(f"• {m}"))
+    local_stack = stack.LocalStack(
+        settings, progress=lambda m: console_err.print(f"• {m}"), empty=empty
+    )
     stack.run_until_signalled(local_stack, ready)
     console_err.print("local stack stopped")
 

@@ -14,7 +14,18 @@ also mends them (``_ChangeSetFixes``):
   resource being replaced (here: a Lambda version), and so does the mended one;
 - executing a change set left the stack's outputs and parameters as they were (a created stack
   had no outputs at all); the mended one rebuilds them, as ``update_stack`` does;
-- a stack update wrote only two stack-level events; each changed resource now gets its own.
+- a stack update wrote only two stack-level events; each changed resource now gets its own;
+- a resource that failed to create made ExecuteChangeSet itself fail and left the stack in
+  REVIEW_IN_PROGRESS with what it had created so far; AWS answers the call, then rolls the
+  create back: the resource's CREATE_FAILED event with its reason, ROLLBACK_IN_PROGRESS, every
+  resource created so far deleted (DELETE_COMPLETE) except those whose DeletionPolicy is
+  ``Retain`` (DELETE_SKIPPED), and the stack ends ROLLBACK_COMPLETE, where only a delete is
+  possible. ``RetainExceptOnCreate`` resources are deleted on that rollback and kept on any
+  other delete, as AWS documents (CloudFormation template reference, "DeletionPolicy
+  attribute"; user guide, stack status codes: ROLLBACK_COMPLETE); moto knew only ``Retain``.
+
+``lambda_account`` answers Lambda's GetAccountSettings, which moto lacks; ``register`` and
+``installed`` install it with the rest, since ``filegate deploy``'s preflight reads it.
 """
 
 from __future__ import annotations
@@ -24,9 +35,14 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from filegate.local import lambda_account
+
 _registered = False
 _VERSION_TYPE = "AWS::Lambda::Version"
 _SUB_VARIABLE = re.compile(r"\$\{([^}!.]+)(?:\.[^}]+)?\}")
+_FAILED_RESOURCE = "_filegate_failed_resource"  # set on the error a resource's create raised
+KEPT_ON_DELETE = frozenset({"Retain", "RetainExceptOnCreate"})
+KEPT_ON_CREATE_ROLLBACK = frozenset({"Retain"})
 
 
 def _lambda_backend(account_id: str, region: str) -> Any:
@@ -300,30 +316,162 @@ class _ChangeSetFixes:
         change_set = backend.describe_change_set(change_set_name)
         stack = backend.stacks[change_set.stack_id]
         changed = [(c.logical_resource_id, c.resource_type) for c in change_set.changes]
-        original(backend, change_set_name, stack_name)
+        creating = change_set.change_set_type == "CREATE"
+        try:
+            original(backend, change_set_name, stack_name)
+        except Exception as exc:
+            if not creating:
+                raise  # a failed update's rollback is not modelled: the call fails, as before
+            _roll_back_create(stack, change_set, exc)
+            return
         stack.parameters = dict(change_set.parameters)
         stack._parse_template()
         stack.output_map = stack._create_output_map()
-        done = "CREATE_COMPLETE" if change_set.change_set_type == "CREATE" else "UPDATE_COMPLETE"
+        done = "CREATE_COMPLETE" if creating else "UPDATE_COMPLETE"
         final = stack.events.pop()  # the stack's own *_COMPLETE comes after its resources'
         for logical_id, kind in changed:
             stack.events.append(_resource_event(stack, logical_id, kind, done))
         final.timestamp = stack.events[-1].timestamp if changed else final.timestamp
         stack.events.append(final)
 
+    @staticmethod
+    def create_resource(
+        original: Any, logical_id: str, resource_json: Any, *args: Any, **kw: Any
+    ) -> Any:
+        """moto's ``parse_and_create_resource``, naming the resource on the error it raises.
 
-def _resource_event(stack: Any, logical_id: str, kind: str, status: str) -> Any:
+        Resources are created lazily, a reference creating what it refers to first: the
+        innermost resource that failed is the one named.
+        """
+        try:
+            return original(logical_id, resource_json, *args, **kw)
+        except Exception as exc:
+            if not hasattr(exc, _FAILED_RESOURCE):
+                setattr(exc, _FAILED_RESOURCE, (logical_id, str(resource_json.get("Type", ""))))
+            raise
+
+    @staticmethod
+    def delete(resource_map: Any) -> None:
+        """moto's ``ResourceMap.delete`` (a stack delete), keeping RetainExceptOnCreate too."""
+        delete_resources(resource_map, KEPT_ON_DELETE)
+
+
+def _roll_back_create(stack: Any, change_set: Any, error: Exception) -> None:
+    """What CloudFormation does when a resource of a stack's first create fails."""
+    resources = stack.resource_map._resource_json_map
+    logical_id, kind = getattr(error, _FAILED_RESOURCE, (stack.name, "AWS::CloudFormation::Stack"))
+    for created in _created(stack.resource_map):
+        stack.events.append(
+            _resource_event(stack, created, resources[created]["Type"], "CREATE_COMPLETE")
+        )
+    stack.events.append(
+        _resource_event(stack, logical_id, kind, "CREATE_FAILED", reason=_reason(error))
+    )
+    stack._add_stack_event(
+        "ROLLBACK_IN_PROGRESS",
+        resource_status_reason=f"The following resource(s) failed to create: [{logical_id}]."
+        " Rollback requested by user.",
+    )
+
+    def record(name: str, status: str, physical: str, reason: str | None = None) -> None:
+        kind = resources[name]["Type"]
+        stack.events.append(_resource_event(stack, name, kind, status, reason, physical))
+
+    try:
+        delete_resources(stack.resource_map, KEPT_ON_CREATE_ROLLBACK, record)
+        stack.status = "ROLLBACK_COMPLETE"
+    except Exception as exc:
+        stack.status = "ROLLBACK_FAILED"  # what failed to delete is still there, as on AWS
+        record(getattr(exc, _FAILED_RESOURCE, (logical_id,))[0], "DELETE_FAILED", "", _reason(exc))
+    stack._add_stack_event(stack.status)
+    _forget_resources(stack)
+    stack.parameters = dict(change_set.parameters)
+    stack.template = change_set.template
+    change_set.execution_status = "EXECUTE_FAILED"
+
+
+def delete_resources(resource_map: Any, kept: frozenset[str], record: Any = None) -> None:
+    """Delete a stack's created resources, newest first, except those whose policy is ``kept``.
+
+    As moto does it (a resource another one still depends on fails to delete and is tried
+    again in the next pass, until a pass deletes nothing), with the deletion policies AWS
+    documents; each outcome is told to ``record(logical_id, status, physical_id)``.
+    """
+    resources = resource_map._resource_json_map
+    created = _created(resource_map)
+    policies = {name: resources[name].get("DeletionPolicy") for name in created}
+    pending = [name for name in reversed(created) if policies[name] not in kept]
+    for name in created:
+        if name not in pending and record:
+            record(name, "DELETE_SKIPPED", _physical(resource_map, name))
+    while pending:
+        before, failed = len(pending), None
+        for name in list(pending):
+            physical = _physical(resource_map, name)
+            try:
+                resource_map._delete_resource(resource_map._parsed_resources[name], resources[name])
+            except Exception as exc:  # a dependency still there: try again in the next pass
+                setattr(exc, _FAILED_RESOURCE, (name, resources[name]["Type"]))
+                failed = exc
+                continue
+            resource_map._parsed_resources.pop(name)
+            pending.remove(name)
+            if record:
+                record(name, "DELETE_COMPLETE", physical)
+        if failed is not None and len(pending) == before:
+            raise failed
+
+
+def _created(resource_map: Any) -> list[str]:
+    """The template's resources the map has created (in order), not parameters or skipped types."""
+    resources = resource_map._resource_json_map
+    return [
+        name
+        for name, parsed in resource_map._parsed_resources.items()
+        if name in resources and parsed is not None and not isinstance(parsed, str)
+    ]
+
+
+def _physical(resource_map: Any, name: str) -> str:
+    return str(getattr(resource_map._parsed_resources.get(name), "physical_resource_id", "") or "")
+
+
+def _forget_resources(stack: Any) -> None:
+    """A rolled-back stack has no resources and no outputs; nothing may create them lazily."""
+    from moto.cloudformation.parsing import OutputMap
+
+    for name in list(stack.resource_map._resource_json_map):
+        stack.resource_map._parsed_resources.pop(name, None)
+    stack.resource_map._resource_json_map = {}
+    stack.output_map = OutputMap(stack.resource_map, {}, stack.stack_id)
+
+
+def _reason(error: Exception) -> str:
+    """An error's message as CloudFormation shows it in a resource event."""
+    message = getattr(error, "message", None) or getattr(error, "description", None)
+    return str(message or error)
+
+
+def _resource_event(
+    stack: Any,
+    logical_id: str,
+    kind: str,
+    status: str,
+    reason: str | None = None,
+    physical: str | None = None,
+) -> Any:
     from moto.cloudformation.models import Event
 
-    resource = stack.resource_map._parsed_resources.get(logical_id)
+    if physical is None:
+        physical = _physical(stack.resource_map, logical_id)
     return Event(
         stack_id=stack.stack_id,
         stack_name=stack.name,
         logical_resource_id=logical_id,
-        physical_resource_id=getattr(resource, "physical_resource_id", "") or "",
+        physical_resource_id=physical,
         resource_type=kind,
         resource_status=status,
-        resource_status_reason=None,
+        resource_status_reason=reason,
         resource_properties=None,
     )
 
@@ -336,6 +484,8 @@ def _patched_attributes() -> list[tuple[Any, str]]:
         (parsing.ResourceMap, "build_resource_diff"),
         (models.ChangeSet, "diff"),
         (models.CloudFormationBackend, "execute_change_set"),
+        (parsing, "parse_and_create_resource"),
+        (parsing.ResourceMap, "delete"),
     ]
 
 
@@ -345,7 +495,8 @@ def installed() -> Iterator[None]:
     saved = [(owner, name, getattr(owner, name)) for owner, name in _patched_attributes()]
     _install()
     try:
-        yield
+        with lambda_account.installed():
+            yield
     finally:
         for owner, name, value in saved:
             setattr(owner, name, value)
@@ -356,6 +507,7 @@ def _install() -> None:
 
     model_map = {**parsing.get_model_map(), **MODELS}
     execute = models.CloudFormationBackend.execute_change_set
+    create = parsing.parse_and_create_resource
     replacements = [
         lambda: model_map,
         _ChangeSetFixes.build_resource_diff,
@@ -363,6 +515,8 @@ def _install() -> None:
         lambda backend, change_set_name, stack_name=None: _ChangeSetFixes.execute_change_set(
             execute, backend, change_set_name, stack_name
         ),
+        lambda *args, **kwargs: _ChangeSetFixes.create_resource(create, *args, **kwargs),
+        _ChangeSetFixes.delete,
     ]
     for (owner, name), replacement in zip(_patched_attributes(), replacements, strict=True):
         setattr(owner, name, replacement)
@@ -374,4 +528,5 @@ def register() -> None:
     if _registered:
         return
     _install()
+    lambda_account.register()
     _registered = True

@@ -7,6 +7,8 @@ alarms, SNS subscriptions, bucket versioning, public access block, CORS and noti
 table point-in-time recovery; and it
 disables the emulator's own event source mapping, which would otherwise consume messages
 without running the code. The local event source mapping (``esm``) takes its place.
+``adopt`` describes a stack that ``filegate deploy`` created in an empty local stack (its
+deploy applied those gaps itself), for the supervisor to run.
 """
 
 from __future__ import annotations
@@ -141,6 +143,36 @@ class Provisioner:
             outputs=self.outputs(),
             mapping=_mapping_config(document, resolver, physical),
             parameters=parameters,
+            function_urls=_function_urls(document, resolver),
+            applied=applied,
+        )
+
+    def adopt(self) -> Deployment:
+        """A stack someone else deployed (``filegate deploy`` into an empty local stack).
+
+        That deploy applied what the emulator ignores (``reapply``); only the emulator's own
+        event source mapping is disabled here again, since the local runner takes its place.
+        """
+        document = cfn.load()
+        stack = self._cfn.describe_stacks(StackName=self._stack_name)["Stacks"][0]
+        values = {p["ParameterKey"]: p["ParameterValue"] for p in stack.get("Parameters", [])}
+        physical = self._physical_ids()
+        resolver = self._resolver(document, values, physical)
+        applied = _GapApplier(self._target, document, resolver, physical).apply_all(
+            only={ESM_LOGICAL_ID}
+        )
+        return Deployment(
+            stack_name=self._stack_name,
+            outputs=self.outputs(),
+            mapping=_mapping_config(document, resolver, physical),
+            parameters=StackParameters(
+                bucket_name=values["BucketName"],
+                lambda_name=values["LambdaName"],
+                table_name=values["DynamoTableName"],
+                code_bucket=values["CodeBucket"],
+                code_key=values["CodeKey"],
+                alert_email=values.get("AlertEmail", ""),
+            ),
             function_urls=_function_urls(document, resolver),
             applied=applied,
         )

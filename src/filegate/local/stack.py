@@ -9,7 +9,11 @@ the state file that ``status``, ``env`` and ``down`` read (``state``; child proc
 ports: ``processes``). While it runs, ``follower`` keeps
 the workers on what a deploy or rollback says should run (the ``live`` alias's version for the
 mapping, the current code for function URLs), and ``running.json`` says which version the
-mapping's workers run. ``stop`` undoes all of it: no process is left behind. Run as
+mapping's workers run. Started ``empty`` (``filegate local up --empty``), it deploys nothing:
+the emulator waits for the first ``filegate deploy --endpoint-url ...``, as a fresh AWS account
+does, and once that stack is CREATE_COMPLETE (or UPDATE_COMPLETE) the supervisor adopts it
+(``Provisioner.adopt``) and starts the same workers, mapping and alarms for it. ``stop``
+undoes all of it: no process is left behind. Run as
 ``python -m filegate.local.stack`` it is the detached supervisor that
 ``filegate local up --detach`` starts.
 """
@@ -35,6 +39,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 from filegate import package
 from filegate.aws import Target
@@ -77,6 +83,8 @@ log = logging.getLogger(__name__)
 
 DETACHED_START_TIMEOUT = 180.0
 STOP_TIMEOUT = 30.0
+ADOPT_POLL_SECONDS = 1.0
+_ADOPTABLE = ("CREATE_COMPLETE", "UPDATE_COMPLETE")
 
 Progress = Callable[[str], None]
 
@@ -84,8 +92,13 @@ Progress = Callable[[str], None]
 class LocalStack:
     """The local stack in this process: emulator child, deployment, workers, poller."""
 
-    def __init__(self, settings: LocalSettings, progress: Progress | None = None) -> None:
+    def __init__(
+        self, settings: LocalSettings, progress: Progress | None = None, empty: bool = False
+    ) -> None:
         self.settings = settings
+        self._empty = empty
+        self._adopter: threading.Thread | None = None
+        self._stopping = threading.Event()
         self._progress = progress or (lambda message: log.info("%s", message))
         self._target = Target(region=settings.region, endpoint_url=settings.endpoint_url)
         self._work_dir: Path | None = None
@@ -120,6 +133,8 @@ class LocalStack:
         self._invoke_server = InvokeServer(self._functions)
         self._invoke_server.start()
         self._start_emulators(self._invoke_server.emulator_env())
+        if self._empty:
+            return self._await_stack()
         self._progress("building the Lambda package")
         built = package.build(self._work_dir / "lambda.zip")
         parameters = StackParameters(
@@ -139,6 +154,42 @@ class LocalStack:
         self.state = self._write_state(self.deployment)
         self._progress("local stack ready")
         return self.state
+
+    def _await_stack(self) -> LocalState:
+        """Empty: no stack yet; a thread adopts the stack once a deploy has created it."""
+        self.state = self._write_state(None)
+        self._adopter = threading.Thread(target=self._adopt_when_ready, name="stack-adopter")
+        self._adopter.start()
+        self._progress(
+            f"emulator ready with no stack: `filegate deploy --endpoint-url"
+            f" {self.settings.endpoint_url} --region {self.settings.region} ...` creates"
+            f" {self.settings.stack_name}"
+        )
+        return self.state
+
+    def _adopt_when_ready(self) -> None:
+        cfn = self._target.client("cloudformation")
+        while not self._stopping.wait(ADOPT_POLL_SECONDS):
+            try:
+                stack = cfn.describe_stacks(StackName=self.settings.stack_name)["Stacks"][0]
+            except (ClientError, BotoCoreError):
+                continue  # not created yet (or the emulator is going away)
+            if stack["StackStatus"] not in _ADOPTABLE:
+                continue  # being created, or rolled back: a retry deletes and creates it
+            try:
+                self._adopt()
+            except Exception:
+                log.exception("cannot run the deployed stack %s", self.settings.stack_name)
+            return
+
+    def _adopt(self) -> None:
+        self._progress(f"stack {self.settings.stack_name} deployed: starting its function")
+        deployment = Provisioner(self._target, self.settings.stack_name).adopt()
+        self.deployment = deployment
+        self._start_pipeline(deployment)
+        self._start_alarms(deployment)
+        self.state = self._write_state(deployment)
+        self._progress("local stack ready")
 
     def _start_emulators(self, env: dict[str, str]) -> None:
         """The emulator and DynamoDB's own process, started together; both listen on return.
@@ -354,14 +405,14 @@ class LocalStack:
         self._alarms = AlarmEvaluator(self._target)
         self._alarms.start()
 
-    def _write_state(self, deployment: Deployment) -> LocalState:
+    def _write_state(self, deployment: Deployment | None) -> LocalState:
         state = LocalState(
             pid=os.getpid(),
             port=self.settings.port,
             endpoint_url=self.settings.endpoint_url,
             region=self.settings.region,
-            stack_name=deployment.stack_name,
-            outputs=deployment.outputs,
+            stack_name=deployment.stack_name if deployment else self.settings.stack_name,
+            outputs=deployment.outputs if deployment else {},
             urls=dict(self._urls),
             dynamodb_endpoint_url=self._target.dynamodb_endpoint_url or "",
             started_at=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -376,6 +427,10 @@ class LocalStack:
 
     def stop(self) -> None:
         """Stop everything this stack started; safe to call more than once."""
+        self._stopping.set()
+        if self._adopter is not None:
+            self._adopter.join()  # an adoption under way finishes first, then is undone
+            self._adopter = None
         if self._alarms:
             self._alarms.stop()
             self._alarms = None
@@ -432,8 +487,9 @@ def run_until_signalled(stack: LocalStack, on_ready: Callable[[LocalState], None
             signal.signal(signum, handler)
 
 
-def start_detached(settings: LocalSettings) -> LocalState:
-    """Start the stack as a background supervisor process and wait until it is ready."""
+def start_detached(settings: LocalSettings, empty: bool = False) -> LocalState:
+    """Start the stack as a background supervisor process and wait until it is ready
+    (``empty``: the emulator is ready, with no stack)."""
     refuse_if_running(settings)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     log_path = settings.state_dir / f"local-{settings.port}.log"
@@ -443,6 +499,8 @@ def start_detached(settings: LocalSettings) -> LocalState:
         "FILEGATE_LOCAL_LOG": str(log_path),
     }
     command = [sys.executable, "-m", "filegate.local.stack", "--settings", settings.to_json()]
+    if empty:
+        command.append("--empty")
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
             command,
@@ -488,10 +546,12 @@ def main() -> None:
     """The detached supervisor's entry point."""
     parser = argparse.ArgumentParser(description="filegate local stack supervisor")
     parser.add_argument("--settings", required=True, help="LocalSettings as JSON")
+    parser.add_argument("--empty", action="store_true", help="start with no stack")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings = LocalSettings.from_json(args.settings)
-    run_until_signalled(LocalStack(settings), lambda state: log.info("ready: %s", state.env()))
+    stack = LocalStack(settings, empty=args.empty)
+    run_until_signalled(stack, lambda state: log.info("ready: %s", state.env()))
 
 
 if __name__ == "__main__":

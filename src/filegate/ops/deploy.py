@@ -4,7 +4,17 @@ One path for AWS and the local stack: build (or take) the zip, upload it under i
 content-addressed key, create a change set (CREATE when the stack is missing, else UPDATE,
 with every other parameter kept at its previous value), show its changes, then either stop
 (``dry_run``: the change set is deleted) or execute it and stream the stack's events until
-the stack settles. New code changes ``CodeKey``, and a new configuration of the function the
+the stack settles. Before anything is created, the account preflight (``ops.preflight``:
+template size, function URLs in the region, unreserved concurrency) must pass: a dry run
+reports it (outcome ``preflight-failed``), a deploy refuses with what to do.
+
+A stack in ROLLBACK_COMPLETE is a first create that failed and was rolled back: it holds no
+resources and only a delete is possible (CloudFormation user guide, stack status codes). The
+deploy deletes it and creates the stack again, after checking from its events that it never
+completed a create or an update; a dry run only says it would. Every other stuck status
+(ROLLBACK_FAILED, DELETE_FAILED, *_IN_PROGRESS) is refused with what to do.
+
+New code changes ``CodeKey``, and a new configuration of the function the
 ``FunctionFingerprint`` computed here, so the template publishes a Lambda version and moves the
 ``live`` alias to it (``ops.releases``). A change set without changes is not an
 error: the result says so.
@@ -31,7 +41,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from filegate import package
 from filegate.errors import DeployError
 from filegate.local import template as cfn
+from filegate.ops import preflight
 from filegate.ops.artifacts import Artifact, ArtifactStore, default_bucket_name, zip_digest
+from filegate.ops.preflight import PreflightCheck
 from filegate.ops.releases import (
     FINGERPRINT_PARAMETER,
     FUNCTION_OUTPUT,
@@ -45,6 +57,14 @@ CAPABILITIES = ["CAPABILITY_NAMED_IAM"]
 CODE_PARAMETERS = ("CodeBucket", "CodeKey")
 _NO_CHANGES = ("didn't contain changes", "No updates are to be performed")
 _BUSY = ("_IN_PROGRESS",)
+_FAILED_CREATE = "ROLLBACK_COMPLETE"
+_EVER_COMPLETED = (
+    "CREATE_COMPLETE",
+    "UPDATE_COMPLETE",
+    "UPDATE_ROLLBACK_COMPLETE",
+    "IMPORT_COMPLETE",
+)
+_STACK_TYPE = "AWS::CloudFormation::Stack"
 _CHANGE_SET_WAIT_SECONDS = 300.0
 _STACK_WAIT_SECONDS = 3600.0
 
@@ -82,18 +102,28 @@ class StackEvent:
 
 @dataclass
 class DeployResult:
-    """What a deploy did. ``outcome``: deployed, no-changes or dry-run."""
+    """What a deploy did. ``outcome``: deployed, no-changes, dry-run or preflight-failed.
+
+    ``replaced_failed_create``: the stack was ROLLBACK_COMPLETE and was (or, in a dry run,
+    would be) deleted before the create.
+    """
 
     stack_name: str
     change_set_type: str
     outcome: str
-    artifact: Artifact
+    artifact: Artifact | None
     changes: list[ResourceChange] = field(default_factory=list)
     events: list[StackEvent] = field(default_factory=list)
     outputs: dict[str, str] = field(default_factory=dict)
     live_version: str | None = None
     stack_status: str = ""
     applied_locally: list[str] = field(default_factory=list)
+    preflight: list[PreflightCheck] = field(default_factory=list)
+    replaced_failed_create: bool = False
+
+    @property
+    def preflight_passed(self) -> bool:
+        return all(check.passed for check in self.preflight)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -145,16 +175,25 @@ class Deployer:
 
     def run(self, options: DeployOptions) -> DeployResult:
         existing = self._existing_stack()
-        kind = (
-            "UPDATE" if existing and existing["StackStatus"] != "REVIEW_IN_PROGRESS" else "CREATE"
-        )
-        previous = _parameter_values(existing) if kind == "UPDATE" else {}
+        failed = existing if existing and existing["StackStatus"] == _FAILED_CREATE else None
+        if failed is not None:
+            self._require_never_completed(failed)
+        current = None if failed else existing
+        kind = "UPDATE" if current and current["StackStatus"] != "REVIEW_IN_PROGRESS" else "CREATE"
+        previous = _parameter_values(current) if kind == "UPDATE" else {}
         self._check_parameters(previous, options.parameters)  # before anything is created
+        checks = self._preflight(kind, {**previous, **options.parameters})
+        stopped = self._stop_before_changes(kind, checks, failed is not None, options.dry_run)
+        if stopped is not None:
+            return stopped
+        if failed is not None:
+            self._delete_failed_create(failed)
         with _zip(options.package, self._observer) as path:
-            store = self._artifact_store(existing, options.artifact_bucket)
+            store = self._artifact_store(current, options.artifact_bucket)
             self._observer.step(f"uploading the package to s3://{store.bucket}/")
             artifact = store.upload(path)
-        result = DeployResult(self._stack, kind, "deployed", artifact)
+        result = DeployResult(self._stack, kind, "deployed", artifact, preflight=checks)
+        result.replaced_failed_create = failed is not None
         values = _with_fingerprint(previous, {**options.parameters, **_code(artifact)})
         change_set = self._create_change_set(kind, _listed(previous, values))
         result.changes = self._wait_for_changes(change_set)
@@ -164,6 +203,20 @@ class Deployer:
             return self._finish(result, executed=False)
         self._execute(change_set, result)
         return self._finish(result, executed=True)
+
+    def _stop_before_changes(
+        self, kind: str, checks: list[PreflightCheck], failed_create: bool, dry_run: bool
+    ) -> DeployResult | None:
+        """A failed preflight stops everything (a dry run reports it, a deploy refuses); a dry
+        run on a rolled-back create stops too: no change set can be made while it is there."""
+        planned = DeployResult(self._stack, kind, "dry-run", None, preflight=checks)
+        planned.replaced_failed_create = failed_create
+        if not planned.preflight_passed:
+            if not dry_run:
+                raise DeployError(preflight.failure_message(self._stack, checks))
+            planned.outcome = "preflight-failed"
+            return planned
+        return planned if failed_create and dry_run else None
 
     def _execute(self, change_set: str, result: DeployResult) -> None:
         self._observer.step(f"executing change set ({len(result.changes)} changes)")
@@ -194,12 +247,83 @@ class Deployer:
             raise DeployError(
                 f"stack {self._stack} is busy ({status}): wait until it settles, then deploy again"
             )
-        if status in ("ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "DELETE_FAILED"):
+        if status in ("ROLLBACK_FAILED", "DELETE_FAILED"):
             raise DeployError(
                 f"stack {self._stack} is {status} and cannot be updated: delete it"
                 f" (aws cloudformation delete-stack --stack-name {self._stack}), then deploy again"
             )
         return stack
+
+    def _require_never_completed(self, stack: dict[str, Any]) -> None:
+        """Refuse to delete a stack whose events show a completed create or update."""
+        pages = self._cfn.get_paginator("describe_stack_events").paginate(
+            StackName=stack["StackId"]
+        )
+        for page in pages:
+            for raw in page["StackEvents"]:
+                if raw.get("ResourceType") == _STACK_TYPE and raw.get("ResourceStatus") in (
+                    _EVER_COMPLETED
+                ):
+                    raise DeployError(
+                        f"stack {self._stack} is {_FAILED_CREATE} but once completed"
+                        f" {raw['ResourceStatus']}: filegate deletes only a stack whose first"
+                        " create failed. Look at its events, delete it yourself"
+                        f" (aws cloudformation delete-stack --stack-name {self._stack}),"
+                        " then deploy again"
+                    )
+
+    def _delete_failed_create(self, stack: dict[str, Any]) -> None:
+        """Delete the empty, rolled-back stack so that the same name can be created again."""
+        stack_id = str(stack["StackId"])
+        self._observer.step(
+            f"stack {self._stack} is {_FAILED_CREATE}: its first create failed and was rolled"
+            " back, so it holds no resources and cannot be updated; deleting it, then creating"
+            " it again"
+        )
+        try:
+            self._cfn.delete_stack(StackName=stack_id)
+            deadline = time.monotonic() + _STACK_WAIT_SECONDS
+            while (status := self._status(stack_id)) != "DELETE_COMPLETE":
+                if status == "DELETE_FAILED" or time.monotonic() > deadline:
+                    raise DeployError(
+                        f"cannot delete the rolled-back stack {self._stack} ({status}): see"
+                        f" `aws cloudformation describe-stack-events --stack-name {stack_id}`"
+                    )
+                self._sleep(2.0)
+        except (ClientError, BotoCoreError) as exc:
+            raise DeployError(f"cannot delete the rolled-back stack {self._stack}: {exc}") from exc
+        self._observer.step(f"deleted the rolled-back stack {self._stack}")
+
+    def _preflight(self, kind: str, values: dict[str, str]) -> list[PreflightCheck]:
+        """The account preflight for this deploy (see ``ops.preflight``)."""
+        self._observer.step("preflight: template size, function URLs, unreserved concurrency")
+        document = cfn.load()
+        reservations, knobs = template_reservations(document, values, self._target.region)
+        lambda_client = self._target.client("lambda")
+        already = self._current_reservations(lambda_client) if kind == "UPDATE" else {}
+        return [
+            preflight.template_size(cfn.template_text()),
+            preflight.function_urls(self._target.region, document),
+            preflight.unreserved_concurrency(lambda_client, reservations, already, knobs),
+        ]
+
+    def _current_reservations(self, lambda_client: Any) -> dict[str, int]:
+        """What the stack's functions reserve now (an update frees it before it reserves)."""
+        resources = self._cfn.describe_stack_resources(StackName=self._stack)["StackResources"]
+        reserved: dict[str, int] = {}
+        for resource in resources:
+            if resource.get("ResourceType") != "AWS::Lambda::Function":
+                continue
+            try:
+                found = lambda_client.get_function_concurrency(
+                    FunctionName=resource["PhysicalResourceId"]
+                )
+            except (ClientError, BotoCoreError):
+                continue
+            reserved[resource["LogicalResourceId"]] = int(
+                found.get("ReservedConcurrentExecutions") or 0
+            )
+        return reserved
 
     def _artifact_store(self, existing: dict[str, Any] | None, named: str | None) -> ArtifactStore:
         if named:
@@ -321,8 +445,9 @@ class Deployer:
                 raise DeployError(f"stack {self._stack} still {status} after an hour")
             self._sleep(2.0)
 
-    def _status(self) -> str:
-        return str(self._cfn.describe_stacks(StackName=self._stack)["Stacks"][0]["StackStatus"])
+    def _status(self, stack: str | None = None) -> str:
+        found = self._cfn.describe_stacks(StackName=stack or self._stack)["Stacks"][0]
+        return str(found["StackStatus"])
 
     def _events_since(self, marker: str) -> list[tuple[str, StackEvent]]:
         """Events newer than ``marker`` (an EventId), oldest first."""
@@ -428,7 +553,55 @@ def failure_message(stack: str, status: str, events: list[StackEvent]) -> str:
     detail = "; ".join(reasons) or (
         f"no reason given; see `aws cloudformation describe-stack-events --stack-name {stack}`"
     )
-    return f"stack {stack} ended in {status}: {detail}"
+    message = f"stack {stack} ended in {status}: {detail}"
+    if status == _FAILED_CREATE:
+        message += (
+            f". The create was rolled back and left nothing behind; fix the cause, then run"
+            f" `filegate deploy` again: it deletes the empty stack {stack} and creates it anew"
+        )
+    return message
+
+
+def template_reservations(
+    document: dict[str, Any], values: dict[str, str], region: str
+) -> tuple[dict[str, int], list[str]]:
+    """Each function's ReservedConcurrentExecutions for this deploy, and the parameters
+    that set them. A reservation that resolves to ``AWS::NoValue`` (or to nothing) is none."""
+    declared = document.get("Parameters", {})
+    refs = {n: str(spec["Default"]) for n, spec in declared.items() if "Default" in spec}
+    refs.update(values)
+    refs.update({"AWS::Region": region, "AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com"})
+    resolver = cfn.Resolver(document, refs, _no_attributes)
+    reserved: dict[str, int] = {}
+    knobs: set[str] = set()
+    for logical_id, resource in document["Resources"].items():
+        raw = resource.get("Properties", {}).get("ReservedConcurrentExecutions")
+        if resource.get("Type") != "AWS::Lambda::Function" or raw is None:
+            continue
+        condition = resource.get("Condition")
+        if condition and not resolver.condition(condition):
+            continue
+        knobs |= _refs(raw) & set(declared)
+        value = resolver.resolve(raw)
+        if value is not cfn.NO_VALUE and str(value).strip().lstrip("-").isdigit():
+            reserved[logical_id] = max(0, int(str(value).strip()))
+    return reserved, sorted(knobs)
+
+
+def _no_attributes(logical_id: str, attribute: str) -> str:
+    raise DeployError(
+        f"ReservedConcurrentExecutions cannot depend on {logical_id}.{attribute} before deploying"
+    )
+
+
+def _refs(value: Any) -> set[str]:
+    """The names a template fragment refers to with Ref."""
+    if isinstance(value, list):
+        return set().union(*map(_refs, value)) if value else set()
+    if isinstance(value, dict):
+        found = {value["Ref"]} if isinstance(value.get("Ref"), str) else set()
+        return found.union(*map(_refs, value.values()))
+    return set()
 
 
 def _settled(status: str) -> bool:

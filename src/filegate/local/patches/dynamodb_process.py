@@ -10,8 +10,9 @@ names the second):
   ``DynamoDBStreams_20120810.*``) is forwarded there as it came, and its answer returned as it
   is, so any client of the main endpoint (the AWS CLI, filegate's commands) sees one emulator;
 - a table that CloudFormation creates (``AWS::DynamoDB::Table``) is created there too, from the
-  same properties, and deleted there with the stack. moto keeps its own copy for the stack's
-  bookkeeping (physical id, ``Fn::GetAtt``); no request ever reads it.
+  same properties, and deleted there with the stack (or the rollback of its create). moto
+  keeps its own copy for the stack's bookkeeping (physical id, ``Fn::GetAtt``); no request
+  ever reads it.
 
 The function's workers get ``AWS_ENDPOINT_URL_DYNAMODB`` and reach the second process directly.
 """
@@ -195,6 +196,15 @@ def _mirror_cloudformation_tables(table_class: Any, base_url: str) -> None:
         client(region_name).create_table(**request)
         return table
 
+    def drop(region_name: str, table_name: str) -> None:
+        from botocore.exceptions import ClientError
+
+        try:
+            client(region_name).delete_table(TableName=table_name)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ResourceNotFoundException":
+                raise
+
     def delete_both(
         cls: Any,
         /,
@@ -203,14 +213,18 @@ def _mirror_cloudformation_tables(table_class: Any, base_url: str) -> None:
         account_id: str,
         region_name: str,
     ) -> None:
-        from botocore.exceptions import ClientError
-
         delete(cls, resource_name, cloudformation_json, account_id, region_name)
-        try:
-            client(region_name).delete_table(TableName=resource_name)
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "ResourceNotFoundException":
-                raise
+        drop(region_name, resource_name)
+
+    # A stack delete, or the rollback of a failed create, deletes through the table's own
+    # ``delete``, not ``delete_from_cloudformation_json``: mirror that path too, or the retry
+    # of a rolled-back create finds its tables still there.
+    delete_instance = table_class.delete
+
+    def delete_instance_both(self: Any, account_id: str, region_name: str) -> None:
+        delete_instance(self, account_id, region_name)
+        drop(region_name, self.name)
 
     setattr(table_class, "create_from_cloudformation_json", classmethod(create_both))  # noqa: B010
     setattr(table_class, "delete_from_cloudformation_json", classmethod(delete_both))  # noqa: B010
+    setattr(table_class, "delete", delete_instance_both)  # noqa: B010
