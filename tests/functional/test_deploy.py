@@ -40,6 +40,9 @@ PARAMETERS = {
     "DynamoTableName": "filegate-deploy-ledger",
 }
 
+# The reservations a user opts into (nothing is reserved by default): 20 + 10 executions.
+RESERVING = {**PARAMETERS, "IngestReservedConcurrency": "20", "UploadApiReservedConcurrency": "10"}
+
 # moto warns once per resource type it does not emulate; that is expected here.
 pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse:UserWarning")
 
@@ -519,7 +522,7 @@ def nothing_was_created() -> bool:
 
 
 def test_a_dry_run_reports_the_preflight(cloud: StackLocation, tmp_path: Path) -> None:
-    planned = run(cloud, code_zip(tmp_path, "one"), dry_run=True)
+    planned = run(cloud, code_zip(tmp_path, "one"), dry_run=True, parameters=RESERVING)
 
     assert preflight_rows(planned) == {
         "template size": True,
@@ -536,21 +539,35 @@ def test_an_account_without_concurrency_headroom_fails_the_preflight(
     # GIVEN a new account's concurrency limit (the twin reports what the variable says)
     monkeypatch.setenv("FILEGATE_LOCAL_LAMBDA_CONCURRENCY", "50")
 
-    planned = run(cloud, code_zip(tmp_path, "one"), dry_run=True)
+    planned = run(cloud, code_zip(tmp_path, "one"), dry_run=True, parameters=RESERVING)
 
     assert planned.outcome == "preflight-failed"
     assert preflight_rows(planned)["unreserved concurrency"] is False
     (failed,) = [c for c in planned.preflight if not c.passed]
     assert "Concurrent executions" in failed.remedy
     with pytest.raises(DeployError, match=r"would fail to deploy.*unreserved concurrency"):
-        run(cloud, code_zip(tmp_path, "one"))
+        run(cloud, code_zip(tmp_path, "one"), parameters=RESERVING)
     assert nothing_was_created()
+
+
+def test_the_default_template_deploys_on_a_new_account(
+    cloud: StackLocation, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN the smallest concurrency limit new accounts get; nothing is reserved by default
+    monkeypatch.setenv("FILEGATE_LOCAL_LAMBDA_CONCURRENCY", "10")
+
+    deployed = run(cloud, code_zip(tmp_path, "one"))
+
+    assert (deployed.stack_status, preflight_rows(deployed)["unreserved concurrency"]) == (
+        "CREATE_COMPLETE",
+        True,
+    )
 
 
 def test_an_update_counts_back_what_the_stack_reserves_already(
     cloud: StackLocation, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    run(cloud, code_zip(tmp_path, "one"))  # reserves 20 + 10
+    run(cloud, code_zip(tmp_path, "one"), parameters=RESERVING)  # reserves 20 + 10
     monkeypatch.setenv("FILEGATE_LOCAL_LAMBDA_CONCURRENCY", "130")  # 100 left unreserved
 
     second = run(cloud, code_zip(tmp_path, "two"), parameters={})
