@@ -45,10 +45,22 @@ def up(
     api_port: ApiPortOption = None,
     region: RegionOption = None,
     detach: Annotated[bool, typer.Option("--detach", "-d", help="Run in the background")] = False,
+    aws_timing: Annotated[
+        bool | None,
+        typer.Option(
+            "--aws-timing/--local-timing",
+            help="A failed message comes back after the queue's visibility timeout (180 s),"
+            " as on AWS, not after FILEGATE_LOCAL_RETRY_DELAY [default: local timing, or"
+            " FILEGATE_LOCAL_AWS_TIMING]",
+            show_default=False,
+        ),
+    ] = None,
     output: OutputOption = OutputFormat.table,
 ) -> None:
     """Start the emulator, deploy the stack into it and run the function."""
-    settings = LocalSettings.resolve(port=port, region=region, api_port=api_port)
+    settings = LocalSettings.resolve(
+        port=port, region=region, api_port=api_port, aws_timing=aws_timing
+    )
     if detach:
         with console_err.status("starting the local stack"):
             state = stack.start_detached(settings)
