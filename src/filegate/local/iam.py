@@ -273,11 +273,18 @@ def credential_scope(environ: Mapping[str, Any]) -> list[str] | None:
     if "X-Amz-Credential=" in query:
         values = parse_qs(query).get("X-Amz-Credential")
         return values[0].split("/") if values else None
+    # SigV2 (S3 only): a header "AWS <key>:<signature>" or a presigned URL's AWSAccessKeyId;
+    # its scope names no region (the partition is then "aws").
+    if header.startswith("AWS "):
+        return [header[4:].partition(":")[0], "", "", "s3"]
+    if "AWSAccessKeyId=" in query:
+        values = parse_qs(query).get("AWSAccessKeyId")
+        return [values[0], "", "", "s3"] if values else None
     return None
 
 
 def describe(environ: dict[str, Any], principal: Principal, scope: list[str]) -> Described:
-    region, service = (scope[2], scope[3]) if len(scope) >= 4 else ("us-east-1", "")
+    region, service = (scope[2] or "us-east-1", scope[3]) if len(scope) >= 4 else ("", "")
     arn = _Arns(partition(region), region, principal.account)
     if service == "s3":
         return _describe_s3(environ, arn)
@@ -517,7 +524,7 @@ class IamMiddleware:
                 return _denied(environ, start_response, described, principal, action, resource, why)
         if described.missing_object_bucket is None:
             return self._app(environ, start_response)
-        bucket_arn = f"arn:{partition(scope[2])}:s3:::{described.missing_object_bucket}"
+        bucket_arn = f"arn:{partition(scope[2] or '')}:s3:::{described.missing_object_bucket}"
         if evaluator.allowed("s3:ListBucket", bucket_arn) is None:
             return self._app(environ, start_response)
         return self._hide_missing(environ, start_response, described, principal)
