@@ -93,6 +93,28 @@ def test_a_partner_upload_is_accepted_recorded_and_verify_passes(
     assert all(check["passed"] for check in json.loads(verified.stdout)["checks"])
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("logs", "--since", "15m"),
+        ("releases",),
+        ("dlq", "list"),
+        ("reconcile",),
+        ("intake",),
+        ("alarms",),
+        ("deploy", "--dry-run"),
+    ],
+    ids=" ".join,
+)
+def test_the_operations_commands_work_in_the_region(
+    regional: Stack, command: tuple[str, ...]
+) -> None:
+    done = cli(regional, *command)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_the_ingestion_role_may_not_read_a_bucket_it_is_not_granted(regional: Stack) -> None:
     region = regional.env["region"]
     foreign = f"foreign-{region}"
