@@ -123,19 +123,19 @@ class RoleSessions:
 
     def credentials(self, role_arn: str, session_name: str) -> dict[str, str]:
         """AssumeRole on ``role_arn``: the variables Lambda sets for the function's code."""
-        with self._lock:
-            issued = self._target.client("sts").assume_role(
-                RoleArn=role_arn,
-                RoleSessionName=session_name[:64],
-                DurationSeconds=SESSION_SECONDS,
-            )
-            credentials, user = issued["Credentials"], issued["AssumedRoleUser"]
-            principal = Principal(
-                access_key_id=credentials["AccessKeyId"],
-                arn=user["Arn"],
-                account=user["Arn"].split(":")[4],
-                policies=tuple(self._role_policies(role_arn.rsplit("/", 1)[-1])),
-            )
+        issued = self._target.client("sts").assume_role(
+            RoleArn=role_arn,
+            RoleSessionName=session_name[:64],
+            DurationSeconds=SESSION_SECONDS,
+        )
+        credentials, user = issued["Credentials"], issued["AssumedRoleUser"]
+        principal = Principal(
+            access_key_id=credentials["AccessKeyId"],
+            arn=user["Arn"],
+            account=user["Arn"].split(":")[4],
+            policies=tuple(self._role_policies(role_arn.rsplit("/", 1)[-1])),
+        )
+        with self._lock:  # workers start in parallel; the file is written by one at a time
             self._record(principal)
         return {
             "AWS_ACCESS_KEY_ID": credentials["AccessKeyId"],
