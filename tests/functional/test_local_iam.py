@@ -317,3 +317,28 @@ def test_the_dynamodb_process_checks_the_same_sessions(emulator: Emulator, tmp_p
         )
     finally:
         terminate(process)
+
+
+def test_lambda_refuses_a_mapping_whose_role_may_not_consume_the_queue(
+    emulator: Emulator,
+) -> None:
+    queue_arn = ARNS["IngestQueue"]
+    granted = emulator.role("ingest", template_policies("IngestFunctionRole"))
+    without = [
+        {
+            **policy,
+            "PolicyDocument": {
+                **policy["PolicyDocument"],
+                "Statement": [
+                    s for s in policy["PolicyDocument"]["Statement"] if s["Sid"] != "ConsumeQueue"
+                ],
+            },
+        }
+        for policy in template_policies("IngestFunctionRole")
+    ]
+    refused = emulator.role("ingest-no-queue", without)
+
+    assert emulator.sessions.mapping_refusal(granted, queue_arn) is None
+    refusal = emulator.sessions.mapping_refusal(refused, queue_arn)
+    assert refusal is not None
+    assert "does not have permissions to call ReceiveMessage on SQS" in refusal

@@ -17,6 +17,8 @@ makes is authorised against that role's policies. This module gives the local st
   an explicit Deny wins, else an Allow is needed, else it is denied. A denial answers as the
   service does (S3: 403 ``AccessDenied`` XML; DynamoDB and KMS: 400 ``AccessDeniedException``
   JSON; SQS: 403 ``AccessDenied``).
+- An SQS event source mapping polls with the function's role: :meth:`RoleSessions.mapping_refusal`
+  says why Lambda would refuse to create it, and the local stack refuses to start it.
 - S3 answers a GET or HEAD of a missing object with 403, not 404, to a principal without
   ``s3:ListBucket`` on the bucket (S3 API reference, HeadObject and GetObject, "Permissions").
 
@@ -56,6 +58,7 @@ log = logging.getLogger(__name__)
 # Read by the emulator processes (not filegate.settings: only they read it): the principals file.
 ENV_PRINCIPALS = "FILEGATE_EMULATOR_PRINCIPALS"
 PRINCIPALS_FILE = "principals.json"
+MAPPING_ACTIONS = ("ReceiveMessage", "DeleteMessage", "GetQueueAttributes")
 SESSION_SECONDS = 3600  # AssumeRole's default, and Lambda's role sessions last about as long
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -142,6 +145,22 @@ class RoleSessions:
             "AWS_SECRET_ACCESS_KEY": credentials["SecretAccessKey"],
             "AWS_SESSION_TOKEN": credentials["SessionToken"],
         }
+
+    def mapping_refusal(self, role_arn: str, queue_arn: str) -> str | None:
+        """Why Lambda would refuse an SQS event source mapping for this role, or None.
+
+        The mapping polls with the function's execution role, which needs ReceiveMessage,
+        DeleteMessage and GetQueueAttributes on the queue; CreateEventSourceMapping checks it
+        (Lambda Developer Guide, "Using Lambda with Amazon SQS", "Execution role permissions").
+        """
+        evaluator = PolicyEvaluator(self._role_policies(role_arn.rsplit("/", 1)[-1]))
+        for action in MAPPING_ACTIONS:
+            if evaluator.allowed(f"sqs:{action}", queue_arn):
+                return (
+                    "InvalidParameterValueException: The provided execution role does not have"
+                    f" permissions to call {action} on SQS ({role_arn}, {queue_arn})"
+                )
+        return None
 
     def _role_policies(self, role_name: str) -> Iterator[str]:
         iam = self._target.client("iam")

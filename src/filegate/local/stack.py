@@ -243,6 +243,7 @@ class LocalStack:
             self._work_dir,
             qualifier=mapping.qualifier,
         )
+        self._check_mapping_role(spec, mapping.queue_arn)
         workers = self._warm_workers(spec, self._mapping_workers(deployment))
         telemetry = self._telemetry = Telemetry(self._target)
         telemetry.start()
@@ -268,6 +269,14 @@ class LocalStack:
             )
         self._start_gateways(deployment, telemetry)
         self._follower.start()
+
+    def _check_mapping_role(self, spec: FunctionSpec, queue_arn: str) -> None:
+        """Lambda refuses a mapping whose function's role may not consume the queue."""
+        if self._role_sessions is None:
+            return
+        refusal = self._role_sessions.mapping_refusal(spec.role_arn, queue_arn)
+        if refusal:
+            raise LocalStackError(f"the event source mapping of {spec.name}: {refusal}")
 
     def _register(self, spec: FunctionSpec, workers: list[Worker]) -> None:
         """Direct invocations (``aws lambda invoke``) of this function run on these workers.
