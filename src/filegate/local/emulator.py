@@ -20,7 +20,7 @@ import threading
 from typing import Any
 
 from filegate.aws import Target
-from filegate.local import cfn_models, iam, patches, s3_checksums
+from filegate.local import cfn_models, patches, s3_checksums
 from filegate.local.queue_channel import ENV_CHANNEL, ENV_CHANNEL_KEY, QueueChannelServer
 from filegate.local.sqs_metrics import QueueMetricsPublisher
 
@@ -68,7 +68,9 @@ class _Server:
         )
         from werkzeug.serving import make_server
 
-        app = iam.middleware_from_env(DomainDispatcherApplication(create_backend_app))
+        from filegate.local.iam import middleware_from_env
+
+        app = middleware_from_env(DomainDispatcherApplication(create_backend_app))
         self._server = make_server(host, port, app, True, request_handler=MotoRequestHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
