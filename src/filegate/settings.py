@@ -38,6 +38,8 @@ ENV_LOCAL_WORKERS = "FILEGATE_LOCAL_WORKERS"
 ENV_LOCAL_RETRY_DELAY = "FILEGATE_LOCAL_RETRY_DELAY"
 ENV_LOCAL_DYNAMODB_PROCESS = "FILEGATE_LOCAL_DYNAMODB_PROCESS"
 ENV_LOCAL_QUEUE_CHANNEL = "FILEGATE_LOCAL_QUEUE_CHANNEL"
+ENV_LOCAL_IAM = "FILEGATE_LOCAL_IAM"
+ENV_LOCAL_AWS_TIMING = "FILEGATE_LOCAL_AWS_TIMING"
 
 DEFAULT_REGION = "eu-central-1"
 DEFAULT_STACK_NAME = "s3-lambda-dynamo-stack"
@@ -175,7 +177,7 @@ def default_state_dir(env: Mapping[str, str] | None = None) -> Path:
 
 @dataclass(frozen=True)
 class LocalSettings:
-    """How the local stack runs: ports, region, state directory, workers, retry delay."""
+    """How the local stack runs: ports, region, state directory, workers, retry timing, IAM."""
 
     port: int = DEFAULT_LOCAL_PORT
     region: str = DEFAULT_REGION
@@ -188,6 +190,17 @@ class LocalSettings:
     dynamodb_process: bool = True
     # the event source mapping reads its queue over the emulator's own line (0: the SQS API)
     queue_channel: bool = True
+    # the functions run with credentials of their roles, which the emulator enforces (0: not)
+    iam: bool = True
+    # a failed message comes back after the queue's visibility timeout, as on AWS, instead
+    # of after retry_delay_seconds
+    aws_timing: bool = False
+
+    @property
+    def failed_message_delay(self) -> int | None:
+        """Seconds before a failed message is visible again; None: the queue's visibility
+        timeout decides, as on AWS."""
+        return None if self.aws_timing else self.retry_delay_seconds
 
     @property
     def endpoint_url(self) -> str:
@@ -213,6 +226,7 @@ class LocalSettings:
         region: str | None = None,
         env: Mapping[str, str] | None = None,
         api_port: int | None = None,
+        aws_timing: bool | None = None,
     ) -> LocalSettings:
         env = os.environ if env is None else env
         resolved_port = port or _int(env, ENV_LOCAL_PORT, DEFAULT_LOCAL_PORT, 1)
@@ -229,6 +243,12 @@ class LocalSettings:
             retry_delay_seconds=_int(env, ENV_LOCAL_RETRY_DELAY, DEFAULT_LOCAL_RETRY_DELAY, 0),
             dynamodb_process=_switch(env, ENV_LOCAL_DYNAMODB_PROCESS, default=True),
             queue_channel=_switch(env, ENV_LOCAL_QUEUE_CHANNEL, default=True),
+            iam=_switch(env, ENV_LOCAL_IAM, default=True),
+            aws_timing=(
+                aws_timing
+                if aws_timing is not None
+                else _switch(env, ENV_LOCAL_AWS_TIMING, default=False)
+            ),
         )
 
 

@@ -52,10 +52,22 @@ def up(
             help="Deploy nothing: wait for `filegate deploy --endpoint-url ...` (a fresh account)",
         ),
     ] = False,
+    aws_timing: Annotated[
+        bool | None,
+        typer.Option(
+            "--aws-timing/--local-timing",
+            help="A failed message comes back after the queue's visibility timeout (180 s),"
+            " as on AWS, not after FILEGATE_LOCAL_RETRY_DELAY [default: local timing, or"
+            " FILEGATE_LOCAL_AWS_TIMING]",
+            show_default=False,
+        ),
+    ] = None,
     output: OutputOption = OutputFormat.table,
 ) -> None:
     """Start the emulator, deploy the stack into it and run the function."""
-    settings = LocalSettings.resolve(port=port, region=region, api_port=api_port)
+    settings = LocalSettings.resolve(
+        port=port, region=region, api_port=api_port, aws_timing=aws_timing
+    )
     if detach:
         with console_err.status("starting the local stack"):
             state = stack.start_detached(settings, empty=empty)

@@ -6,7 +6,8 @@ S3 checks them (``s3_presign``) before moto serves them. Besides serving, it pub
 AWS/SQS metrics SQS would (``sqs_metrics``) and, when the local stack asks, serves its event
 source mapping's line to the queues (``queue_channel``). The local stack also starts a second
 one with ``--dynamodb-only``, which serves the stack's DynamoDB tables
-(``patches.dynamodb_process``) and publishes nothing.
+(``patches.dynamodb_process``) and publishes nothing. Both serve moto's WSGI app wrapped in
+the function roles' IAM check (``iam``), when the local stack names their principals.
 """
 
 from __future__ import annotations
@@ -35,9 +36,7 @@ def serve(port: int, host: str = "127.0.0.1", publish_metrics: bool = True) -> N
     # thread takes): ~4 % of the emulator's time in a burst, and a log that grows without end.
     # Warnings and errors are still logged.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
+    server = _Server(host, port)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
@@ -58,6 +57,31 @@ def serve(port: int, host: str = "127.0.0.1", publish_metrics: bool = True) -> N
     if channel:
         channel.stop()
     server.stop()
+
+
+class _Server:
+    """moto's server (what ``ThreadedMotoServer`` does), its app wrapped in our middleware."""
+
+    def __init__(self, host: str, port: int) -> None:
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
+        from werkzeug.serving import make_server
+
+        from filegate.local.iam import middleware_from_env
+
+        app = middleware_from_env(DomainDispatcherApplication(create_backend_app))
+        self._server = make_server(host, port, app, True, request_handler=MotoRequestHandler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._thread.join()
 
 
 def _queue_channel() -> QueueChannelServer | None:

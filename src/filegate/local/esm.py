@@ -6,7 +6,10 @@ concurrency); successes are deleted; failed records, or the whole batch when the
 failed, timed out or crashed, become visible again. Locally they come back after a short retry
 delay (FILEGATE_LOCAL_RETRY_DELAY, 2 s by default) instead of the queue's visibility timeout,
 so a poison message reaches the dead-letter queue in seconds rather than in
-``maxReceiveCount`` x 180 s; the queue's redrive policy is what moves it, as on AWS.
+``maxReceiveCount`` x 180 s; the queue's redrive policy is what moves it, as on AWS. With AWS's
+timing (``filegate local up --aws-timing``, FILEGATE_LOCAL_AWS_TIMING=1: a retry delay of
+None) a failed message is left alone, invisible until the visibility timeout it was received
+with (the queue's) runs out, as Lambda leaves it.
 ``swap`` hands the mapping to new workers (another version, after a deploy or a rollback):
 the old pollers deliver the batch they hold, then stop.
 
@@ -155,7 +158,7 @@ class EventSourceMapping:
         mapping: MappingConfig,
         queue_url: str,
         workers: list[Worker],
-        retry_delay_seconds: int,
+        retry_delay_seconds: int | None,
         observer: InvocationObserver | None = None,
         connect: QueueConnector | None = None,
     ) -> None:
@@ -260,6 +263,8 @@ class EventSourceMapping:
         retry = [m for m in messages if m["MessageId"] in failed]
         for chunk in _chunks(done):
             queue.delete(_entries(chunk))
+        if self._retry_delay is None:
+            return  # AWS's timing: back when the visibility timeout runs out
         for chunk in _chunks(retry):
             queue.release(_entries(chunk), self._retry_delay)
 

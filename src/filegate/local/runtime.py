@@ -5,7 +5,9 @@
 and builds the runtime's package directory (only what the AWS Python runtime provides:
 boto3, botocore and their dependencies). A ``Worker`` is one
 warm execution environment: an isolated interpreter running ``bootstrap``, with the function's
-configured environment, handler and timeout. A timed-out or crashed invocation is a failed
+configured environment, handler and timeout, and, when the local stack issues them, the
+credentials of a session of the function's execution role (``Credentials``), as Lambda
+gives them. A timed-out or crashed invocation is a failed
 one, and the worker is replaced, as on Lambda; so is one whose environment fails to start
 (``Runtime.InitError``), which never raises out of ``invoke``.
 """
@@ -25,6 +27,7 @@ import threading
 import time
 import uuid
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +55,7 @@ class FunctionSpec:
     runtime_dir: Path
     version: str = "$LATEST"  # a published version when invoked through an alias
     code_sha256: str = ""  # Lambda's CodeSha256 of the code in code_dir
+    role_arn: str = ""  # the execution role
 
     @property
     def log_group(self) -> str:
@@ -115,6 +119,7 @@ def prepare_function(
         runtime_dir=runtime_packages_dir(work_dir),
         version=str(config.get("Version", "$LATEST")),
         code_sha256=str(config.get("CodeSha256", "")),
+        role_arn=str(config.get("Role", "")),
     )
 
 
@@ -146,8 +151,15 @@ def runtime_packages_dir(work_dir: Path) -> Path:
     return runtime_dir
 
 
-def worker_environment(spec: FunctionSpec, target: Target, log_stream: str) -> dict[str, str]:
-    """The environment Lambda gives a function, pointed at the emulator, tracing off."""
+# The variables Lambda sets from a session of the function's role, for one execution environment.
+Credentials = Callable[[FunctionSpec], dict[str, str]]
+
+
+def worker_environment(
+    spec: FunctionSpec, target: Target, log_stream: str, credentials: dict[str, str] | None = None
+) -> dict[str, str]:
+    """The environment Lambda gives a function, pointed at the emulator, tracing off; with the
+    role session's credentials when given, else the target's (any the emulator accepts)."""
     return {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "LANG": "C.UTF-8",
@@ -166,6 +178,7 @@ def worker_environment(spec: FunctionSpec, target: Target, log_stream: str) -> d
         "AWS_XRAY_SDK_ENABLED": "false",
         "FILEGATE_FUNCTION_ARN": spec.arn,
         "FILEGATE_RUNTIME_PATH": os.pathsep.join([str(spec.code_dir), str(spec.runtime_dir)]),
+        **(credentials or {}),
     }
 
 
@@ -176,9 +189,12 @@ def new_log_stream(version: str = "$LATEST") -> str:
 class Worker:
     """One warm execution environment: a bootstrap process and the lines it prints."""
 
-    def __init__(self, spec: FunctionSpec, target: Target) -> None:
+    def __init__(
+        self, spec: FunctionSpec, target: Target, credentials: Credentials | None = None
+    ) -> None:
         self._spec = spec
         self._target = target
+        self._credentials = credentials
         self.log_stream = new_log_stream(spec.version)
         self._process: subprocess.Popen[str] | None = None
         self._lines: queue.Queue[str | None] = queue.Queue()
@@ -195,12 +211,13 @@ class Worker:
 
     def start(self) -> None:
         self._lines = queue.Queue()
+        session = self._credentials(self._spec) if self._credentials else None
         self._process = subprocess.Popen(
             [sys.executable, "-I", "-S", "-u", bootstrap.__file__],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            env=worker_environment(self._spec, self._target, self.log_stream),
+            env=worker_environment(self._spec, self._target, self.log_stream, session),
             cwd=self._spec.code_dir,
             text=True,
             encoding="utf-8",

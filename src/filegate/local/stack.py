@@ -3,7 +3,8 @@
 ``LocalStack.start`` runs the emulator as a child process on 127.0.0.1 (and DynamoDB's own
 emulator process, which the endpoint forwards DynamoDB requests to), builds the Lambda
 package, deploys the template into the emulator (``provision``), starts warm workers running
-the deployed zip (``runtime``) fed by the local event source mapping (``esm``), serves the
+the deployed zip (``runtime``) with credentials of their functions' roles, which both
+emulator processes enforce (``iam``), fed by the local event source mapping (``esm``), serves the
 Lambda Invoke API on those workers (``invoke``), evaluates the alarms (``alarms``), and writes
 the state file that ``status``, ``env`` and ``down`` read (``state``; child processes and
 ports: ``processes``). While it runs, ``follower`` keeps
@@ -50,6 +51,7 @@ from filegate.local.cloudwatch import Telemetry
 from filegate.local.esm import EventSourceMapping
 from filegate.local.follower import CodeFollower
 from filegate.local.gateway import FunctionUrlGateway
+from filegate.local.iam import ENV_PRINCIPALS, PRINCIPALS_FILE, RoleSessions
 from filegate.local.invoke import LATEST, InvokeServer, LocalFunctions
 from filegate.local.patches import ENV_DYNAMODB_URL
 from filegate.local.processes import free_port, tail, terminate, wait_listening
@@ -60,7 +62,13 @@ from filegate.local.queue_channel import (
     MAX_SOCKET_PATH,
     ChannelQueue,
 )
-from filegate.local.runtime import FunctionSpec, Worker, code_key_for, prepare_function
+from filegate.local.runtime import (
+    Credentials,
+    FunctionSpec,
+    Worker,
+    code_key_for,
+    prepare_function,
+)
 from filegate.local.state import (
     RUNNING_FILE,
     LocalState,
@@ -108,6 +116,7 @@ class LocalStack:
         self._telemetry: Telemetry | None = None
         self._esm: EventSourceMapping | None = None
         self._queue_channel: tuple[str, bytes] | None = None  # socket path, key
+        self._role_sessions: RoleSessions | None = None  # None: the functions' IAM is off
         self._lambda_client: Any = None
         self._gateways: list[FunctionUrlGateway] = []
         self._urls: dict[str, str] = {}
@@ -198,7 +207,8 @@ class LocalStack:
         waits for the other to start.
         """
         starting: list[tuple[int, subprocess.Popen[bytes], Path]] = []
-        env = {**env, **self._queue_channel_env()}
+        iam_env = self._iam_env()
+        env = {**env, **self._queue_channel_env(), **iam_env}
         if self.settings.dynamodb_process:
             port = free_port()
             url = f"http://127.0.0.1:{port}"
@@ -206,13 +216,39 @@ class LocalStack:
             # from here on, the supervisor's clients and the workers go to it directly
             self._target = dataclasses.replace(self._target, dynamodb_endpoint_url=url)
             self._dynamodb, log_path = self._spawn_emulator(
-                port, "dynamodb.log", {}, "--dynamodb-only"
+                port, "dynamodb.log", iam_env, "--dynamodb-only"
             )
             starting.append((port, self._dynamodb, log_path))
         self._emulator, log_path = self._spawn_emulator(self.settings.port, "emulator.log", env)
         starting.append((self.settings.port, self._emulator, log_path))
         for port, process, log_path in starting:
             wait_listening(port, process, log_path)
+
+    def _iam_env(self) -> dict[str, str]:
+        """Where both emulators find the role sessions issued to the functions, if at all."""
+        assert self._work_dir is not None
+        if not self.settings.iam:
+            return {}
+        path = self._work_dir / PRINCIPALS_FILE
+        self._role_sessions = RoleSessions(self._target, path)
+        return {ENV_PRINCIPALS: str(path)}
+
+    def _credentials(self) -> Credentials | None:
+        sessions = self._role_sessions
+        if sessions is None:
+            return None
+
+        def issue(spec: FunctionSpec) -> dict[str, str]:
+            if not spec.role_arn:
+                raise LocalStackError(f"function {spec.name} has no execution role")
+            try:
+                return sessions.credentials(spec.role_arn, spec.name)
+            except (BotoCoreError, ClientError) as exc:
+                raise LocalStackError(
+                    f"could not assume {spec.role_arn} for function {spec.name}: {exc}"
+                ) from exc
+
+        return issue
 
     def _queue_connector(self, queue_url: str) -> Callable[[], ChannelQueue] | None:
         if self._queue_channel is None:
@@ -256,6 +292,7 @@ class LocalStack:
             self._work_dir,
             qualifier=mapping.qualifier,
         )
+        self._check_mapping_role(spec, mapping.queue_arn)
         workers = self._warm_workers(spec, self._mapping_workers(deployment))
         telemetry = self._telemetry = Telemetry(self._target)
         telemetry.start()
@@ -266,7 +303,7 @@ class LocalStack:
             mapping,
             queue_url,
             workers,
-            self.settings.retry_delay_seconds,
+            self.settings.failed_message_delay,
             observer=functools.partial(_record, telemetry),
             connect=self._queue_connector(queue_url),
         )
@@ -281,6 +318,14 @@ class LocalStack:
             )
         self._start_gateways(deployment, telemetry)
         self._follower.start()
+
+    def _check_mapping_role(self, spec: FunctionSpec, queue_arn: str) -> None:
+        """Lambda refuses a mapping whose function's role may not consume the queue."""
+        if self._role_sessions is None:
+            return
+        refusal = self._role_sessions.mapping_refusal(spec.role_arn, queue_arn)
+        if refusal:
+            raise LocalStackError(f"the event source mapping of {spec.name}: {refusal}")
 
     def _register(self, spec: FunctionSpec, workers: list[Worker]) -> None:
         """Direct invocations (``aws lambda invoke``) of this function run on these workers.
@@ -359,7 +404,7 @@ class LocalStack:
 
     def _warm_workers(self, spec: FunctionSpec, count: int) -> list[Worker]:
         """Start ``count`` execution environments for a function (their inits run in parallel)."""
-        workers = [Worker(spec, self._target) for _ in range(count)]
+        workers = [Worker(spec, self._target, self._credentials()) for _ in range(count)]
         self._workers.extend(workers)
         with ThreadPoolExecutor(max_workers=count) as pool:
             list(pool.map(Worker.start, workers))
