@@ -27,12 +27,11 @@ from werkzeug.serving import make_server
 
 from filegate.aws import Target
 from filegate.local import template as cfn
+from filegate.local.emulator import application
 from filegate.local.iam import (
     ENV_PRINCIPALS,
     PRINCIPALS_FILE,
-    IamMiddleware,
     PolicyEvaluator,
-    PrincipalFile,
     RoleSessions,
 )
 from filegate.local.processes import free_port, terminate, wait_listening
@@ -77,8 +76,9 @@ class Emulator:
 
     def __init__(self, work_dir: Path) -> None:
         self.principals = work_dir / PRINCIPALS_FILE
-        app = IamMiddleware(
-            DomainDispatcherApplication(create_backend_app), PrincipalFile(self.principals)
+        # composed as the emulator composes it: presigned-request check, IAM check, moto
+        app = application(
+            DomainDispatcherApplication(create_backend_app), {ENV_PRINCIPALS: str(self.principals)}
         )
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -225,6 +225,23 @@ def test_the_upload_api_role_presigns_puts_that_work_and_may_not_read_objects(
     assert "Item" not in partners.get_item(TableName=PARTNERS, Key={"s3_key": {"S": "x"}})
     admin = emulator.client("s3")
     assert admin.get_object(Bucket=BUCKET, Key="in/partner.csv")["Body"].read() == b"p,q\n"
+
+
+def test_a_request_is_authenticated_before_it_is_authorised(emulator: Emulator) -> None:
+    # The ingestion role may not PutObject: its genuine URL is AccessDenied, but a tampered one
+    # is SignatureDoesNotMatch, as S3 answers (it authenticates first).
+    role = emulator.session("ingest-put", template_policies("IngestFunctionRole"))
+    url = emulator.client("s3", role).generate_presigned_url(
+        "put_object", Params={"Bucket": BUCKET, "Key": "in/x.csv"}, ExpiresIn=60
+    )
+    tampered = url.replace("in/x.csv", "in/y.csv")
+
+    genuine = requests.put(url, data=b"x", timeout=10)
+    forged = requests.put(tampered, data=b"x", timeout=10)
+
+    assert (genuine.status_code, forged.status_code) == (403, 403)
+    assert b"<Code>AccessDenied</Code>" in genuine.content
+    assert b"<Code>SignatureDoesNotMatch</Code>" in forged.content
 
 
 @pytest.mark.parametrize(("list_bucket", "status"), [(False, 403), (True, 404)])

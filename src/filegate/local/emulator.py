@@ -18,10 +18,12 @@ import logging
 import os
 import signal
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 from filegate.aws import Target
 from filegate.local import cfn_models, patches, s3_checksums, s3_presign
+from filegate.local.iam import WsgiApp, middleware_from_env
 from filegate.local.queue_channel import ENV_CHANNEL, ENV_CHANNEL_KEY, QueueChannelServer
 from filegate.local.sqs_metrics import QueueMetricsPublisher
 
@@ -31,7 +33,6 @@ def serve(port: int, host: str = "127.0.0.1", publish_metrics: bool = True) -> N
     patches.apply()
     cfn_models.register()
     s3_checksums.apply()
-    s3_presign.apply()
     # werkzeug logs every request (a line to the emulator's log, under a lock every request
     # thread takes): ~4 % of the emulator's time in a burst, and a log that grows without end.
     # Warnings and errors are still logged.
@@ -59,6 +60,14 @@ def serve(port: int, host: str = "127.0.0.1", publish_metrics: bool = True) -> N
     server.stop()
 
 
+def application(moto_app: WsgiApp, env: Mapping[str, str] | None = None) -> WsgiApp:
+    """moto's WSGI app composed with filegate's middleware, in the order AWS checks a request:
+    S3 authenticates it before it authorises it, so a forged or expired URL is refused as such
+    (``s3_presign``), then the signer's role is checked (``iam``, when the local stack names
+    its principals in ``env``), then moto answers."""
+    return s3_presign.PresignedRequestCheck(middleware_from_env(moto_app, env))
+
+
 class _Server:
     """moto's server (what ``ThreadedMotoServer`` does), its app wrapped in our middleware."""
 
@@ -70,9 +79,7 @@ class _Server:
         )
         from werkzeug.serving import make_server
 
-        from filegate.local.iam import middleware_from_env
-
-        app = middleware_from_env(DomainDispatcherApplication(create_backend_app))
+        app = application(DomainDispatcherApplication(create_backend_app))
         self._server = make_server(host, port, app, True, request_handler=MotoRequestHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 

@@ -33,12 +33,12 @@ except its signature: looser than S3, which answers 403 InvalidAccessKeyId
 (docs/aws-fidelity.md). CORS preflights (OPTIONS) are not authenticated, as on S3; requests
 signed in the Authorization header are moto's (and the IAM check's) business, not this one's.
 
-Installed in the emulator process by :func:`apply`, with the other patches.
+Composed around the emulator's app in ``emulator._Server``, outside the IAM check (``iam``): S3
+authenticates a request before it authorises it.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import hmac
 import secrets
@@ -425,25 +425,3 @@ def _backends(backend_dict: Any) -> Iterator[Any]:
 
 def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-_applied = False
-
-
-def apply() -> None:
-    """Wrap the emulator's WSGI application in the check (idempotent, emulator process only)."""
-    global _applied  # noqa: PLW0603 - patching is process-wide by nature
-    if _applied:
-        return
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
-
-    serve = DomainDispatcherApplication.__call__
-
-    @functools.wraps(serve)
-    def checked(
-        self: Any, environ: dict[str, Any], start_response: Callable[..., Any]
-    ) -> Iterable[bytes]:
-        return PresignedRequestCheck(functools.partial(serve, self))(environ, start_response)
-
-    setattr(DomainDispatcherApplication, "__call__", checked)  # noqa: B010 - see s3.patch
-    _applied = True
