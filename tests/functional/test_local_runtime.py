@@ -33,6 +33,8 @@ def dies_answering(event, context):
     os._exit(3)
 def fail(event, context):
     raise ValueError("bad record")
+def key(event, context):
+    return os.environ.get("AWS_ACCESS_KEY_ID")
 def imports(event, context):
     import importlib.util
     return {name: importlib.util.find_spec(name) is not None for name in event["names"]}
@@ -85,6 +87,35 @@ def test_a_warm_worker_keeps_module_state_and_sees_the_function_env(code: Path) 
     assert 0 < first.result["remaining"] <= 5000
     assert [line for _, line in first.lines] == ["hello from fn"]
     assert first.max_memory_mb > 0
+
+
+def test_an_environment_past_its_age_is_replaced_with_new_credentials(code: Path) -> None:
+    # GIVEN a worker whose role sessions run out (as they do after 12 hours locally)
+    issued: list[str] = []
+
+    def credentials(_spec: FunctionSpec) -> dict[str, str]:
+        issued.append(f"ASIA{len(issued)}")
+        return {"AWS_ACCESS_KEY_ID": issued[-1]}
+
+    now = [0.0]
+    spec = worker(code, "fn.key").spec
+    w = Worker(spec, Target(region="eu-central-1"), credentials, 100.0, lambda: now[0])
+    try:
+        first = w.invoke({})
+        now[0] = 99.0
+        still_warm = w.invoke({})
+        now[0] = 100.0  # WHEN the environment reaches its age
+        replaced = w.invoke({})
+    finally:
+        w.stop()
+
+    # THEN the next invocation runs in a fresh environment with a new session
+    assert (first.result, still_warm.result, replaced.result) == ("ASIA0", "ASIA0", "ASIA1")
+    assert (first.init_ms is None, still_warm.init_ms is None, replaced.init_ms is None) == (
+        False,
+        True,
+        False,
+    )
 
 
 def test_the_function_sees_only_its_code_and_the_runtime_packages(code: Path) -> None:

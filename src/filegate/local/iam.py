@@ -53,13 +53,21 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from filegate.settings import MAX_PRESIGN_EXPIRY
+
 log = logging.getLogger(__name__)
 
 # Read by the emulator processes (not filegate.settings: only they read it): the principals file.
 ENV_PRINCIPALS = "FILEGATE_EMULATOR_PRINCIPALS"
 PRINCIPALS_FILE = "principals.json"
 MAPPING_ACTIONS = ("ReceiveMessage", "DeleteMessage", "GetQueueAttributes")
-SESSION_SECONDS = 3600  # AssumeRole's default, and Lambda's role sessions last about as long
+# A worker's role session. Lambda gives an execution environment credentials for its lifetime
+# and retires environments on its own schedule; the twin's workers are warm for as long as the
+# stack runs, so each session lasts 12 hours (IAM's longest role session) and a worker is
+# replaced by a fresh environment (a new session) once less than the longest presigned URL's
+# lifetime is left: every URL a worker signs stays valid for its whole X-Amz-Expires.
+SESSION_SECONDS = 12 * 3600
+ENVIRONMENT_MAX_AGE_SECONDS = SESSION_SECONDS - MAX_PRESIGN_EXPIRY
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 

@@ -190,11 +190,21 @@ class Worker:
     """One warm execution environment: a bootstrap process and the lines it prints."""
 
     def __init__(
-        self, spec: FunctionSpec, target: Target, credentials: Credentials | None = None
+        self,
+        spec: FunctionSpec,
+        target: Target,
+        credentials: Credentials | None = None,
+        max_age_seconds: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._spec = spec
         self._target = target
         self._credentials = credentials
+        # An environment older than this is replaced before its next invocation (a new one gets
+        # new credentials): Lambda retires environments too, and their sessions end.
+        self._max_age_seconds = max_age_seconds
+        self._clock = clock
+        self._started_at = 0.0
         self.log_stream = new_log_stream(spec.version)
         self._process: subprocess.Popen[str] | None = None
         self._lines: queue.Queue[str | None] = queue.Queue()
@@ -211,6 +221,7 @@ class Worker:
 
     def start(self) -> None:
         self._lines = queue.Queue()
+        self._started_at = self._clock()
         session = self._credentials(self._spec) if self._credentials else None
         self._process = subprocess.Popen(
             [sys.executable, "-I", "-S", "-u", bootstrap.__file__],
@@ -259,6 +270,8 @@ class Worker:
         """Run one invocation; a timeout or crash fails it and restarts the worker."""
         with self._lock:
             request_id = str(uuid.uuid4())
+            if self._too_old():
+                self.stop()
             if self._process is None or self._process.poll() is not None:
                 try:
                     self.start()
@@ -282,6 +295,10 @@ class Worker:
                 )
             elapsed_ms = (time.monotonic() - started) * 1000
             return self._finish(invocation, answer, elapsed_ms)
+
+    def _too_old(self) -> bool:
+        age = self._clock() - self._started_at
+        return self._max_age_seconds is not None and age >= self._max_age_seconds
 
     def _init_failed(self, request_id: str, exc: LocalStackError) -> Invocation:
         """An environment that did not come up (its init raised, timed out or was killed)

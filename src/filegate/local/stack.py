@@ -51,7 +51,12 @@ from filegate.local.cloudwatch import Telemetry
 from filegate.local.esm import EventSourceMapping
 from filegate.local.follower import CodeFollower
 from filegate.local.gateway import FunctionUrlGateway
-from filegate.local.iam import ENV_PRINCIPALS, PRINCIPALS_FILE, RoleSessions
+from filegate.local.iam import (
+    ENV_PRINCIPALS,
+    ENVIRONMENT_MAX_AGE_SECONDS,
+    PRINCIPALS_FILE,
+    RoleSessions,
+)
 from filegate.local.invoke import LATEST, InvokeServer, LocalFunctions
 from filegate.local.patches import ENV_DYNAMODB_URL
 from filegate.local.processes import free_port, tail, terminate, wait_listening
@@ -404,7 +409,9 @@ class LocalStack:
 
     def _warm_workers(self, spec: FunctionSpec, count: int) -> list[Worker]:
         """Start ``count`` execution environments for a function (their inits run in parallel)."""
-        workers = [Worker(spec, self._target, self._credentials()) for _ in range(count)]
+        credentials = self._credentials()
+        max_age = ENVIRONMENT_MAX_AGE_SECONDS if credentials else None
+        workers = [Worker(spec, self._target, credentials, max_age) for _ in range(count)]
         self._workers.extend(workers)
         with ThreadPoolExecutor(max_workers=count) as pool:
             list(pool.map(Worker.start, workers))
