@@ -263,3 +263,14 @@ def local_lambda_concurrency(env: Mapping[str, str] | None = None) -> int:
     """The account concurrency limit the local twin's GetAccountSettings reports."""
     env = os.environ if env is None else env
     return _int(env, ENV_LOCAL_LAMBDA_CONCURRENCY, DEFAULT_LAMBDA_CONCURRENCY, 0)
+
+
+# --- the emulator processes: the principals file the local stack writes (local/iam.py) ---
+ENV_EMULATOR_PRINCIPALS = "FILEGATE_EMULATOR_PRINCIPALS"
+
+
+def emulator_principals_file(env: Mapping[str, str] | None = None) -> Path | None:
+    """The function roles' principals the emulator checks, when the local stack names them."""
+    env = os.environ if env is None else env
+    path = env.get(ENV_EMULATOR_PRINCIPALS, "").strip()
+    return Path(path) if path else None

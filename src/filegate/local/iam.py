@@ -43,7 +43,6 @@ import html
 import io
 import json
 import logging
-import os
 import re
 import threading
 import uuid
@@ -53,12 +52,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from filegate.settings import MAX_PRESIGN_EXPIRY
+from filegate.settings import (
+    ENV_EMULATOR_PRINCIPALS,
+    MAX_PRESIGN_EXPIRY,
+    emulator_principals_file,
+)
 
 log = logging.getLogger(__name__)
 
-# Read by the emulator processes (not filegate.settings: only they read it): the principals file.
-ENV_PRINCIPALS = "FILEGATE_EMULATOR_PRINCIPALS"
+# Set for the emulator processes: the principals file (read in filegate.settings).
+ENV_PRINCIPALS = ENV_EMULATOR_PRINCIPALS
 PRINCIPALS_FILE = "principals.json"
 MAPPING_ACTIONS = ("ReceiveMessage", "DeleteMessage", "GetQueueAttributes")
 # A worker's role session. Lambda gives an execution environment credentials for its lifetime
@@ -664,6 +667,5 @@ def _xml(text: str) -> str:
 
 def middleware_from_env(app: WsgiApp, env: Mapping[str, str] | None = None) -> WsgiApp:
     """The app, wrapped when the local stack named a principals file (the emulator's end)."""
-    env = os.environ if env is None else env
-    path = env.get(ENV_PRINCIPALS)
-    return IamMiddleware(app, PrincipalFile(Path(path))) if path else app
+    path = emulator_principals_file(env)
+    return IamMiddleware(app, PrincipalFile(path)) if path else app
