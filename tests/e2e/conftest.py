@@ -106,12 +106,13 @@ class Stack:
 
 
 @contextmanager
-def own_stack(state_dir: Path) -> Iterator[Stack]:
-    """A local stack of one's own, started as a user starts it, stopped at the end."""
+def own_stack(state_dir: Path, *options: str) -> Iterator[Stack]:
+    """A local stack of one's own, started as a user starts it (with ``options`` of
+    `filegate local up`, such as ``--region``), stopped at the end."""
     up = filegate(
         state_dir,
         *("local", "up", "--detach", "--port", str(free_port())),
-        *("--api-port", str(free_port()), "--output", "json"),
+        *("--api-port", str(free_port()), "--output", "json", *options),
     )
     assert up.returncode == 0, up.stderr
     try:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import BIN, Stack, cli_env, filegate, free_port, wait_for
+from tests.e2e.conftest import BIN, Stack, cli_env, own_stack, wait_for
 
 REGIONS = ["us-east-1", "eu-central-1"]
 
@@ -28,17 +28,8 @@ def regional(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
     state_dir = tmp_path_factory.mktemp(f"filegate-{request.param}")
-    up = filegate(
-        state_dir,
-        *("local", "up", "--detach", "--region", request.param, "--output", "json"),
-        *("--port", str(free_port()), "--api-port", str(free_port())),
-    )
-    assert up.returncode == 0, up.stderr
-    try:
-        yield Stack(json.loads(up.stdout), state_dir)
-    finally:
-        down = filegate(state_dir, "local", "down")
-        assert down.returncode == 0, down.stderr
+    with own_stack(state_dir, "--region", request.param) as started:
+        yield started
 
 
 def cli(stack: Stack, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
