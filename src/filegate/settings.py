@@ -160,7 +160,7 @@ class UploadApiSettings:
 
 
 def resolve_region(explicit: str | None = None, env: Mapping[str, str] | None = None) -> str:
-    """--region > AWS_REGION > AWS_DEFAULT_REGION > eu-central-1 (the seed's region)."""
+    """--region > AWS_REGION > AWS_DEFAULT_REGION > eu-central-1 (where the pipeline first ran)."""
     env = os.environ if env is None else env
     return explicit or env.get(ENV_REGION) or env.get(ENV_DEFAULT_REGION) or DEFAULT_REGION
 

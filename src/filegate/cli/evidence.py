@@ -1,4 +1,4 @@
-"""`filegate evidence`: verify the stack and write the seed's evidence set and run record."""
+"""`filegate evidence`: verify the stack and write the evidence set and run record."""
 
 from __future__ import annotations
 

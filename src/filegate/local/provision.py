@@ -2,7 +2,7 @@
 
 The same template goes through the CloudFormation API (``create_stack``: moto's change sets
 lose the outputs). Then, read from that template and resolved against the stack, the local
-stack applies what moto skips (shared/notes/moto-5.2.5.md): queue and bucket policies,
+stack applies what moto skips (docs/local-mode.md): queue and bucket policies,
 alarms, SNS subscriptions, bucket versioning, public access block, CORS and notifications,
 table point-in-time recovery; and it
 disables the emulator's own event source mapping, which would otherwise consume messages

@@ -1,7 +1,7 @@
 """Makes the emulator verify S3 checksums, as S3 does.
 
 moto stores the checksum a PUT declares (``x-amz-checksum-<algorithm>``) without computing
-it (shared/notes/moto-5.2.5.md), so a body that does not match would be kept with a false
+it (docs/local-mode.md), so a body that does not match would be kept with a false
 checksum, and the ingestion, which trusts a full-object checksum S3 holds, would accept it.
 S3 answers such a PUT with 400 BadDigest and stores nothing; so does the emulator with this.
 Applied in the emulator process only, with the other patches.

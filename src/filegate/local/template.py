@@ -1,6 +1,6 @@
 """Reads the CloudFormation template shipped in the package and resolves its intrinsics.
 
-The emulator skips some resources and properties (moto notes); the local stack applies them
+The emulator skips some resources and properties (docs/local-mode.md); the local stack applies them
 itself from the template, so the template stays the one source of truth. This module loads
 the YAML (short-form tags included) and resolves Ref, Fn::GetAtt, Fn::Sub, Fn::Join, Fn::If
 and Conditions against a deployed stack.

@@ -5,7 +5,7 @@
 - ``notifications``: what the alerts topic delivered to the SQS queues subscribed to it (the
   local stack subscribes ``<topic>-outbox``; on AWS, any queue you subscribe). Reading is a
   peek: each message is made visible again at once, nothing is deleted.
-- ``drill``: the seed's "fake a failure": invoke the function with a payload it rejects, wait
+- ``drill``: the runbook's "fake a failure": invoke the function with a payload it rejects, wait
   for its Errors alarm to turn ALARM and for the notification to arrive. Works the same on the
   local stack (alarms evaluated every few seconds) and on AWS (every minute: wait longer).
 """

@@ -1,7 +1,7 @@
-"""`filegate evidence`: the seed's evidence set, collected from the stack for real.
+"""`filegate evidence`: the evidence set, collected from the stack for real.
 
 One run verifies the stack (``ops.verify``: a smoke upload unless ``--key`` names an object),
-saves the raw API responses the seed asks for, as the AWS CLI prints them (indented JSON,
+saves the raw API responses the run record asks for, as the AWS CLI prints them (indented JSON,
 ISO datetimes, no ResponseMetadata), copies in the test results it is given, and writes
 ``run-report.md`` (``ops.report``). Everything is written into a staging directory beside
 ``--out`` and moved into place at the end, so a run that fails leaves nothing half-written;

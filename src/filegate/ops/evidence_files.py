@@ -1,6 +1,6 @@
 """How the evidence is written down: file names, API responses as JSON, AWS CLI command lines.
 
-The seed names its files ``dynamodb_item_<key>.json`` and ``lambda_logs_<key>.json``; a key's
+The evidence names its files ``dynamodb_item_<key>.json`` and ``lambda_logs_<key>.json``; a key's
 characters other than letters, digits, ``.``, ``_`` and ``-`` become ``_`` there. Responses are
 printed as the AWS CLI prints them (indented, ISO datetimes, no ResponseMetadata), and every
 call is shown as the AWS CLI command that makes it against the same target.

@@ -1,6 +1,6 @@
-"""The seed's run record (``run-report.md``) and the test results it judges; pure, no AWS.
+"""The run record (``run-report.md``) and the test results it judges; pure, no AWS.
 
-The record keeps the seed's sections (Run metadata, Resources created / used, Commands
+The record has its fixed sections (Run metadata, Resources created / used, Commands
 executed, Evidence / outputs, Acceptance checklist) filled with values read in the run. Each
 checklist item is ticked only when the checks behind it ran and passed in this run; an
 unticked item says why. Test results are judged from JUnit XML (counts of tests, failures,
@@ -143,7 +143,7 @@ class ChecklistItem:
 def acceptance_checklist(
     verification: VerifyReport, unit: SuiteResult | None, integration: SuiteResult | None
 ) -> list[ChecklistItem]:
-    """The seed's six items, each ticked only by checks that ran and passed in this run."""
+    """The checklist's six items, each ticked only by checks that ran and passed in this run."""
     stack = verification.result(STACK)
     status = stack.detail if stack and stack.passed else "CREATE_COMPLETE"
     return [

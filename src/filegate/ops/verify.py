@@ -119,7 +119,7 @@ class Clients:
 
 
 def smoke_key(now: datetime) -> str:
-    """The seed runbook's ``smoke/test-$(date +%s).txt``."""
+    """The runbook's ``smoke/test-$(date +%s).txt``."""
     return f"{SMOKE_PREFIX}test-{int(now.timestamp())}.txt"
 
 

@@ -1,6 +1,6 @@
 """S3 events shaped like real S3's, in the emulator process only.
 
-Measured gaps (shared/notes/moto-5.2.5.md) that this module closes:
+Measured gaps (docs/local-mode.md) that this module closes:
 - events lack ``sequencer``, ``versionId``, ``userIdentity``, ``requestParameters``,
   ``responseElements``: they are supplied, ``sequencer`` from one monotonic counter;
 - a delete that creates a delete marker sends no event: ``ObjectRemoved:DeleteMarkerCreated``
