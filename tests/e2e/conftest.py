@@ -100,6 +100,11 @@ class Stack:
         pages = self.logs.get_paginator("filter_log_events").paginate(**arguments)
         return [event["message"] for page in pages for event in page["events"]]
 
+    def log_documents(self, key: str) -> list[dict[str, Any]]:
+        """The function's structured (JSON) log lines about object ``key``."""
+        parsed = [json.loads(m) for m in self.log_messages() if m.startswith("{")]
+        return [document for document in parsed if document.get("s3_key") == key]
+
     def supervisor_pid(self) -> int:
         state = json.loads((self.state_dir / "local.json").read_text())
         return int(state["pid"])

@@ -1,4 +1,4 @@
-"""The seed's alarm drill on the local stack, by hand (raw AWS CLI) and with `filegate alarms`.
+"""The runbook's alarm drill on the local stack, by hand (raw AWS CLI) and with `filegate alarms`.
 
 "Fake a failure to check the SNS subscription": a direct invocation the function cannot parse
 fails, the Errors alarm turns ALARM, and CloudWatch's alarm message reaches the alerts topic,
@@ -58,7 +58,7 @@ def test_raw_lambda_invoke_fails_and_the_errors_alarm_notifies(
 ) -> None:
     stack, function = alarm_stack, alarm_stack.env["FunctionName"]
     errors_alarm = f"{function}-errors"
-    # GIVEN the seed's invocation: a payload file the function cannot parse
+    # GIVEN the runbook's invocation: a payload file the function cannot parse
     payload, out = tmp_path / "test.json", tmp_path / "out.json"
     payload.write_text('{"drill": true}')
     # WHEN it is invoked through the Lambda API

@@ -18,7 +18,7 @@ from tests.e2e.conftest import BIN, REPO, Stack, cli_env, filegate, free_port, w
 
 
 def aws(stack: Stack, *args: str) -> dict:
-    """Run the AWS CLI against the local stack, as the seed's runbook does."""
+    """Run the AWS CLI against the local stack, as the runbook does."""
     env = cli_env(stack.state_dir, **stack.target.local_env())
     env.pop("AWS_ENDPOINT_URL")  # the CLI v1 ignores it for SQS: pass --endpoint-url, as documented
     done = subprocess.run(
@@ -35,7 +35,7 @@ def aws(stack: Stack, *args: str) -> dict:
 
 
 def lambda_metric(stack: Stack, name: str, raw: bool = False) -> Any:
-    """The seed runbook's check: an AWS/Lambda metric's Sum over the last 15 minutes."""
+    """The runbook's check: an AWS/Lambda metric's Sum over the last 15 minutes."""
     now = datetime.now(UTC)
     answer = aws(
         stack,
@@ -74,7 +74,7 @@ def test_local_status_reports_running(stack: Stack) -> None:
     assert json.loads(done.stdout)["running"] is True
 
 
-def test_seed_aws_cli_commands_work_against_the_local_stack(stack: Stack) -> None:
+def test_the_runbook_s_aws_cli_commands_work_against_the_local_stack(stack: Stack) -> None:
     validated = aws(
         stack,
         "cloudformation",
@@ -112,7 +112,6 @@ def test_seed_aws_cli_commands_work_against_the_local_stack(stack: Stack) -> Non
         check=False,
     )
     assert copied.returncode == 0, copied.stderr
-    uploaded = time.monotonic()
 
     def item() -> dict:
         return aws(
@@ -125,10 +124,12 @@ def test_seed_aws_cli_commands_work_against_the_local_stack(stack: Stack) -> Non
             json.dumps({"s3_key": {"S": key}}),
         ).get("Item", {})
 
-    found = wait_for(item, timeout=2.0, interval=0.1)
-    assert time.monotonic() - uploaded < 2.0
+    # How soon the item appears is a speed figure (benchmarks/upload_latency.py); what this
+    # checks is that the runbook's commands see it, written once, on the first try.
+    found = wait_for(item, timeout=30, interval=0.1)
     assert found["processing_status"]["S"] == "RECEIVED"
     assert found["size"]["N"] == "11"
+    assert found["updated_at"]["S"] == found["first_seen_at"]["S"]
 
     encryption = aws(stack, "s3api", "get-bucket-encryption", "--bucket", stack.bucket)
     assert encryption["ServerSideEncryptionConfiguration"]["Rules"]
@@ -149,8 +150,9 @@ def test_seed_aws_cli_commands_work_against_the_local_stack(stack: Stack) -> Non
     assert json.loads(attributes["RedrivePolicy"])["maxReceiveCount"] >= 5
 
     log_group = f"/aws/lambda/{stack.env['FunctionName']}"
-    logs = wait_for(
-        lambda: aws(
+
+    def logged() -> list[dict]:
+        found = aws(
             stack,
             "logs",
             "filter-log-events",
@@ -158,10 +160,13 @@ def test_seed_aws_cli_commands_work_against_the_local_stack(stack: Stack) -> Non
             log_group,
             "--filter-pattern",
             f'"{key}"',
-        )["events"],
-        timeout=5,
-    )
-    assert logs
+        )["events"]
+        documents = [json.loads(e["message"]) for e in found if e["message"].startswith("{")]
+        return documents if any(d.get("outcome") == "written" for d in documents) else []
+
+    documents = wait_for(logged, timeout=10)
+    assert [d["outcome"] for d in documents if "outcome" in d] == ["written"]
+    assert not [d for d in documents if d["level"] not in ("DEBUG", "INFO")]
     invocations = wait_for(lambda: lambda_metric(stack, "Invocations"), timeout=5)
     assert sum(d["Sum"] for d in invocations) >= 1
     assert "Datapoints" in lambda_metric(stack, "Errors", raw=True)

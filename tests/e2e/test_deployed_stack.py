@@ -1,4 +1,4 @@
-"""The integration test: the seed's promise checked on a deployed stack, local or on AWS.
+"""The integration test: the pipeline's promise checked on a deployed stack, local or on AWS.
 
 By default it runs against the session's local stack, so `make test` keeps it honest. The CI
 workflow's manual AWS job runs the same file with ``FILEGATE_IT_TARGET=aws``,
@@ -56,14 +56,14 @@ def deployed(request: pytest.FixtureRequest) -> Iterator[Deployed]:
     yield Deployed(local.bucket, local.table, local.s3, local.ddb)
 
 
-def test_upload_is_recorded_with_the_seed_fields(deployed: Deployed) -> None:
+def test_upload_is_recorded_with_the_run_record_s_fields(deployed: Deployed) -> None:
     # GIVEN a fresh key under the integration prefix
     key = f"integration/{uuid.uuid4().hex}/report.csv"
     # WHEN it is uploaded to the bucket
     deployed.s3.put_object(
         Bucket=deployed.bucket, Key=key, Body=b"a,b\n1,2\n", ContentType="text/csv"
     )
-    # THEN the ledger holds it with the fields the seed's users read
+    # THEN the ledger holds it with the fields the run record's readers read
     item = wait_for(lambda: deployed.item(key), timeout=TIMEOUT, interval=0.2)
     assert item["s3_key"]["S"] == key
     assert item["s3_bucket"]["S"] == deployed.bucket

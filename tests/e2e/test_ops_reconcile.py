@@ -4,13 +4,14 @@ ledger."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.conftest import Stack, own_stack
-from tests.e2e.ops_stack import notification, run, run_json
+from tests.e2e.conftest import Stack, own_stack, wait_for
+from tests.e2e.ops_stack import marker_recorded, notification, notify_by_hand, run, run_json
+
+MARKER = "marker/notified by hand.txt"
 
 
 @pytest.fixture(scope="module")
@@ -30,9 +31,13 @@ def test_pause_upload_resume_reconcile_repair(stack: Stack) -> None:
     assert notification(stack) == {}
     assert run_json(stack, "intake")["state"] == "paused"
     assert not run_json(stack, "pause")["changed"]  # pausing again changes nothing
-    # WHEN an object is uploaded THEN the ledger does not learn of it
+    # WHEN an object is uploaded THEN the ledger does not learn of it: a marker uploaded after
+    # it and notified by hand (S3 would have queued the object's event during its PUT, before
+    # the marker's) is recorded, the queue is empty, and the object is still unknown
     stack.s3.put_object(Bucket=stack.bucket, Key=key, Body=b"late", ContentType="text/plain")
-    time.sleep(1.0)  # a delivered event is recorded in well under a second (test_pipeline)
+    stack.s3.put_object(Bucket=stack.bucket, Key=MARKER, Body=b"marker", ContentType="text/plain")
+    notify_by_hand(stack, MARKER)
+    wait_for(lambda: marker_recorded(stack, MARKER), timeout=30)
     assert stack.item(key) is None
     # AND repair refuses while paused: its events would not flow
     refused = run(stack, "reconcile", "--repair")

@@ -15,15 +15,13 @@ from filegate.storage import create_bucket_request
 from tests.e2e.conftest import Stack, wait_for
 
 
-def test_upload_reaches_ledger_within_two_seconds(stack: Stack) -> None:
+def test_upload_is_recorded_on_the_first_delivery_of_its_event(stack: Stack) -> None:
     # GIVEN a key with spaces and non-ASCII characters
     key = "partner-e2e/Rechnung März 2026 (final).csv"
     # WHEN it is uploaded
     stack.s3.put_object(Bucket=stack.bucket, Key=key, Body=b"a,b\n1,2\n", ContentType="text/csv")
-    uploaded = time.monotonic()
-    # THEN the ledger records it, decoded, with what HeadObject says, within 2 s
-    item = wait_for(lambda: stack.item(key), timeout=2.0, interval=0.05)
-    assert time.monotonic() - uploaded < 2.0
+    # THEN the ledger records it, decoded, with what HeadObject says
+    item = wait_for(lambda: stack.item(key), timeout=30, interval=0.05)
     assert item["s3_bucket"]["S"] == stack.bucket
     assert item["size"]["N"] == "8"
     assert item["content_type"]["S"] == "text/csv"
@@ -31,6 +29,19 @@ def test_upload_reaches_ledger_within_two_seconds(stack: Stack) -> None:
     assert item["prefix"]["S"] == "partner-e2e"
     assert item["sequencer"]["S"]  # supplied by the local mode, as real S3 does
     assert item["version_id"]["S"] not in ("", "null")
+    # AND on the first delivery of its one event: written once, by an invocation that failed
+    # nothing (a failed try comes back only after the retry delay). How soon it is recorded is
+    # a speed figure: benchmarks/upload_latency.py.
+    assert item["updated_at"]["S"] == item["first_seen_at"]["S"]
+    documents = wait_for(lambda: _once_written(stack, key), timeout=10)
+    assert [d["outcome"] for d in documents if "outcome" in d] == ["written"]
+    assert not [d for d in documents if d["level"] not in ("DEBUG", "INFO")]
+
+
+def _once_written(stack: Stack, key: str) -> list[dict]:
+    """The function's log lines about ``key``, once one says its event was written."""
+    documents = stack.log_documents(key)
+    return documents if any(d.get("outcome") == "written" for d in documents) else []
 
 
 def test_overwrite_then_delete_ends_deleted_with_last_size(stack: Stack) -> None:
@@ -201,7 +212,7 @@ def test_function_logs_have_lambda_framing(stack: Stack) -> None:
     stack.s3.put_object(Bucket=stack.bucket, Key=key, Body=b"x", ContentType="text/plain")
     wait_for(lambda: stack.item(key), timeout=5)
 
-    # moto's filter patterns are plain-text only (moto notes): select the JSON lines here
+    # moto's filter patterns are plain-text only (docs/local-mode.md): select the JSON lines here
     def documents() -> list[dict]:
         parsed = [json.loads(m) for m in stack.log_messages() if m.startswith("{")]
         return [d for d in parsed if d.get("s3_key") == key and d.get("function_request_id")]

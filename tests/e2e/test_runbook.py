@@ -8,14 +8,14 @@ depend on each other as they do in an incident.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from tests.e2e.conftest import Stack, own_stack, wait_for
-from tests.e2e.ops_stack import run, run_json
+from tests.e2e.ops_stack import marker_recorded, notify_by_hand, run, run_json
 from tests.e2e.test_deploy import second_package
 
 KEY = "partner-runbook/uploaded-while-paused.csv"
+MARKER = "partner-runbook/marker-notified-by-hand.txt"
 
 
 def test_rollback_procedure_from_the_runbook(tmp_path: Path) -> None:
@@ -35,7 +35,11 @@ def test_rollback_procedure_from_the_runbook(tmp_path: Path) -> None:
             == []
         )
         stack.s3.put_object(Bucket=stack.bucket, Key=KEY, Body=b"a,b\n", ContentType="text/csv")
-        time.sleep(3)  # long enough for the pipeline to have recorded it, were it attached
+        # A marker uploaded after it, notified by hand, is recorded and leaves the queue empty:
+        # the pipeline runs, and S3 sent nothing for KEY (it would have been queued first).
+        stack.s3.put_object(Bucket=stack.bucket, Key=MARKER, Body=b"m", ContentType="text/plain")
+        notify_by_hand(stack, MARKER)
+        wait_for(lambda: marker_recorded(stack, MARKER), timeout=30)
         assert stack.item(KEY) is None
 
         # 2. Roll back to the previous version.

@@ -2,8 +2,8 @@
 
 Real worker processes run a handler that appends each message body to a file named after its
 version; the queue is in-process moto. Workers of "version 2" take over while "version 1" is
-busy with batches; every message is then recorded exactly once, and what is sent after the
-swap is run by version 2 only.
+busy with batches; once the queue is empty, every message is recorded exactly once, and what
+is sent after the swap is run by version 2 only.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import boto3
 import pytest
 from builders import REGION
 from esm_builders import NO_AWS, create_queue, handler_spec, mapping, send
@@ -49,6 +50,18 @@ def recorded(tmp_path: Path, version: str) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
 
 
+def queue_is_empty(queue_url: str) -> bool:
+    attributes = boto3.client("sqs", region_name=REGION).get_queue_attributes(
+        QueueUrl=queue_url,
+        AttributeNames=[
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed",
+        ],
+    )["Attributes"]
+    return all(count == "0" for count in attributes.values())
+
+
 def wait_until(condition: Callable[[], object], timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -72,8 +85,9 @@ def test_swap_loses_nothing_and_runs_nothing_twice(queue: str, tmp_path: Path) -
         retired = esm.swap(second)
         after = [f"after-{n}" for n in range(20)]
         send(queue, after)
-        wait_until(lambda: len(recorded(tmp_path, "1")) + len(recorded(tmp_path, "2")) >= 80)
-        time.sleep(1.5)  # anything run twice would show up by now
+        # Every message deleted (none visible, in flight or back after its retry delay): no
+        # batch is left that could run again, and stop() waits for the one being delivered.
+        wait_until(lambda: queue_is_empty(queue))
     finally:
         esm.stop()
     for worker in first + second:
