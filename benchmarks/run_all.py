@@ -22,6 +22,7 @@ BENCHMARKS = [
     ["api_calls.py"],
     ["worker_memory.py"],
     ["e2e_burst.py", "--count", "2000"],
+    ["upload_latency.py"],
     ["upload_api.py"],
     ["upload_transfer.py"],
     ["api_key_hash.py"],
