@@ -29,7 +29,7 @@ def points(*values: float | None, period: int = 300) -> list[Datapoint]:
 def test_one_error_turns_the_errors_alarm_to_alarm_with_cloudwatchs_reason() -> None:
     verdict = evaluate(ERRORS, points(1.0), OK)
     assert verdict.state == ALARM
-    # The seed's notification, word for word.
+    # CloudWatch's reason as a real alarm notification worded it, word for word.
     assert verdict.reason == (
         "Threshold Crossed: 1 datapoint [1.0 (28/09/25 20:37:00)] was greater than or equal"
         " to the threshold (1.0)."
