@@ -72,7 +72,7 @@ def test_evidence_is_uploaded_even_when_a_step_failed(workflow: dict[str, Any]) 
     assert all(step["if"] == "always()" for step in uploads)
 
 
-def test_pull_request_template_carries_the_seed_checklist() -> None:
+def test_pull_request_template_carries_the_acceptance_checklist() -> None:
     text = PR_TEMPLATE.read_text("utf-8")
     for item in (
         "Stack deployed successfully",

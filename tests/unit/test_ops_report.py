@@ -59,7 +59,7 @@ def report(failed: tuple[str, ...] = (), left_out: tuple[str, ...] = ()) -> Veri
 
 
 # ---------------------------------------------------------------- test results
-def test_the_seeds_junit_xml_is_one_passing_test() -> None:
+def test_the_run_records_junit_xml_is_one_passing_test() -> None:
     counts = parse_junit(PYTEST_JUNIT)
     assert (counts.tests, counts.failures, counts.errors, counts.passed) == (1, 0, 0, True)
 

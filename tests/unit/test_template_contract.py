@@ -191,7 +191,7 @@ def test_derived_names_stay_within_service_limits(template: dict[str, Any]) -> N
         ("UploadPageOrigin", "http://localhost:8080", "https://example.com/page"),
     ],
 )
-def test_parameter_patterns_accept_seed_names(
+def test_parameter_patterns_accept_the_runbooks_names(
     template: dict[str, Any], name: str, good: str, bad: str
 ) -> None:
     pattern = re.compile(template["Parameters"][name]["AllowedPattern"])
