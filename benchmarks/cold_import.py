@@ -46,6 +46,7 @@ import argparse
 import compileall
 import json
 import os
+import py_compile
 import re
 import shutil
 import subprocess
@@ -127,7 +128,7 @@ def prepare(work: Path, with_pyc: bool) -> tuple[dict[str, Path], Path]:
             dirs["compiled"],
             quiet=1,
             workers=1,
-            invalidation_mode=compileall.py_compile.PycInvalidationMode.UNCHECKED_HASH,
+            invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
         )
     return dirs, runtime_packages_dir(work)
 
