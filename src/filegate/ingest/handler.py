@@ -6,6 +6,13 @@ directly (``aws lambda invoke --payload fileb://test.json``), which raises on th
 and returns a count of outcomes. The collaborators are built once per container, on the first
 invocation, so importing this module stays cheap (boto3 is imported by the builder).
 
+Only what an invocation uses is imported: on Lambda every module of the zip is compiled at each
+cold start (the code directory is read-only and the zip ships no bytecode), so the partial
+batch response is built here, a few lines, rather than by Powertools' batch utility, which
+imports its whole data_classes package and asyncio (docs/benchmarks.md, "Cold start at its
+floor"). X-Ray patches botocore when this module is imported (``Tracer(patch_modules=...)``),
+so every S3 and DynamoDB call of an invocation is a subsegment of its trace.
+
 The records of an SQS batch are recorded concurrently (up to RECORD_CONCURRENCY at once, on a
 thread pool kept per container): each costs two round trips (HeadObject, the conditional
 write), so a batch of ten takes about two round trips instead of twenty. Order does not
@@ -17,7 +24,6 @@ thread so their subsegments join the invocation's trace.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import threading
 from collections import Counter
@@ -27,11 +33,6 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import (
-    AsyncBatchProcessor,
-    EventType,
-    async_process_partial_response,
-)
 
 from filegate.errors import EventError
 from filegate.events import ObjectEvent, is_test_event, parse_s3_event, parse_sqs_body
@@ -43,8 +44,6 @@ from filegate.storage import ObjectStore
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
 
-    from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
-    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
 DEFAULT_METRICS_NAMESPACE = "Filegate"
@@ -65,8 +64,6 @@ metrics = Metrics()
 if metrics.namespace is None:  # the template sets POWERTOOLS_METRICS_NAMESPACE
     metrics.namespace = DEFAULT_METRICS_NAMESPACE
 tracer = Tracer(patch_modules=["botocore"])
-# A batch where every message failed is still a partial response: SQS retries each message.
-processor = AsyncBatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 _metrics_lock = threading.Lock()  # Powertools' metric set is not made for concurrent updates
 
 
@@ -99,7 +96,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     ingestor = build_ingestor()
     source = _event_source(event)
     if source == "aws:sqs":
-        return _sqs_batch(event, context, ingestor)
+        return _sqs_batch(event, ingestor)
     if source == "aws:s3" or is_test_event(event):
         return _direct(event, ingestor)
     raise EventError(f"Records[0].eventSource={source!r}: expected an SQS batch or S3 event")
@@ -113,17 +110,16 @@ def _event_source(event: dict[str, Any]) -> str | None:
     return str(source) if source else None
 
 
-def _sqs_batch(event: dict[str, Any], context: LambdaContext, ingestor: Ingestor) -> dict[str, Any]:
+def _sqs_batch(event: dict[str, Any], ingestor: Ingestor) -> dict[str, Any]:
+    """The batch's records on the record pool, answered with a partial batch response: the
+    messages whose record raised, in the batch's order; a batch where every message failed is
+    still a partial response, so SQS retries each message (AWS Lambda developer guide,
+    "Handling errors for an SQS event source in Lambda": ``batchItemFailures``)."""
     pool, trace_entity = record_pool(), _trace_entity()
-
-    async def record_handler(record: SQSRecord) -> None:
-        job = functools.partial(_in_thread, trace_entity, _sqs_record, ingestor, record)
-        await asyncio.get_running_loop().run_in_executor(pool, job)
-
-    response: PartialItemFailureResponse = async_process_partial_response(
-        event=event, record_handler=record_handler, processor=processor, context=context
-    )
-    return dict(response)
+    records: list[dict[str, Any]] = event["Records"]
+    running = [pool.submit(_in_thread, trace_entity, _sqs_record, ingestor, r) for r in records]
+    failed = [r for r, job in zip(records, running, strict=True) if job.exception() is not None]
+    return {"batchItemFailures": [{"itemIdentifier": r["messageId"]} for r in failed]}
 
 
 def _trace_entity() -> Any:
@@ -148,11 +144,11 @@ def _in_thread(trace_entity: Any, job: Callable[..., None], *arguments: Any) -> 
             _xray().clear_trace_entities()
 
 
-def _sqs_record(ingestor: Ingestor, record: SQSRecord) -> None:
+def _sqs_record(ingestor: Ingestor, record: dict[str, Any]) -> None:
     """One SQS message; raising marks just this message as a batch item failure."""
-    logger.thread_safe_append_keys(message_id=record.message_id)
+    logger.thread_safe_append_keys(message_id=record["messageId"])
     try:
-        for object_event in _parsed(parse_sqs_body, record.body):
+        for object_event in _parsed(parse_sqs_body, record["body"]):
             _ingest(ingestor, object_event)
     finally:
         logger.thread_safe_remove_keys(["message_id"])
