@@ -1,10 +1,10 @@
 """The lean install: `pip install filegate` gives the AWS-facing CLI without the local twin.
 
-The CLI runs in a subprocess that cannot import what a lean install lacks: moto, Flask and
-Werkzeug, and every other distribution outside the dependency closure of pyproject.toml's base
-dependencies (requests, Jinja2, cryptography...), refused by a meta-path finder that a
-``sitecustomize`` on PYTHONPATH installs. So an AWS-facing module that starts importing the twin,
-or anything only the twin brings, fails here, as it would for a user.
+The CLI runs in a subprocess that cannot import what a lean install lacks (``tests/lean.py``):
+moto, Flask and Werkzeug, and every other distribution outside the dependency closure of
+pyproject.toml's base dependencies (requests, Jinja2, cryptography...). So an AWS-facing module
+that starts importing the twin, or anything only the twin brings, fails here, as it would for
+a user. tests/e2e/test_lean_install_ops.py runs the operations themselves that way.
 """
 
 from __future__ import annotations
@@ -14,10 +14,8 @@ import os
 import re
 import subprocess
 import sys
-import tomllib
 import zipfile
-from collections.abc import Iterable, Iterator
-from importlib import metadata
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,33 +23,17 @@ import pytest
 import typer
 from packaging.requirements import Requirement
 
-import filegate
 from filegate import extras
 from filegate.cli import app
-
-ROOT = Path(__file__).resolve().parents[2]
-INSTALL_SENTENCE = "pip install 'filegate[local]'"
-TWIN = ("moto", "flask", "werkzeug")
-# In every venv, whatever was installed into it.
-VENV_BASICS = {"pip", "setuptools", "pkg_resources", "_distutils_hack", "filegate"}
-
-BLOCKER = """
-import sys
-
-BLOCKED = frozenset({blocked!r})
-
-
-class LeanInstall:
-    \"\"\"Refuses the top-level modules a lean install of filegate does not have.\"\"\"
-
-    def find_spec(self, name, path=None, target=None):
-        if name.partition(".")[0] in BLOCKED:
-            raise ModuleNotFoundError(f"No module named {{name!r}} (lean install)", name=name)
-        return None
-
-
-sys.meta_path.insert(0, LeanInstall())
-"""
+from tests.lean import (
+    INSTALL_SENTENCE,
+    ROOT,
+    TWIN,
+    base_requirements,
+    closure,
+    lean_environment,
+    project,
+)
 
 # Runs each command line through the real entry point in one interpreter; prints exit codes.
 HELP_DRIVER = """
@@ -75,63 +57,9 @@ print("RESULT " + json.dumps({"moto_blocked": blocked, "codes": codes}))
 """
 
 
-def _name(distribution: str) -> str:
-    return re.sub(r"[-_.]+", "-", distribution).lower()
-
-
-def _closure(requirements: Iterable[str]) -> set[str]:
-    """The distributions ``requirements`` install, transitively, as installed here."""
-    found: set[str] = set()
-    pending = [Requirement(text) for text in requirements]
-    while pending:
-        requirement = pending.pop()
-        name = _name(requirement.name)
-        if name in found:
-            continue
-        found.add(name)
-        try:
-            wanted = metadata.requires(requirement.name) or []
-        except metadata.PackageNotFoundError:
-            continue
-        for text in wanted:
-            needed = Requirement(text)
-            extras_wanted = ("", *requirement.extras)
-            if needed.marker is None or any(
-                needed.marker.evaluate({"extra": e}) for e in extras_wanted
-            ):
-                pending.append(needed)
-    return found
-
-
-def _pyproject() -> dict[str, object]:
-    project: dict[str, object] = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))[
-        "project"
-    ]
-    return project
-
-
-def _base_requirements() -> list[str]:
-    return list(_pyproject()["dependencies"])  # type: ignore[call-overload]
-
-
-def _blocked_modules() -> set[str]:
-    """Top-level modules of every installed distribution a lean install does not bring."""
-    lean = _closure(_base_requirements())
-    blocked = {
-        module
-        for module, distributions in metadata.packages_distributions().items()
-        if not {_name(d) for d in distributions} & lean
-    }
-    return (blocked | set(TWIN)) - VENV_BASICS - sys.stdlib_module_names
-
-
 @pytest.fixture(scope="module")
 def lean_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    site = tmp_path_factory.mktemp("lean-site")
-    (site / "sitecustomize.py").write_text(BLOCKER.format(blocked=sorted(_blocked_modules())))
-    sources = Path(filegate.__file__).resolve().parents[1]
-    environment = dict(os.environ)
-    environment["PYTHONPATH"] = os.pathsep.join([str(site), str(sources)])
+    environment = lean_environment(tmp_path_factory.mktemp("lean-site"), os.environ)
     # An empty state directory: no running local stack can be found.
     environment["FILEGATE_STATE_DIR"] = str(tmp_path_factory.mktemp("lean-state"))
     environment["COLUMNS"] = "200"  # one line per message, whatever the terminal
@@ -160,11 +88,10 @@ def _command_lines(group: Any, prefix: tuple[str, ...] = ()) -> Iterator[list[st
 
 
 def test_the_base_install_brings_no_twin_and_the_local_extra_does() -> None:
-    project = _pyproject()
-    optional: dict[str, list[str]] = project["optional-dependencies"]  # type: ignore[assignment]
+    optional: dict[str, list[str]] = project()["optional-dependencies"]
 
-    lean = _closure(_base_requirements())
-    with_twin = _closure([*_base_requirements(), *optional["local"]])
+    lean = closure(base_requirements())
+    with_twin = closure([*base_requirements(), *optional["local"]])
 
     assert not lean & set(TWIN)
     assert with_twin >= set(TWIN)
