@@ -12,11 +12,14 @@ all: setup
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml constraints.txt
+# `pip install filegate` is the AWS-facing CLI alone; demo and tests need the local twin too
+# (the `local` extra). The stamp depends on this Makefile as well: a changed install line
+# reinstalls.
+$(STAMP): pyproject.toml constraints.txt Makefile
 	@$(PYTHON) -c 'import sys; sys.exit("filegate needs Python 3.11 or newer, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[local,dev]'
 	touch $(STAMP)
 
 demo: $(STAMP)

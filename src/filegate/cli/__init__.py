@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 
 import typer
+from rich.markup import escape
 
 from filegate.cli import (
     alarms,
@@ -59,5 +60,6 @@ def main() -> None:
     try:
         app()
     except FilegateError as exc:
-        console_err.print(f"[red]error:[/red] {exc}", highlight=False)
+        # escape: a message may hold brackets rich would take for markup ('filegate[local]').
+        console_err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         sys.exit(2)

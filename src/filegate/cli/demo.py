@@ -1,18 +1,22 @@
-"""`filegate demo`: start the local stack, send sample files through it, show the ledger."""
+"""`filegate demo`: start the local stack, send sample files through it, show the ledger.
+
+It needs the local twin (the ``local`` extra), imported only once the command runs.
+"""
 
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from filegate.cli.render import console, console_err, rows_table
-from filegate.local import stack
-from filegate.local import state as local_state
-from filegate.local.demo import Demo, expected_state, scenario
+from filegate.extras import require_local_twin
 from filegate.settings import LocalSettings
+
+if TYPE_CHECKING:
+    from filegate.local import state as local_state
 
 
 def demo(
@@ -27,6 +31,10 @@ def demo(
     ] = None,
 ) -> None:
     """Run the pipeline on this machine: upload sample files and show the ledger."""
+    require_local_twin("`filegate demo`")
+    from filegate.local import stack
+    from filegate.local import state as local_state
+
     started_at = time.monotonic()
     settings = LocalSettings.resolve(port=port, api_port=api_port)
     running = local_state.read_state(settings)
@@ -49,6 +57,8 @@ def demo(
 
 
 def _run(state: local_state.LocalState) -> None:
+    from filegate.local.demo import Demo, expected_state, scenario
+
     steps = scenario(int(time.time()))
     runner = Demo(state.target, state.outputs["BucketName"], state.outputs["TableName"])
     columns = (

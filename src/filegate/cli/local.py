@@ -1,8 +1,13 @@
-"""`filegate local up|down|status|env`: the local stack's commands."""
+"""`filegate local up|down|status|env`: the local stack's commands.
+
+They need the local twin (the ``local`` extra); it is imported only once a command runs, so
+``filegate --help`` and the AWS-facing commands work without it, and each of these says how
+to install it when it is missing (``filegate.extras``).
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -13,9 +18,11 @@ from filegate.cli.render import (
     key_value_table,
     print_json,
 )
-from filegate.local import stack
-from filegate.local import state as local_state
+from filegate.extras import require_local_twin
 from filegate.settings import LocalSettings
+
+if TYPE_CHECKING:
+    from filegate.local import state as local_state
 
 app = typer.Typer(
     help="Run the pipeline on this machine: emulator, stack, function.", no_args_is_help=True
@@ -65,6 +72,9 @@ def up(
     output: OutputOption = OutputFormat.table,
 ) -> None:
     """Start the emulator, deploy the stack into it and run the function."""
+    require_local_twin("`filegate local up`")
+    from filegate.local import stack
+
     settings = LocalSettings.resolve(
         port=port, region=region, api_port=api_port, aws_timing=aws_timing
     )
@@ -88,6 +98,9 @@ def up(
 @app.command("down")
 def down() -> None:
     """Stop the local stack started with --detach (nothing running is not an error)."""
+    require_local_twin("`filegate local down`")
+    from filegate.local import stack
+
     stopped = stack.stop_detached(LocalSettings.resolve())
     if stopped is None:
         console_err.print("no local stack is running")
@@ -98,6 +111,9 @@ def down() -> None:
 @app.command("status")
 def status(output: OutputOption = OutputFormat.table) -> None:
     """Say whether the local stack runs; exit 1 when it does not."""
+    require_local_twin("`filegate local status`")
+    from filegate.local import state as local_state
+
     state = local_state.read_state(LocalSettings.resolve())
     running = state is not None and local_state.is_healthy(state)
     document = {"running": running, **(state.env() if state and running else {})}
@@ -114,4 +130,7 @@ def status(output: OutputOption = OutputFormat.table) -> None:
 @app.command("env")
 def env(output: OutputOption = OutputFormat.table) -> None:
     """Print the endpoint, region, stack name and every stack output."""
+    require_local_twin("`filegate local env`")
+    from filegate.local import state as local_state
+
     _show_env(local_state.require_state(LocalSettings.resolve()), output)

@@ -19,6 +19,7 @@ from typing import Any
 
 from filegate.aws import Target
 from filegate.errors import LocalStackError
+from filegate.extras import require_local_twin
 from filegate.local.processes import ensure_port_free
 from filegate.local.runtime import FunctionSpec
 from filegate.settings import LocalSettings
@@ -93,6 +94,15 @@ def read_state(settings: LocalSettings) -> LocalState | None:
 
 
 def require_state(settings: LocalSettings) -> LocalState:
+    """The running local stack (the default target), or LocalStackError saying how to get one.
+
+    Without the local twin installed this default is out of reach whether a stack runs or not,
+    so what a command acts on never depends on what another installation started.
+    """
+    require_local_twin(
+        "the local stack (the default target: no --profile, --endpoint-url or --target aws)",
+        otherwise="pass --profile NAME or --target aws to act on AWS",
+    )
     state = read_state(settings)
     if state is None or not is_alive(state.pid):
         raise LocalStackError(
