@@ -8,7 +8,8 @@ for Python Lambda functions" and "Best practices": "Control the dependencies in 
 deployment package"). So the functions run the boto3/botocore every test runs, pinned in
 constraints.txt; the zip comes first on Lambda's path, ahead of the runtime's copy. Of botocore's
 (and boto3's) service data only the services the functions call are shipped (SDK_SERVICES):
-27.7 MB unpacked becomes 9.3 MB, an 18.6 MB zip 2.7 MB (docs/benchmarks.md).
+27.7 MB unpacked becomes 9.3 MB, an 18.6 MB zip 2.7 MB. The zip ships no bytecode (it would
+have to be cpython-312's), so the SDK is compiled at each cold start (docs/benchmarks.md).
 Native extensions are left out on purpose: every vendored library has a pure-Python fallback
 (wrapt's is used when its C extension is absent), so one zip serves arm64 on AWS and x86_64
 locally.
@@ -50,7 +51,8 @@ SDK = ("boto3", "botocore", "s3transfer", "jmespath", "urllib3", "python-dateuti
 # Distributions vendored into the zip.
 VENDORED = ("aws-lambda-powertools", "aws-xray-sdk", "wrapt", "typing-extensions", *SDK)
 # The services the Lambda code makes clients for, and X-Ray, whose SDK makes a client for its
-# sampling rules when Powertools' Tracer starts: the only service data shipped. A client of any
+# sampling rules when Powertools' Tracer starts outside Lambda (on Lambda, LAMBDA_TASK_ROOT set,
+# it samples locally): the only service data shipped. A client of any
 # other service fails in the function (UnknownServiceError), locally as on AWS.
 SDK_SERVICES = ("s3", "dynamodb", "xray")
 _SERVICE_DATA = (("botocore", "data"), ("boto3", "data"))
