@@ -12,6 +12,7 @@ from filegate.cli.render import console, console_err, rows_table
 from filegate.local import stack
 from filegate.local import state as local_state
 from filegate.local.demo import Demo, expected_state, scenario
+from filegate.outputs import BUCKET_NAME, TABLE_NAME
 from filegate.settings import LocalSettings
 
 
@@ -50,7 +51,7 @@ def demo(
 
 def _run(state: local_state.LocalState) -> None:
     steps = scenario(int(time.time()))
-    runner = Demo(state.target, state.outputs["BucketName"], state.outputs["TableName"])
+    runner = Demo(state.target, state.outputs[BUCKET_NAME], state.outputs[TABLE_NAME])
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -66,5 +67,5 @@ def _run(state: local_state.LocalState) -> None:
         (i.key, "" if i.size is None else i.size, i.content_type or "", i.status) for i in items
     ]
     console.print(
-        rows_table(f"ledger: {state.outputs['TableName']}", ("key", "size", "type", "status"), rows)
+        rows_table(f"ledger: {state.outputs[TABLE_NAME]}", ("key", "size", "type", "status"), rows)
     )

@@ -35,10 +35,11 @@ from typing import Any
 from filegate.aws import Target
 from filegate.errors import LocalStackError
 from filegate.local import bootstrap
+from filegate.ops.artifacts import artifact_key
 from filegate.package import RUNTIME_PROVIDED
+from filegate.storage import BucketOps
 
 INIT_TIMEOUT_SECONDS = 10.0  # Lambda's init phase limit
-ARTIFACT_PREFIX = "lambda/"  # code zips are stored as lambda/<sha256 hex>.zip
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,12 @@ def prepare_function(
     arguments = {"FunctionName": function_name, **({"Qualifier": qualifier} if qualifier else {})}
     config = lambda_.get_function_configuration(**arguments)
     key = code_key or code_key_for(config.get("CodeSha256", ""))
-    data = target.client("s3").get_object(Bucket=code_bucket, Key=key)["Body"].read()
+    data = BucketOps(target.client("s3")).read(code_bucket, key)
+    if data is None:
+        raise LocalStackError(
+            f"s3://{code_bucket}/{key} does not exist: the code of function {function_name}"
+            " is missing from the artifact bucket; deploy again"
+        )
     digest = base64.b64encode(hashlib.sha256(data).digest()).decode()
     if config.get("CodeSha256") not in (digest, hashlib.sha256(data).hexdigest()):
         raise LocalStackError(
@@ -132,7 +138,7 @@ def code_key_for(code_sha256: str) -> str:
             hex_digest = base64.b64decode(code_sha256, validate=True).hex()
         except ValueError as exc:
             raise LocalStackError(f"{code_sha256!r} is not a SHA-256 digest") from exc
-    return f"{ARTIFACT_PREFIX}{hex_digest}.zip"
+    return artifact_key(hex_digest)
 
 
 def runtime_packages_dir(work_dir: Path) -> Path:

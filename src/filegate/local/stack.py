@@ -84,6 +84,7 @@ from filegate.local.state import (
     write_running,
     write_state_file,
 )
+from filegate.outputs import ALERTS_TOPIC_ARN, QUEUE_URL
 from filegate.settings import (
     LOCAL_BUCKET_NAME,
     LOCAL_CODE_BUCKET,
@@ -302,7 +303,7 @@ class LocalStack:
         telemetry = self._telemetry = Telemetry(self._target)
         telemetry.start()
         self._register(spec, workers)
-        queue_url = deployment.outputs["QueueUrl"]
+        queue_url = deployment.outputs[QUEUE_URL]
         self._esm = EventSourceMapping(
             self._target,
             mapping,
@@ -451,7 +452,7 @@ class LocalStack:
 
     def _start_alarms(self, deployment: Deployment) -> None:
         """Evaluate the alarms; what they send to the alerts topic lands in an outbox queue."""
-        topic = deployment.outputs.get("AlertsTopicArn")
+        topic = deployment.outputs.get(ALERTS_TOPIC_ARN)
         if topic:
             subscribe_outbox(self._target, topic)
         self._alarms = AlarmEvaluator(self._target)
