@@ -6,9 +6,10 @@ depth, attributes, policy and purge of one queue, and a queue's URL from its ARN
 `filegate dlq` moves messages with them, `filegate reconcile --repair` sends its re-driven
 events to the ingest queue, `filegate verify` reads the queue policy and the dead-letter
 queue's depth, `filegate alarms` peeks at the alerts topic's queues, and the local stack sets
-the queue policy the emulator skips. botocore errors become ``QueueError`` here and nowhere
-else. The ingestion Lambda does not use this module: the event source mapping talks to SQS for
-it (the local one through ``filegate.local.esm``).
+the queue policy the emulator skips and creates the alerts topic's outbox queue. botocore
+errors become ``QueueError`` here and nowhere else. The ingestion Lambda does not use this
+module: the event source mapping talks to SQS for it (the local one, ``filegate.local.esm``,
+polls through its own ``QueueAccess``, as Lambda's poller would).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ _PERMISSION = {
     "GetQueueAttributes": "sqs:GetQueueAttributes",
     "SetQueueAttributes": "sqs:SetQueueAttributes",
     "GetQueueUrl": "sqs:GetQueueUrl",
+    "CreateQueue": "sqs:CreateQueue",
     "PurgeQueue": "sqs:PurgeQueue",
 }
 # The parts of a received message attribute that SendMessage accepts back.
@@ -127,6 +129,10 @@ class MessageQueue:
             response = self._sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=list(names))
         return dict(response.get("Attributes", {}))
 
+    def arn(self) -> str:
+        """The queue's ARN (GetQueueAttributes QueueArn)."""
+        return self.attributes(["QueueArn"])["QueueArn"]
+
     def policy(self) -> dict[str, Any]:
         """The queue's access policy (empty when it has none)."""
         return dict(json.loads(self.attributes(["Policy"]).get("Policy") or "{}"))
@@ -157,6 +163,18 @@ class MessageQueue:
         return f"{operation} on queue {self.name} ({self.url}) failed ({code}): " + (
             hint or f"check that the queue exists and the caller may {_PERMISSION[operation]}"
         )
+
+
+def create_queue(sqs_client: Any, name: str) -> MessageQueue:
+    """CreateQueue with SQS's defaults (the same name again returns the same queue)."""
+    try:
+        url = str(sqs_client.create_queue(QueueName=name)["QueueUrl"])
+    except (ClientError, BotoCoreError) as exc:
+        raise QueueError(
+            f"CreateQueue {name} failed ({_code(exc)}): check that the caller may"
+            f" {_PERMISSION['CreateQueue']}"
+        ) from exc
+    return MessageQueue(url, sqs_client)
 
 
 def queue_url(sqs_client: Any, queue_arn: str) -> str:

@@ -30,7 +30,7 @@ from filegate.package import Package
 from filegate.queues import MessageQueue
 from filegate.storage import BucketOps
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 ESM_LOGICAL_ID = "IngestEventSourceMapping"
 FUNCTION_LOGICAL_ID = "IngestFunction"
@@ -336,7 +336,7 @@ class _GapApplier:
                 line = step(logical_id, properties)
                 if line:
                     applied.append(line)
-                    log.debug("applied %s", line)
+                    logger.debug("applied %s", line)
         return applied
 
     def _of_type(self, kind: str) -> list[tuple[str, dict[str, Any]]]:

@@ -19,7 +19,6 @@ import hashlib
 import importlib.util
 import io
 import json
-import os
 import queue
 import subprocess
 import sys
@@ -37,6 +36,7 @@ from filegate.errors import LocalStackError
 from filegate.local import bootstrap
 from filegate.ops.artifacts import artifact_key
 from filegate.package import RUNTIME_PROVIDED
+from filegate.settings import executable_path
 from filegate.storage import BucketOps
 
 INIT_TIMEOUT_SECONDS = 10.0  # Lambda's init phase limit
@@ -167,7 +167,7 @@ def worker_environment(
     """The environment Lambda gives a function, pointed at the emulator, tracing off; with the
     role session's credentials when given, else the target's (any the emulator accepts)."""
     return {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PATH": executable_path(),
         "LANG": "C.UTF-8",
         "TZ": "UTC",
         **spec.environment,
@@ -182,8 +182,6 @@ def worker_environment(
         "_HANDLER": spec.handler,
         "POWERTOOLS_TRACE_DISABLED": "true",
         "AWS_XRAY_SDK_ENABLED": "false",
-        "FILEGATE_FUNCTION_ARN": spec.arn,
-        "FILEGATE_RUNTIME_PATH": os.pathsep.join([str(spec.code_dir), str(spec.runtime_dir)]),
         **(credentials or {}),
     }
 
@@ -225,12 +223,27 @@ class Worker:
     def pid(self) -> int | None:
         return self._process.pid if self._process else None
 
+    def _bootstrap_arguments(self) -> str:
+        spec = self._spec
+        return bootstrap.arguments(
+            [str(spec.code_dir), str(spec.runtime_dir)],
+            spec.handler,
+            {
+                "function_name": spec.name,
+                "function_version": spec.version,
+                "invoked_function_arn": spec.arn,
+                "memory_limit_in_mb": spec.memory_mb,
+                "log_group_name": spec.log_group,
+                "log_stream_name": self.log_stream,
+            },
+        )
+
     def start(self) -> None:
         self._lines = queue.Queue()
         self._started_at = self._clock()
         session = self._credentials(self._spec) if self._credentials else None
         self._process = subprocess.Popen(
-            [sys.executable, "-I", "-S", "-u", bootstrap.__file__],
+            [sys.executable, "-I", "-S", "-u", bootstrap.__file__, self._bootstrap_arguments()],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
