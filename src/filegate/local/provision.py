@@ -8,7 +8,8 @@ table point-in-time recovery; and it
 disables the emulator's own event source mapping, which would otherwise consume messages
 without running the code. The local event source mapping (``esm``) takes its place.
 ``adopt`` describes a stack that ``filegate deploy`` created in an empty local stack (its
-deploy applied those gaps itself), for the supervisor to run.
+deploy applied those gaps itself), for the supervisor to run. Its S3, SQS and DynamoDB calls
+go through ``storage``, ``queues`` and ``ledger``.
 """
 
 from __future__ import annotations
