@@ -46,6 +46,11 @@ class LocalTwin(Protocol):
         """Return once the local workers run ``version`` of the mapped function."""
         ...
 
+    def artifact_bucket(self) -> str:
+        """Where ``filegate deploy`` puts the code when the stack names none: the emulator has
+        no account to name one after, and its buckets need no TLS-only policy."""
+        ...
+
     def runs_mapping(self) -> bool:
         """True when the local supervisor feeds the queue to the function itself."""
         ...

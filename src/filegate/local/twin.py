@@ -22,7 +22,7 @@ from filegate.local.state import (
     update_outputs,
     wait_running,
 )
-from filegate.settings import LocalSettings
+from filegate.settings import LOCAL_CODE_BUCKET, LocalSettings
 from filegate.stackref import StackLocation, StackRef, described
 
 
@@ -53,6 +53,9 @@ class EmulatorTwin:
     def wait_running(self, version: str) -> None:
         if self.settings is not None:
             wait_running(self.settings, version)
+
+    def artifact_bucket(self) -> str:
+        return LOCAL_CODE_BUCKET
 
     def runs_mapping(self) -> bool:
         """The supervisor runs the mapping (the emulator's own is disabled on purpose)."""

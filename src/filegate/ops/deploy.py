@@ -22,8 +22,8 @@ error: the result says so.
 A stack in the emulator has a ``LocalTwin`` (``StackLocation.local``, built by the CLI from
 ``filegate.local``): after an update it applies what the emulator ignores for the resources
 the update changed and keeps the running local stack in step (its outputs, the version its
-workers run). This module never imports ``filegate.local``; on AWS there is no twin and no
-such step.
+workers run); it also names the artifact bucket when none is given. This module never
+imports ``filegate.local``; on AWS there is no twin and no such step.
 """
 
 from __future__ import annotations
@@ -51,7 +51,6 @@ from filegate.ops.releases import (
     function_fingerprint,
 )
 from filegate.outputs import FUNCTION_NAME
-from filegate.settings import LOCAL_CODE_BUCKET
 from filegate.stackref import StackLocation
 
 CAPABILITIES = ["CAPABILITY_NAMED_IAM"]
@@ -332,8 +331,8 @@ class Deployer:
             store.require()
             return store
         previous = _parameter_values(existing).get("CodeBucket")
-        if self._target.is_local:
-            store = ArtifactStore(self._target, previous or LOCAL_CODE_BUCKET)
+        if self._location.local is not None:
+            store = ArtifactStore(self._target, previous or self._location.local.artifact_bucket())
             store.ensure(secure=False)
             return store
         account = self._target.client("sts").get_caller_identity()["Account"]
