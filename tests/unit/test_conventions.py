@@ -77,3 +77,16 @@ def test_one_logger_naming_convention() -> None:
             if made not in ("logging.getLogger(__name__)", "Logger()") or not named:
                 deviations.append(f"{name}: {variable} = {made}")
     assert deviations == []
+
+
+def test_s3_missing_answers_are_defined_in_storage_only() -> None:
+    """S3's "no such key / version / bucket" codes live in storage.py (MISSING_*_CODES)."""
+    missing = {"NoSuchKey", "NoSuchVersion", "NoSuchBucket", "NotFound"}
+    spelled = sorted(
+        f"{name}:{node.lineno} {node.value}"
+        for name, tree in _modules()
+        if name != "storage.py"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and node.value in missing
+    )
+    assert spelled == []
