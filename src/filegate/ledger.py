@@ -11,6 +11,10 @@ writes the PENDING item at presign time, ``get_upload`` finds it by upload id th
 ``upload_id-index`` GSI, ``extend`` moves a PENDING item's ``expires_at`` when its part URLs are
 signed again, and ``expire`` / ``abort`` close a PENDING item; each is one conditional write.
 
+For the operations, ``describe`` and ``raw_item`` return DescribeTable and GetItem as the API
+answers them (the evidence set saves them as they are), and ``enable_point_in_time_recovery``
+is the one table setting the local stack applies itself (the emulator skips it).
+
 The low-level client is used (not the resource) so the Lambda does not import boto3's
 resource layer; attribute values are written and read by the small helpers below.
 """
@@ -191,6 +195,24 @@ class Ledger:
             raise self._failure("GetItem", key, exc) from exc
         item = response.get("Item")
         return _to_item(_from_attributes(item)) if item else None
+
+    def raw_item(self, key: str) -> dict[str, Any]:
+        """GetItem for one key as the API returns it (strongly consistent, no metadata)."""
+        try:
+            response = self._ddb.get_item(
+                TableName=self.table_name, Key={"s3_key": {"S": key}}, ConsistentRead=True
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise self._failure("GetItem", key, exc) from exc
+        return {k: v for k, v in response.items() if k != "ResponseMetadata"}
+
+    def describe(self) -> dict[str, Any]:
+        """DescribeTable as the API returns it (no metadata)."""
+        try:
+            response = self._ddb.describe_table(TableName=self.table_name)
+        except (ClientError, BotoCoreError) as exc:
+            raise self._failure("DescribeTable", "", exc) from exc
+        return {k: v for k, v in response.items() if k != "ResponseMetadata"}
 
     def scan(self, prefix: str = "") -> Iterator[LedgerItem]:
         """Every item whose key starts with ``prefix`` (a consistent Scan of the whole table).
@@ -378,6 +400,20 @@ class Ledger:
             f"({_error_code(exc)}): "
             "check that the table exists and the function's role may read and write it"
         )
+
+
+def enable_point_in_time_recovery(dynamodb_client: DynamoDBClient, table_name: str) -> None:
+    """UpdateContinuousBackups: point-in-time recovery on for ``table_name``."""
+    try:
+        dynamodb_client.update_continuous_backups(
+            TableName=table_name,
+            PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},
+        )
+    except (ClientError, BotoCoreError) as exc:
+        raise LedgerError(
+            f"UpdateContinuousBackups on table {table_name} failed ({_error_code(exc)}): check"
+            " that the table exists and the caller may dynamodb:UpdateContinuousBackups"
+        ) from exc
 
 
 def _fields(entry: LedgerEntry, now: str) -> dict[str, Any]:

@@ -1,14 +1,20 @@
-"""Every SQS call the operations commands make, behind ``MessageQueue``.
+"""Every SQS call the operations commands and the local provisioning make, behind
+``MessageQueue``.
 
 Receive (with a chosen visibility timeout), send, delete, release (visible again at once),
-depth and purge of one queue: `filegate dlq` moves messages with them, and `filegate reconcile
---repair` sends its re-driven events to the ingest queue. botocore errors become
-``QueueError`` here and nowhere else.
-The ingestion Lambda does not use this module: the event source mapping talks to SQS for it.
+depth, attributes, policy and purge of one queue, and a queue's URL from its ARN:
+`filegate dlq` moves messages with them, `filegate reconcile --repair` sends its re-driven
+events to the ingest queue, `filegate verify` reads the queue policy and the dead-letter
+queue's depth, `filegate alarms` peeks at the alerts topic's queues, and the local stack sets
+the queue policy the emulator skips and creates the alerts topic's outbox queue. botocore
+errors become ``QueueError`` here and nowhere else. The ingestion Lambda does not use this
+module: the event source mapping talks to SQS for it (the local one, ``filegate.local.esm``,
+polls through its own ``QueueAccess``, as Lambda's poller would).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -26,6 +32,9 @@ _PERMISSION = {
     "DeleteMessage": "sqs:DeleteMessage",
     "ChangeMessageVisibilityBatch": "sqs:ChangeMessageVisibility",
     "GetQueueAttributes": "sqs:GetQueueAttributes",
+    "SetQueueAttributes": "sqs:SetQueueAttributes",
+    "GetQueueUrl": "sqs:GetQueueUrl",
+    "CreateQueue": "sqs:CreateQueue",
     "PurgeQueue": "sqs:PurgeQueue",
 }
 # The parts of a received message attribute that SendMessage accepts back.
@@ -108,6 +117,33 @@ class MessageQueue:
             attributes = self._sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=names)
         return sum(int(attributes["Attributes"].get(name, "0")) for name in names)
 
+    def counts(self) -> tuple[int, int]:
+        """(visible, in flight) messages, both approximate as SQS says."""
+        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        found = self.attributes(names)
+        return int(found.get(names[0], "0")), int(found.get(names[1], "0"))
+
+    def attributes(self, names: Sequence[str] = ("All",)) -> dict[str, str]:
+        """GetQueueAttributes: the named attributes (``All`` by default)."""
+        with self._translated("GetQueueAttributes"):
+            response = self._sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=list(names))
+        return dict(response.get("Attributes", {}))
+
+    def arn(self) -> str:
+        """The queue's ARN (GetQueueAttributes QueueArn)."""
+        return self.attributes(["QueueArn"])["QueueArn"]
+
+    def policy(self) -> dict[str, Any]:
+        """The queue's access policy (empty when it has none)."""
+        return dict(json.loads(self.attributes(["Policy"]).get("Policy") or "{}"))
+
+    def set_policy(self, policy: Mapping[str, Any]) -> None:
+        """SetQueueAttributes: replace the queue's access policy."""
+        with self._translated("SetQueueAttributes"):
+            self._sqs.set_queue_attributes(
+                QueueUrl=self.url, Attributes={"Policy": json.dumps(policy)}
+            )
+
     def purge(self) -> None:
         """PurgeQueue: every message is deleted (SQS allows one purge a minute per queue)."""
         with self._translated("PurgeQueue"):
@@ -118,7 +154,7 @@ class MessageQueue:
         try:
             yield
         except ClientError as exc:
-            code = str(exc.response.get("Error", {}).get("Code", "Unknown"))
+            code = _code(exc)
             raise QueueError(self._failure(operation, code, _hint(code))) from exc
         except BotoCoreError as exc:
             raise QueueError(self._failure(operation, type(exc).__name__, "")) from exc
@@ -127,6 +163,32 @@ class MessageQueue:
         return f"{operation} on queue {self.name} ({self.url}) failed ({code}): " + (
             hint or f"check that the queue exists and the caller may {_PERMISSION[operation]}"
         )
+
+
+def create_queue(sqs_client: Any, name: str) -> MessageQueue:
+    """CreateQueue with SQS's defaults (the same name again returns the same queue)."""
+    try:
+        url = str(sqs_client.create_queue(QueueName=name)["QueueUrl"])
+    except (ClientError, BotoCoreError) as exc:
+        raise QueueError(
+            f"CreateQueue {name} failed ({_code(exc)}): check that the caller may"
+            f" {_PERMISSION['CreateQueue']}"
+        ) from exc
+    return MessageQueue(url, sqs_client)
+
+
+def queue_url(sqs_client: Any, queue_arn: str) -> str:
+    """The URL of the queue ``queue_arn`` names (GetQueueUrl with its name and owner)."""
+    _, _, _, _, account, name = queue_arn.split(":", 5)
+    try:
+        response = sqs_client.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)
+    except (ClientError, BotoCoreError) as exc:
+        code = _code(exc)
+        raise QueueError(
+            f"GetQueueUrl for queue {queue_arn} failed ({code}): check that the queue exists"
+            f" and the caller may {_PERMISSION['GetQueueUrl']}"
+        ) from exc
+    return str(response["QueueUrl"])
 
 
 def sendable_attributes(received: Mapping[str, Any]) -> dict[str, Any]:
@@ -145,6 +207,12 @@ def _message(raw: Mapping[str, Any]) -> Message:
         attributes=dict(raw.get("Attributes", {})),
         message_attributes=dict(raw.get("MessageAttributes", {})),
     )
+
+
+def _code(exc: Exception) -> str:
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code", "Unknown"))
+    return type(exc).__name__
 
 
 def _hint(code: str) -> str:

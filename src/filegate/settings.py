@@ -25,6 +25,9 @@ ENV_PARTNERS_TABLE = "PARTNERS_TABLE"
 ENV_MULTIPART_THRESHOLD = "MULTIPART_THRESHOLD_BYTES"
 ENV_PRESIGN_EXPIRY = "PRESIGN_EXPIRY_SECONDS"
 
+# --- the upload client (`filegate upload`) ---
+ENV_API_URL = "FILEGATE_API_URL"
+
 # --- AWS conventions, read by the CLI and the local stack ---
 ENV_REGION = "AWS_REGION"
 ENV_DEFAULT_REGION = "AWS_DEFAULT_REGION"
@@ -40,6 +43,8 @@ ENV_LOCAL_DYNAMODB_PROCESS = "FILEGATE_LOCAL_DYNAMODB_PROCESS"
 ENV_LOCAL_QUEUE_CHANNEL = "FILEGATE_LOCAL_QUEUE_CHANNEL"
 ENV_LOCAL_IAM = "FILEGATE_LOCAL_IAM"
 ENV_LOCAL_AWS_TIMING = "FILEGATE_LOCAL_AWS_TIMING"
+ENV_LOCAL_LOG = "FILEGATE_LOCAL_LOG"  # set by `local up --detach` for its supervisor: its log
+ENV_PATH = "PATH"  # the local workers' executable search path, as the caller's
 
 DEFAULT_REGION = "eu-central-1"
 DEFAULT_STACK_NAME = "s3-lambda-dynamo-stack"
@@ -173,6 +178,31 @@ def default_state_dir(env: Mapping[str, str] | None = None) -> Path:
         return Path(explicit)
     base = env.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(base) / "filegate"
+
+
+def upload_api_url(explicit: str | None = None, env: Mapping[str, str] | None = None) -> str | None:
+    """The upload API `filegate upload` talks to: --api, else $FILEGATE_API_URL, else None."""
+    env = os.environ if env is None else env
+    return explicit or env.get(ENV_API_URL) or None
+
+
+def local_log_file(env: Mapping[str, str] | None = None) -> str:
+    """The detached supervisor's log file ($FILEGATE_LOCAL_LOG), or "" in the foreground."""
+    return (os.environ if env is None else env).get(ENV_LOCAL_LOG, "")
+
+
+def executable_path(env: Mapping[str, str] | None = None) -> str:
+    """$PATH, for the local workers' environment (a minimal one when unset)."""
+    return (os.environ if env is None else env).get(ENV_PATH, "/usr/bin:/bin")
+
+
+def child_environment(
+    without: frozenset[str] = frozenset(), extra: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """This process's environment for a child process of the local stack, less ``without``,
+    plus ``extra``: the one place the whole environment is read."""
+    inherited = {k: v for k, v in os.environ.items() if k not in without}
+    return {**inherited, **(extra or {})}
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,13 @@
 """Every S3 call filegate makes: ``ObjectStore`` (head for ingestion; put and delete),
-``BucketOps`` (listing, the bucket's notification configuration and small state files for the
-operations commands) and ``UploadSigner`` (presigned PUTs and multipart uploads for the upload
-API).
+``BucketOps`` (listing, the bucket's notification configuration, encryption and small state
+files for the operations commands; creating and configuring buckets and uploading zips for
+``filegate deploy`` and the local stack) and ``UploadSigner`` (presigned PUTs and multipart
+uploads for the upload API).
 
 botocore errors are translated into ``StorageError`` here and nowhere else. A missing object
-(or object version) is an answer, not an error: ``head`` returns ``None``.
+(or object version, or bucket) is an answer, not an error: ``head`` returns ``None``,
+``exists`` and ``bucket_exists`` False; ``MISSING_OBJECT_CODES`` and ``MISSING_BUCKET_CODES``
+say which of S3's answers mean "missing", once.
 Only botocore's exceptions and client configuration are imported at module level: the client is
 injected; ``SIGNING_CONFIG`` is how the upload API's client must be built (SigV4, regional
 virtual-hosted endpoint).
@@ -13,12 +16,14 @@ virtual-hosted endpoint).
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
@@ -32,6 +37,7 @@ if TYPE_CHECKING:
         HeadObjectOutputTypeDef,
         HeadObjectRequestTypeDef,
         NotificationConfigurationTypeDef,
+        ServerSideEncryptionConfigurationTypeDef,
     )
 
 # The S3 client that presigns for partners. botocore's defaults would hand out SigV2 URLs
@@ -50,9 +56,11 @@ SIGNING_CONFIG = Config(
     signature_version="s3v4",
     s3={"addressing_style": "virtual", "us_east_1_regional_endpoint": "regional"},
 )
-# A HEAD response has no body, so S3 reports a missing key or version by status code alone.
-# Only these mean "gone": a 403 is an error, also for a missing key (see _PERMISSION).
-_GONE_CODES = frozenset({"404", "NoSuchKey", "NoSuchVersion"})
+# A HEAD response has no body, so S3 reports a missing key, version or bucket by status code
+# alone (botocore names it "404", or "NotFound"); the other calls name it (NoSuchKey, ...).
+# Only these mean "missing": a 403 is an error, also for a missing key (see _PERMISSION).
+MISSING_OBJECT_CODES = frozenset({"404", "NotFound", "NoSuchKey", "NoSuchVersion"})
+MISSING_BUCKET_CODES = frozenset({"404", "NotFound", "NoSuchBucket"})
 _PERMISSION = {
     # S3 API reference, HeadObject: without s3:ListBucket on the bucket, S3 answers 403
     # Forbidden instead of 404 Not Found for a key that does not exist.
@@ -61,6 +69,15 @@ _PERMISSION = {
         " answers 403, not 404, for a key or version that does not exist)"
     ),
     "GetObject": "s3:GetObject",
+    "HeadBucket": "s3:ListBucket",
+    "CreateBucket": "s3:CreateBucket",
+    "PutBucketVersioning": "s3:PutBucketVersioning",
+    "PutPublicAccessBlock": "s3:PutBucketPublicAccessBlock",
+    "PutBucketCors": "s3:PutBucketCORS",
+    "PutBucketEncryption": "s3:PutEncryptionConfiguration",
+    "GetBucketEncryption": "s3:GetEncryptionConfiguration",
+    "PutBucketPolicy": "s3:PutBucketPolicy",
+    "UploadFile": "s3:PutObject (and the multipart calls for a large file)",
     "ListObjectVersions": "s3:ListBucketVersions",
     "GetBucketNotificationConfiguration": "s3:GetBucketNotification",
     "PutBucketNotificationConfiguration": "s3:PutBucketNotification",
@@ -114,7 +131,7 @@ class ObjectStore:
             try:
                 response = self._s3.head_object(**_head_request(bucket, key, version_id))
             except ClientError as exc:
-                if _error_code(exc) in _GONE_CODES:
+                if _error_code(exc) in MISSING_OBJECT_CODES:
                     return None
                 raise
         return _object_info(response)
@@ -129,7 +146,7 @@ class ObjectStore:
             try:
                 body = self._s3.get_object(**request)["Body"]  # type: ignore[arg-type]
             except ClientError as exc:
-                if _error_code(exc) in _GONE_CODES:
+                if _error_code(exc) in MISSING_OBJECT_CODES:
                     return None
                 raise
             for chunk in body.iter_chunks(_READ_CHUNK):
@@ -219,13 +236,91 @@ class BucketOps:
                 Bucket=bucket, NotificationConfiguration=document
             )
 
+    def encryption(self, bucket: str) -> dict[str, Any]:
+        """The bucket's default encryption as the API returns it (no metadata)."""
+        with _translated("GetBucketEncryption", bucket, ""):
+            response = self._s3.get_bucket_encryption(Bucket=bucket)
+        return {k: v for k, v in response.items() if k != "ResponseMetadata"}
+
+    def bucket_exists(self, bucket: str) -> bool:
+        """HeadBucket: False when there is no such bucket; a StorageError when it cannot be used."""
+        with _translated("HeadBucket", bucket, ""):
+            try:
+                self._s3.head_bucket(Bucket=bucket)
+            except ClientError as exc:
+                if _error_code(exc) in MISSING_BUCKET_CODES:
+                    return False
+                raise
+        return True
+
+    def create_bucket(self, bucket: str, region: str) -> bool:
+        """CreateBucket in ``region``; False when the caller already owns it."""
+        with _translated("CreateBucket", bucket, ""):
+            try:
+                self._s3.create_bucket(**create_bucket_request(bucket, region))
+            except ClientError as exc:
+                if _error_code(exc) == "BucketAlreadyOwnedByYou":
+                    return False
+                raise
+        return True
+
+    def put_versioning(self, bucket: str, configuration: Mapping[str, Any]) -> None:
+        with _translated("PutBucketVersioning", bucket, ""):
+            self._s3.put_bucket_versioning(
+                Bucket=bucket,
+                VersioningConfiguration=dict(configuration),  # type: ignore[arg-type]
+            )
+
+    def block_public_access(self, bucket: str, configuration: Mapping[str, bool]) -> None:
+        with _translated("PutPublicAccessBlock", bucket, ""):
+            self._s3.put_public_access_block(
+                Bucket=bucket,
+                PublicAccessBlockConfiguration=dict(configuration),  # type: ignore[arg-type]
+            )
+
+    def put_cors(self, bucket: str, configuration: Mapping[str, Any]) -> None:
+        with _translated("PutBucketCors", bucket, ""):
+            self._s3.put_bucket_cors(
+                Bucket=bucket,
+                CORSConfiguration=dict(configuration),  # type: ignore[arg-type]
+            )
+
+    def encrypt_by_default(self, bucket: str, algorithm: str = ENCRYPTION) -> None:
+        """Default encryption for new objects (SSE-S3 unless told otherwise)."""
+        rule = {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": algorithm}}
+        document = cast("ServerSideEncryptionConfigurationTypeDef", {"Rules": [rule]})
+        with _translated("PutBucketEncryption", bucket, ""):
+            self._s3.put_bucket_encryption(
+                Bucket=bucket, ServerSideEncryptionConfiguration=document
+            )
+
+    def put_policy(self, bucket: str, policy: Mapping[str, Any]) -> None:
+        with _translated("PutBucketPolicy", bucket, ""):
+            self._s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+
+    def exists(self, bucket: str, key: str) -> bool:
+        """HeadObject: whether the key exists (a 403 is an error, see ``_PERMISSION``)."""
+        with _translated("HeadObject", bucket, key):
+            try:
+                self._s3.head_object(Bucket=bucket, Key=key)
+            except ClientError as exc:
+                if _error_code(exc) in MISSING_OBJECT_CODES:
+                    return False
+                raise
+        return True
+
+    def upload_file(self, bucket: str, key: str, path: Path) -> None:
+        """A file to ``key`` (s3transfer: multipart when it is large)."""
+        with _translated("UploadFile", bucket, key):
+            self._s3.upload_file(str(path), bucket, key)
+
     def read(self, bucket: str, key: str) -> bytes | None:
         """A small object's bytes; ``None`` when there is no such object."""
         with _translated("GetObject", bucket, key):
             try:
                 return self._s3.get_object(Bucket=bucket, Key=key)["Body"].read()
             except ClientError as exc:
-                if _error_code(exc) in _GONE_CODES:
+                if _error_code(exc) in MISSING_OBJECT_CODES:
                     return None
                 raise
 

@@ -21,6 +21,7 @@ from filegate.local import sqs_metrics
 from filegate.local.alarms import AlarmEvaluator, subscribe_outbox
 from filegate.ops import alarms as ops
 from filegate.ops.alarms import AlarmError
+from filegate.ops.verify import Verifier
 from filegate.stackref import StackRef
 
 FUNCTION = "filegate-ingest"
@@ -250,3 +251,31 @@ def test_the_dashboard_deploys_with_the_stacks_names(aws: None, url_support: Non
         outputs["DeadLetterQueueUrl"].rsplit("/", 1)[-1],
     }
     assert functions == {outputs["FunctionName"], outputs["UploadApiFunctionName"]}
+
+
+def test_verify_and_alarms_agree_on_the_stacks_alarms(stack: StackRef, topic: str) -> None:
+    # GIVEN an alarm of the stack named after another of its functions, notifying its topic,
+    # and an alarm named like the stack's that notifies nobody: both in ALARM
+    cloudwatch = client("cloudwatch")
+    common = {
+        "Namespace": "AWS/Lambda",
+        "MetricName": "Errors",
+        "Statistic": "Sum",
+        "Period": 60,
+        "EvaluationPeriods": 1,
+        "Threshold": 1.0,
+        "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+    }
+    cloudwatch.put_metric_alarm(
+        AlarmName="filegate-upload-api-errors", AlarmActions=[topic], **common
+    )
+    cloudwatch.put_metric_alarm(AlarmName=f"{FUNCTION}-someone-elses", **common)
+    for name in ("filegate-upload-api-errors", f"{FUNCTION}-someone-elses"):
+        cloudwatch.set_alarm_state(AlarmName=name, StateValue="ALARM", StateReason="test")
+    # WHEN `filegate alarms` lists them and `filegate verify` checks them
+    listed = [s.name for s in ops.alarm_states(stack, "ALARM")]
+    check = Verifier(stack).alarms()
+    # THEN both see the same alarms: the one notifying the topic, not the look-alike
+    assert listed == ["filegate-upload-api-errors"]
+    assert not check.passed
+    assert check.detail == "in ALARM: filegate-upload-api-errors"

@@ -25,8 +25,8 @@ from botocore.exceptions import ClientError
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import make_server
 
+from filegate import template as cfn
 from filegate.aws import Target
-from filegate.local import template as cfn
 from filegate.local.emulator import application
 from filegate.local.iam import (
     ENV_PRINCIPALS,

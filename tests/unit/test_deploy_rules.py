@@ -8,8 +8,8 @@ import hashlib
 
 import pytest
 
+from filegate import template as cfn
 from filegate.errors import LocalStackError
-from filegate.local import template as cfn
 from filegate.local.cfn_models import references, resource_diff
 from filegate.local.lambda_account import account_settings, reservation_refused
 from filegate.local.provision import split_function

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from cfnlint.decode.cfn_yaml import load
 
-from filegate.local import template as cfn
+from filegate import template as cfn
 from filegate.ops.releases import function_fingerprint
 from tests.contract import OUTPUTS, PARAMETERS
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from filegate import template
 from filegate.errors import StackError
-from filegate.local import template
 from filegate.local.provision import bucket_notification
 
 DOC = template.load(

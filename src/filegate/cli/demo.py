@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from filegate.cli.render import console, console_err, rows_table
 from filegate.extras import require_local_twin
+from filegate.outputs import BUCKET_NAME, TABLE_NAME
 from filegate.settings import LocalSettings
 
 if TYPE_CHECKING:
@@ -60,7 +61,7 @@ def _run(state: local_state.LocalState) -> None:
     from filegate.local.demo import Demo, expected_state, scenario
 
     steps = scenario(int(time.time()))
-    runner = Demo(state.target, state.outputs["BucketName"], state.outputs["TableName"])
+    runner = Demo(state.target, state.outputs[BUCKET_NAME], state.outputs[TABLE_NAME])
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -76,5 +77,5 @@ def _run(state: local_state.LocalState) -> None:
         (i.key, "" if i.size is None else i.size, i.content_type or "", i.status) for i in items
     ]
     console.print(
-        rows_table(f"ledger: {state.outputs['TableName']}", ("key", "size", "type", "status"), rows)
+        rows_table(f"ledger: {state.outputs[TABLE_NAME]}", ("key", "size", "type", "status"), rows)
     )

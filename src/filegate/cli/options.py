@@ -61,14 +61,21 @@ class StackOptions:
     def resolve(self) -> stackref.StackRef:
         """The stack these options name (the running local stack by default)."""
         return stackref.resolve(
-            self.profile, self.region, self.endpoint_url, self.stack, self.target
+            self.profile, self.region, self.endpoint_url, self.stack, self.target, _local()
         )
 
     def locate(self) -> stackref.StackLocation:
         """Where the stack is or would be, without requiring that it exists (for deploy)."""
         return stackref.locate(
-            self.profile, self.region, self.endpoint_url, self.stack, self.target
+            self.profile, self.region, self.endpoint_url, self.stack, self.target, _local()
         )
+
+
+def _local() -> stackref.LocalStacks:
+    """The running local stack and the emulator's own steps, injected into the operations."""
+    from filegate.local.twin import LocalStacks
+
+    return LocalStacks()
 
 
 def stack_options(command: Callable[Concatenate[StackOptions, P], R]) -> Callable[P, R]:

@@ -14,12 +14,11 @@ import typer
 from filegate import stackref
 from filegate.cli.options import StackOptions, stack_options
 from filegate.cli.render import OutputFormat, console, console_err, print_json, rows_table
+from filegate.outputs import PARTNERS_TABLE_NAME, UPLOAD_API_URL
 from filegate.uploads.partners import Partner, PartnerRegistry
 
 app = typer.Typer(help="Partners: who may upload, where, and with which key.", no_args_is_help=True)
 
-PARTNERS_OUTPUT = "PartnersTableName"
-API_URL_OUTPUT = "UploadApiUrl"
 KEY_WARNING = (
     "[yellow]warning:[/yellow] this API key is shown once and is not stored (only its hash is):"
     " hand it to the partner now"
@@ -29,7 +28,7 @@ PartnerIdArgument = Annotated[str, typer.Argument(help="The partner's id (see `p
 
 
 def _registry(ref: stackref.StackRef) -> PartnerRegistry:
-    return PartnerRegistry(ref.output(PARTNERS_OUTPUT), ref.client("dynamodb"))
+    return PartnerRegistry(ref.output(PARTNERS_TABLE_NAME), ref.client("dynamodb"))
 
 
 @app.command("add")
@@ -49,8 +48,8 @@ def add(
     ref = on.resolve()
     partner, api_key = _registry(ref).add(name, max_size, allow_type or ())
     document = {**partner.as_dict(), "api_key": api_key}
-    if API_URL_OUTPUT in ref.outputs:
-        document["api_url"] = ref.outputs[API_URL_OUTPUT]
+    if UPLOAD_API_URL in ref.outputs:
+        document["api_url"] = ref.outputs[UPLOAD_API_URL]
     _show_key(document, on.output, f"partner {partner.partner_id}")
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -20,11 +19,10 @@ from rich.progress import (
 from filegate.cli.render import OutputFormat, console, console_err, print_json, rows_table
 from filegate.errors import ConfigError
 from filegate.local.state import read_state
-from filegate.settings import LocalSettings
+from filegate.settings import LocalSettings, upload_api_url
 from filegate.uploads.client import UploadClient, UploadResult
 
 ENV_API_KEY = "FILEGATE_API_KEY"
-ENV_API_URL = "FILEGATE_API_URL"
 
 
 class _Bars:
@@ -39,7 +37,7 @@ class _Bars:
 
 
 def _api_url(explicit: str | None) -> str:
-    url = explicit or os.environ.get(ENV_API_URL)
+    url = upload_api_url(explicit)
     if url:
         return url
     state = read_state(LocalSettings.resolve())

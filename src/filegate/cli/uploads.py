@@ -9,6 +9,7 @@ import typer
 from filegate.cli.options import StackOptions, stack_options
 from filegate.cli.render import OutputFormat, console, print_json, rows_table
 from filegate.ledger import Ledger
+from filegate.outputs import TABLE_NAME
 
 app = typer.Typer(help="Declared partner uploads in the ledger.", no_args_is_help=True)
 
@@ -20,7 +21,7 @@ def expire(
 ) -> None:
     """Mark every PENDING upload past its expiry EXPIRED (a GET of one does it too)."""
     ref = on.resolve()
-    expired = Ledger(ref.output("TableName"), ref.client("dynamodb")).expire_overdue(
+    expired = Ledger(ref.output(TABLE_NAME), ref.client("dynamodb")).expire_overdue(
         datetime.now(UTC)
     )
     rows = [(r.upload_id, r.partner_id, r.key, r.expires_at) for r in expired]

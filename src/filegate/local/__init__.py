@@ -1,8 +1,10 @@
 """The local stack: the same pipeline on one machine, with no AWS account and no docker.
 
 - ``emulator``: the moto server process, with ``patches`` that make S3 events real-looking;
-- ``template`` and ``provision``: deploy the CloudFormation template into the emulator and
-  apply what the emulator ignores;
+- ``provision`` (with ``filegate.template``): deploy the CloudFormation template into the
+  emulator and apply what the emulator ignores;
+- ``twin``: the running local stack as the operations see it, and the emulator-only steps
+  they are handed (``stackref.LocalTwin``);
 - ``runtime`` (with ``bootstrap``): run the deployed Lambda zip in warm worker processes;
 - ``esm``: the event source mapping that long-polls SQS and invokes the workers;
 - ``cloudwatch``: Lambda-style logs and metrics shipped into the emulator;

@@ -30,8 +30,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from filegate.aws import Target
 from filegate.aws import partition as arn_partition
 from filegate.local.alarm_rules import ALARM, OK, AlarmRule, Datapoint, Verdict, evaluate
+from filegate.queues import create_queue
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 EVALUATION_INTERVAL_SECONDS = 5.0
 OUTBOX_SUFFIX = "-outbox"
@@ -180,7 +181,7 @@ class AlarmEvaluator:
             try:
                 self.evaluate_all()
             except (ClientError, BotoCoreError) as exc:
-                log.warning("alarm evaluation failed, retrying: %s", exc)
+                logger.warning("alarm evaluation failed, retrying: %s", exc)
 
     def evaluate_all(self) -> list[Transition]:
         """One pass over every metric alarm; the changes of state it made or noticed."""
@@ -232,7 +233,7 @@ class AlarmEvaluator:
             StateReasonData=json.dumps(reason_data(alarm, verdict, now)),
         )
         self._seen[name] = (verdict.state, None)
-        log.info("alarm %s: %s -> %s (%s)", name, old, verdict.state, reason)
+        logger.info("alarm %s: %s -> %s (%s)", name, old, verdict.state, reason)
         notified = self._notify(alarm, old, verdict.state, reason, now)
         return Transition(name, old, verdict.state, reason, notified)
 
@@ -245,7 +246,7 @@ class AlarmEvaluator:
         except (ValueError, KeyError) as exc:
             if name not in self._skipped:
                 self._skipped.add(name)
-                log.warning("alarm %s is not evaluated locally: %s", name, exc)
+                logger.warning("alarm %s is not evaluated locally: %s", name, exc)
             return None
 
     def _datapoints(self, alarm: dict[str, Any], now: datetime) -> list[Datapoint]:
@@ -294,7 +295,7 @@ class AlarmEvaluator:
                 self._sns.publish(TopicArn=topic, Subject=subject, Message=message)
                 published.append(topic)
             except (ClientError, BotoCoreError) as exc:
-                log.warning("alarm %s could not notify %s: %s", alarm["AlarmName"], topic, exc)
+                logger.warning("alarm %s could not notify %s: %s", alarm["AlarmName"], topic, exc)
         return tuple(published)
 
 
@@ -310,11 +311,6 @@ def _combine(statistic: str, values: list[float]) -> float:
 
 def subscribe_outbox(target: Target, topic_arn: str) -> str:
     """An SQS queue subscribed to the topic, where what the topic sent can be read; its URL."""
-    sqs = target.client("sqs")
-    name = topic_arn.rsplit(":", 1)[-1] + OUTBOX_SUFFIX
-    queue_url = str(sqs.create_queue(QueueName=name)["QueueUrl"])
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
-        "Attributes"
-    ]["QueueArn"]
-    target.client("sns").subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
-    return queue_url
+    outbox = create_queue(target.client("sqs"), topic_arn.rsplit(":", 1)[-1] + OUTBOX_SUFFIX)
+    target.client("sns").subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=outbox.arn())
+    return outbox.url

@@ -1,8 +1,11 @@
 """The local Lambda runtime's bootstrap: runs inside a worker process, standard library only.
 
-Started as ``python -I -S -u bootstrap.py`` with ``sys.path`` limited to the unpacked
-deployment zip and the packages the Lambda runtime provides (FILEGATE_RUNTIME_PATH), so the
-handler sees what it would see on AWS. It imports the handler once (init), then reads one
+Started as ``python -I -S -u bootstrap.py '<invocation JSON>'``: the argument (``arguments``
+builds it) names ``sys.path`` (the unpacked deployment zip and the packages the Lambda runtime
+provides, nothing else, so the handler sees what it would see on AWS), the handler, and the
+context's attributes. It reads no environment variable: the function's environment is the
+function's, and this module imports nothing from filegate, since only the zip (possibly an
+older version's) is on its path. It imports the handler once (init), then reads one
 invocation per line on stdin and answers with a result line on stdout. The handler's own
 output also goes to stdout, as on Lambda; result lines start with RESULT_MARK so the parent
 can tell them apart.
@@ -12,7 +15,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
 import resource
 import sys
 import time
@@ -23,18 +25,24 @@ from typing import Any
 RESULT_MARK = "\x1efilegate-result "
 
 
+def arguments(path: list[str], handler: str, function: dict[str, Any]) -> str:
+    """The bootstrap's one command-line argument: its ``sys.path``, the handler (module.function)
+    and the context's attributes (``function_name``, ``function_version``,
+    ``invoked_function_arn``, ``memory_limit_in_mb``, ``log_group_name``, ``log_stream_name``)."""
+    return json.dumps({"path": path, "handler": handler, "function": function})
+
+
 class LambdaContext:
     """The attributes of AWS Lambda's context object that handlers use."""
 
-    def __init__(self, request_id: str, deadline_ms: float) -> None:
-        env = os.environ
-        self.function_name = env["AWS_LAMBDA_FUNCTION_NAME"]
-        self.function_version = env.get("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        self.invoked_function_arn = env.get("FILEGATE_FUNCTION_ARN", "")
-        self.memory_limit_in_mb = int(env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"))
+    def __init__(self, function: dict[str, Any], request_id: str, deadline_ms: float) -> None:
+        self.function_name = str(function["function_name"])
+        self.function_version = str(function.get("function_version", "$LATEST"))
+        self.invoked_function_arn = str(function.get("invoked_function_arn", ""))
+        self.memory_limit_in_mb = int(function.get("memory_limit_in_mb", 128))
         self.aws_request_id = request_id
-        self.log_group_name = env.get("AWS_LAMBDA_LOG_GROUP_NAME", "")
-        self.log_stream_name = env.get("AWS_LAMBDA_LOG_STREAM_NAME", "")
+        self.log_group_name = str(function.get("log_group_name", ""))
+        self.log_stream_name = str(function.get("log_stream_name", ""))
         self._deadline_ms = deadline_ms
 
     def get_remaining_time_in_millis(self) -> int:
@@ -76,9 +84,11 @@ def _load_handler(spec: str) -> Callable[[Any, LambdaContext], Any]:
 
 
 def _invoke(
-    handler: Callable[[Any, LambdaContext], Any], request: dict[str, Any]
+    handler: Callable[[Any, LambdaContext], Any],
+    function: dict[str, Any],
+    request: dict[str, Any],
 ) -> dict[str, Any]:
-    context = LambdaContext(request["request_id"], request["deadline_ms"])
+    context = LambdaContext(function, request["request_id"], request["deadline_ms"])
     try:
         result = handler(request["payload"], context)
         json.dumps(result)
@@ -89,11 +99,12 @@ def _invoke(
     return {"ok": True, "result": result, "max_memory_mb": _max_memory_mb()}
 
 
-def main() -> int:
-    sys.path[:0] = [p for p in os.environ["FILEGATE_RUNTIME_PATH"].split(os.pathsep) if p]
+def main(argv: list[str]) -> int:
+    given = json.loads(argv[1])
+    sys.path[:0] = [p for p in given["path"] if p]
     started = time.perf_counter()
     try:
-        handler = _load_handler(os.environ["_HANDLER"])
+        handler = _load_handler(given["handler"])
     except Exception as exc:
         _emit({"ready": False, "error": _error(exc)})
         return 1
@@ -101,11 +112,11 @@ def main() -> int:
     for line in sys.stdin:
         request = json.loads(line)
         started = time.perf_counter()
-        answer: dict[str, Any] = _invoke(handler, request)
+        answer: dict[str, Any] = _invoke(handler, given["function"], request)
         answer["duration_ms"] = (time.perf_counter() - started) * 1000
         _emit(answer)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv))

@@ -24,7 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from filegate.aws import Target
 from filegate.local.runtime import FunctionSpec, Invocation
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 FLUSH_INTERVAL_SECONDS = 0.5
 _LOG_BATCH = 1000
@@ -149,7 +149,7 @@ class Telemetry:
                         Namespace=namespace, MetricData=data[i : i + _METRIC_BATCH]
                     )
         except (ClientError, BotoCoreError) as exc:
-            log.warning("could not ship logs or metrics to the emulator: %s", exc)
+            logger.warning("could not ship logs or metrics to the emulator: %s", exc)
 
     def _put_logs(self, group: str, stream: str, events: list[dict[str, Any]]) -> None:
         if (group, stream) not in self._streams:

@@ -35,7 +35,7 @@ from filegate.aws import Target
 from filegate.local.provision import MappingConfig
 from filegate.local.runtime import Invocation, Worker
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 _RECEIVE_WAIT_SECONDS = 1  # short long-poll so that stop() is prompt
 _SQS_MAX_BATCH = 10
@@ -218,7 +218,7 @@ class EventSourceMapping:
                         self._deliver(queue, worker, messages)
                 except (ClientError, BotoCoreError) as exc:
                     if not self._stop.is_set():
-                        log.warning("event source mapping poll failed, retrying: %s", exc)
+                        logger.warning("event source mapping poll failed, retrying: %s", exc)
                         self._stop.wait(1.0)
         finally:
             queue.close()
@@ -251,7 +251,7 @@ class EventSourceMapping:
         except Exception:  # a poller must outlive any one batch
             # Whatever went wrong, the batch is released for another try (and, past the
             # queue's maxReceiveCount, the dead-letter queue); never left invisible.
-            log.exception("event source mapping could not deliver a batch; it will be retried")
+            logger.exception("event source mapping could not deliver a batch; it will be retried")
             failed = {m["MessageId"] for m in messages}
         else:
             if self._observer:

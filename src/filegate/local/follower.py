@@ -18,7 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from filegate.errors import FilegateError
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 POLL_SECONDS = 1.0
 
@@ -66,10 +66,10 @@ class CodeFollower:
             wanted = followed.wanted()
             if wanted != followed.running:
                 followed.switch(wanted)
-                log.info("%s: now running %s (was %s)", followed.name, wanted, followed.running)
+                logger.info("%s: now running %s (was %s)", followed.name, wanted, followed.running)
                 followed.running = wanted
             followed.reported = ""
         except (ClientError, BotoCoreError, FilegateError) as exc:
             if str(exc) != followed.reported:
-                log.warning("%s: cannot switch to what should run: %s", followed.name, exc)
+                logger.warning("%s: cannot switch to what should run: %s", followed.name, exc)
                 followed.reported = str(exc)

@@ -24,7 +24,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from filegate.local.runtime import Invocation, Worker
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 QUEUE_TIMEOUT_SECONDS = 10.0
 _TEXT_TYPES = ("text/", "application/json", "application/xml", "application/x-www-form-urlencoded")
@@ -221,6 +221,6 @@ class FunctionUrlGateway:
             do_TRACE = do_CONNECT = _serve  # the function answers every method, as on AWS
 
             def log_message(self, format: str, *args: Any) -> None:
-                log.debug("gateway %s", format % args)
+                logger.debug("gateway %s", format % args)
 
         return Handler

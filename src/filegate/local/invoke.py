@@ -30,7 +30,7 @@ from filegate.local.cloudwatch import lambda_log_lines
 from filegate.local.patches.lambda_invoke import ENV_INVOKE_URL, INVOKE_PATH
 from filegate.local.runtime import FunctionSpec, Invocation, Worker
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 LATEST = "$LATEST"
 _LOG_TAIL_BYTES = 4096  # Lambda's LogResult: the last 4 KB of the invocation's log
@@ -191,6 +191,6 @@ class InvokeServer:
                 self.wfile.write(body)
 
             def log_message(self, format: str, *args: Any) -> None:
-                log.debug("invoke server %s", format % args)
+                logger.debug("invoke server %s", format % args)
 
         return Handler

@@ -8,12 +8,12 @@ table point-in-time recovery; and it
 disables the emulator's own event source mapping, which would otherwise consume messages
 without running the code. The local event source mapping (``esm``) takes its place.
 ``adopt`` describes a stack that ``filegate deploy`` created in an empty local stack (its
-deploy applied those gaps itself), for the supervisor to run.
+deploy applied those gaps itself), for the supervisor to run. Its S3, SQS and DynamoDB calls
+go through ``storage``, ``queues`` and ``ledger``.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Collection, Mapping
@@ -22,14 +22,16 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from filegate import template as cfn
 from filegate.aws import Target, arn, partition
-from filegate.errors import StackError
-from filegate.local import template as cfn
+from filegate.errors import StackError, StorageError
+from filegate.ledger import enable_point_in_time_recovery
 from filegate.ops.releases import FINGERPRINT_PARAMETER, function_fingerprint
 from filegate.package import Package
-from filegate.storage import create_bucket_request
+from filegate.queues import MessageQueue
+from filegate.storage import BucketOps
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 ESM_LOGICAL_ID = "IngestEventSourceMapping"
 FUNCTION_LOGICAL_ID = "IngestFunction"
@@ -123,13 +125,12 @@ class Provisioner:
         self._cfn = target.client("cloudformation")
 
     def upload_package(self, package: Package, bucket: str, key: str) -> None:
-        s3 = self._target.client("s3")
+        s3 = BucketOps(self._target.client("s3"))
         try:
-            s3.create_bucket(**create_bucket_request(bucket, self._target.region))
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "BucketAlreadyOwnedByYou":
-                raise StackError(f"cannot create the artifact bucket {bucket}: {exc}") from exc
-        s3.upload_file(str(package.path), bucket, key)
+            s3.create_bucket(bucket, self._target.region)
+        except StorageError as exc:
+            raise StackError(f"cannot create the artifact bucket {bucket}: {exc}") from exc
+        s3.upload_file(bucket, key, package.path)
 
     def deploy(self, parameters: StackParameters) -> Deployment:
         document = cfn.load()
@@ -336,7 +337,7 @@ class _GapApplier:
                 line = step(logical_id, properties)
                 if line:
                     applied.append(line)
-                    log.debug("applied %s", line)
+                    logger.debug("applied %s", line)
         return applied
 
     def _of_type(self, kind: str) -> list[tuple[str, dict[str, Any]]]:
@@ -357,9 +358,8 @@ class _GapApplier:
 
     def _queue_policy(self, logical_id: str, properties: dict[str, Any]) -> str:
         sqs = self._target.client("sqs")
-        policy = json.dumps(properties["PolicyDocument"])
         for queue_url in properties["Queues"]:
-            sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": policy})
+            MessageQueue(queue_url, sqs).set_policy(properties["PolicyDocument"])
         return f"{logical_id}: queue policy set"
 
     def _bucket_policy(self, logical_id: str, _: dict[str, Any]) -> str:
@@ -379,10 +379,7 @@ class _GapApplier:
         pitr = properties.get("PointInTimeRecoverySpecification", {})
         if not pitr.get("PointInTimeRecoveryEnabled"):
             return None
-        self._target.client("dynamodb").update_continuous_backups(
-            TableName=self._physical[logical_id],
-            PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},
-        )
+        enable_point_in_time_recovery(self._target.client("dynamodb"), self._physical[logical_id])
         return f"{logical_id}: point-in-time recovery enabled"
 
     def _alarm(self, logical_id: str, properties: dict[str, Any]) -> str:
@@ -400,28 +397,17 @@ class _GapApplier:
         return f"{logical_id}: alarm {arguments['AlarmName']} created"
 
     def _bucket(self, logical_id: str, properties: dict[str, Any]) -> str:
-        s3 = self._target.client("s3")
+        s3 = BucketOps(self._target.client("s3"))
         bucket = self._physical[logical_id]
         if "VersioningConfiguration" in properties:
-            s3.put_bucket_versioning(
-                Bucket=bucket, VersioningConfiguration=properties["VersioningConfiguration"]
-            )
+            s3.put_versioning(bucket, properties["VersioningConfiguration"])
         if "PublicAccessBlockConfiguration" in properties:
-            s3.put_public_access_block(
-                Bucket=bucket,
-                PublicAccessBlockConfiguration=_booleans(
-                    properties["PublicAccessBlockConfiguration"]
-                ),
-            )
+            s3.block_public_access(bucket, _booleans(properties["PublicAccessBlockConfiguration"]))
         if "CorsConfiguration" in properties:
-            s3.put_bucket_cors(
-                Bucket=bucket, CORSConfiguration=bucket_cors(properties["CorsConfiguration"])
-            )
+            s3.put_cors(bucket, bucket_cors(properties["CorsConfiguration"]))
         notification = properties.get("NotificationConfiguration", {})
         if notification:
-            s3.put_bucket_notification_configuration(
-                Bucket=bucket, NotificationConfiguration=bucket_notification(notification)
-            )
+            s3.put_notification_configuration(bucket, bucket_notification(notification))
         return f"{logical_id}: versioning, public access block, CORS and notifications applied"
 
 

@@ -19,7 +19,6 @@ import hashlib
 import importlib.util
 import io
 import json
-import os
 import queue
 import subprocess
 import sys
@@ -35,10 +34,12 @@ from typing import Any
 from filegate.aws import Target
 from filegate.errors import LocalStackError
 from filegate.local import bootstrap
+from filegate.ops.artifacts import artifact_key
 from filegate.package import RUNTIME_PROVIDED
+from filegate.settings import executable_path
+from filegate.storage import BucketOps
 
 INIT_TIMEOUT_SECONDS = 10.0  # Lambda's init phase limit
-ARTIFACT_PREFIX = "lambda/"  # code zips are stored as lambda/<sha256 hex>.zip
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,12 @@ def prepare_function(
     arguments = {"FunctionName": function_name, **({"Qualifier": qualifier} if qualifier else {})}
     config = lambda_.get_function_configuration(**arguments)
     key = code_key or code_key_for(config.get("CodeSha256", ""))
-    data = target.client("s3").get_object(Bucket=code_bucket, Key=key)["Body"].read()
+    data = BucketOps(target.client("s3")).read(code_bucket, key)
+    if data is None:
+        raise LocalStackError(
+            f"s3://{code_bucket}/{key} does not exist: the code of function {function_name}"
+            " is missing from the artifact bucket; deploy again"
+        )
     digest = base64.b64encode(hashlib.sha256(data).digest()).decode()
     if config.get("CodeSha256") not in (digest, hashlib.sha256(data).hexdigest()):
         raise LocalStackError(
@@ -132,7 +138,7 @@ def code_key_for(code_sha256: str) -> str:
             hex_digest = base64.b64decode(code_sha256, validate=True).hex()
         except ValueError as exc:
             raise LocalStackError(f"{code_sha256!r} is not a SHA-256 digest") from exc
-    return f"{ARTIFACT_PREFIX}{hex_digest}.zip"
+    return artifact_key(hex_digest)
 
 
 def runtime_packages_dir(work_dir: Path) -> Path:
@@ -161,7 +167,7 @@ def worker_environment(
     """The environment Lambda gives a function, pointed at the emulator, tracing off; with the
     role session's credentials when given, else the target's (any the emulator accepts)."""
     return {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PATH": executable_path(),
         "LANG": "C.UTF-8",
         "TZ": "UTC",
         **spec.environment,
@@ -176,8 +182,6 @@ def worker_environment(
         "_HANDLER": spec.handler,
         "POWERTOOLS_TRACE_DISABLED": "true",
         "AWS_XRAY_SDK_ENABLED": "false",
-        "FILEGATE_FUNCTION_ARN": spec.arn,
-        "FILEGATE_RUNTIME_PATH": os.pathsep.join([str(spec.code_dir), str(spec.runtime_dir)]),
         **(credentials or {}),
     }
 
@@ -219,12 +223,27 @@ class Worker:
     def pid(self) -> int | None:
         return self._process.pid if self._process else None
 
+    def _bootstrap_arguments(self) -> str:
+        spec = self._spec
+        return bootstrap.arguments(
+            [str(spec.code_dir), str(spec.runtime_dir)],
+            spec.handler,
+            {
+                "function_name": spec.name,
+                "function_version": spec.version,
+                "invoked_function_arn": spec.arn,
+                "memory_limit_in_mb": spec.memory_mb,
+                "log_group_name": spec.log_group,
+                "log_stream_name": self.log_stream,
+            },
+        )
+
     def start(self) -> None:
         self._lines = queue.Queue()
         self._started_at = self._clock()
         session = self._credentials(self._spec) if self._credentials else None
         self._process = subprocess.Popen(
-            [sys.executable, "-I", "-S", "-u", bootstrap.__file__],
+            [sys.executable, "-I", "-S", "-u", bootstrap.__file__, self._bootstrap_arguments()],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

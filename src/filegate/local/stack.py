@@ -84,15 +84,20 @@ from filegate.local.state import (
     write_running,
     write_state_file,
 )
+from filegate.outputs import ALERTS_TOPIC_ARN, QUEUE_URL
 from filegate.settings import (
+    ENV_LOCAL_LOG,
+    ENV_STATE_DIR,
     LOCAL_BUCKET_NAME,
     LOCAL_CODE_BUCKET,
     LOCAL_LAMBDA_NAME,
     LOCAL_TABLE_NAME,
     LocalSettings,
+    child_environment,
+    local_log_file,
 )
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 DETACHED_START_TIMEOUT = 180.0
 STOP_TIMEOUT = 30.0
@@ -112,7 +117,7 @@ class LocalStack:
         self._empty = empty
         self._adopter: threading.Thread | None = None
         self._stopping = threading.Event()
-        self._progress = progress or (lambda message: log.info("%s", message))
+        self._progress = progress or (lambda message: logger.info("%s", message))
         self._target = Target(region=settings.region, endpoint_url=settings.endpoint_url)
         self._work_dir: Path | None = None
         self._emulator: subprocess.Popen[bytes] | None = None
@@ -193,7 +198,7 @@ class LocalStack:
             try:
                 self._adopt()
             except Exception:
-                log.exception("cannot run the deployed stack %s", self.settings.stack_name)
+                logger.exception("cannot run the deployed stack %s", self.settings.stack_name)
             return
 
     def _adopt(self) -> None:
@@ -275,7 +280,7 @@ class LocalStack:
     ) -> tuple[subprocess.Popen[bytes], Path]:
         assert self._work_dir is not None
         log_path = self._work_dir / log_name
-        environment = {k: v for k, v in os.environ.items() if k != ENV_DYNAMODB_URL}
+        environment = child_environment(without=frozenset({ENV_DYNAMODB_URL}))
         with log_path.open("wb") as log_file:
             process = subprocess.Popen(
                 [sys.executable, "-m", "filegate.local.emulator", "--port", str(port), *arguments],
@@ -302,7 +307,7 @@ class LocalStack:
         telemetry = self._telemetry = Telemetry(self._target)
         telemetry.start()
         self._register(spec, workers)
-        queue_url = deployment.outputs["QueueUrl"]
+        queue_url = deployment.outputs[QUEUE_URL]
         self._esm = EventSourceMapping(
             self._target,
             mapping,
@@ -451,7 +456,7 @@ class LocalStack:
 
     def _start_alarms(self, deployment: Deployment) -> None:
         """Evaluate the alarms; what they send to the alerts topic lands in an outbox queue."""
-        topic = deployment.outputs.get("AlertsTopicArn")
+        topic = deployment.outputs.get(ALERTS_TOPIC_ARN)
         if topic:
             subscribe_outbox(self._target, topic)
         self._alarms = AlarmEvaluator(self._target)
@@ -468,7 +473,7 @@ class LocalStack:
             urls=dict(self._urls),
             dynamodb_endpoint_url=self._target.dynamodb_endpoint_url or "",
             started_at=datetime.now(UTC).isoformat(timespec="seconds"),
-            log_file=os.environ.get("FILEGATE_LOCAL_LOG", ""),
+            log_file=local_log_file(),
         )
         write_state_file(self.settings, state)
         return state
@@ -545,11 +550,9 @@ def start_detached(settings: LocalSettings, empty: bool = False) -> LocalState:
     refuse_if_running(settings)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     log_path = settings.state_dir / f"local-{settings.port}.log"
-    env = {
-        **os.environ,
-        "FILEGATE_STATE_DIR": str(settings.state_dir),
-        "FILEGATE_LOCAL_LOG": str(log_path),
-    }
+    env = child_environment(
+        extra={ENV_STATE_DIR: str(settings.state_dir), ENV_LOCAL_LOG: str(log_path)}
+    )
     command = [sys.executable, "-m", "filegate.local.stack", "--settings", settings.to_json()]
     if empty:
         command.append("--empty")
@@ -603,7 +606,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings = LocalSettings.from_json(args.settings)
     stack = LocalStack(settings, empty=args.empty)
-    run_until_signalled(stack, lambda state: log.info("ready: %s", state.env()))
+    run_until_signalled(stack, lambda state: logger.info("ready: %s", state.env()))
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 ``local.json`` in the state directory (``FILEGATE_STATE_DIR``) holds the supervisor's pid, the
 endpoints and the stack's outputs (``LocalState``); ``running.json`` says which version of the
 mapped function the workers run. ``status``, ``env``, ``down``, the operations commands and
-``filegate deploy`` read them; only the supervisor (``stack.py``) writes them.
+``filegate deploy`` read them (the operations through ``twin``); the supervisor (``stack.py``)
+writes them, and ``filegate deploy`` updates the outputs after an update (``twin``).
 """
 
 from __future__ import annotations

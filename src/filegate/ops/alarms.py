@@ -1,7 +1,8 @@
 """The stack's alarms: their states, the notifications they sent, and the Errors alarm drill.
 
-- ``alarm_states``: the stack's CloudWatch alarms (those of its template, found as stack
-  resources or as alarms that notify its ``AlertsTopicArn``) with state, reason and metric.
+- ``stack_alarms``: the one definition of "the stack's alarms", which ``filegate verify``
+  uses too: those of its template (found as stack resources) and any alarm that notifies its
+  ``AlertsTopicArn``. ``alarm_states``: them with state, reason and metric.
 - ``notifications``: what the alerts topic delivered to the SQS queues subscribed to it (the
   local stack subscribes ``<topic>-outbox``; on AWS, any queue you subscribe). Reading is a
   peek: each message is made visible again at once, nothing is deleted.
@@ -21,11 +22,12 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from filegate.errors import FilegateError
+from filegate.errors import FilegateError, QueueError
+from filegate.outputs import ALERTS_TOPIC_ARN, FUNCTION_NAME
+from filegate.queues import Message, MessageQueue, queue_url
 from filegate.stackref import StackRef
 
-TOPIC_OUTPUT = "AlertsTopicArn"
-FUNCTION_OUTPUT = "FunctionName"
+Clients = Callable[[str], Any]
 DRILL_PAYLOAD = {"filegate_drill": "a payload the function cannot parse: it must fail"}
 LOCAL_DRILL_TIMEOUT = 60.0
 AWS_DRILL_TIMEOUT = 600.0
@@ -146,31 +148,34 @@ class _Reusing(StackRef):
 def _reusing(stack: StackRef) -> StackRef:
     if isinstance(stack, _Reusing):
         return stack
-    return _Reusing(stack.target, stack.stack_name, stack.outputs)
+    return _Reusing(stack.target, stack.stack_name, stack.outputs, stack.local)
 
 
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="seconds")
 
 
-def _alarms(stack: StackRef, names: list[str] | None = None) -> Iterator[dict[str, Any]]:
+def _alarms(
+    stack: StackRef, names: list[str] | None = None, clients: Clients | None = None
+) -> Iterator[dict[str, Any]]:
     arguments: dict[str, Any] = {"AlarmTypes": ["MetricAlarm"]}
     if names is not None:
         arguments["AlarmNames"] = names
+    cloudwatch = (clients or stack.client)("cloudwatch")
     try:
-        pages = stack.client("cloudwatch").get_paginator("describe_alarms").paginate(**arguments)
+        pages = cloudwatch.get_paginator("describe_alarms").paginate(**arguments)
         for page in pages:
             yield from page.get("MetricAlarms", [])
     except (ClientError, BotoCoreError) as exc:
         raise AlarmError(f"cannot describe the alarms in {stack.target.region}: {exc}") from exc
 
 
-def _template_alarm_names(stack: StackRef) -> set[str]:
+def _template_alarm_names(stack: StackRef, clients: Clients) -> set[str]:
     """The alarms CloudFormation created for the stack (the emulator lists none)."""
     try:
-        resources = stack.client("cloudformation").describe_stack_resources(
-            StackName=stack.stack_name
-        )["StackResources"]
+        resources = clients("cloudformation").describe_stack_resources(StackName=stack.stack_name)[
+            "StackResources"
+        ]
     except (ClientError, BotoCoreError):
         return set()
     return {
@@ -180,11 +185,15 @@ def _template_alarm_names(stack: StackRef) -> set[str]:
     }
 
 
-def stack_alarms(stack: StackRef) -> list[dict[str, Any]]:
-    """The stack's alarms: its template's, and any that notify its alerts topic."""
-    stack = _reusing(stack)
-    topic = stack.output(TOPIC_OUTPUT)
-    named = _template_alarm_names(stack)
+def stack_alarms(stack: StackRef, clients: Clients | None = None) -> list[dict[str, Any]]:
+    """The stack's alarms: its template's, and any that notify its alerts topic.
+
+    The one definition, for ``filegate alarms`` and ``filegate verify`` alike; ``clients``
+    lets a caller that already holds clients (``verify``) reuse them.
+    """
+    clients = clients or _reusing(stack).client
+    topic = stack.outputs.get(ALERTS_TOPIC_ARN)
+    named = _template_alarm_names(stack, clients)
 
     def ours(alarm: dict[str, Any]) -> bool:
         actions = [
@@ -192,9 +201,10 @@ def stack_alarms(stack: StackRef) -> list[dict[str, Any]]:
             *alarm.get("OKActions", []),
             *alarm.get("InsufficientDataActions", []),
         ]
-        return alarm["AlarmName"] in named or topic in actions
+        return alarm["AlarmName"] in named or (topic is not None and topic in actions)
 
-    return sorted((a for a in _alarms(stack) if ours(a)), key=lambda a: str(a["AlarmName"]))
+    found = _alarms(stack, clients=clients)
+    return sorted((a for a in found if ours(a)), key=lambda a: str(a["AlarmName"]))
 
 
 def alarm_states(stack: StackRef, state: str | None = None) -> list[AlarmStatus]:
@@ -209,19 +219,14 @@ def alarm_states(stack: StackRef, state: str | None = None) -> list[AlarmStatus]
 def subscribed_queues(stack: StackRef) -> list[str]:
     """The URLs of the SQS queues subscribed to the stack's alerts topic."""
     stack = _reusing(stack)
-    topic = stack.output(TOPIC_OUTPUT)
+    topic = stack.output(ALERTS_TOPIC_ARN)
     sns, sqs = stack.client("sns"), stack.client("sqs")
     try:
         pages = sns.get_paginator("list_subscriptions_by_topic").paginate(TopicArn=topic)
         arns = [s["Endpoint"] for p in pages for s in p["Subscriptions"] if s["Protocol"] == "sqs"]
-        return [_queue_url(sqs, arn) for arn in arns]
-    except (ClientError, BotoCoreError) as exc:
+        return [queue_url(sqs, arn) for arn in arns]
+    except (ClientError, BotoCoreError, QueueError) as exc:
         raise AlarmError(f"cannot list the subscriptions of topic {topic}: {exc}") from exc
-
-
-def _queue_url(sqs: Any, queue_arn: str) -> str:
-    _, _, _, _, account, name = queue_arn.split(":", 5)
-    return str(sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"])
 
 
 def notifications(stack: StackRef, limit: int = 100) -> list[Notification]:
@@ -230,50 +235,36 @@ def notifications(stack: StackRef, limit: int = 100) -> list[Notification]:
     queues = subscribed_queues(stack)
     if not queues:
         raise AlarmError(
-            f"no SQS queue is subscribed to {stack.output(TOPIC_OUTPUT)}, so its notifications"
+            f"no SQS queue is subscribed to {stack.output(ALERTS_TOPIC_ARN)}, so its notifications"
             " cannot be read here: subscribe one (aws sns subscribe --protocol sqs ...)"
         )
-    found = [n for url in queues for n in _peek(stack.client("sqs"), url, limit)]
+    found = [n for url in queues for n in _peek(MessageQueue(url, stack.client("sqs")), limit)]
     return sorted(found, key=lambda n: n.timestamp)[-limit:]
 
 
-def _peek(sqs: Any, queue_url: str, limit: int) -> list[Notification]:
+def _peek(queue: MessageQueue, limit: int) -> list[Notification]:
     """Receive up to ``limit`` messages, then make them visible again: nothing is consumed."""
-    received: dict[str, dict[str, Any]] = {}
+    received: dict[str, Message] = {}
     try:
         while len(received) < limit:
-            batch = sqs.receive_message(
-                QueueUrl=queue_url,
-                MaxNumberOfMessages=min(10, limit - len(received)),
-                VisibilityTimeout=_PEEK_VISIBILITY_SECONDS,
-                WaitTimeSeconds=0,
-            ).get("Messages", [])
+            batch = queue.receive(limit - len(received), _PEEK_VISIBILITY_SECONDS, wait_seconds=0)
             if not batch:
                 break
-            received.update({m["MessageId"]: m for m in batch})
-        _release(sqs, queue_url, list(received.values()))
-    except (ClientError, BotoCoreError) as exc:
-        raise AlarmError(f"cannot read the notifications in {queue_url}: {exc}") from exc
-    return [_notification(queue_url, m) for m in received.values()]
+            received.update({m.message_id: m for m in batch})
+        queue.release(list(received.values()))
+    except QueueError as exc:
+        raise AlarmError(f"cannot read the notifications in {queue.url}: {exc}") from exc
+    return [_notification(queue.url, m) for m in received.values()]
 
 
-def _release(sqs: Any, queue_url: str, messages: list[dict[str, Any]]) -> None:
-    for i in range(0, len(messages), 10):
-        entries = [
-            {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
-            for n, m in enumerate(messages[i : i + 10])
-        ]
-        sqs.change_message_visibility_batch(QueueUrl=queue_url, Entries=entries)
-
-
-def _notification(queue_url: str, message: dict[str, Any]) -> Notification:
-    body = _json(message["Body"])
+def _notification(url: str, message: Message) -> Notification:
+    body = _json(message.body)
     envelope = body if isinstance(body, dict) and body.get("Type") == "Notification" else None
     if envelope is None:  # raw message delivery: the body is the message itself
-        return Notification(queue_url, message["MessageId"], "", "", "", body)
+        return Notification(url, message.message_id, "", "", "", body)
     return Notification(
-        queue_url=queue_url,
-        message_id=str(envelope.get("MessageId", message["MessageId"])),
+        queue_url=url,
+        message_id=str(envelope.get("MessageId", message.message_id)),
         timestamp=str(envelope.get("Timestamp", "")),
         subject=str(envelope.get("Subject") or ""),
         topic_arn=str(envelope.get("TopicArn", "")),
@@ -327,7 +318,7 @@ def drill(
     clock = clock or DrillClock()
     local = stack.target.is_local
     deadline_seconds = timeout or (LOCAL_DRILL_TIMEOUT if local else AWS_DRILL_TIMEOUT)
-    function = stack.output(FUNCTION_OUTPUT)
+    function = stack.output(FUNCTION_NAME)
     alarm = errors_alarm(stack, function)
     result = DrillResult(function, alarm["AlarmName"])
     started = clock.now()

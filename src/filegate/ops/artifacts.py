@@ -10,18 +10,16 @@ access block, bucket owner enforced) and refusing requests without TLS.
 from __future__ import annotations
 
 import hashlib
-import json
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from filegate.aws import Target, arn
-from filegate.errors import DeployError
-from filegate.local.runtime import ARTIFACT_PREFIX
-from filegate.storage import create_bucket_request
+from filegate.errors import DeployError, StorageError
+from filegate.storage import BucketOps
+
+ARTIFACT_PREFIX = "lambda/"  # code zips are stored as lambda/<sha256 hex>.zip
 
 
 @dataclass(frozen=True)
@@ -58,80 +56,67 @@ class ArtifactStore:
     """Uploads zips to one bucket, creating it (safely configured) when it is ours to create."""
 
     def __init__(self, target: Target, bucket: str) -> None:
-        self._target = target
-        self._s3 = target.client("s3")
+        self._region = target.region
+        self._s3 = BucketOps(target.client("s3"))
         self.bucket = bucket
 
     def upload(self, path: Path) -> Artifact:
         sha256_hex, size = zip_digest(path)
         key = artifact_key(sha256_hex)
         try:
-            if not self._exists(key):
-                self._s3.upload_file(str(path), self.bucket, key)
-        except (ClientError, BotoCoreError) as exc:
+            if not self._s3.exists(self.bucket, key):
+                self._s3.upload_file(self.bucket, key, path)
+        except StorageError as exc:
             raise DeployError(
                 f"cannot upload {path} to s3://{self.bucket}/{key}: {exc}; check the bucket"
                 " and your permissions (or pass --artifact-bucket)"
             ) from exc
         return Artifact(self.bucket, key, sha256_hex, size)
 
-    def _exists(self, key: str) -> bool:
-        try:
-            self._s3.head_object(Bucket=self.bucket, Key=key)
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
-                return False
-            raise
-        return True
-
     def require(self) -> None:
         """The bucket must exist (one the user named)."""
         try:
-            self._s3.head_bucket(Bucket=self.bucket)
-        except (ClientError, BotoCoreError) as exc:
+            found = self._s3.bucket_exists(self.bucket)
+        except StorageError as exc:
             raise DeployError(
-                f"the artifact bucket {self.bucket} cannot be used: {exc}; create it or pass"
-                " another --artifact-bucket"
+                f"the artifact bucket {self.bucket} cannot be used: {exc}; pass another"
+                " --artifact-bucket"
             ) from exc
+        if not found:
+            raise DeployError(
+                f"the artifact bucket {self.bucket} cannot be used: it does not exist; create"
+                " it or pass another --artifact-bucket"
+            )
 
     def ensure(self, secure: bool) -> None:
         """Create the bucket if missing; ``secure``: encrypted, private, TLS only (AWS)."""
         try:
-            self._s3.head_bucket(Bucket=self.bucket)
-            return
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] not in ("404", "NoSuchBucket", "NotFound"):
-                raise DeployError(
-                    f"the artifact bucket {self.bucket} cannot be used: {exc}"
-                ) from exc
+            if self._s3.bucket_exists(self.bucket):
+                return
+        except StorageError as exc:
+            raise DeployError(f"the artifact bucket {self.bucket} cannot be used: {exc}") from exc
         try:
             self._create(secure)
-        except (ClientError, BotoCoreError) as exc:
+        except StorageError as exc:
             raise DeployError(
                 f"cannot create the artifact bucket {self.bucket}: {exc}; pass --artifact-bucket"
             ) from exc
 
     def _create(self, secure: bool) -> None:
-        self._s3.create_bucket(**create_bucket_request(self.bucket, self._target.region))
+        self._s3.create_bucket(self.bucket, self._region)
         if not secure:
             return
-        self._s3.put_public_access_block(
-            Bucket=self.bucket,
-            PublicAccessBlockConfiguration={
+        self._s3.block_public_access(
+            self.bucket,
+            {
                 "BlockPublicAcls": True,
                 "IgnorePublicAcls": True,
                 "BlockPublicPolicy": True,
                 "RestrictPublicBuckets": True,
             },
         )
-        self._s3.put_bucket_encryption(
-            Bucket=self.bucket,
-            ServerSideEncryptionConfiguration={
-                "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
-            },
-        )
-        policy = tls_only(self.bucket, self._target.region)
-        self._s3.put_bucket_policy(Bucket=self.bucket, Policy=json.dumps(policy))
+        self._s3.encrypt_by_default(self.bucket, "AES256")
+        self._s3.put_policy(self.bucket, tls_only(self.bucket, self._region))
 
 
 def tls_only(bucket: str, region: str) -> dict[str, Any]:

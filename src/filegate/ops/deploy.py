@@ -19,10 +19,11 @@ New code changes ``CodeKey``, and a new configuration of the function the
 ``live`` alias to it (``ops.releases``). A change set without changes is not an
 error: the result says so.
 
-On the local stack (an emulator endpoint) two things follow an update, because the emulator
-does not do them: what it ignores is applied again for the resources the update changed
-(``Provisioner.reapply``), and the supervisor's state file gets the new outputs; the command
-returns once the local workers run the version ``live`` points to.
+A stack in the emulator has a ``LocalTwin`` (``StackLocation.local``, built by the CLI from
+``filegate.local``): after an update it applies what the emulator ignores for the resources
+the update changed and keeps the running local stack in step (its outputs, the version its
+workers run); it also names the artifact bucket when none is given. This module never
+imports ``filegate.local``; on AWS there is no twin and no such step.
 """
 
 from __future__ import annotations
@@ -39,18 +40,17 @@ from typing import Any, Protocol
 from botocore.exceptions import BotoCoreError, ClientError
 
 from filegate import package
+from filegate import template as cfn
 from filegate.errors import DeployError
-from filegate.local import template as cfn
 from filegate.ops import preflight
 from filegate.ops.artifacts import Artifact, ArtifactStore, default_bucket_name, zip_digest
 from filegate.ops.preflight import PreflightCheck
 from filegate.ops.releases import (
     FINGERPRINT_PARAMETER,
-    FUNCTION_OUTPUT,
     LIVE_ALIAS,
     function_fingerprint,
 )
-from filegate.settings import LOCAL_CODE_BUCKET
+from filegate.outputs import FUNCTION_NAME
 from filegate.stackref import StackLocation
 
 CAPABILITIES = ["CAPABILITY_NAMED_IAM"]
@@ -331,8 +331,8 @@ class Deployer:
             store.require()
             return store
         previous = _parameter_values(existing).get("CodeBucket")
-        if self._target.is_local:
-            store = ArtifactStore(self._target, previous or LOCAL_CODE_BUCKET)
+        if self._location.local is not None:
+            store = ArtifactStore(self._target, previous or self._location.local.artifact_bucket())
             store.ensure(secure=False)
             return store
         account = self._target.client("sts").get_caller_identity()["Account"]
@@ -474,12 +474,16 @@ class Deployer:
         result.stack_status = str(stack["StackStatus"])
         result.outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
         result.live_version = self._live_version(result.outputs)
-        if executed and self._target.is_local:
-            result.applied_locally = self._follow_locally(result)
+        twin = self._location.local
+        if executed and twin is not None:
+            changed = [c.logical_id for c in result.changes if c.action in ("Add", "Modify")]
+            result.applied_locally = twin.after_deploy(
+                changed, result.outputs, result.live_version, self._observer.step
+            )
         return result
 
     def _live_version(self, outputs: dict[str, str]) -> str | None:
-        function = outputs.get(FUNCTION_OUTPUT)
+        function = outputs.get(FUNCTION_NAME)
         if not function:
             return None
         try:
@@ -487,24 +491,6 @@ class Deployer:
         except (ClientError, BotoCoreError):
             return None
         return str(alias["FunctionVersion"])
-
-    def _follow_locally(self, result: DeployResult) -> list[str]:
-        """What the emulator leaves undone after an update (see the module docstring)."""
-        from filegate.local import state as local_state
-        from filegate.local.provision import Provisioner
-
-        self._observer.step("applying what the emulator ignores, for the changed resources")
-        changed = [c.logical_id for c in result.changes if c.action in ("Add", "Modify")]
-        applied = Provisioner(self._target, self._stack).reapply(changed)
-        settings = self._location.local
-        if settings is not None:
-            local_state.update_outputs(settings, result.outputs)
-            if result.live_version:
-                self._observer.step(
-                    f"waiting for the local stack to run version {result.live_version}"
-                )
-                local_state.wait_running(settings, result.live_version)
-        return applied
 
 
 @contextmanager

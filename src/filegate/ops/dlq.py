@@ -23,6 +23,7 @@ from typing import Any
 from filegate.errors import EventError, QueueError
 from filegate.events import parse_sqs_body
 from filegate.ops.progress import NO_PROGRESS, Progress
+from filegate.outputs import DLQ_URL, QUEUE_URL
 from filegate.queues import MAX_BATCH, Message, MessageQueue
 from filegate.stackref import StackRef
 
@@ -216,8 +217,8 @@ def for_stack(ref: StackRef, progress: Progress = NO_PROGRESS) -> DeadLetters:
     """The stack's dead-letter queue (DeadLetterQueueUrl) and ingest queue (QueueUrl)."""
     sqs = ref.client("sqs")
     return DeadLetters(
-        MessageQueue(ref.output("DeadLetterQueueUrl"), sqs),
-        MessageQueue(ref.output("QueueUrl"), sqs),
+        MessageQueue(ref.output(DLQ_URL), sqs),
+        MessageQueue(ref.output(QUEUE_URL), sqs),
         progress,
     )
 

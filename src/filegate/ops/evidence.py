@@ -24,6 +24,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from filegate.errors import ConfigError, FilegateError
+from filegate.ledger import Ledger
 from filegate.ops.evidence_files import (
     FUNCTION_FIELDS,
     TABLE_FIELDS,
@@ -50,7 +51,18 @@ from filegate.ops.verify import (
     Verifier,
     VerifyReport,
 )
+from filegate.outputs import (
+    ALERTS_TOPIC_ARN,
+    BUCKET_NAME,
+    DLQ_URL,
+    FUNCTION_NAME,
+    QUEUE_ARN,
+    QUEUE_URL,
+    TABLE_NAME,
+)
+from filegate.queues import MessageQueue
 from filegate.stackref import StackRef
+from filegate.storage import BucketOps
 
 REPORT = "run-report.md"
 CHECKS = "checks.json"
@@ -192,7 +204,7 @@ class EvidenceRun:
         )
 
     def _function_files(self, staging: Path) -> None:
-        function, queue_arn = self.ref.output("FunctionName"), self.ref.output("QueueArn")
+        function, queue_arn = self.ref.output(FUNCTION_NAME), self.ref.output(QUEUE_ARN)
         lam = self.client("lambda")
         config = self._api(
             staging,
@@ -210,48 +222,43 @@ class EvidenceRun:
         )
 
     def _storage_files(self, staging: Path) -> None:
-        table, bucket = self.ref.output("TableName"), self.ref.output("BucketName")
-        ddb, s3 = self.client("dynamodb"), self.client("s3")
+        table, bucket = self.ref.output(TABLE_NAME), self.ref.output(BUCKET_NAME)
+        ledger, s3 = Ledger(table, self.client("dynamodb")), BucketOps(self.client("s3"))
         described = self._api(
             staging,
             "dynamodb-describe-table.json",
             self.cli("dynamodb", "describe-table", "--table-name", table),
-            lambda: ddb.describe_table(TableName=table),
+            ledger.describe,
         )
         encryption = self._api(
             staging,
             "s3-bucket-encryption.json",
             self.cli("s3api", "get-bucket-encryption", "--bucket", bucket),
-            lambda: s3.get_bucket_encryption(Bucket=bucket),
+            lambda: s3.encryption(bucket),
         )
         self._api(
             staging,
             "s3-bucket-notification.json",
             self.cli("s3api", "get-bucket-notification-configuration", "--bucket", bucket),
-            lambda: s3.get_bucket_notification_configuration(Bucket=bucket),
+            lambda: s3.notification_configuration(bucket),
         )
         for name, output in (
-            ("sqs-queue-attributes.json", "QueueUrl"),
-            ("sqs-dlq-attributes.json", "DeadLetterQueueUrl"),
+            ("sqs-queue-attributes.json", QUEUE_URL),
+            ("sqs-dlq-attributes.json", DLQ_URL),
         ):
             self._queue_file(staging, name, self.ref.output(output))
         self._excerpt_storage(described, encryption)
 
     def _queue_file(self, staging: Path, name: str, url: str) -> None:
-        sqs = self.client("sqs")
+        queue = MessageQueue(url, self.client("sqs"))
         command = self.cli(
             "sqs", "get-queue-attributes", "--queue-url", url, "--attribute-names", "All"
         )
-        self._api(
-            staging,
-            name,
-            command,
-            lambda: sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"]),
-        )
+        self._api(staging, name, command, lambda: {"Attributes": queue.attributes(["All"])})
 
     def _key_files(self, staging: Path, key: str) -> None:
-        table = self.ref.output("TableName")
-        ddb = self.client("dynamodb")
+        table = self.ref.output(TABLE_NAME)
+        ledger = Ledger(table, self.client("dynamodb"))
         item_key = {"s3_key": {"S": key}}
         item = self._api(
             staging,
@@ -265,7 +272,7 @@ class EvidenceRun:
                 json.dumps(item_key),
                 "--consistent-read",
             ),
-            lambda: ddb.get_item(TableName=table, Key=item_key, ConsistentRead=True),
+            lambda: ledger.raw_item(key),
         )
         if item is not None:
             self._excerpts.append((f"DynamoDB item ({item_file(key)})", "json", aws_json(item)))
@@ -319,7 +326,7 @@ class EvidenceRun:
         try:
             response = call()
         except (ClientError, BotoCoreError, FilegateError) as exc:
-            self._missing.append((name, str(exc)))
+            self._missing.append((name, _aws_error(exc)))
             return None
         self._save(staging, name, aws_json(response))
         return dict(response)
@@ -369,18 +376,18 @@ class EvidenceRun:
     def _resources(self) -> dict[str, str]:
         role = self._role or "unknown (the function's configuration could not be read)"
         return {
-            "S3 bucket": self.ref.output("BucketName"),
-            "Lambda function name": self.ref.output("FunctionName"),
-            "DynamoDB table": self.ref.output("TableName"),
+            "S3 bucket": self.ref.output(BUCKET_NAME),
+            "Lambda function name": self.ref.output(FUNCTION_NAME),
+            "DynamoDB table": self.ref.output(TABLE_NAME),
             "IAM role (Lambda)": role,
-            "SNS topic (alerts)": self.ref.outputs.get("AlertsTopicArn", "NONE"),
+            "SNS topic (alerts)": self.ref.outputs.get(ALERTS_TOPIC_ARN, "NONE"),
         }
 
     def _smoke_command(self, verification: VerifyReport) -> list[Command]:
         smoke = verification.result(SMOKE)
         if smoke is None or not verification.key:
             return []
-        target = f"s3://{self.ref.output('BucketName')}/{verification.key}"
+        target = f"s3://{self.ref.output(BUCKET_NAME)}/{verification.key}"
         command = self.cli("s3", "cp", "test.txt", target, "--content-type", "text/plain")
         return [Command(command, f"the smoke object ({'uploaded' if smoke.passed else 'failed'})")]
 
@@ -435,6 +442,12 @@ def _start_ms(item: dict[str, Any] | None) -> int:
     except ValueError:
         start = datetime.now(UTC) - timedelta(days=1)
     return int((start - timedelta(minutes=1)).timestamp() * 1000)
+
+
+def _aws_error(exc: Exception) -> str:
+    """AWS's own words for a failed call (as the AWS CLI would print them), when it answered."""
+    cause = exc.__cause__
+    return str(cause if isinstance(cause, ClientError | BotoCoreError) else exc)
 
 
 def _runner() -> str:

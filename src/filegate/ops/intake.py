@@ -35,6 +35,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from filegate.errors import IntakeError, StackError
 from filegate.events import iso_utc
+from filegate.outputs import BUCKET_NAME
 from filegate.stackref import StackRef
 from filegate.storage import BucketOps
 
@@ -217,7 +218,7 @@ def for_stack(ref: StackRef, clock: Clock | None = None) -> Intake:
     return Intake(
         BucketOps(ref.client("s3")),
         ref.stack_name,
-        ref.output("BucketName"),
+        ref.output(BUCKET_NAME),
         _code_bucket(ref),
         clock,
     )

@@ -25,6 +25,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from filegate.errors import ConfigError, StackError
+from filegate.outputs import FUNCTION_NAME
 from filegate.stackref import StackRef
 
 DEFAULT_SINCE = "15m"
@@ -178,7 +179,7 @@ class LogReader:
     def __init__(
         self, ref: StackRef, function_name: str | None = None, logs_client: Any = None
     ) -> None:
-        self.function_name = function_name or ref.output("FunctionName")
+        self.function_name = function_name or ref.output(FUNCTION_NAME)
         self.group = log_group(self.function_name)
         self._logs = logs_client or ref.client("logs")
 

@@ -47,6 +47,7 @@ from filegate.events import ObjectEvent, iso_utc, normalise_event_time, notifica
 from filegate.ledger import PRESENT, Ledger, LedgerItem, UploadStatus
 from filegate.ops import intake
 from filegate.ops.progress import NO_PROGRESS, Progress
+from filegate.outputs import BUCKET_NAME, QUEUE_URL, TABLE_NAME
 from filegate.queues import MessageQueue
 from filegate.stackref import StackRef
 from filegate.storage import NULL_VERSION, BucketOps, LatestVersion
@@ -370,9 +371,9 @@ def for_stack(ref: StackRef, progress: Progress = NO_PROGRESS) -> Reconciler:
     re-driving through its ingest queue (QueueUrl output)."""
     return Reconciler(
         BucketOps(ref.client("s3")),
-        Ledger(ref.output("TableName"), ref.client("dynamodb")),
-        ref.output("BucketName"),
-        MessageQueue(ref.output("QueueUrl"), ref.client("sqs")),
+        Ledger(ref.output(TABLE_NAME), ref.client("dynamodb")),
+        ref.output(BUCKET_NAME),
+        MessageQueue(ref.output(QUEUE_URL), ref.client("sqs")),
         progress,
         region=ref.target.region or "",
     )

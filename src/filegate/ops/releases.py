@@ -27,10 +27,10 @@ from typing import Any, Protocol
 from botocore.exceptions import BotoCoreError, ClientError
 
 from filegate.errors import ReleaseError
+from filegate.outputs import FUNCTION_NAME
 from filegate.stackref import StackRef
 
 LIVE_ALIAS = "live"
-FUNCTION_OUTPUT = "FunctionName"
 FUNCTION_RESOURCE = "IngestFunction"
 FINGERPRINT_PARAMETER = "FunctionFingerprint"
 FINGERPRINT_LENGTH = 16  # hex digits: the parameter's AllowedPattern, 64 bits
@@ -96,9 +96,7 @@ def rollback(ref: StackRef, to: str | None = None) -> Rollback:
     """Move ``live`` back; on the local stack, return once its workers run that version."""
     done = ReleaseManager(ref).rollback(to)
     if ref.local is not None:
-        from filegate.local.state import wait_running
-
-        wait_running(ref.local, done.to_version)
+        ref.local.wait_running(done.to_version)
     return done
 
 
@@ -106,7 +104,7 @@ class ReleaseManager:
     """Reads and moves the ``live`` alias of the stack's ingestion function."""
 
     def __init__(self, ref: StackRef, alias: str = LIVE_ALIAS) -> None:
-        self._function = ref.output(FUNCTION_OUTPUT)
+        self._function = ref.output(FUNCTION_NAME)
         self._alias = alias
         self._lambda = ref.client("lambda")
 
@@ -206,7 +204,7 @@ def function_fingerprint(
 
     ``parameters`` are the stack's values (the template's defaults fill the rest);
     ``make_resolver`` builds an intrinsic resolver (``template, refs, get_attribute``, as
-    ``filegate.local.template.Resolver``). A reference to another resource resolves to that
+    ``filegate.template.Resolver``). A reference to another resource resolves to that
     resource's identity: its logical id, type and name properties (``TableName``,
     ``BucketName``...), which is what changes the value the function sees (a table name in
     the environment, a role's ARN) when the resource is renamed or replaced.

@@ -13,7 +13,8 @@ everything that is wrong at once:
 5. a smoke upload (``smoke/test-<epoch>.txt``) reaches the ledger as RECEIVED with its size,
    type and version, within ``timeout`` seconds, and the function's logs show it processed;
 6. the dead-letter queue is empty;
-7. none of the stack's alarms is in ALARM.
+7. none of the stack's alarms (``ops.alarms.stack_alarms``, what `filegate alarms` lists) is
+   in ALARM.
 
 An AWS error inside a check fails that check; a stack that cannot be described at all raises
 ``StackError`` (the CLI's exit code 2).
@@ -21,7 +22,6 @@ An AWS error inside a check fails that check; a stack that cannot be described a
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -32,10 +32,20 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from filegate.errors import FilegateError, StackError
 from filegate.ledger import Ledger, LedgerItem, Status
+from filegate.ops.alarms import stack_alarms
 from filegate.ops.logs import InvocationFilter, LogReader
 from filegate.ops.wiring import bucket_arn, function_name, policy_lets_bucket_send
+from filegate.outputs import (
+    BUCKET_NAME,
+    DLQ_URL,
+    FUNCTION_NAME,
+    QUEUE_ARN,
+    QUEUE_URL,
+    TABLE_NAME,
+)
+from filegate.queues import MessageQueue
 from filegate.stackref import StackRef
-from filegate.storage import ObjectStore
+from filegate.storage import BucketOps, ObjectStore
 
 DEFAULT_TIMEOUT = 60.0
 ERRORS_WINDOW = timedelta(minutes=15)
@@ -207,7 +217,7 @@ class Verifier:
         return CheckResult(STACK, healthy, status)
 
     def function_deployed(self) -> CheckResult:
-        name = self.ref.output("FunctionName")
+        name = self.ref.output(FUNCTION_NAME)
         config = self.client("lambda").get_function_configuration(FunctionName=name)
         state = config.get("State", "Active")
         update = config.get("LastUpdateStatus", "Successful")
@@ -219,8 +229,8 @@ class Verifier:
 
     # ------------------------------------------------------------ S3 -> SQS -> Lambda
     def bucket_notification(self) -> CheckResult:
-        bucket, queue_arn = self.ref.output("BucketName"), self.ref.output("QueueArn")
-        config = self.client("s3").get_bucket_notification_configuration(Bucket=bucket)
+        bucket, queue_arn = self.ref.output(BUCKET_NAME), self.ref.output(QUEUE_ARN)
+        config = BucketOps(self.client("s3")).notification_configuration(bucket)
         events = sorted(
             event
             for queue in config.get("QueueConfigurations", [])
@@ -234,19 +244,17 @@ class Verifier:
         return CheckResult(NOTIFICATION, created, detail)
 
     def queue_policy(self) -> CheckResult:
-        queue_arn, bucket = self.ref.output("QueueArn"), self.ref.output("BucketName")
-        attributes = self.client("sqs").get_queue_attributes(
-            QueueUrl=self.ref.output("QueueUrl"), AttributeNames=["Policy"]
-        )["Attributes"]
+        queue_arn, bucket = self.ref.output(QUEUE_ARN), self.ref.output(BUCKET_NAME)
+        policy = MessageQueue(self.ref.output(QUEUE_URL), self.client("sqs")).policy()
         source = bucket_arn(bucket, queue_arn)
-        allowed = policy_lets_bucket_send(json.loads(attributes.get("Policy") or "{}"), source)
+        allowed = policy_lets_bucket_send(policy, source)
         if allowed:
             return CheckResult(QUEUE_POLICY, True, f"s3.amazonaws.com may send from {source}")
         detail = f"no statement lets s3.amazonaws.com send messages from {source}"
         return CheckResult(QUEUE_POLICY, False, detail)
 
     def event_source_mapping(self) -> CheckResult:
-        function, queue_arn = self.ref.output("FunctionName"), self.ref.output("QueueArn")
+        function, queue_arn = self.ref.output(FUNCTION_NAME), self.ref.output(QUEUE_ARN)
         mappings = self.client("lambda").list_event_source_mappings(EventSourceArn=queue_arn)
         ours = [
             m
@@ -260,7 +268,7 @@ class Verifier:
         target = str(mapping.get("FunctionArn", "")).split(":function:", 1)[-1]
         if state == "Enabled":
             return CheckResult(MAPPING, True, f"queue -> {target}: Enabled")
-        if state == "Disabled" and _local_runner_feeds(self.ref):
+        if state == "Disabled" and self.ref.local is not None and self.ref.local.runs_mapping():
             return CheckResult(
                 MAPPING,
                 True,
@@ -271,7 +279,7 @@ class Verifier:
 
     # ------------------------------------------------------------ health signals
     def errors_metric(self) -> CheckResult:
-        name = self.ref.output("FunctionName")
+        name = self.ref.output(FUNCTION_NAME)
         # The next whole second: the emulator drops fractions of a second from EndTime, which
         # would leave out a datapoint published earlier in the current second.
         end = (self._clock() + timedelta(seconds=1)).replace(microsecond=0)
@@ -289,19 +297,15 @@ class Verifier:
         return CheckResult(ERRORS, errors == 0, detail)
 
     def dead_letter_queue(self) -> CheckResult:
-        attributes = self.client("sqs").get_queue_attributes(
-            QueueUrl=self.ref.output("DeadLetterQueueUrl"),
-            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-        )["Attributes"]
-        visible = int(attributes.get("ApproximateNumberOfMessages", 0))
-        hidden = int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0))
+        dead_letters = MessageQueue(self.ref.output(DLQ_URL), self.client("sqs"))
+        visible, hidden = dead_letters.counts()
         detail = f"{visible} messages ({hidden} in flight)"
         if visible or hidden:
             detail += ": inspect them with `filegate dlq list`"
         return CheckResult(DLQ, visible == 0 and hidden == 0, detail)
 
     def alarms(self) -> CheckResult:
-        found = stack_alarms(self.ref, self.client("cloudwatch"))
+        found = stack_alarms(self.ref, self.client)
         if not found:
             return CheckResult(ALARMS, False, "none of the stack's alarms found")
         firing = sorted(a["AlarmName"] for a in found if a.get("StateValue") == "ALARM")
@@ -314,7 +318,7 @@ class Verifier:
     def smoke_upload(self) -> SmokeObject:
         """PUT ``smoke/test-<epoch>.txt`` into the bucket, as the runbook's ``aws s3 cp``."""
         now = self._clock()
-        key, bucket = smoke_key(now), self.ref.output("BucketName")
+        key, bucket = smoke_key(now), self.ref.output(BUCKET_NAME)
         body = f"filegate smoke test {now.isoformat(timespec='seconds')}\n".encode()
         version_id = ObjectStore(self.client("s3")).put(bucket, key, body, SMOKE_CONTENT_TYPE)
         return SmokeObject(bucket, key, version_id, len(body), now)
@@ -352,7 +356,7 @@ class Verifier:
         return CheckResult(LOGS, True, f"{reader.group}: {found[-1]} ({key})")
 
     def _ledger(self) -> Ledger:
-        return Ledger(self.ref.output("TableName"), self.client("dynamodb"))
+        return Ledger(self.ref.output(TABLE_NAME), self.client("dynamodb"))
 
     def _wait(self, probe: Callable[[], Any]) -> Any:
         deadline = time.monotonic() + self.timeout
@@ -371,19 +375,6 @@ def verify(
 ) -> VerifyReport:
     """Run every check against the stack (a smoke upload unless ``key`` is given)."""
     return Verifier(ref, timeout=timeout, progress=progress).run(key)
-
-
-def stack_alarms(ref: StackRef, cloudwatch: Any = None) -> list[dict[str, Any]]:
-    """The stack's alarms: named ``<FunctionName>-...`` by the template, notifying its topic."""
-    prefix = f"{ref.output('FunctionName')}-"
-    topic = ref.outputs.get("AlertsTopicArn")
-    pages = (cloudwatch or ref.client("cloudwatch")).get_paginator("describe_alarms")
-    alarms = [
-        alarm
-        for page in pages.paginate(AlarmNamePrefix=prefix, AlarmTypes=["MetricAlarm"])
-        for alarm in page.get("MetricAlarms", [])
-    ]
-    return [a for a in alarms if topic is None or topic in a.get("AlarmActions", [])]
 
 
 def _matching(item: LedgerItem | None, version_id: str | None) -> LedgerItem | None:
@@ -422,19 +413,3 @@ def _item_time(item: LedgerItem) -> datetime:
 
 def _succeeded(outcome: str | None) -> bool:
     return outcome in _SUCCESS_OUTCOMES
-
-
-def _local_runner_feeds(ref: StackRef) -> bool:
-    """True when ref is the running local stack, whose supervisor runs the mapping itself."""
-    from filegate.local.state import is_healthy, read_state  # only for the local stack
-    from filegate.settings import LocalSettings
-
-    if not ref.target.is_local:
-        return False
-    state = read_state(LocalSettings.resolve(region=ref.target.region))
-    return (
-        state is not None
-        and state.endpoint_url == ref.target.endpoint_url
-        and state.stack_name == ref.stack_name
-        and is_healthy(state)
-    )

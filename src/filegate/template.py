@@ -1,9 +1,9 @@
 """Reads the CloudFormation template shipped in the package and resolves its intrinsics.
 
-The emulator skips some resources and properties (docs/local-mode.md); the local stack applies them
-itself from the template, so the template stays the one source of truth. This module loads
-the YAML (short-form tags included) and resolves Ref, Fn::GetAtt, Fn::Sub, Fn::Join, Fn::If
-and Conditions against a deployed stack.
+Owns loading the YAML (short-form tags included) and resolving Ref, Fn::GetAtt, Fn::Sub,
+Fn::Join, Fn::If and Conditions against a stack's values. ``filegate deploy`` uses it for
+the change set's parameters, the preflight and the function's fingerprint; the local stack
+uses it to apply what the emulator skips, so the template stays the one source of truth.
 """
 
 from __future__ import annotations
