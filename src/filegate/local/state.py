@@ -104,6 +104,10 @@ def require_state(settings: LocalSettings) -> LocalState:
         "the local stack (the default target: no --profile, --endpoint-url or --target aws)",
         otherwise="pass --profile NAME or --target aws to act on AWS",
     )
+    return _running(settings)
+
+
+def _running(settings: LocalSettings) -> LocalState:
     state = read_state(settings)
     if state is None or not is_alive(state.pid):
         raise LocalStackError(
@@ -113,8 +117,10 @@ def require_state(settings: LocalSettings) -> LocalState:
 
 
 def update_outputs(settings: LocalSettings, outputs: dict[str, str]) -> LocalState:
-    """Record a running stack's outputs after a stack update (``filegate deploy``)."""
-    state = dataclasses.replace(require_state(settings), outputs=dict(outputs))
+    """Record a running stack's outputs after a stack update (``filegate deploy``). The stack
+    was named by --endpoint-url or is the default one: either way it is running, so this needs
+    no local twin installed (a lean install may deploy to it)."""
+    state = dataclasses.replace(_running(settings), outputs=dict(outputs))
     write_state_file(settings, state)
     return state
 
