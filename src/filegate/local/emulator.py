@@ -17,13 +17,16 @@ import functools
 import logging
 import os
 import signal
+import sys
 import threading
 from collections.abc import Mapping
 from typing import Any
 
 from filegate.aws import Target
+from filegate.errors import LocalStackError
 from filegate.local import cfn_models, patches, s3_checksums, s3_presign
 from filegate.local.iam import WsgiApp, middleware_from_env
+from filegate.local.moto_version import require_supported_moto
 from filegate.local.queue_channel import ENV_CHANNEL, ENV_CHANNEL_KEY, QueueChannelServer
 from filegate.local.sqs_metrics import QueueMetricsPublisher
 
@@ -114,6 +117,11 @@ def main() -> None:
         help="the local stack's DynamoDB process: serve, publish no queue metrics",
     )
     args = parser.parse_args()
+    try:
+        require_supported_moto()
+    except LocalStackError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
     serve(args.port, args.host, publish_metrics=not args.dynamodb_only)
 
 
