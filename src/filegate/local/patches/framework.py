@@ -20,6 +20,8 @@ import functools
 import string
 from typing import Any
 
+from filegate.local.patches.seams import Seams
+
 REQUEST_ID_LENGTH = 52
 _ALPHABET = (string.ascii_letters + string.digits).encode()
 # Byte -> one of the 62 characters (256 % 62 leaves a bias of 1/62 for a few letters: an id
@@ -37,16 +39,13 @@ def request_id(headers: dict[str, Any] | None = None) -> str:
     return req_id
 
 
-def patch() -> None:
-    """Install both (idempotent)."""
+def patch(seams: Seams) -> None:
+    """Install both."""
     from moto.core import responses, utils
     from moto.utilities import aws_headers
 
-    if getattr(responses, "_filegate_framework_patched", False):
-        return
     cached = functools.cache(utils.method_names_from_class)
     # moto's modules import these names into their namespaces, so replace them where used.
-    setattr(responses, "method_names_from_class", cached)  # noqa: B010 - see s3.patch
-    setattr(responses, "gen_amzn_requestid_long", request_id)  # noqa: B010
-    setattr(aws_headers, "gen_amzn_requestid_long", request_id)  # noqa: B010
-    setattr(responses, "_filegate_framework_patched", True)  # noqa: B010
+    seams.replace(responses, "method_names_from_class", cached)
+    seams.replace(responses, "gen_amzn_requestid_long", request_id)
+    seams.replace(aws_headers, "gen_amzn_requestid_long", request_id)

@@ -28,6 +28,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from filegate.local.patches.seams import Seams
+
 # --- SQS: stop walking (and copying) the whole queue on every call ---------------------------
 
 
@@ -257,12 +259,10 @@ def _within_retention(self: Any, queue_name: str, message: Any) -> bool:
     return bool(retention + message.sent_timestamp / 1000 > unix_time())
 
 
-def patch_sqs() -> None:
-    """Install the SQS patches (idempotent)."""
+def patch_sqs(seams: Seams) -> None:
+    """Install the SQS patches."""
     from moto.sqs import models
 
-    if sqs_patched():
-        return
     queue_replacements: dict[str, Any] = {
         "messages": property(_visible_messages),
         "approximate_number_of_messages_not_visible": property(_count_not_visible),
@@ -280,11 +280,11 @@ def patch_sqs() -> None:
         (models.SQSBackend, backend_replacements),
     ):
         for name, replacement in replacements.items():
-            setattr(cls, name, replacement)
+            seams.replace(cls, name, replacement)
 
 
 def sqs_patched() -> bool:
-    """Whether :func:`patch_sqs` has run in this process."""
+    """Whether :func:`patch_sqs` is in force in this process."""
     from moto.sqs import models
 
     return getattr(models.SQSBackend.send_message, "__wrapped__", None) is not None
@@ -307,9 +307,9 @@ def _remembered(lookup: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def patch_routing() -> None:
+def patch_routing(seams: Seams) -> None:
     """Remember the backend found for each host."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
     lookup = _remembered(DomainDispatcherApplication.get_backend_for_host)
-    setattr(DomainDispatcherApplication, "get_backend_for_host", lookup)  # noqa: B010 - see s3.patch
+    seams.replace(DomainDispatcherApplication, "get_backend_for_host", lookup)
