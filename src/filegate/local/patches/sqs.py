@@ -1,6 +1,8 @@
-"""moto's SQS fast at queue depth, and request routing remembered, in the emulator process only.
+"""moto's SQS fast at queue depth, in the emulator process only.
 
-Needed for a burst of uploads (benchmarks/e2e_burst.py). moto's cost grows with queue depth:
+Needed for a burst of uploads (benchmarks/e2e_burst.py; re-measured for issue 10 in
+docs/benchmarks.md: without it the emulator spends about a quarter more CPU per object).
+moto's cost grows with queue depth:
 every ``ReceiveMessage`` rebuilds the list of visible messages, deep-copies each message it
 returns and, per returned message, recomputes every queue attribute (three walks of the whole
 queue, three times over, for the retention check); ``DeleteMessage`` and
@@ -15,9 +17,6 @@ queue, three times over, for the retention check); ``DeleteMessage`` and
   put with a notification sends one message, so this was O(depth) per upload. FIFO queues keep
   moto's code;
 - the visible / in-flight / delayed counts read the clock once per count, not twice per message.
-And, for every service: moto's server finds the backend for each request by listing its own
-package directory (a ``listdir`` and ~250 ``stat`` calls) and trying its URL patterns, under one
-global lock; the answer per host is remembered (it cannot change while the server runs).
 """
 
 from __future__ import annotations
@@ -288,28 +287,3 @@ def sqs_patched() -> bool:
     from moto.sqs import models
 
     return getattr(models.SQSBackend.send_message, "__wrapped__", None) is not None
-
-
-# --- routing: remember which backend serves a host ------------------------------------------
-
-
-def _remembered(lookup: Callable[..., Any]) -> Callable[..., Any]:
-    # The answer for a host never changes while the server runs: moto's modules and URL patterns
-    # are fixed. moto recomputes it on every request, under the dispatcher's global lock.
-    answers: dict[str | None, Any] = {}
-
-    @functools.wraps(lookup)
-    def wrapper(self: Any, host: str | None) -> Any:
-        if host not in answers:
-            answers[host] = lookup(self, host)
-        return answers[host]
-
-    return wrapper
-
-
-def patch_routing(seams: Seams) -> None:
-    """Remember the backend found for each host."""
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
-
-    lookup = _remembered(DomainDispatcherApplication.get_backend_for_host)
-    seams.replace(DomainDispatcherApplication, "get_backend_for_host", lookup)
