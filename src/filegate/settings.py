@@ -304,3 +304,46 @@ def emulator_principals_file(env: Mapping[str, str] | None = None) -> Path | Non
     env = os.environ if env is None else env
     path = env.get(ENV_EMULATOR_PRINCIPALS, "").strip()
     return Path(path) if path else None
+
+
+# --- the emulator process: what the local stack tells it, and its switches (local/emulator.py,
+# local/patches/) ---
+ENV_EMULATOR_DYNAMODB_URL = "FILEGATE_EMULATOR_DYNAMODB_URL"
+ENV_EMULATOR_INVOKE_URL = "FILEGATE_EMULATOR_INVOKE_URL"
+ENV_EMULATOR_QUEUE_CHANNEL = "FILEGATE_EMULATOR_QUEUE_CHANNEL"
+ENV_EMULATOR_QUEUE_CHANNEL_KEY = "FILEGATE_EMULATOR_QUEUE_CHANNEL_KEY"
+ENV_EMULATOR_SQS_PATCH = "FILEGATE_EMULATOR_SQS_PATCH"
+ENV_EMULATOR_DDB_PATCH = "FILEGATE_EMULATOR_DDB_PATCH"
+ENV_EMULATOR_PROFILE = "FILEGATE_EMULATOR_PROFILE"
+
+
+@dataclass(frozen=True)
+class EmulatorSettings:
+    """One emulator process's settings: the local stack's other processes it reaches (the
+    DynamoDB process, the invoke server, the queue channel's socket and key), the speed patches'
+    switches (on unless set to 0; benchmarks/e2e_burst.py measures them) and the profile file."""
+
+    dynamodb_url: str | None = None
+    invoke_url: str | None = None
+    queue_channel: str | None = None
+    queue_channel_key: str | None = None
+    sqs_patch: bool = True
+    ddb_patch: bool = True
+    profile: str | None = None
+
+    @classmethod
+    def resolve(cls, env: Mapping[str, str] | None = None) -> EmulatorSettings:
+        env = os.environ if env is None else env
+
+        def text(name: str) -> str | None:
+            return env.get(name, "").strip() or None
+
+        return cls(
+            dynamodb_url=text(ENV_EMULATOR_DYNAMODB_URL),
+            invoke_url=text(ENV_EMULATOR_INVOKE_URL),
+            queue_channel=text(ENV_EMULATOR_QUEUE_CHANNEL),
+            queue_channel_key=text(ENV_EMULATOR_QUEUE_CHANNEL_KEY),
+            sqs_patch=_switch(env, ENV_EMULATOR_SQS_PATCH, default=True),
+            ddb_patch=_switch(env, ENV_EMULATOR_DDB_PATCH, default=True),
+            profile=text(ENV_EMULATOR_PROFILE),
+        )

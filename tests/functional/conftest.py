@@ -18,6 +18,7 @@ from upload_builders import create_upload_ledger
 
 from filegate.ingest import handler
 from filegate.ledger import Ledger
+from filegate.local import patches
 from filegate.local.patches import dynamodb_atomic
 
 TABLE = "filegate-ledger-test"
@@ -56,12 +57,20 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AWS_PROFILE", raising=False)
 
 
+@pytest.fixture(autouse=True)
+def moto_as_it_was() -> Iterator[None]:
+    """Whatever a test installed in moto for the process (``patches.apply``, as the emulator
+    does; ops_pipeline.build_pipeline calls it) is undone when the test ends, so the next test
+    in this worker runs on moto as it was."""
+    yield
+    patches.undo()
+
+
 @pytest.fixture
 def aws(aws_env: None) -> Iterator[None]:
     # DynamoDB's per-item atomicity, which moto lacks: the handler records a batch's events in
     # threads, and two events of one key must not both pass their conditions.
-    dynamodb_atomic.patch()
-    with mock_aws():
+    with dynamodb_atomic.applied(), mock_aws():
         boto3.setup_default_session()  # a fresh default session: the handler's clients use it
         handler.build_ingestor.cache_clear()  # the handler's clients must be built inside moto
         yield

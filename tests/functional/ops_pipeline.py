@@ -2,7 +2,8 @@
 
 A versioned, encrypted bucket whose ObjectCreated:* and ObjectRemoved:* events go to an ingest
 queue with a dead-letter queue (maxReceiveCount 5), the ledger table, and an artifact bucket.
-The emulator's S3 patches are applied, so events carry sequencers and version ids as on AWS.
+The emulator's S3 patches are applied, so events carry sequencers and version ids as on AWS
+(``patches.apply``; the functional conftest undoes them when the test ends).
 ``pump`` plays the event source mapping: it runs the real handler on the queue's messages.
 """
 

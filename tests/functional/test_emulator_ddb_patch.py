@@ -2,13 +2,14 @@
 
 The same scenario (ddb_patch_scenario.py: the ledger's writes, and raw UpdateItems aimed at each
 of moto's update and condition checks) runs once in a child process on moto's own code and once
-here with the patch applied; every answer and the final table must be equal. ``patches.apply``
-is process-wide: the rest of tests/functional also passes with it applied.
+here with the patch applied (``patches.applied``, undone when the test ends); every answer and
+the final table must be equal.
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +30,12 @@ def baseline() -> dict[str, Any]:
 
 
 @pytest.fixture
-def patched(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(patches.ENV_DDB_PATCH, raising=False)
-    patches.apply()
-    dynamodb.patch()  # in case an earlier apply() ran with the switch off (idempotent)
-    assert dynamodb.active()
-    assert not ddb_patch_scenario.unpatched()
+def patched() -> Iterator[None]:
+    with patches.applied():
+        assert dynamodb.active()
+        assert not ddb_patch_scenario.unpatched()
+        yield
+    assert not dynamodb.active()  # moto as it was for the next test
 
 
 def _dump(node: Any) -> Any:

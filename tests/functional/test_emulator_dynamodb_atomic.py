@@ -19,7 +19,6 @@ from builders import REGION
 from upload_builders import create_upload_ledger
 
 from filegate.ledger import Ledger, LedgerEntry, Outcome, Status
-from filegate.local.patches import dynamodb_atomic
 
 TABLE = "atomic-ledger"
 KEYS = 30
@@ -28,7 +27,6 @@ EVENTS_PER_KEY = 4
 
 @pytest.fixture
 def ledger(aws: None) -> Ledger:
-    dynamodb_atomic.patch()  # the aws fixture applies it too: this test is about it
     client = boto3.client("dynamodb", region_name=REGION)
     create_upload_ledger(client, TABLE)
     return Ledger(TABLE, client)

@@ -29,8 +29,7 @@ PARTS = [os.urandom(5 * MiB), os.urandom(5 * MiB), os.urandom(1234)]
 
 @pytest.fixture
 def s3(aws_env: None) -> Iterator[Any]:
-    patches.apply()
-    with mock_aws():
+    with patches.applied(), mock_aws():
         client = boto3.client("s3", region_name=REGION)
         client.create_bucket(
             Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION}

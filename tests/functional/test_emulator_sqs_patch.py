@@ -8,6 +8,7 @@ equal.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,6 @@ import sqs_patch_scenario
 import unpatched
 
 from filegate.local import patches
-from filegate.local.patches import sqs
 
 SCENARIO = Path(sqs_patch_scenario.__file__)
 
@@ -28,11 +28,11 @@ def baseline() -> dict[str, Any]:
 
 
 @pytest.fixture
-def patched(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(patches.ENV_SQS_PATCH, raising=False)
-    patches.apply()
-    sqs.patch_sqs()  # in case an earlier apply() ran with the switch off (idempotent)
-    assert not sqs_patch_scenario.unpatched()
+def patched() -> Iterator[None]:
+    with patches.applied():
+        assert not sqs_patch_scenario.unpatched()
+        yield
+    assert sqs_patch_scenario.unpatched()  # moto as it was for the next test
 
 
 def test_patched_sends_equal_moto_sends(baseline: dict[str, Any], patched: None) -> None:

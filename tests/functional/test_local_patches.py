@@ -21,26 +21,30 @@ BUCKET = "patched-bucket"
 
 @pytest.fixture
 def queue_url(aws_env: None) -> Iterator[str]:
-    patches.apply()
-    with mock_aws():
-        s3 = boto3.client("s3", region_name=REGION)
-        sqs = boto3.client("sqs", region_name=REGION)
-        url = sqs.create_queue(QueueName="events")["QueueUrl"]
-        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
-            "QueueArn"
-        ]
-        s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
-        s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-        s3.put_bucket_notification_configuration(
-            Bucket=BUCKET,
-            NotificationConfiguration={
-                "QueueConfigurations": [
-                    {"QueueArn": arn, "Events": ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]}
-                ]
-            },
-        )
-        _drain(url)  # the s3:TestEvent
-        yield url
+    with patches.applied(), mock_aws():
+        yield _notified_queue()
+
+
+def _notified_queue() -> str:
+    """A versioned bucket whose object events go to a queue (inside mock_aws); the queue."""
+    s3 = boto3.client("s3", region_name=REGION)
+    sqs = boto3.client("sqs", region_name=REGION)
+    url = sqs.create_queue(QueueName="events")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_bucket_notification_configuration(
+        Bucket=BUCKET,
+        NotificationConfiguration={
+            "QueueConfigurations": [
+                {"QueueArn": arn, "Events": ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]}
+            ]
+        },
+    )
+    _drain(url)  # the s3:TestEvent
+    return url
 
 
 def _drain(url: str) -> list[dict[str, Any]]:
@@ -113,9 +117,6 @@ def test_patched_events_parse_into_object_events(queue_url: str) -> None:
 def test_a_put_whose_body_does_not_match_its_checksum_is_refused(queue_url: str) -> None:
     from botocore.exceptions import ClientError
 
-    from filegate.local import s3_checksums
-
-    s3_checksums.apply()
     s3 = boto3.client("s3", region_name=REGION)
     wrong = base64.b64encode(hashlib.sha256(b"declared").digest()).decode()
     with pytest.raises(ClientError) as refused:
@@ -124,3 +125,40 @@ def test_a_put_whose_body_does_not_match_its_checksum_is_refused(queue_url: str)
     right = base64.b64encode(hashlib.sha256(b"declared").digest()).decode()
     s3.put_object(Bucket=BUCKET, Key="k", Body=b"declared", ChecksumSHA256=right)
     assert s3.get_object(Bucket=BUCKET, Key="k")["Body"].read() == b"declared"
+
+
+def _put_tampered_then_delete() -> tuple[list[dict[str, Any]], str]:
+    """A PUT whose body does not match its SHA-256, then a versioned delete: (events, outcome)."""
+    from botocore.exceptions import ClientError
+
+    url = _notified_queue()
+    s3 = boto3.client("s3", region_name=REGION)
+    wrong = base64.b64encode(hashlib.sha256(b"declared").digest()).decode()
+    try:
+        s3.put_object(Bucket=BUCKET, Key="k", Body=b"tampered", ChecksumSHA256=wrong)
+        outcome = "stored"
+    except ClientError as exc:
+        outcome = exc.response["Error"]["Code"]
+    s3.put_object(Bucket=BUCKET, Key="k", Body=b"1")
+    s3.delete_object(Bucket=BUCKET, Key="k")
+    return _drain(url), outcome
+
+
+def test_patches_applied_for_a_test_are_undone_when_it_ends(aws_env: None) -> None:
+    # GIVEN the patches applied for a block: S3's behaviour
+    with patches.applied(), mock_aws():
+        events, outcome = _put_tampered_then_delete()
+    assert outcome == "BadDigest"
+    assert [e["eventName"] for e in events] == [
+        "ObjectCreated:Put",
+        "ObjectRemoved:DeleteMarkerCreated",
+    ]
+    assert all(e["s3"]["object"].get("sequencer") for e in events)
+
+    # WHEN the block has ended, THEN moto behaves as moto: the tampered body is stored, the
+    # delete marker sends no event, and events carry no sequencer
+    with mock_aws():
+        events, outcome = _put_tampered_then_delete()
+    assert outcome == "stored"
+    assert [e["eventName"] for e in events] == ["ObjectCreated:Put", "ObjectCreated:Put"]
+    assert not any(e["s3"]["object"].get("sequencer") for e in events)

@@ -13,20 +13,8 @@ from pathlib import Path
 import filegate
 
 SOURCE = Path(filegate.__file__).parent
-# The emulator's own process reads its switches itself until issue 10's emulator rework moves
-# them into settings.py (its helper owns these files); remove each entry as it does.
-NOT_YET = {
-    "local/emulator.py",
-    "local/patches/__init__.py",
-    "local/patches/lambda_invoke.py",
-}
-# Loggers named ``log`` in the emulator's modules, renamed with the same rework.
-LOG_NAME_NOT_YET = {
-    "local/sqs_metrics.py",
-    "local/queue_channel.py",
-    "local/iam.py",
-    "local/patches/dynamodb_process.py",
-}
+NOT_YET: set[str] = set()
+LOG_NAME_NOT_YET: set[str] = set()
 
 
 def _modules() -> list[tuple[str, ast.Module]]:

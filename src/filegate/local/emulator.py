@@ -1,13 +1,17 @@
-"""The emulator process: moto's server, patched, bound to 127.0.0.1 until told to stop.
+"""The emulator process: moto's WSGI app composed with filegate's middleware, on 127.0.0.1.
 
 Run as ``python -m filegate.local.emulator --port N``; the local stack starts it as a child
-process so the emulator has a core (and a GIL) of its own. Presigned S3 requests are checked as
-S3 checks them (``s3_presign``) before moto serves them. Besides serving, it publishes the
-AWS/SQS metrics SQS would (``sqs_metrics``) and, when the local stack asks, serves its event
-source mapping's line to the queues (``queue_channel``). The local stack also starts a second
-one with ``--dynamodb-only``, which serves the stack's DynamoDB tables
-(``patches.dynamodb_process``) and publishes nothing. Both serve moto's WSGI app wrapped in
-the function roles' IAM check (``iam``), when the local stack names their principals.
+process so the emulator has a core (and a GIL) of its own. It refuses to start on a moto it was
+not built against (``moto_version``). :func:`application` is the one place where moto's app is
+wrapped: presigned S3 requests checked as S3 checks them (``s3_presign``), the function roles'
+IAM check (``iam``), DynamoDB forwarded to its own process (``patches.dynamodb_process``), Lambda
+Invoke run on the local stack's workers (``invoke_forwarding``), profiling (``profiling``). What
+cannot be done around moto is a seam into it (``patches``, ``cfn_models``), each correcting a
+behaviour AWS documents or buying measured speed. Besides serving, it publishes the AWS/SQS
+metrics SQS would (``sqs_metrics``) and, when the local stack asks, serves its event source
+mapping's line to the queues (``queue_channel``). The local stack also starts a second one with
+``--dynamodb-only``, which serves the stack's DynamoDB tables and publishes nothing. Its
+settings (what the local stack tells it, the speed switches) are ``settings.EmulatorSettings``.
 """
 
 from __future__ import annotations
@@ -15,29 +19,35 @@ from __future__ import annotations
 import argparse
 import functools
 import logging
-import os
 import signal
+import sys
 import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from filegate.aws import Target
-from filegate.local import cfn_models, patches, s3_checksums, s3_presign
+from filegate.errors import LocalStackError
+from filegate.local import cfn_models, patches, s3_presign
 from filegate.local.iam import WsgiApp, middleware_from_env
-from filegate.local.queue_channel import ENV_CHANNEL, ENV_CHANNEL_KEY, QueueChannelServer
+from filegate.local.invoke_forwarding import InvokeForwarding
+from filegate.local.moto_version import require_supported_moto
+from filegate.local.patches.dynamodb_process import DynamoDBForwarding
+from filegate.local.profiling import ProfiledRequests
+from filegate.local.queue_channel import QueueChannelServer
 from filegate.local.sqs_metrics import QueueMetricsPublisher
+from filegate.settings import EmulatorSettings
 
 
 def serve(port: int, host: str = "127.0.0.1", publish_metrics: bool = True) -> None:
     """Serve until SIGTERM or SIGINT."""
-    patches.apply()
+    settings = EmulatorSettings.resolve()
+    patches.apply(settings)
     cfn_models.register()
-    s3_checksums.apply()
     # werkzeug logs every request (a line to the emulator's log, under a lock every request
     # thread takes): ~4 % of the emulator's time in a burst, and a log that grows without end.
     # Warnings and errors are still logged.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = _Server(host, port)
+    server = _Server(host, port, settings)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
@@ -46,7 +56,7 @@ def serve(port: int, host: str = "127.0.0.1", publish_metrics: bool = True) -> N
         if publish_metrics
         else None
     )
-    channel = _queue_channel()
+    channel = _queue_channel(settings)
     if channel:
         channel.start()
     server.start()
@@ -58,29 +68,58 @@ def serve(port: int, host: str = "127.0.0.1", publish_metrics: bool = True) -> N
     if channel:
         channel.stop()
     server.stop()
+    if isinstance(server.app, ProfiledRequests):
+        server.app.dump()
 
 
-def application(moto_app: WsgiApp, env: Mapping[str, str] | None = None) -> WsgiApp:
+def application(
+    moto_app: WsgiApp,
+    env: Mapping[str, str] | None = None,
+    settings: EmulatorSettings | None = None,
+) -> WsgiApp:
     """moto's WSGI app composed with filegate's middleware, in the order AWS checks a request:
     S3 authenticates it before it authorises it, so a forged or expired URL is refused as such
     (``s3_presign``), then the signer's role is checked (``iam``, when the local stack names
-    its principals in ``env``), then moto answers."""
-    return s3_presign.PresignedRequestCheck(middleware_from_env(moto_app, env))
+    its principals in ``env``); then DynamoDB goes to its own process
+    (``patches.dynamodb_process``, when ``settings`` name one) and Lambda Invoke to the local
+    stack's workers (``invoke_forwarding``, when they name the invoke server); moto answers
+    the rest. With a profile file named, each request is profiled (outermost)."""
+    settings = settings or EmulatorSettings()
+    app = moto_app
+    if settings.invoke_url:
+        app = InvokeForwarding(app, settings.invoke_url)
+    if settings.dynamodb_url:
+        app = DynamoDBForwarding(app, settings.dynamodb_url)
+    app = s3_presign.PresignedRequestCheck(middleware_from_env(app, env))
+    return ProfiledRequests(app, settings.profile) if settings.profile else app
+
+
+def moto_application() -> WsgiApp:
+    """moto's own WSGI app, as its ``ThreadedMotoServer`` builds it, routing remembered."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+    class Dispatcher(DomainDispatcherApplication):
+        """moto's dispatcher, remembering which backend serves a host: moto finds it by
+        listing its own package directory (a ``listdir`` and ~250 ``stat`` calls) and trying
+        its URL patterns under one global lock, on every request; the answer cannot change
+        while the server runs."""
+
+        @functools.cache  # noqa: B019 - one dispatcher per process, alive as long as it
+        def get_backend_for_host(self, host: str | None) -> Any:
+            return super().get_backend_for_host(host)
+
+    return cast(WsgiApp, Dispatcher(create_backend_app))
 
 
 class _Server:
     """moto's server (what ``ThreadedMotoServer`` does), its app wrapped in our middleware."""
 
-    def __init__(self, host: str, port: int) -> None:
-        from moto.moto_server.werkzeug_app import (
-            DomainDispatcherApplication,
-            MotoRequestHandler,
-            create_backend_app,
-        )
+    def __init__(self, host: str, port: int, settings: EmulatorSettings) -> None:
+        from moto.moto_server.werkzeug_app import MotoRequestHandler
         from werkzeug.serving import make_server
 
-        app = application(DomainDispatcherApplication(create_backend_app))
-        self._server = make_server(host, port, app, True, request_handler=MotoRequestHandler)
+        self.app = application(moto_application(), settings=settings)
+        self._server = make_server(host, port, self.app, True, request_handler=MotoRequestHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     def start(self) -> None:
@@ -91,12 +130,11 @@ class _Server:
         self._thread.join()
 
 
-def _queue_channel() -> QueueChannelServer | None:
+def _queue_channel(settings: EmulatorSettings) -> QueueChannelServer | None:
     """The event source mapping's line to the queues, when the local stack asked for one."""
-    address = os.environ.get(ENV_CHANNEL)
-    if not address:
+    if not settings.queue_channel or not settings.queue_channel_key:
         return None
-    return QueueChannelServer(address, bytes.fromhex(os.environ[ENV_CHANNEL_KEY]))
+    return QueueChannelServer(settings.queue_channel, bytes.fromhex(settings.queue_channel_key))
 
 
 def _cloudwatch(host: str, port: int, region: str) -> Any:
@@ -114,6 +152,11 @@ def main() -> None:
         help="the local stack's DynamoDB process: serve, publish no queue metrics",
     )
     args = parser.parse_args()
+    try:
+        require_supported_moto()
+    except LocalStackError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
     serve(args.port, args.host, publish_metrics=not args.dynamodb_only)
 
 

@@ -58,7 +58,7 @@ from filegate.settings import (
     emulator_principals_file,
 )
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 # Set for the emulator processes: the principals file (read in filegate.settings).
 ENV_PRINCIPALS = ENV_EMULATOR_PRINCIPALS
@@ -608,7 +608,7 @@ def _denied(
         f' "{resource}" {because}'
     )
     request_id = uuid.uuid4().hex.upper()
-    log.info("IAM denied %s on %s to %s", action, resource, principal.arn)
+    logger.info("IAM denied %s on %s to %s", action, resource, principal.arn)
     if described.protocol == "s3":
         status, content_type = "403 Forbidden", "application/xml"
         body = (

@@ -1,7 +1,7 @@
 """The Lambda Invoke API on the local stack: the emulator forwards it here, the workers run it.
 
-moto cannot run function code (no docker). Its Invoke is patched in the emulator
-(``patches.lambda_invoke``) to forward each call to ``InvokeServer``, a small HTTP server of
+moto cannot run function code (no docker). The emulator answers Invoke itself
+(``invoke_forwarding``, middleware) by forwarding each call to ``InvokeServer``, an HTTP server of
 the supervisor on 127.0.0.1, which runs it on the function's warm workers (``LocalFunctions``:
 the same workers the event source mapping and the function URL gateway use) and records it
 with the telemetry, so the logs and the AWS/Lambda metrics (Errors...) appear as on AWS.
@@ -27,7 +27,7 @@ from typing import Any
 
 from filegate.errors import LocalStackError
 from filegate.local.cloudwatch import lambda_log_lines
-from filegate.local.patches.lambda_invoke import ENV_INVOKE_URL, INVOKE_PATH
+from filegate.local.invoke_forwarding import ENV_INVOKE_URL, INVOKE_PATH
 from filegate.local.runtime import FunctionSpec, Invocation, Worker
 
 logger = logging.getLogger(__name__)

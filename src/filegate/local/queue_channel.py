@@ -29,11 +29,14 @@ from typing import Any
 
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-log = logging.getLogger(__name__)
+from filegate.settings import ENV_EMULATOR_QUEUE_CHANNEL, ENV_EMULATOR_QUEUE_CHANNEL_KEY
 
-# Read by the emulator process: where to listen, and the key a client must hold (hex).
-ENV_CHANNEL = "FILEGATE_EMULATOR_QUEUE_CHANNEL"
-ENV_CHANNEL_KEY = "FILEGATE_EMULATOR_QUEUE_CHANNEL_KEY"
+logger = logging.getLogger(__name__)
+
+# Read by the emulator process (settings.EmulatorSettings): where to listen, and the key a
+# client must hold (hex).
+ENV_CHANNEL = ENV_EMULATOR_QUEUE_CHANNEL
+ENV_CHANNEL_KEY = ENV_EMULATOR_QUEUE_CHANNEL_KEY
 # A Unix socket's path is limited to 107 bytes on Linux; past this the stack uses the SQS API.
 MAX_SOCKET_PATH = 100
 
@@ -93,7 +96,7 @@ def _serve(connection: Connection) -> None:
             try:
                 response = handle(request)
             except Exception as exc:  # a bad request or a fault in moto: answer it, keep serving
-                log.exception("queue channel: request failed")
+                logger.exception("queue channel: request failed")
                 response = {"error": {"Code": "InternalError", "Message": repr(exc)}}
             connection.send(response)
 

@@ -13,7 +13,8 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-_applied = False
+from filegate.local.patches.seams import Seams
+
 _ALGORITHMS = ("CRC32", "CRC32C", "SHA1", "SHA256")
 
 
@@ -36,12 +37,8 @@ def _verified(get_checksum: Callable[..., tuple[str, str | None]]) -> Callable[.
     return wrapper
 
 
-def apply() -> None:
-    """Install the check (idempotent)."""
-    global _applied  # noqa: PLW0603 - patching is process-wide by nature
-    if _applied:
-        return
+def patch(seams: Seams) -> None:
+    """Install the check."""
     from moto.s3.responses import S3Response
 
-    setattr(S3Response, "_get_checksum", _verified(S3Response._get_checksum))  # noqa: B010
-    _applied = True
+    seams.replace(S3Response, "_get_checksum", _verified(S3Response._get_checksum))

@@ -26,7 +26,7 @@ Version 4)" and "Signature Calculations for the Authorization Header"; error cod
   objects with presigned URLs").
 
 Which secret verifies a signature: the secret of a key the emulator issued (moto's STS
-sessions, ASIA..., and IAM users' keys, looked up in moto's backends as
+sessions, ASIA..., and IAM users' keys, looked up in moto's backends by ``emulator_state`` as
 ``moto.iam.access_control`` does), or ``LOCAL_ACCESS_KEY``'s, which is itself. A key the
 emulator does not know (any credentials a user's AWS CLI sends) is checked for everything
 except its signature: looser than S3, which answers 403 InvalidAccessKeyId
@@ -49,6 +49,7 @@ from typing import Any
 from urllib.parse import quote, unquote
 from xml.sax.saxutils import escape
 
+from filegate.local.emulator_state import SigningKey, emulator_bucket_region, emulator_key
 from filegate.settings import LOCAL_ACCESS_KEY
 
 ALGORITHM = "AWS4-HMAC-SHA256"
@@ -67,18 +68,6 @@ _DATE_FORMAT = "%Y%m%dT%H%M%SZ"
 _UNSIGNED_OK = frozenset({"x-amz-content-sha256"})
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
-
-
-@dataclass(frozen=True)
-class SigningKey:
-    """What the emulator knows of an access key: its secret and, for STS, its session."""
-
-    secret: str
-    session_token: str | None = None
-    expiration: datetime | None = None
-    active: bool = True
-
-
 KeyLookup = Callable[[str], SigningKey | None]
 RegionLookup = Callable[[str], str | None]
 
@@ -381,47 +370,3 @@ class PresignedRequestCheck:
 
 
 _REASONS = {400: "Bad Request", 403: "Forbidden"}
-
-
-# --- what the emulator knows: its keys and its buckets' regions --------------------------------
-
-
-def emulator_key(access_key_id: str) -> SigningKey | None:
-    """The key as the emulator issued it (STS session or IAM user), or the fixed local key."""
-    from moto.iam.models import iam_backends
-    from moto.sts.models import sts_backends
-
-    for backend in _backends(sts_backends):
-        for session in list(backend.assumed_roles):
-            if session.access_key_id == access_key_id:
-                return SigningKey(
-                    session.secret_access_key, session.session_token, _aware(session.expiration)
-                )
-    for backend in _backends(iam_backends):
-        issued = backend.access_keys.get(access_key_id)
-        if issued is not None and issued.role_arn is None:
-            return SigningKey(issued.secret_access_key, active=issued.status == "Active")
-    if access_key_id == LOCAL_ACCESS_KEY:
-        return SigningKey(LOCAL_ACCESS_KEY)
-    return None
-
-
-def emulator_bucket_region(bucket: str) -> str | None:
-    """The region the emulator created ``bucket`` in; ``None`` when it has no such bucket."""
-    from moto.s3.models import s3_backends
-
-    for backend in _backends(s3_backends):
-        found = backend.buckets.get(bucket)
-        if found is not None:
-            return str(found.region_name)
-    return None
-
-
-def _backends(backend_dict: Any) -> Iterator[Any]:
-    """Every backend already created (per account and partition), without creating any."""
-    for account in list(backend_dict.values()):
-        yield from list(account.values())
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -20,7 +20,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 INTERVAL_SECONDS = 10.0
 NAMESPACE = "AWS/SQS"
@@ -93,5 +93,5 @@ class QueueMetricsPublisher:
             try:
                 publish_once(self._client_for)
             except (ClientError, BotoCoreError, RuntimeError) as exc:
-                log.warning("could not publish the AWS/SQS metrics: %s", exc)
-            log.debug("AWS/SQS metrics published in %.3f s", time.monotonic() - started)
+                logger.warning("could not publish the AWS/SQS metrics: %s", exc)
+            logger.debug("AWS/SQS metrics published in %.3f s", time.monotonic() - started)

@@ -58,6 +58,7 @@ from filegate.local.iam import (
     RoleSessions,
 )
 from filegate.local.invoke import LATEST, InvokeServer, LocalFunctions
+from filegate.local.moto_version import require_supported_moto
 from filegate.local.patches import ENV_DYNAMODB_URL
 from filegate.local.processes import free_port, tail, terminate, wait_listening
 from filegate.local.provision import Deployment, Provisioner, StackParameters
@@ -139,6 +140,7 @@ class LocalStack:
 
     def start(self) -> LocalState:
         """Bring everything up; on any failure, tear down what was started and raise."""
+        require_supported_moto()
         refuse_if_running(self.settings)
         try:
             return self._start()
@@ -547,6 +549,7 @@ def run_until_signalled(stack: LocalStack, on_ready: Callable[[LocalState], None
 def start_detached(settings: LocalSettings, empty: bool = False) -> LocalState:
     """Start the stack as a background supervisor process and wait until it is ready
     (``empty``: the emulator is ready, with no stack)."""
+    require_supported_moto()
     refuse_if_running(settings)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     log_path = settings.state_dir / f"local-{settings.port}.log"

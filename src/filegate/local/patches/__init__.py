@@ -1,122 +1,74 @@
-"""Patches to the moto emulator, applied in the emulator process only by :func:`apply`.
+"""The seams into moto's internals, installed by :func:`apply` (the emulator process) or for a
+block by :func:`applied` (in-process tests, which put moto back as it was when they end).
+
+What can be done around moto's WSGI app is middleware in ``local/emulator.py``, not here.
+What is left corrects moto where AWS documents another behaviour, or buys measured speed:
 
 - :mod:`.s3`: S3 events shaped like real S3's (``sequencer``, ``versionId``, delete-marker
   events, one event per multipart upload, events numbered in the order S3 applied the writes).
-  Always applied: the ingestion's ordering logic needs them to run locally. Also
-  CompleteMultipartUpload joining the parts where they are (moto copies a 1 GiB object about
-  five times), with moto's ETag, checksums and errors.
+  The ingestion's ordering logic needs them to run locally. Also CompleteMultipartUpload
+  joining the parts where they are (moto copies a 1 GiB object about five times), with moto's
+  ETag, checksums and errors.
 - :mod:`.dynamodb_atomic`: every DynamoDB request under one lock, so a conditional write's
-  check and write are atomic, as DynamoDB's are (moto's are not). Always applied.
-- :mod:`.sqs`: moto's SQS fast at queue depth (receive, delete, change visibility, counts, and a
-  send to a standard queue), and the backend found for each host remembered (moto recomputes
-  it, under a global lock, on every request).
-  ``FILEGATE_EMULATOR_SQS_PATCH=0`` serves without them (moto's own SQS and routing).
-- :mod:`.dynamodb`: moto's UpdateItem (the ledger's one conditional write per event) parsed once
-  per expression text, its AST copied structurally, its expression-only checks run once, a
-  plain SET / REMOVE update validated in one pass (:mod:`.ddb_values`), its condition parsed
-  once per request, with the same results as moto's. ``FILEGATE_EMULATOR_DDB_PATCH=0`` serves
-  without them.
-- :mod:`.framework`: moto's per-request work for every service made cheaper (the response
-  class's method list computed once per class, request ids drawn in one call).
-  ``FILEGATE_EMULATOR_FRAMEWORK_PATCH=0`` serves without it.
-- :mod:`.dynamodb_process`: in the main emulator, when ``FILEGATE_EMULATOR_DYNAMODB_URL`` names
-  the local stack's DynamoDB emulator process, DynamoDB requests are forwarded there and
-  CloudFormation's tables created there too.
-- :mod:`.lambda_invoke`: Lambda's Invoke runs the deployed code on the local stack's workers,
-  when the supervisor passes ``FILEGATE_EMULATOR_INVOKE_URL`` (moto cannot run code).
-
-The three switches exist to measure the difference (benchmarks/e2e_burst.py).
-``FILEGATE_EMULATOR_PROFILE=<file>`` profiles every request with cProfile and writes the merged
-statistics (``pstats`` format) to that file when the emulator exits. The profiler's clock is the
-thread's CPU time: with a dozen request threads taking turns at one GIL, wall time would
-charge every function for the time its thread spent waiting for the GIL.
+  check and write are atomic, as DynamoDB's are (moto's are not).
+- ``s3_checksums``: a PUT whose body does not match its ``x-amz-checksum-*`` is refused, as S3
+  refuses it.
+- :mod:`.sqs` (speed, measured: docs/benchmarks.md): moto's SQS fast at queue depth (receive,
+  delete, change visibility, counts, and a send to a standard queue).
+  ``FILEGATE_EMULATOR_SQS_PATCH=0`` serves without it.
+- :mod:`.dynamodb` (speed, measured): moto's UpdateItem (the ledger's one conditional write per
+  event) parsed once per expression text and validated in one pass (:mod:`.ddb_values`), with
+  the same results as moto's. ``FILEGATE_EMULATOR_DDB_PATCH=0`` serves without it.
+- :mod:`.dynamodb_process`: in the main emulator, when it forwards DynamoDB to the local
+  stack's DynamoDB process, the tables CloudFormation creates are created there too.
 """
 
 from __future__ import annotations
 
-import atexit
-import cProfile
-import os
-import threading
-import time
-from typing import Any
+import contextlib
+from collections.abc import Iterator
 
-from filegate.local.patches import (
-    dynamodb,
-    dynamodb_atomic,
-    dynamodb_process,
-    framework,
-    lambda_invoke,
-    s3,
-    sqs,
-)
+from filegate.local import s3_checksums
+from filegate.local.patches import dynamodb, dynamodb_atomic, dynamodb_process, s3, sqs
+from filegate.local.patches.seams import Seams
+from filegate.settings import ENV_EMULATOR_DYNAMODB_URL, EmulatorSettings
 
-# Read here, not in filegate.settings: only the emulator process reads them.
-ENV_SQS_PATCH = "FILEGATE_EMULATOR_SQS_PATCH"
-ENV_DDB_PATCH = "FILEGATE_EMULATOR_DDB_PATCH"
-ENV_FRAMEWORK_PATCH = "FILEGATE_EMULATOR_FRAMEWORK_PATCH"
-ENV_DYNAMODB_URL = "FILEGATE_EMULATOR_DYNAMODB_URL"
-ENV_PROFILE = "FILEGATE_EMULATOR_PROFILE"
+ENV_DYNAMODB_URL = ENV_EMULATOR_DYNAMODB_URL  # the local stack sets it for the main emulator
 
-_applied = False
+_PROCESS_SEAMS = Seams()
 
 
-# --- profiling the emulator (FILEGATE_EMULATOR_PROFILE) ---------------------------------------
+def install(seams: Seams, settings: EmulatorSettings | None = None) -> None:
+    """Install every seam ``settings`` asks for, recording each in ``seams``."""
+    settings = settings or EmulatorSettings()
+    s3.patch(seams)
+    s3_checksums.patch(seams)
+    dynamodb_atomic.patch(seams)
+    if settings.sqs_patch:
+        sqs.patch_sqs(seams)
+    if settings.ddb_patch:
+        dynamodb.patch(seams)
+    if settings.dynamodb_url:
+        dynamodb_process.mirror_cloudformation_tables(seams, settings.dynamodb_url)
 
 
-def _profile_requests(stats_path: str) -> None:
-    """Profile each request in its own cProfile (werkzeug serves each in a new thread)."""
-    import pstats
-
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
-
-    idle: list[cProfile.Profile] = []
-    every: list[cProfile.Profile] = []
-    lock = threading.Lock()
-    call = DomainDispatcherApplication.__call__
-
-    def profiled(self: Any, environ: dict[str, Any], start_response: Any) -> Any:
-        with lock:
-            if idle:
-                profile = idle.pop()
-            else:
-                profile = cProfile.Profile(time.thread_time)
-                every.append(profile)
-        try:
-            return profile.runcall(call, self, environ, start_response)
-        finally:
-            with lock:
-                idle.append(profile)
-
-    def dump() -> None:
-        with lock:
-            if every:
-                stats = pstats.Stats(every[0])
-                for profile in every[1:]:
-                    stats.add(profile)
-                stats.dump_stats(stats_path)
-
-    setattr(DomainDispatcherApplication, "__call__", profiled)  # noqa: B010 - see s3.patch
-    atexit.register(dump)
+def apply(settings: EmulatorSettings | None = None) -> None:
+    """Install the seams for the life of this process (the emulator; idempotent)."""
+    if not _PROCESS_SEAMS.active:
+        install(_PROCESS_SEAMS, settings or EmulatorSettings.resolve())
 
 
-def apply() -> None:
-    """Install the patches (idempotent). Call before the emulator serves any request."""
-    global _applied  # noqa: PLW0603 - patching is process-wide by nature
-    if _applied:
-        return
-    s3.patch()
-    dynamodb_atomic.patch()
-    if os.environ.get(ENV_SQS_PATCH, "1") != "0":
-        sqs.patch_sqs()
-        sqs.patch_routing()
-    if os.environ.get(ENV_DDB_PATCH, "1") != "0":
-        dynamodb.patch()
-    if os.environ.get(ENV_FRAMEWORK_PATCH, "1") != "0":
-        framework.patch()
-    lambda_invoke.patch()
-    if os.environ.get(ENV_DYNAMODB_URL):
-        dynamodb_process.patch(os.environ[ENV_DYNAMODB_URL])
-    if os.environ.get(ENV_PROFILE):
-        _profile_requests(os.environ[ENV_PROFILE])
-    _applied = True
+def undo() -> None:
+    """Undo what :func:`apply` installed (the functional tests' conftest, after each test)."""
+    _PROCESS_SEAMS.undo()
+
+
+@contextlib.contextmanager
+def applied(settings: EmulatorSettings | None = None) -> Iterator[None]:
+    """The seams for the duration of a block, then moto as it was (in-process tests)."""
+    seams = Seams()
+    install(seams, settings)
+    try:
+        yield
+    finally:
+        seams.undo()

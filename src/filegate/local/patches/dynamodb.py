@@ -55,6 +55,7 @@ from collections.abc import Callable, Hashable
 from typing import Any
 
 from filegate.local.patches import ddb_values
+from filegate.local.patches.seams import Seams
 
 _moto: dict[str, Any] = {}  # moto classes the patches refer to, set by patch()
 # The remembered ASTs and passed checks are bounded: past this many entries, start again.
@@ -464,10 +465,8 @@ def _clauses_remembered(find_clauses: Callable[[Any, Any], Any]) -> Callable[[An
     return remembered
 
 
-def patch() -> None:
-    """Install the DynamoDB UpdateItem patches (idempotent)."""
-    if _moto:
-        return
+def patch(seams: Seams) -> None:
+    """Install the DynamoDB UpdateItem patches."""
     from moto.dynamodb.parsing import validators
 
     # moto's parsing modules are untyped ("# type: ignore"): reach them as plain modules.
@@ -484,7 +483,6 @@ def patch() -> None:
             validators.UpdateHashRangeKeyValidator,
         ),
     )
-    # setattr: mypy rightly refuses plain assignment to a method; replacing them is the point.
     replacements: list[tuple[Any, str, Any]] = [
         (parser, "make", classmethod(_parse_once(parser.make))),
         (validators.Validator, "__init__", _validator_init),
@@ -497,9 +495,11 @@ def patch() -> None:
         (ast_nodes.Node, "find_clauses", _clauses_remembered(ast_nodes.Node.find_clauses)),
     ]
     for owner, name, replacement in replacements:
-        setattr(owner, name, replacement)
+        seams.replace(owner, name, replacement)
 
 
 def active() -> bool:
-    """Whether :func:`patch` has run in this process."""
-    return bool(_moto)
+    """Whether :func:`patch` is in force in this process."""
+    from moto.dynamodb.parsing import validators
+
+    return validators.UpdateExpressionValidator.validate is _validate_update

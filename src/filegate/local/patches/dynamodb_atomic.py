@@ -14,21 +14,35 @@ work anyway; only the waits change hands). Always applied: it is what DynamoDB p
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
+
+from filegate.local.patches.seams import Seams
 
 _LOCK = threading.RLock()
 
 
-def patch() -> None:
+def patch(seams: Seams) -> None:
     """Run every DynamoDB request of this process under one lock (idempotent)."""
     from moto.dynamodb.responses import DynamoHandler
 
     if getattr(DynamoHandler.call_action, "_filegate_atomic", False):
         return
-    DynamoHandler.call_action = _atomic(DynamoHandler.call_action)  # type: ignore[method-assign]
+    seams.replace(DynamoHandler, "call_action", _atomic(DynamoHandler.call_action))
+
+
+@contextlib.contextmanager
+def applied() -> Iterator[None]:
+    """The lock for the duration of a block (in-process tests), then moto as it was."""
+    seams = Seams()
+    patch(seams)
+    try:
+        yield
+    finally:
+        seams.undo()
 
 
 def _atomic(call_action: Callable[..., Any]) -> Callable[..., Any]:

@@ -8,11 +8,12 @@ names the second):
 
 - every DynamoDB and DynamoDB Streams request (``X-Amz-Target: DynamoDB_20120810.*`` or
   ``DynamoDBStreams_20120810.*``) is forwarded there as it came, and its answer returned as it
-  is, so any client of the main endpoint (the AWS CLI, filegate's commands) sees one emulator;
-- a table that CloudFormation creates (``AWS::DynamoDB::Table``) is created there too, from the
-  same properties, and deleted there with the stack (or the rollback of its create). moto
-  keeps its own copy for the stack's bookkeeping (physical id, ``Fn::GetAtt``); no request
-  ever reads it.
+  is, so any client of the main endpoint (the AWS CLI, filegate's commands) sees one emulator
+  (:class:`DynamoDBForwarding`, WSGI middleware around moto's app: ``emulator.application``);
+- a table that CloudFormation creates (``AWS::DynamoDB::Table``) is created there too, from
+  the same properties, and deleted there with the stack (or the rollback of its create): the
+  one seam into moto here, :func:`mirror_cloudformation_tables`. moto keeps its own copy
+  for the stack's bookkeeping (physical id, ``Fn::GetAtt``); no request ever reads it.
 
 The function's workers get ``AWS_ENDPOINT_URL_DYNAMODB`` and reach the second process directly.
 """
@@ -27,9 +28,10 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
+from filegate.local.patches.seams import Seams
 from filegate.settings import LOCAL_ACCESS_KEY
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 FORWARDED_TARGETS = ("DynamoDB_20120810.", "DynamoDBStreams_20120810.")
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade"}
@@ -123,7 +125,7 @@ class Forwarder:
             response = connection.getresponse()
             data = response.read()
         except OSError as exc:
-            log.warning("the DynamoDB emulator process did not answer: %s", exc)
+            logger.warning("the DynamoDB emulator process did not answer: %s", exc)
             start_response(
                 "500 Internal Server Error", [("Content-Type", "application/x-amz-json-1.0")]
             )
@@ -145,27 +147,28 @@ def _error_body(message: str) -> bytes:
     return json.dumps(document).encode()
 
 
-def patch(base_url: str) -> None:
-    """Forward DynamoDB to ``base_url`` and create CloudFormation's tables there (idempotent)."""
-    from moto.dynamodb.models.table import Table
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+class DynamoDBForwarding:
+    """WSGI middleware: DynamoDB (and Streams) requests to the DynamoDB process, the rest to
+    ``app``."""
 
-    if getattr(DomainDispatcherApplication, "_filegate_dynamodb_forwarded", False):
-        return
-    forward = Forwarder(base_url)
-    call = DomainDispatcherApplication.__call__
+    def __init__(self, app: Callable[..., Iterable[bytes]], base_url: str) -> None:
+        self._app = app
+        self._forward = Forwarder(base_url)
 
-    def dispatch(self: Any, environ: dict[str, Any], start_response: Any) -> Any:
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
         if is_forwarded(environ):
-            return forward(environ, start_response)
-        return call(self, environ, start_response)
-
-    setattr(DomainDispatcherApplication, "__call__", dispatch)  # noqa: B010 - see s3.patch
-    setattr(DomainDispatcherApplication, "_filegate_dynamodb_forwarded", True)  # noqa: B010
-    _mirror_cloudformation_tables(Table, base_url)
+            return self._forward(environ, start_response)
+        return self._app(environ, start_response)
 
 
-def _mirror_cloudformation_tables(table_class: Any, base_url: str) -> None:
+def mirror_cloudformation_tables(seams: Seams, base_url: str) -> None:
+    """The seam: a table CloudFormation creates (or deletes) in moto is created (or deleted)
+    in the DynamoDB process at ``base_url`` too."""
+    from moto.dynamodb.models.table import Table
+
+    table_class: Any = Table
     create = table_class.create_from_cloudformation_json.__func__
     delete = table_class.delete_from_cloudformation_json.__func__
 
@@ -225,6 +228,6 @@ def _mirror_cloudformation_tables(table_class: Any, base_url: str) -> None:
         delete_instance(self, account_id, region_name)
         drop(region_name, self.name)
 
-    setattr(table_class, "create_from_cloudformation_json", classmethod(create_both))  # noqa: B010
-    setattr(table_class, "delete_from_cloudformation_json", classmethod(delete_both))  # noqa: B010
-    setattr(table_class, "delete", delete_instance_both)  # noqa: B010
+    seams.replace(table_class, "create_from_cloudformation_json", classmethod(create_both))
+    seams.replace(table_class, "delete_from_cloudformation_json", classmethod(delete_both))
+    seams.replace(table_class, "delete", delete_instance_both)

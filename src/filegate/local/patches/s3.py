@@ -30,6 +30,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import quote_plus
 
+from filegate.local.patches.seams import Seams
+
 _MUTATION_LOCK = threading.RLock()
 _CRC_ALGORITHMS = frozenset({"CRC32", "CRC32C", "CRC64NVME"})
 _SEQUENCE = itertools.count(time.time_ns())
@@ -266,22 +268,21 @@ def _value_setter(set_value: Callable[[Any, Any], None]) -> Callable[[Any, Any],
     return setter
 
 
-def _patch_multipart_assembly() -> None:
+def _patch_multipart_assembly(seams: Seams) -> None:
     from moto.s3 import models
 
     value = vars(models.FakeKey)["value"]  # the property object itself
-    setattr(models.FakeKey, "value", property(value.fget, _value_setter(value.fset)))  # noqa: B010
-    setattr(models.FakeMultipart, "complete", _complete_multipart)  # noqa: B010
+    seams.replace(models.FakeKey, "value", property(value.fget, _value_setter(value.fset)))
+    seams.replace(models.FakeMultipart, "complete", _complete_multipart)
 
 
-def patch() -> None:
+def patch(seams: Seams) -> None:
     """Install the S3 patches."""
     from moto.s3 import models, notifications
 
-    notifications._get_s3_event = s3_event
-    _patch_multipart_assembly()
+    seams.replace(notifications, "_get_s3_event", s3_event)
+    _patch_multipart_assembly(seams)
     backend = models.S3Backend
-    # setattr: mypy rightly refuses plain assignment to a method; replacing them is the point.
     replacements = {
         "put_object": _locked(_put_object_without_multipart_event(backend.put_object)),
         "_set_delete_marker": _delete_marker_with_event(backend._set_delete_marker),
@@ -291,4 +292,4 @@ def patch() -> None:
         },
     }
     for name, replacement in replacements.items():
-        setattr(backend, name, replacement)
+        seams.replace(backend, name, replacement)

@@ -1,6 +1,8 @@
-"""moto's SQS fast at queue depth, and request routing remembered, in the emulator process only.
+"""moto's SQS fast at queue depth, in the emulator process only.
 
-Needed for a burst of uploads (benchmarks/e2e_burst.py). moto's cost grows with queue depth:
+Needed for a burst of uploads (benchmarks/e2e_burst.py; re-measured for issue 10 in
+docs/benchmarks.md: without it the emulator spends about a quarter more CPU per object).
+moto's cost grows with queue depth:
 every ``ReceiveMessage`` rebuilds the list of visible messages, deep-copies each message it
 returns and, per returned message, recomputes every queue attribute (three walks of the whole
 queue, three times over, for the retention check); ``DeleteMessage`` and
@@ -15,9 +17,6 @@ queue, three times over, for the retention check); ``DeleteMessage`` and
   put with a notification sends one message, so this was O(depth) per upload. FIFO queues keep
   moto's code;
 - the visible / in-flight / delayed counts read the clock once per count, not twice per message.
-And, for every service: moto's server finds the backend for each request by listing its own
-package directory (a ``listdir`` and ~250 ``stat`` calls) and trying its URL patterns, under one
-global lock; the answer per host is remembered (it cannot change while the server runs).
 """
 
 from __future__ import annotations
@@ -27,6 +26,8 @@ import functools
 import time
 from collections.abc import Callable
 from typing import Any
+
+from filegate.local.patches.seams import Seams
 
 # --- SQS: stop walking (and copying) the whole queue on every call ---------------------------
 
@@ -257,12 +258,10 @@ def _within_retention(self: Any, queue_name: str, message: Any) -> bool:
     return bool(retention + message.sent_timestamp / 1000 > unix_time())
 
 
-def patch_sqs() -> None:
-    """Install the SQS patches (idempotent)."""
+def patch_sqs(seams: Seams) -> None:
+    """Install the SQS patches."""
     from moto.sqs import models
 
-    if sqs_patched():
-        return
     queue_replacements: dict[str, Any] = {
         "messages": property(_visible_messages),
         "approximate_number_of_messages_not_visible": property(_count_not_visible),
@@ -280,36 +279,11 @@ def patch_sqs() -> None:
         (models.SQSBackend, backend_replacements),
     ):
         for name, replacement in replacements.items():
-            setattr(cls, name, replacement)
+            seams.replace(cls, name, replacement)
 
 
 def sqs_patched() -> bool:
-    """Whether :func:`patch_sqs` has run in this process."""
+    """Whether :func:`patch_sqs` is in force in this process."""
     from moto.sqs import models
 
     return getattr(models.SQSBackend.send_message, "__wrapped__", None) is not None
-
-
-# --- routing: remember which backend serves a host ------------------------------------------
-
-
-def _remembered(lookup: Callable[..., Any]) -> Callable[..., Any]:
-    # The answer for a host never changes while the server runs: moto's modules and URL patterns
-    # are fixed. moto recomputes it on every request, under the dispatcher's global lock.
-    answers: dict[str | None, Any] = {}
-
-    @functools.wraps(lookup)
-    def wrapper(self: Any, host: str | None) -> Any:
-        if host not in answers:
-            answers[host] = lookup(self, host)
-        return answers[host]
-
-    return wrapper
-
-
-def patch_routing() -> None:
-    """Remember the backend found for each host."""
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
-
-    lookup = _remembered(DomainDispatcherApplication.get_backend_for_host)
-    setattr(DomainDispatcherApplication, "get_backend_for_host", lookup)  # noqa: B010 - see s3.patch
