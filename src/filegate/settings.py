@@ -295,17 +295,6 @@ def local_lambda_concurrency(env: Mapping[str, str] | None = None) -> int:
     return _int(env, ENV_LOCAL_LAMBDA_CONCURRENCY, DEFAULT_LAMBDA_CONCURRENCY, 0)
 
 
-# --- the emulator processes: the principals file the local stack writes (local/iam.py) ---
-ENV_EMULATOR_PRINCIPALS = "FILEGATE_EMULATOR_PRINCIPALS"
-
-
-def emulator_principals_file(env: Mapping[str, str] | None = None) -> Path | None:
-    """The function roles' principals the emulator checks, when the local stack names them."""
-    env = os.environ if env is None else env
-    path = env.get(ENV_EMULATOR_PRINCIPALS, "").strip()
-    return Path(path) if path else None
-
-
 # --- the emulator process: what the local stack tells it, and its switches (local/emulator.py,
 # local/patches/) ---
 ENV_EMULATOR_DYNAMODB_URL = "FILEGATE_EMULATOR_DYNAMODB_URL"
@@ -315,13 +304,16 @@ ENV_EMULATOR_QUEUE_CHANNEL_KEY = "FILEGATE_EMULATOR_QUEUE_CHANNEL_KEY"
 ENV_EMULATOR_SQS_PATCH = "FILEGATE_EMULATOR_SQS_PATCH"
 ENV_EMULATOR_DDB_PATCH = "FILEGATE_EMULATOR_DDB_PATCH"
 ENV_EMULATOR_PROFILE = "FILEGATE_EMULATOR_PROFILE"
+# the principals file the local stack writes: the function roles' sessions the IAM check knows
+ENV_EMULATOR_PRINCIPALS = "FILEGATE_EMULATOR_PRINCIPALS"
 
 
 @dataclass(frozen=True)
 class EmulatorSettings:
     """One emulator process's settings: the local stack's other processes it reaches (the
     DynamoDB process, the invoke server, the queue channel's socket and key), the speed patches'
-    switches (on unless set to 0; benchmarks/e2e_burst.py measures them) and the profile file."""
+    switches (on unless set to 0; benchmarks/e2e_burst.py measures them), the profile file and
+    the principals file of the function roles' sessions (``local/iam.py``)."""
 
     dynamodb_url: str | None = None
     invoke_url: str | None = None
@@ -330,6 +322,7 @@ class EmulatorSettings:
     sqs_patch: bool = True
     ddb_patch: bool = True
     profile: str | None = None
+    principals: str | None = None
 
     @classmethod
     def resolve(cls, env: Mapping[str, str] | None = None) -> EmulatorSettings:
@@ -346,4 +339,5 @@ class EmulatorSettings:
             sqs_patch=_switch(env, ENV_EMULATOR_SQS_PATCH, default=True),
             ddb_patch=_switch(env, ENV_EMULATOR_DDB_PATCH, default=True),
             profile=text(ENV_EMULATOR_PROFILE),
+            principals=text(ENV_EMULATOR_PRINCIPALS),
         )

@@ -35,6 +35,7 @@ from filegate.local.iam import (
     RoleSessions,
 )
 from filegate.local.processes import free_port, terminate, wait_listening
+from filegate.settings import EmulatorSettings
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -78,7 +79,8 @@ class Emulator:
         self.principals = work_dir / PRINCIPALS_FILE
         # composed as the emulator composes it: presigned-request check, IAM check, moto
         app = application(
-            DomainDispatcherApplication(create_backend_app), {ENV_PRINCIPALS: str(self.principals)}
+            DomainDispatcherApplication(create_backend_app),
+            EmulatorSettings(principals=str(self.principals)),
         )
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"

@@ -22,13 +22,13 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, cast
 
 from filegate.aws import Target
 from filegate.errors import LocalStackError
 from filegate.local import cfn_models, patches, s3_presign
-from filegate.local.iam import WsgiApp, middleware_from_env
+from filegate.local.iam import IamMiddleware, PrincipalFile, WsgiApp
 from filegate.local.invoke_forwarding import InvokeForwarding
 from filegate.local.moto_version import require_supported_moto
 from filegate.local.patches.dynamodb_process import DynamoDBForwarding
@@ -72,15 +72,11 @@ def serve(port: int, host: str = "127.0.0.1", publish_metrics: bool = True) -> N
         server.app.dump()
 
 
-def application(
-    moto_app: WsgiApp,
-    env: Mapping[str, str] | None = None,
-    settings: EmulatorSettings | None = None,
-) -> WsgiApp:
+def application(moto_app: WsgiApp, settings: EmulatorSettings | None = None) -> WsgiApp:
     """moto's WSGI app composed with filegate's middleware, in the order AWS checks a request:
     S3 authenticates it before it authorises it, so a forged or expired URL is refused as such
     (``s3_presign``), then the signer's role is checked (``iam``, when the local stack names
-    its principals in ``env``); then DynamoDB goes to its own process
+    its principals in ``settings``); then DynamoDB goes to its own process
     (``patches.dynamodb_process``, when ``settings`` name one) and Lambda Invoke to the local
     stack's workers (``invoke_forwarding``, when they name the invoke server); moto answers
     the rest. With a profile file named, each request is profiled (outermost)."""
@@ -90,7 +86,9 @@ def application(
         app = InvokeForwarding(app, settings.invoke_url)
     if settings.dynamodb_url:
         app = DynamoDBForwarding(app, settings.dynamodb_url)
-    app = s3_presign.PresignedRequestCheck(middleware_from_env(app, env))
+    if settings.principals:
+        app = IamMiddleware(app, PrincipalFile(Path(settings.principals)))
+    app = s3_presign.PresignedRequestCheck(app)
     return ProfiledRequests(app, settings.profile) if settings.profile else app
 
 

@@ -52,11 +52,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from filegate.settings import (
-    ENV_EMULATOR_PRINCIPALS,
-    MAX_PRESIGN_EXPIRY,
-    emulator_principals_file,
-)
+from filegate.settings import ENV_EMULATOR_PRINCIPALS, MAX_PRESIGN_EXPIRY
 
 logger = logging.getLogger(__name__)
 
@@ -663,9 +659,3 @@ def _query_denial(message: str, request_id: str) -> bytes:
 
 def _xml(text: str) -> str:
     return html.escape(text, quote=True)
-
-
-def middleware_from_env(app: WsgiApp, env: Mapping[str, str] | None = None) -> WsgiApp:
-    """The app, wrapped when the local stack named a principals file (the emulator's end)."""
-    path = emulator_principals_file(env)
-    return IamMiddleware(app, PrincipalFile(path)) if path else app
