@@ -1,4 +1,4 @@
-"""The emulator's CompleteMultipartUpload joins the parts instead of copying them (patches/s3.py)
+"""The emulator's CompleteMultipartUpload joins the parts instead of copying them (patches/s3_multipart.py)
 and answers exactly as S3 (and moto) do: content, ETag, checksums, errors. In-process moto."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from moto import mock_aws
 from moto.s3.utils import compute_checksum
 
 from filegate.local import patches
-from filegate.local.patches.s3 import JoinedParts, RunningChecksum
+from filegate.local.patches.s3_multipart import JoinedParts, RunningChecksum
 
 REGION = "eu-central-1"
 BUCKET = "multipart-bucket"

@@ -6,9 +6,9 @@ What is left corrects moto where AWS documents another behaviour, or buys measur
 
 - :mod:`.s3`: S3 events shaped like real S3's (``sequencer``, ``versionId``, delete-marker
   events, one event per multipart upload, events numbered in the order S3 applied the writes).
-  The ingestion's ordering logic needs them to run locally. Also CompleteMultipartUpload
-  joining the parts where they are (moto copies a 1 GiB object about five times), with moto's
-  ETag, checksums and errors.
+  The ingestion's ordering logic needs them to run locally.
+- :mod:`.s3_multipart`: CompleteMultipartUpload joining the parts where they are (moto copies a
+  1 GiB object about five times), with moto's ETag, checksums and errors.
 - :mod:`.dynamodb_atomic`: every DynamoDB request under one lock, so a conditional write's
   check and write are atomic, as DynamoDB's are (moto's are not).
 - ``s3_checksums``: a PUT whose body does not match its ``x-amz-checksum-*`` is refused, as S3
@@ -29,7 +29,14 @@ import contextlib
 from collections.abc import Iterator
 
 from filegate.local import s3_checksums
-from filegate.local.patches import dynamodb, dynamodb_atomic, dynamodb_process, s3, sqs
+from filegate.local.patches import (
+    dynamodb,
+    dynamodb_atomic,
+    dynamodb_process,
+    s3,
+    s3_multipart,
+    sqs,
+)
 from filegate.local.patches.seams import Seams
 from filegate.settings import ENV_EMULATOR_DYNAMODB_URL, EmulatorSettings
 
@@ -42,6 +49,7 @@ def install(seams: Seams, settings: EmulatorSettings | None = None) -> None:
     """Install every seam ``settings`` asks for, recording each in ``seams``."""
     settings = settings or EmulatorSettings()
     s3.patch(seams)
+    s3_multipart.patch(seams)
     s3_checksums.patch(seams)
     dynamodb_atomic.patch(seams)
     if settings.sqs_patch:
