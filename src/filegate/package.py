@@ -18,6 +18,7 @@ unchecked-hash invalidation (PEP 552): the runtime loads it without looking at t
 at a cold start (docs/benchmarks.md, "Cold start at its floor"). A .pyc of another minor version
 is ignored by the runtime, so when no such interpreter is found the zip ships source only and
 the build says so in one line (logged as a warning); ``Package.bytecode`` records which.
+Compiling takes seconds, so compiled modules are kept in a cache (``BytecodeCache``).
 Native extensions are left out on purpose: every vendored library has a pure-Python fallback
 (wrapt's is used when its C extension is absent), so one zip serves arm64 on AWS and x86_64
 locally.
@@ -31,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import re
 import shutil
 import subprocess
@@ -232,16 +234,66 @@ def compile_bytecode(
     sources: Mapping[str, Path], python: str, runtime: Runtime
 ) -> dict[str, bytes]:
     """The unchecked-hash .pyc of every ``*.py`` in ``sources``, by archive name
-    (``pkg/__pycache__/mod.cpython-312.pyc``), compiled by ``python`` in one process."""
+    (``pkg/__pycache__/mod.cpython-312.pyc``): from the bytecode cache, the rest compiled by
+    ``python`` in one process and added to the cache."""
+    cache = BytecodeCache(settings.cache_dir() / "bytecode", python)
+    wanted = {
+        _cache_name(name, runtime): (name, source.read_bytes(), source)
+        for name, source in sources.items()
+        if name.endswith(".py")
+    }
+    cached = {pyc: cache.get(name, text) for pyc, (name, text, _) in wanted.items()}
+    missing = {pyc: (name, source) for pyc, (name, _, source) in wanted.items() if not cached[pyc]}
+    compiled = _compile(missing, python)
+    for pyc, data in compiled.items():
+        cache.put(wanted[pyc][0], wanted[pyc][1], data)
+    return {**{pyc: data for pyc, data in cached.items() if data}, **compiled}
+
+
+class BytecodeCache:
+    """Compiled .pyc by (interpreter binary, archive name, source bytes): compiling the zip's
+    662 modules takes seconds, and every build (each ``local up``, each test) has the same
+    sources. The bytes are what the compiler writes for that key, so a hit changes nothing in
+    the zip; a cache that cannot be written is skipped."""
+
+    def __init__(self, root: Path, python: str) -> None:
+        stat = Path(python).stat()
+        self._root = root
+        self._interpreter = f"{python}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode()
+
+    def _path(self, name: str, source: bytes) -> Path:
+        key = hashlib.sha256(self._interpreter + name.encode() + b"\0" + source).hexdigest()
+        return self._root / key[:2] / f"{key}.pyc"
+
+    def get(self, name: str, source: bytes) -> bytes | None:
+        try:
+            return self._path(name, source).read_bytes()
+        except OSError:
+            return None
+
+    def put(self, name: str, source: bytes, data: bytes) -> None:
+        path = self._path(name, source)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_suffix(f".{os.getpid()}.tmp")
+            partial.write_bytes(data)
+            partial.replace(path)  # atomic: a concurrent build reads all of it or nothing
+        except OSError:
+            log.debug("bytecode cache %s not writable", self._root)
+
+
+def _compile(jobs: Mapping[str, tuple[str, Path]], python: str) -> dict[str, bytes]:
+    """``{pyc name: (archive name, source)}`` compiled by ``python`` in one process."""
+    if not jobs:
+        return {}
     with tempfile.TemporaryDirectory(prefix="filegate-pyc-") as work:
-        jobs = {
-            _cache_name(name, runtime): (str(source), str(Path(work) / str(index)), name)
-            for index, (name, source) in enumerate(sources.items())
-            if name.endswith(".py")
+        triples = {
+            pyc: (str(source), str(Path(work) / str(index)), name)
+            for index, (pyc, (name, source)) in enumerate(jobs.items())
         }
         done = subprocess.run(
             [python, "-S", "-W", "ignore", "-c", _COMPILE],
-            input=json.dumps(list(jobs.values())),
+            input=json.dumps(list(triples.values())),
             capture_output=True,
             text=True,
             timeout=_COMPILE_TIMEOUT_SECONDS,
@@ -251,7 +303,7 @@ def compile_bytecode(
         if done.returncode != 0:
             last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
             raise PackageError(f"{python} could not compile the package's bytecode: {last}")
-        return {name: Path(cfile).read_bytes() for name, (_, cfile, _) in jobs.items()}
+        return {pyc: Path(cfile).read_bytes() for pyc, (_, cfile, _) in triples.items()}
 
 
 def _cache_name(name: str, runtime: Runtime) -> str:

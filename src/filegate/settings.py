@@ -50,6 +50,7 @@ ENV_PATH = "PATH"  # the local workers' executable search path, as the caller's
 # the interpreter that compiles the zip's bytecode; default: python3.<minor> of the template's
 # Runtime on PATH
 ENV_BUILD_PYTHON = "FILEGATE_BUILD_PYTHON"
+ENV_CACHE_HOME = "XDG_CACHE_HOME"  # the build's bytecode cache lives under it (~/.cache)
 
 DEFAULT_REGION = "eu-central-1"
 DEFAULT_STACK_NAME = "s3-lambda-dynamo-stack"
@@ -213,6 +214,12 @@ def child_environment(
 def build_python(env: Mapping[str, str] | None = None) -> str | None:
     """The interpreter the package build is told to compile bytecode with, if any."""
     return (os.environ if env is None else env).get(ENV_BUILD_PYTHON, "").strip() or None
+
+
+def cache_dir(env: Mapping[str, str] | None = None) -> Path:
+    """filegate's cache directory: $XDG_CACHE_HOME/filegate, by default ~/.cache/filegate."""
+    root = (os.environ if env is None else env).get(ENV_CACHE_HOME, "").strip()
+    return (Path(root) if root else Path.home() / ".cache") / "filegate"
 
 
 def interpreter_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -122,11 +122,20 @@ def test_the_runtime_imports_the_handler_from_the_shipped_bytecode(
 
 
 @needs_runtime_python
-def test_bytecode_builds_are_reproducible(built: package.Package, tmp_path: Path) -> None:
-    again = package.build(tmp_path / "again.zip")
+def test_bytecode_builds_are_reproducible_compiled_afresh_or_from_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(settings.ENV_CACHE_HOME, str(tmp_path / "first"))
+    first = package.build(tmp_path / "first.zip")
+    monkeypatch.setenv(settings.ENV_CACHE_HOME, str(tmp_path / "second"))
+    second = package.build(tmp_path / "second.zip")  # compiled again, by another process
+    cached = package.build(tmp_path / "cached.zip")  # every module from the cache
 
-    assert again.bytecode == built.bytecode == "cpython-312"
-    assert again.sha256_hex == built.sha256_hex
+    assert first.bytecode == second.bytecode == cached.bytecode == "cpython-312"
+    assert first.sha256_hex == second.sha256_hex == cached.sha256_hex
+    entries = list((tmp_path / "second" / "filegate" / "bytecode").rglob("*.pyc"))
+    modules = [n for n in zipfile.ZipFile(cached.path).namelist() if n.endswith(".py")]
+    assert len(entries) == len(modules)
 
 
 def test_without_an_interpreter_of_the_runtime_the_zip_ships_source_and_says_so(
