@@ -96,7 +96,7 @@ for source, cfile, dfile in json.load(sys.stdin):
                        invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
 """
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -279,7 +279,7 @@ class BytecodeCache:
             partial.write_bytes(data)
             partial.replace(path)  # atomic: a concurrent build reads all of it or nothing
         except OSError:
-            log.debug("bytecode cache %s not writable", self._root)
+            logger.debug("bytecode cache %s not writable", self._root)
 
 
 def _compile(jobs: Mapping[str, tuple[str, Path]], python: str) -> dict[str, bytes]:
@@ -315,7 +315,7 @@ def _bytecode(sources: Mapping[str, Path]) -> tuple[dict[str, bytes], str | None
     runtime = lambda_runtime()
     python, why_not = build_python(runtime)
     if python is None:
-        log.warning(
+        logger.warning(
             "the Lambda package ships no bytecode (%s; set %s to a %s interpreter): %s compiles"
             " every module at each cold start",
             why_not,

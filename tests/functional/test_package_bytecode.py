@@ -2,8 +2,9 @@
 
 The template's Runtime is python3.12; a .pyc is used only by the minor version that wrote it,
 so these tests need a 3.12 interpreter (``package.build_python``: FILEGATE_BUILD_PYTHON, else
-``python3.12`` on PATH, a pyenv shim included). The machine image the suite and CI run on has
-one (pyenv's 3.12.1); they skip, saying so, only where none exists.
+``python3.12`` on PATH, a pyenv shim included). CI's container (python:3.12-bookworm) and the
+development machine's image (pyenv's 3.12.1) both have one; they skip, saying so, only where
+none exists.
 """
 
 from __future__ import annotations
@@ -160,7 +161,11 @@ def test_without_an_interpreter_of_the_runtime_the_zip_ships_source_and_says_so(
 def test_a_build_python_of_another_version_is_refused_naming_the_variable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(settings.ENV_BUILD_PYTHON, sys.executable)  # this suite's 3.11
+    # an interpreter as the build sees one: it answers the probe with its cache tag
+    other = tmp_path / "python3.11"
+    other.write_text("#!/bin/sh\necho cpython-311 /usr/bin/python3.11\n")
+    other.chmod(0o755)
+    monkeypatch.setenv(settings.ENV_BUILD_PYTHON, str(other))
 
     with pytest.raises(
         PackageError, match=r"FILEGATE_BUILD_PYTHON=.* is cpython-311, .* python3\.12"
