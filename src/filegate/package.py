@@ -231,22 +231,18 @@ def _probe(command: str, runtime: Runtime) -> tuple[str, str]:
 
 
 def compile_bytecode(
-    sources: Mapping[str, Path], python: str, runtime: Runtime
+    sources: Mapping[str, bytes], python: str, runtime: Runtime
 ) -> dict[str, bytes]:
-    """The unchecked-hash .pyc of every ``*.py`` in ``sources``, by archive name
-    (``pkg/__pycache__/mod.cpython-312.pyc``): from the bytecode cache, the rest compiled by
-    ``python`` in one process and added to the cache."""
+    """The unchecked-hash .pyc of every ``*.py`` in ``sources`` (archive name: the bytes the
+    zip ships), by archive name (``pkg/__pycache__/mod.cpython-312.pyc``): from the bytecode
+    cache, the rest compiled by ``python`` in one process and added to the cache."""
     cache = BytecodeCache(settings.cache_dir() / "bytecode", python)
-    wanted = {
-        _cache_name(name, runtime): (name, source.read_bytes(), source)
-        for name, source in sources.items()
-        if name.endswith(".py")
-    }
-    cached = {pyc: cache.get(name, text) for pyc, (name, text, _) in wanted.items()}
-    missing = {pyc: (name, source) for pyc, (name, _, source) in wanted.items() if not cached[pyc]}
+    wanted = {_cache_name(name, runtime): name for name in sources if name.endswith(".py")}
+    cached = {pyc: cache.get(name, sources[name]) for pyc, name in wanted.items()}
+    missing = {pyc: (name, sources[name]) for pyc, name in wanted.items() if not cached[pyc]}
     compiled = _compile(missing, python)
     for pyc, data in compiled.items():
-        cache.put(wanted[pyc][0], wanted[pyc][1], data)
+        cache.put(wanted[pyc], sources[wanted[pyc]], data)
     return {**{pyc: data for pyc, data in cached.items() if data}, **compiled}
 
 
@@ -282,15 +278,17 @@ class BytecodeCache:
             logger.debug("bytecode cache %s not writable", self._root)
 
 
-def _compile(jobs: Mapping[str, tuple[str, Path]], python: str) -> dict[str, bytes]:
-    """``{pyc name: (archive name, source)}`` compiled by ``python`` in one process."""
+def _compile(jobs: Mapping[str, tuple[str, bytes]], python: str) -> dict[str, bytes]:
+    """``{pyc name: (archive name, source bytes)}`` compiled by ``python`` in one process,
+    from those bytes (written to a scratch file), so the .pyc is of exactly what is shipped."""
     if not jobs:
         return {}
     with tempfile.TemporaryDirectory(prefix="filegate-pyc-") as work:
-        triples = {
-            pyc: (str(source), str(Path(work) / str(index)), name)
-            for index, (pyc, (name, source)) in enumerate(jobs.items())
-        }
+        triples = {}
+        for index, (pyc, (name, source)) in enumerate(jobs.items()):
+            scratch = Path(work) / f"{index}.py"
+            scratch.write_bytes(source)
+            triples[pyc] = (str(scratch), str(scratch.with_suffix(".pyc")), name)
         done = subprocess.run(
             [python, "-S", "-W", "ignore", "-c", _COMPILE],
             input=json.dumps(list(triples.values())),
@@ -311,7 +309,7 @@ def _cache_name(name: str, runtime: Runtime) -> str:
     return str(path.parent / "__pycache__" / f"{path.stem}.{runtime.cache_tag}.pyc")
 
 
-def _bytecode(sources: Mapping[str, Path]) -> tuple[dict[str, bytes], str | None]:
+def _bytecode(sources: Mapping[str, bytes]) -> tuple[dict[str, bytes], str | None]:
     runtime = lambda_runtime()
     python, why_not = build_python(runtime)
     if python is None:
@@ -327,12 +325,12 @@ def _bytecode(sources: Mapping[str, Path]) -> tuple[dict[str, bytes], str | None
     return compile_bytecode(sources, python, runtime), runtime.cache_tag
 
 
-def build(out: Path, *, bytecode: bool = True) -> Package:
-    """Write the deployment zip to ``out`` and return its digest; with ``bytecode`` (the
-    default) it ships the runtime's bytecode when an interpreter of its version is found."""
-    sources = dict(iter_package_files())
-    compiled, tag = _bytecode(sources) if bytecode else ({}, None)
-    contents = {**{name: path.read_bytes() for name, path in sources.items()}, **compiled}
+def build(out: Path) -> Package:
+    """Write the deployment zip to ``out`` and return its digest; it ships the runtime's
+    bytecode when an interpreter of the runtime's version is found."""
+    sources = {name: path.read_bytes() for name, path in iter_package_files()}
+    compiled, tag = _bytecode(sources)
+    contents = {**sources, **compiled}
     out.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for name, data in sorted(contents.items()):
