@@ -69,6 +69,21 @@ def test_the_runtime_is_the_templates() -> None:
     assert RUNTIME.cache_tag == "cpython-312"
 
 
+def test_one_zip_needs_one_python_runtime_across_the_functions() -> None:
+    def function(runtime: str) -> dict[str, object]:
+        return {"Type": "AWS::Lambda::Function", "Properties": {"Runtime": runtime}}
+
+    two = {"Resources": {"A": function("python3.12"), "B": function("python3.13")}}
+    other = {"Resources": {"A": function("nodejs20.x")}}
+
+    for template in (two, other):
+        with pytest.raises(PackageError, match=r"must share one python3\.N Runtime"):
+            package.lambda_runtime(template)
+    assert package.lambda_runtime({"Resources": {"A": function("python3.13")}}).cache_tag == (
+        "cpython-313"
+    )
+
+
 @needs_runtime_python
 def test_every_module_in_the_zip_ships_its_unchecked_hash_pyc(built: package.Package) -> None:
     archive = zipfile.ZipFile(built.path)
