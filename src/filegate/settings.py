@@ -46,6 +46,12 @@ ENV_LOCAL_AWS_TIMING = "FILEGATE_LOCAL_AWS_TIMING"
 ENV_LOCAL_LOG = "FILEGATE_LOCAL_LOG"  # set by `local up --detach` for its supervisor: its log
 ENV_PATH = "PATH"  # the local workers' executable search path, as the caller's
 
+# --- building the Lambda package (package.py) ---
+# the interpreter that compiles the zip's bytecode; default: python3.<minor> of the template's
+# Runtime on PATH
+ENV_BUILD_PYTHON = "FILEGATE_BUILD_PYTHON"
+ENV_CACHE_HOME = "XDG_CACHE_HOME"  # the build's bytecode cache lives under it (~/.cache)
+
 DEFAULT_REGION = "eu-central-1"
 DEFAULT_STACK_NAME = "s3-lambda-dynamo-stack"
 DEFAULT_LOCAL_PORT = 4566
@@ -202,6 +208,24 @@ def child_environment(
     """This process's environment for a child process of the local stack, less ``without``,
     plus ``extra``: the one place the whole environment is read."""
     inherited = {k: v for k, v in os.environ.items() if k not in without}
+    return {**inherited, **(extra or {})}
+
+
+def build_python(env: Mapping[str, str] | None = None) -> str | None:
+    """The interpreter the package build is told to compile bytecode with, if any."""
+    return (os.environ if env is None else env).get(ENV_BUILD_PYTHON, "").strip() or None
+
+
+def cache_dir(env: Mapping[str, str] | None = None) -> Path:
+    """filegate's cache directory: $XDG_CACHE_HOME/filegate, by default ~/.cache/filegate."""
+    root = (os.environ if env is None else env).get(ENV_CACHE_HOME, "").strip()
+    return (Path(root) if root else Path.home() / ".cache") / "filegate"
+
+
+def interpreter_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """This process's environment for another Python interpreter, plus ``extra``: without the
+    PYTHON* variables, which are this interpreter's (a 3.11 venv's PYTHONPATH is not a 3.12's)."""
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     return {**inherited, **(extra or {})}
 
 

@@ -19,13 +19,15 @@ def build_package(
         OutputFormat.table
     ),
 ) -> None:
-    """Build the ingestion Lambda's zip, the same bytes the local stack deploys."""
+    """Build the ingestion Lambda's zip, the same bytes the local stack deploys; it ships the
+    runtime's bytecode when an interpreter of the template's Runtime version is found."""
     built = package.build(out)
     document = {
         "path": str(built.path),
         "size": built.size,
         "sha256": built.sha256_hex,
         "handler": package.HANDLER,
+        "bytecode": built.bytecode or "none (source only)",
     }
     if output is OutputFormat.json:
         print_json(document)

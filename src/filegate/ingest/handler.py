@@ -6,12 +6,13 @@ directly (``aws lambda invoke --payload fileb://test.json``), which raises on th
 and returns a count of outcomes. The collaborators are built once per container, on the first
 invocation, so importing this module stays cheap (boto3 is imported by the builder).
 
-Only what an invocation uses is imported: on Lambda every module of the zip is compiled at each
-cold start (the code directory is read-only and the zip ships no bytecode), so the partial
-batch response is built here, a few lines, rather than by Powertools' batch utility, which
-imports its whole data_classes package and asyncio (docs/benchmarks.md, "Cold start at its
-floor"). X-Ray patches botocore when this module is imported (``Tracer(patch_modules=...)``),
-so every S3 and DynamoDB call of an invocation is a subsegment of its trace.
+Only what an invocation uses is imported: every module imported is init time on Lambda (loaded
+from the zip's cpython-312 bytecode, or compiled at each cold start where the zip was built
+without it: the code directory is read-only), so the partial batch response is built here, a
+few lines, rather than by Powertools' batch utility, which imports its whole data_classes
+package and asyncio (docs/benchmarks.md, "Cold start at its floor"). X-Ray patches botocore
+when this module is imported (``Tracer(patch_modules=...)``), so every S3 and DynamoDB call of
+an invocation is a subsegment of its trace.
 
 The records of an SQS batch are recorded concurrently (up to RECORD_CONCURRENCY at once, on a
 thread pool kept per container): each costs two round trips (HeadObject, the conditional
