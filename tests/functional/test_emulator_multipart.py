@@ -1,5 +1,6 @@
-"""The emulator's CompleteMultipartUpload joins the parts instead of copying them (patches/s3_multipart.py)
-and answers exactly as S3 (and moto) do: content, ETag, checksums, errors. In-process moto."""
+"""The emulator's CompleteMultipartUpload joins the parts instead of copying them
+(patches/s3_multipart.py) and answers exactly as S3 (and moto) do: content, ETag, checksums,
+errors. In-process moto."""
 
 from __future__ import annotations
 

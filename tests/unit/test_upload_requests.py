@@ -19,11 +19,11 @@ from filegate.errors import (
 from filegate.uploads.requests import (
     MAX_OBJECT_SIZE,
     CompletedPart,
+    PartToSign,
     UploadRequest,
     check_limits,
     is_type_pattern,
     load_json,
-    PartToSign,
     parse_completed_parts,
     parse_parts_to_sign,
     parse_upload_request,

@@ -13,10 +13,13 @@ integrity in Amazon S3"; S3 API reference, "Error responses": BadDigest). Two pi
   InvalidPart as S3 answers it (S3 API reference, CompleteMultipartUpload, "Errors"), and
   ListParts reports each part's ``ChecksumSHA256`` (moto reports none; S3 API reference,
   ListParts, "Part"). moto computes the object's composite checksum itself at completion, from
-  the parts' bytes (``patches.s3_multipart``), and HeadObject with ChecksumMode returns it as
-  ``<base64>-<N>`` with ``x-amz-checksum-type: COMPOSITE``.
-- :func:`patch`, a seam for PutObject in every process that applies ``patches`` (in-process
-  tests too, where there is no middleware): a PUT whose body does not match is refused.
+  the parts' bytes (``patches.s3_multipart``).
+- :func:`patch`, two seams in every process that applies ``patches`` (in-process tests too,
+  where there is no middleware): a PUT whose body does not match is refused; and HeadObject
+  with ChecksumMode answers as S3 does (S3 API reference, HeadObject: ``x-amz-checksum-type``;
+  S3 user guide, "Checking object integrity": a composite checksum is ``<base64>-<N>``), where
+  moto's HeadObject leaves out the ``-<N>`` and the type (its GetObject has both). Whether a
+  checksum is composite is known only to moto's key, so this is a seam, not middleware.
 
 A body sent ``aws-chunked`` (an SDK's trailing checksum) is passed on unchecked: the twin does
 not decode chunked payloads here (docs/aws-fidelity.md).
@@ -226,8 +229,34 @@ def _verified(get_checksum: Callable[..., tuple[str, str | None]]) -> Callable[.
     return wrapper
 
 
+def _qualified_head(head_object: Callable[..., Any]) -> Callable[..., Any]:
+    """moto's HeadObject with the checksum type, and a composite checksum's ``-<N>``."""
+
+    @functools.wraps(head_object)
+    def wrapper(
+        self: Any, bucket_name: str, query: dict[str, Any], key_name: str, headers: Any
+    ) -> Any:
+        status, response_headers, body = head_object(self, bucket_name, query, key_name, headers)
+        if status != 200 or headers.get("x-amz-checksum-mode") != "ENABLED":
+            return status, response_headers, body
+        version_id = query.get("versionId", [None])[0]
+        key = self.backend.head_object(bucket_name, key_name, version_id=version_id)
+        algorithm = getattr(key, "checksum_algorithm", None)
+        header = f"x-amz-checksum-{algorithm.lower()}" if algorithm else ""
+        if header in response_headers:
+            kind = key.checksum_type or "FULL_OBJECT"
+            response_headers["x-amz-checksum-type"] = kind
+            value = str(response_headers[header])
+            if kind == "COMPOSITE" and key.checksum_parts and "-" not in value:
+                response_headers[header] = f"{value}-{key.checksum_parts}"
+        return status, response_headers, body
+
+    return wrapper
+
+
 def patch(seams: Seams) -> None:
-    """Install the PutObject check."""
+    """Install the PutObject check and HeadObject's checksum answer."""
     from moto.s3.responses import S3Response
 
     seams.replace(S3Response, "_get_checksum", _verified(S3Response._get_checksum))
+    seams.replace(S3Response, "head_object", _qualified_head(S3Response.head_object))
