@@ -833,3 +833,33 @@ def test_the_cli_exits_2_naming_a_missing_file_and_sends_nothing(
     assert str(missing) in done.stderr
     assert str(present) not in done.stderr
     assert fake.seen == []
+
+
+def test_the_cli_with_wait_exits_1_when_a_file_is_rejected_and_reports_the_reason(
+    fake: FakeService, tmp_path: Path
+) -> None:
+    path = tmp_path / "report.csv"
+    path.write_text("id,amount\n1,100\n")
+    fake.status = "REJECTED"
+
+    done = subprocess.run(
+        [
+            str(FILEGATE),
+            "upload",
+            str(path),
+            "--wait",
+            "--output",
+            "json",
+            "--api",
+            fake.base + "/api",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "FILEGATE_API_KEY": API_KEY, "NO_COLOR": "1", "COLUMNS": "500"},
+        timeout=120,
+        check=False,
+    )
+
+    assert done.returncode == 1, done.stderr
+    (result,) = json.loads(done.stdout)
+    assert (result["status"], result["reason"]) == ("REJECTED", "sha256 differs")
