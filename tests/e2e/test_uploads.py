@@ -179,7 +179,14 @@ def test_a_multipart_part_refused_for_its_checksum_is_sent_again_and_completion_
     # verified: the composite SHA-256 over the parts
     done = _api(stack, partner["api_key"], "POST", plan["complete"]["path"], {"parts": listed})
     assert done.status == 200, done.data
-    assert _verdict(stack, partner["api_key"], plan["upload_id"])["status"] == "ACCEPTED"
+    view = _verdict(stack, partner["api_key"], plan["upload_id"])
+    assert view["status"] == "ACCEPTED"
+    assert view["checksum"] == {
+        "sha256": composite_sha256(p["checksum_sha256"] for p in listed),
+        "type": "COMPOSITE",
+        "part_count": len(chunks),
+    }
+    assert (view["declared"]["part_size"], view["declared"]["part_count"]) == (size, len(chunks))
     item = stack.item(plan["key"])
     assert item is not None
     assert item["checksum_sha256"]["S"] == composite_sha256(p["checksum_sha256"] for p in listed)

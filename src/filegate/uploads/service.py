@@ -287,8 +287,18 @@ def upload_view(record: UploadRecord) -> dict[str, Any]:
         "expires_at": record.expires_at,
         "updated_at": record.updated_at,
     }
+    if record.declared_part_count:
+        view["declared"]["part_size"] = record.declared_part_size
+        view["declared"]["part_count"] = record.declared_part_count
     optional = {"reason": record.reason, "size": record.size, "content_type": record.content_type}
     view.update({name: value for name, value in optional.items() if value is not None})
+    if record.checksum_sha256:
+        # The checksum S3 verified and holds for the object (docs/integrity.md).
+        view["checksum"] = {
+            "sha256": record.checksum_sha256,
+            "type": record.checksum_type,
+            "part_count": record.checksum_part_count,
+        }
     return view
 
 
