@@ -9,7 +9,10 @@ tells a duplicate delivery from a stale one. botocore errors become ``LedgerErro
 Declared uploads (the upload API) live in the same table under their object key: ``declare``
 writes the PENDING item at presign time, ``get_upload`` finds it by upload id through the
 ``upload_id-index`` GSI, ``extend`` moves a PENDING item's ``expires_at`` when its part URLs are
-signed again, and ``expire`` / ``abort`` close a PENDING item; each is one conditional write.
+signed again, ``expect_checksum`` records the checksum S3 must end up holding (a multipart
+upload's composite SHA-256, written just before it is completed), and ``expire`` / ``abort``
+close a PENDING item; each is one conditional write. The checksum fields are described in
+docs/integrity.md.
 
 For the operations, ``describe`` and ``raw_item`` return DescribeTable and GetItem as the API
 answers them (the evidence set saves them as they are), and ``enable_point_in_time_recovery``
@@ -46,7 +49,16 @@ _NEWER_BY_SEQUENCER = (
     "OR #sequencer_key < :sequencer_key"
 )
 _NEWER_BY_TIME = "attribute_not_exists(#event_time) OR #event_time < :event_time"
-_OBJECT_FIELDS = ("size", "content_type", "etag", "checksum_sha256")
+# checksum_sha256 / checksum_type / checksum_part_count: the checksum S3 holds (and verified)
+# for the object, as HeadObject reports it (value, FULL_OBJECT or COMPOSITE, parts behind it).
+_OBJECT_FIELDS = (
+    "size",
+    "content_type",
+    "etag",
+    "checksum_sha256",
+    "checksum_type",
+    "checksum_part_count",
+)
 _OPTIONAL_ITEM_FIELDS = ("sequencer", "sequencer_key", "version_id", *_OBJECT_FIELDS)
 
 Clock = Callable[[], datetime]
@@ -97,6 +109,8 @@ class LedgerEntry:
     content_type: str | None = None
     etag: str | None = None
     checksum_sha256: str | None = None
+    checksum_type: str | None = None
+    checksum_part_count: int | None = None
     reason: str | None = None
 
 
@@ -119,6 +133,8 @@ class LedgerItem:
     content_type: str | None = None
     etag: str | None = None
     checksum_sha256: str | None = None
+    checksum_type: str | None = None
+    checksum_part_count: int | None = None
 
 
 @dataclass(frozen=True)
@@ -135,6 +151,11 @@ class Declaration:
     method: str
     expires_at: datetime
     multipart_upload_id: str | None = None
+    part_size: int | None = None  # MULTIPART: the plan's part size and count
+    part_count: int | None = None
+    # The SHA-256 checksum S3 must hold: for a PUT the declared sha256 in base64, known now; for
+    # a MULTIPART upload the composite over the parts, known when it is completed.
+    expected_checksum_sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -154,9 +175,15 @@ class UploadRecord:
     first_seen_at: str
     updated_at: str
     multipart_upload_id: str | None = None
+    declared_part_size: int | None = None
+    declared_part_count: int | None = None
+    expected_checksum_sha256: str | None = None
     reason: str | None = None
     size: int | None = None
     content_type: str | None = None
+    checksum_sha256: str | None = None
+    checksum_type: str | None = None
+    checksum_part_count: int | None = None
 
     def overdue(self, now: datetime) -> bool:
         """Still PENDING after its URLs expired."""
@@ -312,6 +339,18 @@ class Ledger:
             values,
         )
 
+    def expect_checksum(self, key: str, checksum: str, now: datetime) -> UploadRecord | None:
+        """Record the checksum S3 must hold for a PENDING upload (a multipart upload's composite
+        SHA-256, before it is completed); ``None`` when it is no longer PENDING."""
+        values = {":pending": UploadStatus.PENDING.value, ":checksum": checksum}
+        values[":now"] = iso_utc(now)
+        return self._update_upload(
+            key,
+            "SET expected_checksum_sha256 = :checksum, updated_at = :now",
+            "processing_status = :pending",
+            values,
+        )
+
     def _declared(self, declaration: Declaration) -> dict[str, Any]:
         now = iso_utc(self._clock())
         item = {
@@ -329,6 +368,9 @@ class Ledger:
             "first_seen_at": now,
             "updated_at": now,
             "multipart_upload_id": declaration.multipart_upload_id,
+            "declared_part_size": declaration.part_size,
+            "declared_part_count": declaration.part_count,
+            "expected_checksum_sha256": declaration.expected_checksum_sha256,
         }
         return {name: value for name, value in item.items() if value is not None}
 
@@ -494,9 +536,15 @@ def _to_upload(plain: Mapping[str, Any]) -> UploadRecord:
         first_seen_at=plain.get("first_seen_at", ""),
         updated_at=plain.get("updated_at", ""),
         multipart_upload_id=plain.get("multipart_upload_id"),
+        declared_part_size=plain.get("declared_part_size"),
+        declared_part_count=plain.get("declared_part_count"),
+        expected_checksum_sha256=plain.get("expected_checksum_sha256"),
         reason=plain.get("reason"),
         size=plain.get("size"),
         content_type=plain.get("content_type"),
+        checksum_sha256=plain.get("checksum_sha256"),
+        checksum_type=plain.get("checksum_type"),
+        checksum_part_count=plain.get("checksum_part_count"),
     )
 
 

@@ -59,6 +59,7 @@ LAMBDA_MODULES = (
     "filegate/events.py",
     "filegate/ledger.py",
     "filegate/storage.py",
+    "filegate/parts.py",
     "filegate/ingest/",
     "filegate/uploads/__init__.py",
     "filegate/uploads/partners.py",

@@ -2,7 +2,7 @@
 ``BucketOps`` (listing, the bucket's notification configuration, encryption and small state
 files for the operations commands; creating and configuring buckets and uploading zips for
 ``filegate deploy`` and the local stack) and ``UploadSigner`` (presigned PUTs and multipart
-uploads for the upload API).
+uploads for the upload API, each part's SHA-256 bound in its URL: docs/integrity.md).
 
 botocore errors are translated into ``StorageError`` here and nowhere else. A missing object
 (or object version, or bucket) is an answer, not an error: ``head`` returns ``None``,
@@ -15,10 +15,8 @@ virtual-hosted endpoint).
 
 from __future__ import annotations
 
-import hashlib
 import json
-import math
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,6 +27,14 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from filegate.errors import PartsRejectedError, StorageError
+from filegate.parts import (  # noqa: F401 - re-exported: the signer's limits
+    MAX_PART_COUNT,
+    MAX_PART_SIZE,
+    MIN_PART_SIZE,
+    START_PART_SIZE,
+    part_ranges,
+    part_size_for,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -87,22 +93,18 @@ _PERMISSION = {
     "CreateMultipartUpload": "s3:PutObject",
     "PresignUploadPart": "s3:PutObject",
     "CompleteMultipartUpload": "s3:PutObject",
+    "ListParts": "s3:ListMultipartUploadParts",
     "AbortMultipartUpload": "s3:AbortMultipartUpload",
 }
-# S3's multipart limits and s3transfer's starting part size.
-MIN_PART_SIZE = 5 * 1024 * 1024
-START_PART_SIZE = 8 * 1024 * 1024
-MAX_PART_SIZE = 5 * 1024**3
-MAX_PART_COUNT = 10_000
-# A multipart plan hands the partner every part's presigned URL in one response, and a function
-# URL's response is at most 6 MB. On AWS each URL carries the function role's session token
-# (~1.6 KB a URL), so 10,000 parts would not fit; 2,000 do (~3.2 MB), and 2,000 parts of at
-# most 5 GiB still cover S3's largest object (5 TiB).
-MAX_PLAN_PARTS = 2_000
+# The multipart checksum: composite SHA-256 (docs/integrity.md says why not CRC64NVME).
+CHECKSUM_ALGORITHM: Final = "SHA256"
 ENCRYPTION: Final = "AES256"
-# Answers to CompleteMultipartUpload that are about the parts the client listed, not about us.
-_PARTS_CODES = frozenset({"InvalidPart", "InvalidPartOrder", "EntityTooSmall", "NoSuchUpload"})
-_READ_CHUNK = 1024 * 1024
+# Answers to CompleteMultipartUpload that are about the parts the client listed, not about us:
+# a listed ETag or ChecksumSHA256 that is not the stored part's is InvalidPart (S3 API reference,
+# CompleteMultipartUpload, "Errors"); BadDigest is how S3 names a checksum that does not match.
+_PARTS_CODES = frozenset(
+    {"InvalidPart", "InvalidPartOrder", "EntityTooSmall", "NoSuchUpload", "BadDigest"}
+)
 NULL_VERSION = "null"  # what S3 reports for objects written while versioning was off
 # A conditional request whose condition did not hold: the object changed (or appeared) meanwhile.
 _PRECONDITION_CODES = frozenset({"PreconditionFailed", "412"})
@@ -117,10 +119,22 @@ class ObjectInfo:
     etag: str | None
     version_id: str | None
     checksum_sha256: str | None
+    checksum_type: str | None = None  # FULL_OBJECT or COMPOSITE, when S3 holds a checksum
+
+    @property
+    def checksum_part_count(self) -> int | None:
+        """Parts behind S3's checksum: N of a composite ``<base64>-N``, 1 for a full object."""
+        if not self.checksum_sha256:
+            return None
+        _, dash, count = self.checksum_sha256.rpartition("-")
+        return int(count) if dash and count.isdigit() else 1
 
 
 class ObjectStore:
-    """S3 object calls through an injected client: head for ingestion, put and delete."""
+    """S3 object calls through an injected client: head for ingestion, put and delete.
+
+    There is no read: the ingestion judges an object from HeadObject's checksum, never its bytes.
+    """
 
     def __init__(self, s3_client: S3Client) -> None:
         self._s3 = s3_client
@@ -135,23 +149,6 @@ class ObjectStore:
                     return None
                 raise
         return _object_info(response)
-
-    def sha256(self, bucket: str, key: str, version_id: str | None = None) -> str | None:
-        """The object's SHA-256 (hex), read once in chunks; ``None`` when it no longer exists."""
-        request: dict[str, str] = {"Bucket": bucket, "Key": key}
-        if version_id and version_id != NULL_VERSION:
-            request["VersionId"] = version_id
-        digest = hashlib.sha256()
-        with _translated("GetObject", bucket, key):
-            try:
-                body = self._s3.get_object(**request)["Body"]  # type: ignore[arg-type]
-            except ClientError as exc:
-                if _error_code(exc) in MISSING_OBJECT_CODES:
-                    return None
-                raise
-            for chunk in body.iter_chunks(_READ_CHUNK):
-                digest.update(chunk)
-        return digest.hexdigest()
 
     def put(self, bucket: str, key: str, body: bytes, content_type: str) -> str | None:
         """One PutObject with a SHA-256 checksum; the new version id (None if unversioned)."""
@@ -369,14 +366,25 @@ class PresignedPart:
     request: PresignedRequest
 
 
+@dataclass(frozen=True)
+class StoredPart:
+    """One part S3 holds for an open multipart upload, as ListParts reports it."""
+
+    part_number: int
+    size: int
+    etag: str
+    checksum_sha256: str | None
+
+
 class UploadSigner:
     """Presigned uploads into the bucket, and the multipart calls around them.
 
     A single PUT is signed with its content type, length, SHA-256 checksum and encryption, so
-    S3 refuses a request that changes any of them. Multipart uploads are created WITHOUT a
-    ChecksumAlgorithm: with one, real S3 requires every part to carry its own checksum (which
-    the client would have to declare before the part URLs are signed) and the completion to
-    list them; the declared SHA-256 of the whole file is kept in the ledger instead.
+    S3 refuses a request that changes any of them. A multipart upload is created with the
+    SHA256 checksum algorithm (type COMPOSITE); each part's URL is signed for the part's
+    length and the SHA-256 the client computed for it, so S3 refuses a part whose bytes do not
+    match (BadDigest), and the completion lists each part's checksum, which S3 compares with
+    the parts it stored before it builds the object's composite checksum (docs/integrity.md).
     """
 
     def __init__(
@@ -411,7 +419,7 @@ class UploadSigner:
             "Content-Length": str(size),
             "x-amz-checksum-sha256": sha256_base64,
             # Tells S3 (and moto, which otherwise stores no checksum) which checksum is sent.
-            "x-amz-sdk-checksum-algorithm": "SHA256",
+            "x-amz-sdk-checksum-algorithm": CHECKSUM_ALGORITHM,
             "x-amz-server-side-encryption": ENCRYPTION,
         }
         params = {
@@ -420,7 +428,7 @@ class UploadSigner:
             "ContentType": content_type,
             "ContentLength": size,
             "ChecksumSHA256": sha256_base64,
-            "ChecksumAlgorithm": "SHA256",
+            "ChecksumAlgorithm": CHECKSUM_ALGORITHM,
             "ServerSideEncryption": ENCRYPTION,
         }
         with _translated("PresignPutObject", bucket, key):
@@ -430,48 +438,65 @@ class UploadSigner:
         return PresignedRequest(url, headers)
 
     def start_multipart(self, bucket: str, key: str, content_type: str) -> str:
-        """CreateMultipartUpload (type and encryption set now); S3's UploadId."""
+        """CreateMultipartUpload (type, encryption and the composite SHA-256 set now)."""
         with _translated("CreateMultipartUpload", bucket, key):
             response = self._s3.create_multipart_upload(
-                Bucket=bucket, Key=key, ContentType=content_type, ServerSideEncryption=ENCRYPTION
+                Bucket=bucket,
+                Key=key,
+                ContentType=content_type,
+                ServerSideEncryption=ENCRYPTION,
+                ChecksumAlgorithm=CHECKSUM_ALGORITHM,
+                ChecksumType="COMPOSITE",
             )
         return response["UploadId"]
 
     def presign_parts(
-        self,
-        bucket: str,
-        key: str,
-        multipart_id: str,
-        size: int,
-        numbers: Collection[int] | None = None,
+        self, bucket: str, key: str, multipart_id: str, size: int, checksums: Mapping[int, str]
     ) -> tuple[PresignedPart, ...]:
-        """One presigned UploadPart per part (or per part in ``numbers``), bound to its length.
-
-        Signing again gives fresh URLs for parts whose first ones expired before they were sent.
-        """
-        wanted = part_ranges(size)
-        if numbers is not None:
-            chosen = set(numbers)
-            wanted = [part for part in wanted if part[0] in chosen]
+        """One presigned UploadPart per part in ``checksums`` (part number -> the part's SHA-256
+        in base64), bound to its length and checksum. Signing again gives fresh URLs for parts
+        whose first ones expired before they were sent."""
+        wanted = [part for part in part_ranges(size) if part[0] in checksums]
         with _translated("PresignUploadPart", bucket, key):
             return tuple(
                 PresignedPart(
-                    number, offset, length, self._part(bucket, key, multipart_id, number, length)
+                    number,
+                    offset,
+                    length,
+                    self._part(bucket, key, multipart_id, (number, length, checksums[number])),
                 )
                 for number, offset, length in wanted
             )
 
     def complete_multipart(
-        self, bucket: str, key: str, multipart_id: str, parts: Sequence[tuple[int, str]]
+        self, bucket: str, key: str, multipart_id: str, parts: Sequence[tuple[int, str, str]]
     ) -> None:
-        """CompleteMultipartUpload from (part number, ETag) pairs; PartsRejected when S3 says no."""
+        """CompleteMultipartUpload from (part number, ETag, SHA-256 base64) triples;
+        PartsRejected when S3 says no (a checksum that is not the stored part's included)."""
         listed: list[CompletedPartTypeDef] = [
-            {"PartNumber": number, "ETag": etag} for number, etag in parts
+            {"PartNumber": number, "ETag": etag, "ChecksumSHA256": checksum}
+            for number, etag, checksum in parts
         ]
         with _rejected_parts(bucket, key), _translated("CompleteMultipartUpload", bucket, key):
             self._s3.complete_multipart_upload(
                 Bucket=bucket, Key=key, UploadId=multipart_id, MultipartUpload={"Parts": listed}
             )
+
+    def list_parts(self, bucket: str, key: str, multipart_id: str) -> list[StoredPart]:
+        """ListParts, every page: the parts S3 holds, with the SHA-256 S3 verified for each."""
+        paginator = self._s3.get_paginator("list_parts")
+        with _translated("ListParts", bucket, key):
+            pages = paginator.paginate(Bucket=bucket, Key=key, UploadId=multipart_id)
+            return [
+                StoredPart(
+                    part_number=part["PartNumber"],
+                    size=part.get("Size", 0),
+                    etag=part.get("ETag", ""),
+                    checksum_sha256=part.get("ChecksumSHA256") or None,
+                )
+                for page in pages
+                for part in page.get("Parts", [])
+            ]
 
     def abort_multipart(self, bucket: str, key: str, multipart_id: str) -> None:
         """AbortMultipartUpload; an upload S3 no longer knows is already gone."""
@@ -483,19 +508,27 @@ class UploadSigner:
                     raise
 
     def _part(
-        self, bucket: str, key: str, multipart_id: str, number: int, length: int
+        self, bucket: str, key: str, multipart_id: str, part: tuple[int, int, str]
     ) -> PresignedRequest:
+        number, length, checksum = part
         params = {
             "Bucket": bucket,
             "Key": key,
             "UploadId": multipart_id,
             "PartNumber": number,
             "ContentLength": length,
+            "ChecksumSHA256": checksum,
+            "ChecksumAlgorithm": CHECKSUM_ALGORITHM,
         }
         url = self._s3.generate_presigned_url(
             "upload_part", Params=params, ExpiresIn=self.lifetime()
         )
-        return PresignedRequest(url, {"Content-Length": str(length)})
+        headers = {
+            "Content-Length": str(length),
+            "x-amz-checksum-sha256": checksum,
+            "x-amz-sdk-checksum-algorithm": CHECKSUM_ALGORITHM,
+        }
+        return PresignedRequest(url, headers)
 
 
 def credentials_expiry(credentials: Any) -> datetime | None:
@@ -509,24 +542,6 @@ def credentials_expiry(credentials: Any) -> datetime | None:
     # botocore has no public accessor for the expiry of RefreshableCredentials.
     expiry = getattr(credentials, "_expiry_time", None)
     return expiry if isinstance(expiry, datetime) else None
-
-
-def part_size_for(size: int) -> int:
-    """s3transfer's rule (8 MiB, within 5 MiB-5 GiB, doubled while too many parts), with the
-    plan's limit of 2,000 parts instead of S3's 10,000: larger files get larger parts."""
-    part_size = min(max(START_PART_SIZE, MIN_PART_SIZE), MAX_PART_SIZE)
-    while math.ceil(size / part_size) > MAX_PLAN_PARTS:
-        part_size *= 2
-    return part_size
-
-
-def part_ranges(size: int) -> list[tuple[int, int, int]]:
-    """(part number, offset, length) for each part; only the last part may be shorter."""
-    part_size = part_size_for(size)
-    return [
-        (number, offset, min(part_size, size - offset))
-        for number, offset in enumerate(range(0, size, part_size), start=1)
-    ]
 
 
 def _head_request(bucket: str, key: str, version_id: str | None) -> HeadObjectRequestTypeDef:
@@ -545,6 +560,7 @@ def _object_info(response: HeadObjectOutputTypeDef) -> ObjectInfo:
         etag=etag.strip('"') if etag else None,
         version_id=response.get("VersionId") or None,
         checksum_sha256=response.get("ChecksumSHA256") or None,
+        checksum_type=response.get("ChecksumType") or None,
     )
 
 
@@ -570,7 +586,8 @@ def _rejected_parts(bucket: str, key: str) -> Iterator[None]:
             raise
         raise PartsRejectedError(
             f"S3 refused to complete the multipart upload of s3://{bucket}/{key} ({code}): "
-            "list every uploaded part once, by part number, with the ETag S3 returned for it",
+            "list every uploaded part once, by part number, with the ETag S3 returned for it"
+            " and the SHA-256 (base64) its URL was signed with",
             code,
         ) from cause
 

@@ -1,11 +1,14 @@
-"""`filegate upload` exit codes on the local stack: a missing file, `--wait` on a REJECTED verdict.
+"""`filegate upload` exit codes on the local stack: a missing file, a file that changes while it
+is uploaded, `--wait` when every file is ACCEPTED.
 
-To get a REJECTED verdict through an honest client, the file changes on disk after the client
-hashed it and before it sends the bytes, as a file still being written would. The change is
-made at a deterministic point: a small relay in front of the stack's upload API changes the
-file when it sees the declaration go by (the client hashes first, then declares), and passes
-every request and answer through unchanged. The file is above the multipart threshold, so S3
-takes the parts without a checksum and the ingestion finds that the SHA-256 differs.
+The file changes on disk after the client hashed it and before it sends the bytes, as a file
+still being written would. The change is made at a deterministic point: a small relay in front
+of the stack's upload API changes the file when it sees the declaration go by (the client hashes
+first, then declares), and passes every request and answer through unchanged. The file is above
+the multipart threshold: each part's URL binds the SHA-256 the client computed, so the twin
+refuses the changed part (BadDigest) every time it is sent, and the client gives up, naming the
+file and the part, and aborts the multipart upload. (`--wait` exiting 1 on a REJECTED verdict:
+tests/functional/test_upload_client.py.)
 """
 
 from __future__ import annotations
@@ -111,34 +114,36 @@ def test_a_missing_file_exits_2_naming_it(stack: Stack, api_key: str, tmp_path: 
     assert str(missing) in done.stderr.replace("\n", "")
 
 
-def test_wait_exits_1_when_a_file_is_rejected_and_reports_the_reason(
+def test_a_file_that_changes_while_it_is_uploaded_exits_2_naming_the_part_and_is_aborted(
     stack: Stack, api_key: str, relay: _Relay, tmp_path: Path
 ) -> None:
     # GIVEN a multipart-sized file that changes right after the client hashed it
     changing = tmp_path / "changing.bin"
     changing.write_bytes(b"v" * (65 * MiB))
-    fine = tmp_path / "fine.txt"
-    fine.write_text("unchanged\n")
+    declared: list[str] = []
 
     def change_the_file(declaration: dict[str, Any]) -> None:
         if declaration["filename"] == changing.name:
+            declared.append(declaration["sha256"])
             with changing.open("r+b") as handle:
                 handle.write(b"CHANGED")  # same size: only the SHA-256 tells
 
     relay.on_declare = change_the_file
 
-    # WHEN both are uploaded with --wait
-    done = upload_cli(
-        stack, api_key, str(fine), str(changing), "--wait", "--output", "json", api=relay_url(relay)
-    )
+    # WHEN it is uploaded with --wait
+    done = upload_cli(stack, api_key, str(changing), "--wait", api=relay_url(relay))
 
-    # THEN the exit code is 1, the changed file is REJECTED with a reason, the other ACCEPTED
-    assert done.returncode == 1, done.stdout + done.stderr
-    results = {Path(r["file"]).name: r for r in json.loads(done.stdout)}
-    assert results["changing.bin"]["method"] == "MULTIPART"
-    assert results["changing.bin"]["status"] == "REJECTED"
-    assert "sha256" in results["changing.bin"]["reason"]
-    assert results["fine.txt"]["status"] == "ACCEPTED"
+    # THEN the exit code is 2, the error names the file and the part S3 kept refusing, no
+    # traceback, and the multipart upload was aborted (the ledger says ABORTED)
+    assert done.returncode == 2, done.stdout + done.stderr
+    error = done.stderr.replace("\n", "")
+    assert f"part 1 of {changing}" in error
+    assert "BadDigest" in error
+    assert "Traceback" not in done.stderr
+    assert declared
+    items = stack.ddb.scan(TableName=stack.table, ConsistentRead=True)["Items"]
+    aborted = [i for i in items if i.get("declared_sha256", {}).get("S") == declared[0]]
+    assert [i["processing_status"]["S"] for i in aborted] == ["ABORTED"]
 
 
 def test_wait_exits_0_when_every_file_is_accepted(

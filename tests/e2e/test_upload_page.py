@@ -305,3 +305,46 @@ def test_part_urls_about_to_expire_are_signed_again_before_they_are_sent(
 
     item = assert_accepted(stack, row)
     assert declared_expiry_moved_on(item)
+
+
+def test_a_part_s3_refuses_for_its_checksum_is_read_and_sent_again_and_accepted(
+    page: Page, stack: Stack, partner: dict[str, Any], tmp_path: Path
+) -> None:
+    # GIVEN part 2 damaged on its way once: S3 (here, the test in its place) answers BadDigest
+    big = tmp_path / "flaky link.bin"
+    big.write_bytes(hashlib.sha256(b"flaky").digest() * (66 * MiB // 32))
+    refused: list[str] = []
+    signed: list[dict[str, Any]] = []
+
+    def damaged_once(route: Route) -> None:
+        if refused:
+            route.continue_()
+            return
+        refused.append(route.request.url)
+        route.fulfill(
+            status=400,
+            headers={"Access-Control-Allow-Origin": "*"},
+            body="<Error><Code>BadDigest</Code><Message>The SHA256 you specified did not"
+            " match the calculated checksum.</Message></Error>",
+        )
+
+    def record_signing(route: Route) -> None:
+        if route.request.method == "POST":
+            signed.append(json.loads(route.request.post_data or "{}"))
+        route.continue_()
+
+    page.route(lambda url: "partNumber=2&" in url or url.endswith("partNumber=2"), damaged_once)
+    page.route("**/uploads/*/parts", record_signing)
+    page.fill("#api-key", partner["api_key"])
+    page.set_input_files("#file-input", str(big))
+    row = finished(page, big.name)
+
+    # THEN the page sent part 2 again and the upload was ACCEPTED; each part's URL was asked
+    # for with the SHA-256 of that part's slice
+    assert len(refused) == 1
+    assert_accepted(stack, row)
+    data = big.read_bytes()
+    size = 8 * MiB
+    asked = {p["part_number"]: p["checksum_sha256"] for body in signed for p in body["parts"]}
+    assert asked[1] == base64.b64encode(hashlib.sha256(data[:size]).digest()).decode()
+    assert asked[9] == base64.b64encode(hashlib.sha256(data[8 * size :]).digest()).decode()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import subprocess
@@ -12,6 +13,7 @@ import pytest
 import urllib3
 from botocore.config import Config
 
+from filegate.parts import composite_sha256
 from filegate.uploads.client import UploadClient
 from tests.e2e.conftest import BIN, Stack, cli_env, filegate, wait_for
 
@@ -124,30 +126,122 @@ def test_a_single_put_with_a_wrong_checksum_is_refused_as_s3_does(
     assert _view(stack, partner["api_key"], plan["upload_id"])["status"] == "PENDING"
 
 
-def test_a_multipart_upload_with_a_wrong_checksum_is_rejected_with_a_reason(
+def _b64(data: bytes) -> str:
+    return base64.b64encode(hashlib.sha256(data).digest()).decode()
+
+
+def _api(stack: Stack, key: str, method: str, path: str, document: dict) -> urllib3.HTTPResponse:
+    return urllib3.PoolManager().request(
+        method,
+        stack.env["upload_api_url"] + path.lstrip("/"),
+        headers={"x-api-key": key},
+        body=json.dumps(document).encode(),
+    )
+
+
+def test_a_multipart_part_refused_for_its_checksum_is_sent_again_and_completion_is_checked(
     stack: Stack, partner: dict
 ) -> None:
+    # GIVEN a multipart plan, and each part's URL asked for with the part's SHA-256
     body = b"m" * (66 * 1024 * 1024)  # above the 64 MiB threshold: a multipart plan
-    plan = _declare(stack, partner["api_key"], len(body), hashlib.sha256(b"other").hexdigest())
-    assert plan["method"] == "MULTIPART"
-    parts = []
-    for part in plan["parts"]:
-        chunk = body[part["offset"] : part["offset"] + part["size"]]
+    plan = _declare(stack, partner["api_key"], len(body), hashlib.sha256(body).hexdigest())
+    assert (plan["method"], "parts" in plan) == ("MULTIPART", False)
+    size = plan["part_size"]
+    chunks = [body[offset : offset + size] for offset in range(0, len(body), size)]
+    wanted = [{"part_number": n, "checksum_sha256": _b64(c)} for n, c in enumerate(chunks, 1)]
+    signed = _api(stack, partner["api_key"], "POST", plan["sign_parts"]["path"], {"parts": wanted})
+    assert signed.status == 200, signed.data
+    # WHEN part 1 arrives damaged: the twin refuses it as S3 does (400 BadDigest); sent again
+    # intact, it is stored
+    parts = json.loads(signed.data)["parts"]
+    damaged = _put(parts[0]["url"], parts[0]["headers"], b"X" + chunks[0][1:])
+    assert (damaged.status, b"<Code>BadDigest</Code>" in damaged.data) == (400, True)
+    listed = []
+    for part, chunk in zip(parts, chunks, strict=True):
         answer = _put(part["url"], part["headers"], chunk)
-        assert answer.status == 200
-        parts.append(
-            {"part_number": part["part_number"], "etag": answer.headers["ETag"].strip('"')}
+        assert answer.status == 200, answer.data
+        listed.append(
+            {
+                "part_number": part["part_number"],
+                "etag": answer.headers["ETag"],
+                "checksum_sha256": _b64(chunk),
+            }
         )
-    done = urllib3.PoolManager().request(
-        "POST",
-        stack.env["upload_api_url"] + plan["complete"]["path"].lstrip("/"),
-        headers={"x-api-key": partner["api_key"]},
-        body=json.dumps({"parts": parts}).encode(),
-    )
+    stored = _api(stack, partner["api_key"], "GET", plan["list_parts"]["path"], {})
+    assert [p["checksum_sha256"] for p in json.loads(stored.data)["parts"]] == [
+        p["checksum_sha256"] for p in listed
+    ]
+    # WHEN the completion lists another checksum than a stored part's: refused (S3: InvalidPart)
+    wrong = [{**listed[0], "checksum_sha256": _b64(b"other")}, *listed[1:]]
+    refused = _api(stack, partner["api_key"], "POST", plan["complete"]["path"], {"parts": wrong})
+    assert (refused.status, json.loads(refused.data)["error"]["field"]) == (400, "parts")
+    # THEN completed with the right list, it is ACCEPTED, and the ledger says which checksum S3
+    # verified: the composite SHA-256 over the parts
+    done = _api(stack, partner["api_key"], "POST", plan["complete"]["path"], {"parts": listed})
     assert done.status == 200, done.data
     view = _verdict(stack, partner["api_key"], plan["upload_id"])
+    assert view["status"] == "ACCEPTED"
+    assert view["checksum"] == {
+        "sha256": composite_sha256(p["checksum_sha256"] for p in listed),
+        "type": "COMPOSITE",
+        "part_count": len(chunks),
+    }
+    assert (view["declared"]["part_size"], view["declared"]["part_count"]) == (size, len(chunks))
+    item = stack.item(plan["key"])
+    assert item is not None
+    assert item["checksum_sha256"]["S"] == composite_sha256(p["checksum_sha256"] for p in listed)
+    assert item["checksum_type"]["S"] == "COMPOSITE"
+    assert item["checksum_part_count"]["N"] == str(len(chunks))
+    assert item["declared_sha256"]["S"] == hashlib.sha256(body).hexdigest()
+
+
+def test_an_object_whose_s3_checksum_is_not_the_declared_sha256_is_rejected_naming_both(
+    stack: Stack, partner: dict
+) -> None:
+    # GIVEN a declared upload, and a bucket writer that puts other bytes of the same size there
+    declared, other = b"declared!", b"other one"
+    plan = _declare(stack, partner["api_key"], len(declared), hashlib.sha256(declared).hexdigest())
+    stack.s3.put_object(
+        Bucket=stack.bucket,
+        Key=plan["key"],
+        Body=other,
+        ContentType="application/octet-stream",
+        ChecksumAlgorithm="SHA256",
+    )
+    # THEN the ingestion, from HeadObject alone, rejects it naming both checksums
+    view = _verdict(stack, partner["api_key"], plan["upload_id"])
     assert view["status"] == "REJECTED"
-    assert "sha256" in view["reason"]
+    assert _b64(other) in view["reason"]
+    assert _b64(declared) in view["reason"]
+    assert hashlib.sha256(declared).hexdigest() in view["reason"]
+
+
+class _DamagingPool(urllib3.PoolManager):
+    """The client's HTTP pool, damaging the first body sent to part 2's URL (a bit flipped on
+    the way), as a flaky network or proxy would."""
+
+    damaged = 0
+
+    def request(self, method: str, url: str, body: object = None, **kw: object) -> object:
+        if method == "PUT" and "partNumber=2&" in url + "&" and not self.damaged:
+            self.damaged += 1
+            data = b"".join(body)  # type: ignore[arg-type]
+            body = bytes([data[0] ^ 1]) + data[1:]
+        return super().request(method, url, body=body, **kw)  # type: ignore[arg-type]
+
+
+def test_a_part_damaged_on_the_way_is_refused_resent_by_the_client_and_accepted(
+    stack: Stack, partner: dict, tmp_path: Path
+) -> None:
+    large = tmp_path / "flaky link.bin"
+    large.write_bytes(hashlib.sha256(b"flaky").digest() * (66 * 1024 * 1024 // 32))  # 66 MiB
+    pool = _DamagingPool(maxsize=6, retries=False)
+    client = UploadClient(stack.env["upload_api_url"], partner["api_key"], http=pool)
+
+    result = client.wait(client.upload(large), timeout=60)
+
+    assert pool.damaged == 1  # the twin refused it (BadDigest); the client read it and resent it
+    assert (result.method, result.status) == ("MULTIPART", "ACCEPTED")
 
 
 def test_a_wrong_size_is_refused_by_s3_and_rejected_by_the_ingestion(

@@ -114,12 +114,16 @@ def test_keys_with_spaces_and_non_ascii_characters_are_served(key: str) -> None:
     assert send(checked(), put.url, put.headers)[0] == 200
 
 
-def test_a_part_url_is_served_with_its_length_and_refused_with_another() -> None:
-    (part,) = signer().presign_parts(BUCKET, "acme/up-1/big.bin", "mp-1", len(CONTENT))
+def test_a_part_url_is_served_with_its_length_and_checksum_and_refused_with_others() -> None:
+    digest = b64encode(hashlib.sha256(CONTENT).digest()).decode()
+    other = b64encode(hashlib.sha256(b"abc").digest()).decode()
+    (part,) = signer().presign_parts(BUCKET, "acme/up-1/big.bin", "mp-1", len(CONTENT), {1: digest})
+    headers = part.request.headers
 
-    assert send(checked(), part.request.url, part.request.headers)[0] == 200
-    status, body = send(checked(), part.request.url, {"Content-Length": "3"}, b"abc")
-    assert (status, error(body)["Code"]) == (403, "SignatureDoesNotMatch")
+    assert send(checked(), part.request.url, headers)[0] == 200
+    for changed in ({"Content-Length": "3"}, {"x-amz-checksum-sha256": other}):
+        status, body = send(checked(), part.request.url, {**headers, **changed}, b"abc")
+        assert (status, error(body)["Code"]) == (403, "SignatureDoesNotMatch")
 
 
 def test_a_presigned_get_is_served() -> None:

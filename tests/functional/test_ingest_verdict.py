@@ -1,4 +1,5 @@
-"""The ingestion's verdict on declared partner uploads: ACCEPTED, or REJECTED with a reason."""
+"""The ingestion's verdict on declared partner uploads: ACCEPTED, or REJECTED with a reason,
+judged from HeadObject's checksum and the declaration, never from the object's bytes."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
-import pytest
 from builders import BUCKET, REGION, notification, s3_record, sqs_batch
 
 from filegate.events import iso_utc
 from filegate.ledger import Declaration, Ledger
+from filegate.local import patches
+from filegate.parts import composite_sha256
 
 KEY = "acme-1a2b/up-abcdefghijklmnopqrstuvwxyz/report 2026.csv"
 BODY = b"id,amount\n1,100\n"
@@ -45,7 +47,7 @@ def arrive(
     invoke: Any,
     body: bytes,
     content_type: str = "text/csv",
-    checksum: bool = False,
+    checksum: bool = True,
     key: str = KEY,
     at: datetime | None = None,
 ) -> dict[str, Any]:
@@ -85,10 +87,14 @@ def test_a_different_body_is_rejected_naming_the_sha256(
     s3: Any, invoke: Any, ledger: Ledger
 ) -> None:
     declare(ledger)
-    arrive(s3, invoke, b"id,amount\n1,999\n")  # same size, other bytes
+    other = b"id,amount\n1,999\n"
+    arrive(s3, invoke, other)  # same size, other bytes (a bucket writer overwrote the key)
     stored = item()
     assert stored["processing_status"]["S"] == "REJECTED"
-    assert "sha256" in stored["reason"]["S"]
+    assert stored["reason"]["S"] == (
+        f"S3's checksum {b64(other)} differs from the expected {b64(BODY)} (the declared"
+        f" sha256 {hashlib.sha256(BODY).hexdigest()})"
+    )
 
 
 def test_a_different_size_is_rejected_naming_the_size(s3: Any, invoke: Any, ledger: Ledger) -> None:
@@ -155,9 +161,15 @@ def test_a_late_event_of_an_earlier_arrival_does_not_undo_the_later_verdict(
     # GIVEN the same URL used twice: a wrong body first, the right one after (both in time)
     declare(ledger)
     wrong = s3.put_object(
-        Bucket=BUCKET, Key=KEY, Body=b"id,amount\n1,999\n", ContentType="text/csv"
+        Bucket=BUCKET,
+        Key=KEY,
+        Body=b"id,amount\n1,999\n",
+        ContentType="text/csv",
+        ChecksumAlgorithm="SHA256",
     )
-    right = s3.put_object(Bucket=BUCKET, Key=KEY, Body=BODY, ContentType="text/csv")
+    right = s3.put_object(
+        Bucket=BUCKET, Key=KEY, Body=BODY, ContentType="text/csv", ChecksumAlgorithm="SHA256"
+    )
     now = datetime.now(UTC)
     events = {
         "wrong": s3_record(
@@ -185,29 +197,172 @@ def test_an_object_at_a_partner_like_key_without_declaration_is_received(
     assert item()["processing_status"]["S"] == "RECEIVED"
 
 
-@pytest.mark.parametrize("checksum", [True, False])
-def test_s3s_checksum_spares_reading_the_object(
-    s3: Any, invoke: Any, ledger: Ledger, checksum: bool
-) -> None:
-    declare(ledger)
+def b64(data: bytes) -> str:
+    return base64.b64encode(hashlib.sha256(data).digest()).decode()
+
+
+def s3_calls() -> list[str]:
+    """The S3 operations the handler's clients make from now on (by name)."""
     calls: list[str] = []
     boto3.DEFAULT_SESSION.events.register(  # type: ignore[union-attr]
         "before-call.s3.*", lambda model, **_: calls.append(model.name)
     )
-    arrive(s3, invoke, BODY, checksum=checksum)
-    assert item()["processing_status"]["S"] == "ACCEPTED"
-    handler_calls = [c for c in calls if c != "PutObject"]
-    assert handler_calls == (["HeadObject"] if checksum else ["HeadObject", "GetObject"])
+    return calls
 
 
-def test_s3_checksum_is_compared_in_hex() -> None:
-    digest = hashlib.sha256(BODY).digest()
-    from filegate.ingest.records import _s3_sha256
-    from filegate.storage import ObjectInfo
+def test_a_put_is_judged_by_s3s_checksum_without_reading_its_bytes(
+    s3: Any, invoke: Any, ledger: Ledger
+) -> None:
+    # GIVEN a declared PUT, and an object at its key whose bytes are NOT the declared ones but
+    # which S3 holds with the declared SHA-256 (plain moto stores a checksum unverified)
+    declare(ledger)
+    other = b"id,amount\n1,999\n"
+    put = s3.put_object(
+        Bucket=BUCKET,
+        Key=KEY,
+        Body=other,
+        ContentType="text/csv",
+        ChecksumAlgorithm="SHA256",
+        ChecksumSHA256=b64(BODY),
+    )
+    calls = s3_calls()
+    # WHEN its event is handled
+    invoke(sqs_batch(notification(s3_record(KEY, sequencer="0A", version_id=put["VersionId"]))))
+    # THEN the verdict follows S3's checksum (had the bytes been read, it would be REJECTED),
+    # and HeadObject was the only S3 call
+    stored = item()
+    assert stored["processing_status"]["S"] == "ACCEPTED", stored.get("reason")
+    assert calls == ["HeadObject"]
+    assert (stored["checksum_sha256"]["S"], stored["checksum_type"]["S"]) == (
+        b64(BODY),
+        "FULL_OBJECT",
+    )
+    assert stored["checksum_part_count"]["N"] == "1"
 
-    info = ObjectInfo(len(BODY), "text/csv", "e", "v", base64.b64encode(digest).decode())
-    assert _s3_sha256(info) == digest.hex()
-    assert _s3_sha256(ObjectInfo(1, None, None, None, "abc-3")) is None
+
+def test_an_object_without_an_s3_sha256_is_rejected_and_not_read(
+    s3: Any, invoke: Any, ledger: Ledger
+) -> None:
+    declare(ledger)
+    calls = s3_calls()
+    arrive(s3, invoke, BODY, checksum=False)
+    stored = item()
+    assert stored["processing_status"]["S"] == "REJECTED"
+    assert stored["reason"]["S"].startswith(
+        f"S3 holds no SHA-256 checksum for the object (expected {b64(BODY)})"
+    )
+    assert [c for c in calls if c != "PutObject"] == ["HeadObject"]
+
+
+# --- multipart uploads: S3's composite SHA-256 against the parts listed at completion ---
+
+PART = 5 * 1024 * 1024
+
+
+def multipart_object(s3: Any, parts: list[bytes]) -> dict[str, Any]:
+    """A multipart upload as the upload API runs it (composite SHA-256, each part's checksum
+    sent), completed; CompleteMultipartUpload's answer."""
+    created = s3.create_multipart_upload(
+        Bucket=BUCKET, Key=KEY, ContentType="text/csv", ChecksumAlgorithm="SHA256"
+    )
+    listed = []
+    for number, body in enumerate(parts, start=1):
+        sent = s3.upload_part(
+            Bucket=BUCKET,
+            Key=KEY,
+            UploadId=created["UploadId"],
+            PartNumber=number,
+            Body=body,
+            ChecksumSHA256=b64(body),
+        )
+        listed.append({"PartNumber": number, "ETag": sent["ETag"], "ChecksumSHA256": b64(body)})
+    done: dict[str, Any] = s3.complete_multipart_upload(
+        Bucket=BUCKET, Key=KEY, UploadId=created["UploadId"], MultipartUpload={"Parts": listed}
+    )
+    return done
+
+
+def declare_multipart(ledger: Ledger, size: int, whole: bytes) -> None:
+    ledger.declare(
+        Declaration(
+            key=KEY,
+            bucket=BUCKET,
+            upload_id=KEY.split("/")[1],
+            partner_id=KEY.split("/", maxsplit=1)[0],
+            size=size,
+            sha256=hashlib.sha256(whole).hexdigest(),
+            content_type="text/csv",
+            method="MULTIPART",
+            expires_at=datetime.now(UTC) + timedelta(seconds=900),
+            multipart_upload_id="mp-1",
+            part_size=PART,
+            part_count=2,
+        )
+    )
+
+
+def test_a_multipart_upload_is_judged_from_head_object_without_reading_its_bytes(
+    s3: Any, invoke: Any, ledger: Ledger
+) -> None:
+    # GIVEN a multipart upload whose parts were listed at completion (the ledger expects their
+    # composite), declared with a whole-file SHA-256 that is NOT that of the bytes sent
+    parts = [b"a" * PART, b"b" * 10]
+    declare_multipart(ledger, PART + 10, whole=b"something else")
+    assert ledger.expect_checksum(KEY, composite_sha256(map(b64, parts)), datetime.now(UTC))
+    with patches.applied():  # the emulator's HeadObject: a composite is "<base64>-<N>"
+        done = multipart_object(s3, parts)
+        calls = s3_calls()
+        record = s3_record(KEY, sequencer="0A", version_id=done["VersionId"], size=PART + 10)
+        invoke(sqs_batch(notification(record)))
+    # THEN it is ACCEPTED from S3's composite checksum alone (reading the bytes would have
+    # found the whole-file SHA-256 wrong: docs/integrity.md says what that does not prove)
+    stored = item()
+    assert stored["processing_status"]["S"] == "ACCEPTED", stored.get("reason")
+    assert calls == ["HeadObject"]
+    assert stored["checksum_sha256"]["S"] == composite_sha256(map(b64, parts))
+    assert stored["checksum_sha256"]["S"].endswith("-2")
+    assert (stored["checksum_type"]["S"], stored["checksum_part_count"]["N"]) == ("COMPOSITE", "2")
+    assert (stored["declared_part_size"]["N"], stored["declared_part_count"]["N"]) == (
+        str(PART),
+        "2",
+    )
+
+
+def test_a_multipart_object_that_is_not_the_listed_parts_is_rejected_naming_both_checksums(
+    s3: Any, invoke: Any, ledger: Ledger
+) -> None:
+    # GIVEN the ledger expects the composite of the parts listed at completion, and the key
+    # holds another multipart object (a bucket writer completed its own upload over it)
+    listed = [b"a" * PART, b"b" * 10]
+    written = [b"c" * PART, b"d" * 10]
+    declare_multipart(ledger, PART + 10, whole=b"".join(listed))
+    expected = composite_sha256(map(b64, listed))
+    assert ledger.expect_checksum(KEY, expected, datetime.now(UTC))
+    with patches.applied():
+        done = multipart_object(s3, written)
+        record = s3_record(KEY, sequencer="0A", version_id=done["VersionId"], size=PART + 10)
+        invoke(sqs_batch(notification(record)))
+    stored = item()
+    held = composite_sha256(map(b64, written))
+    assert stored["processing_status"]["S"] == "REJECTED"
+    assert stored["reason"]["S"] == (
+        f"S3's checksum {held} differs from the expected {expected} (the composite SHA-256 of"
+        " the part checksums listed at completion)"
+    )
+
+
+def test_a_multipart_upload_completed_outside_the_api_is_rejected(
+    s3: Any, invoke: Any, ledger: Ledger
+) -> None:
+    parts = [b"a" * PART, b"b" * 10]
+    declare_multipart(ledger, PART + 10, whole=b"".join(parts))  # never completed through the API
+    with patches.applied():
+        done = multipart_object(s3, parts)
+        record = s3_record(KEY, sequencer="0A", version_id=done["VersionId"], size=PART + 10)
+        invoke(sqs_batch(notification(record)))
+    stored = item()
+    assert stored["processing_status"]["S"] == "REJECTED"
+    assert "no part checksums were listed through the upload API" in stored["reason"]["S"]
 
 
 def test_overdue_declarations_are_swept_to_expired(ledger: Ledger) -> None:

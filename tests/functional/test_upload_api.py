@@ -7,6 +7,7 @@ the state left in the ledger and the bucket.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import http.client
 import io
@@ -108,6 +109,31 @@ def declare(call: Call, key: str, **body: Any) -> dict[str, Any]:
     return plan
 
 
+def checksum(data: bytes) -> str:
+    """The SHA-256 as S3's x-amz-checksum-sha256 carries it."""
+    return base64.b64encode(hashlib.sha256(data).digest()).decode()
+
+
+def slices(plan: dict[str, Any], content: bytes) -> list[bytes]:
+    """The plan's parts of ``content``."""
+    size = plan["part_size"]
+    return [content[offset : offset + size] for offset in range(0, len(content), size)]
+
+
+def sign(call: Call, key: str, plan: dict[str, Any], content: bytes) -> list[dict[str, Any]]:
+    """Every part's URL, signed for its SHA-256 (one page)."""
+    wanted = [
+        {"part_number": n, "checksum_sha256": checksum(part)}
+        for n, part in enumerate(slices(plan, content), start=1)
+    ]
+    status, answer = call(
+        "POST", f"/uploads/{plan['upload_id']}/parts", api_key=key, body={"parts": wanted}
+    )
+    assert status == 200, answer
+    parts: list[dict[str, Any]] = answer["parts"]
+    return parts
+
+
 # --- POST /uploads ---
 
 
@@ -184,10 +210,11 @@ def test_urls_are_sigv4_on_the_regional_virtual_hosted_endpoint_in_every_region(
     )
 
     put = declare(call, key)
-    multipart = declare(call, key, content=b"x" * (2 * MiB), content_type="text/plain")
+    content = b"x" * (2 * MiB)
+    multipart = declare(call, key, content=content, content_type="text/plain")
 
     assert_sigv4_regional(put["url"], region)
-    for part in multipart["parts"]:
+    for part in sign(call, key, multipart, content):
         assert_sigv4_regional(part["url"], region)
 
 
@@ -223,39 +250,41 @@ def test_a_large_upload_gets_a_multipart_plan(
 
     assert plan["method"] == "MULTIPART"
     assert (plan["part_size"], plan["part_count"]) == (8 * MiB, 13)
-    sizes = [part["size"] for part in plan["parts"]]
-    assert sizes == [8 * MiB] * 12 + [4 * MiB]
-    assert [part["offset"] for part in plan["parts"]] == [n * 8 * MiB for n in range(13)]
-    assert all(part["headers"] == {"Content-Length": str(part["size"])} for part in plan["parts"])
-    numbers = [parse_qs(urlsplit(p["url"]).query)["partNumber"] for p in plan["parts"]]
-    assert numbers == [[str(n)] for n in range(1, 14)]
-    assert plan["complete"] == {"method": "POST", "path": f"/uploads/{plan['upload_id']}/complete"}
+    assert plan["checksum_algorithm"] == "SHA256"
+    path = f"/uploads/{plan['upload_id']}"
+    assert plan["sign_parts"] == {"method": "POST", "path": f"{path}/parts", "max_parts": 1000}
+    assert plan["list_parts"] == {"method": "GET", "path": f"{path}/parts"}
+    assert plan["complete"] == {"method": "POST", "path": f"{path}/complete"}
     open_uploads = s3.list_multipart_uploads(Bucket=UPLOAD_BUCKET).get("Uploads", [])
     assert [u["Key"] for u in open_uploads] == [plan["key"]]
+    record = ledger_of().get_upload(plan["upload_id"])
+    assert record is not None
+    assert (record.declared_part_size, record.declared_part_count) == (8 * MiB, 13)
+    assert record.expected_checksum_sha256 is None  # known once the parts are listed
 
 
-def test_the_largest_object_gets_a_plan_that_fits_one_function_url_response(
+def test_the_largest_object_is_planned_in_10_000_parts_at_most_and_signed_in_pages(
     upload_api: Call, registry: PartnerRegistry
 ) -> None:
     # GIVEN a partner allowed S3's largest object (5 TiB)
     _, key = registry.add("Huge", max_size=5 * 1024**4, allowed_types=["application/*"])
-    # WHEN it declares one
+    # WHEN it declares one, and asks for a page of part URLs (1,000, the most one answer holds)
+    plan = declare(upload_api, key, size=5 * 1024**4, content_type="application/octet-stream")
+    wanted = [{"part_number": n, "checksum_sha256": checksum(b"")} for n in range(1, 1_001)]
     response = api.lambda_handler(
         http_event(
-            "POST",
-            "/uploads",
-            api_key=key,
-            body=declaration(size=5 * 1024**4, content_type="application/octet-stream"),
+            "POST", f"/uploads/{plan['upload_id']}/parts", api_key=key, body={"parts": wanted}
         ),
         FakeContext(),
     )
-    # THEN every part's URL is in a response well under the function URL's 6 MB, even with
-    # the ~1 KB session token each URL carries on AWS
-    plan = json.loads(response["body"])
-    assert response["statusCode"] == 201
-    assert plan["part_count"] == len(plan["parts"]) == 1_280
-    assert plan["part_size"] <= 5 * 1024**3
-    assert len(response["body"]) + 1_100 * plan["part_count"] < 6_000_000
+    # THEN the plan stays within S3's limits (10,000 parts of at most 5 GiB), and a page is well
+    # under the function URL's 6 MB even with the ~1.6 KB session token each URL carries on AWS
+    assert (plan["part_count"], plan["part_size"]) == (5_120, 1024 * MiB)
+    assert "parts" not in plan
+    page = json.loads(response["body"])
+    assert response["statusCode"] == 200
+    assert len(page["parts"]) == 1_000
+    assert len(response["body"]) + 1_600 * len(page["parts"]) < 6_000_000
 
 
 def test_the_threshold_comes_from_the_environment(
@@ -467,19 +496,26 @@ def test_expire_does_not_touch_an_item_that_arrived(
 
 def upload_parts(s3: Any, plan: dict[str, Any], content: bytes) -> list[dict[str, Any]]:
     """Upload each planned part through boto3 (in-process moto cannot serve the URLs)."""
-    query = parse_qs(urlsplit(plan["parts"][0]["url"]).query)
+    record = ledger_of().get_upload(plan["upload_id"])
+    assert record is not None
     parts = []
-    for part in plan["parts"]:
-        chunk = content[part["offset"] : part["offset"] + part["size"]]
+    for number, chunk in enumerate(slices(plan, content), start=1):
         response = s3.upload_part(
             Bucket=UPLOAD_BUCKET,
             Key=plan["key"],
-            UploadId=query["uploadId"][0],
-            PartNumber=part["part_number"],
+            UploadId=record.multipart_upload_id,
+            PartNumber=number,
             Body=chunk,
+            ChecksumSHA256=checksum(chunk),
         )
-        parts.append({"part_number": part["part_number"], "etag": response["ETag"]})
+        parts.append(
+            {"part_number": number, "etag": response["ETag"], "checksum_sha256": checksum(chunk)}
+        )
     return parts
+
+
+def ledger_of() -> Ledger:
+    return Ledger(TABLE, boto3.client("dynamodb", region_name=REGION))
 
 
 @pytest.fixture
@@ -502,6 +538,14 @@ def test_complete_assembles_the_object(
     head = s3.head_object(Bucket=UPLOAD_BUCKET, Key=plan["key"])
     assert (head["ContentLength"], head["ContentType"]) == (len(content), "text/csv")
     assert head["ServerSideEncryption"] == "AES256"
+    # S3's composite SHA-256 over the parts is what the ledger expects the object to hold
+    # (plain in-process moto: its GetObject qualifies the composite; its HeadObject does so
+    # with the emulator's seam, test_emulator_checksums)
+    stored = s3.get_object(Bucket=UPLOAD_BUCKET, Key=plan["key"], ChecksumMode="ENABLED")
+    record = ledger_of().get_upload(plan["upload_id"])
+    assert record is not None
+    assert record.expected_checksum_sha256 == stored["ChecksumSHA256"]
+    assert stored["ChecksumSHA256"].endswith("-2")
 
 
 @pytest.mark.parametrize(
@@ -509,7 +553,11 @@ def test_complete_assembles_the_object(
     [
         ({}, "parts"),
         ({"parts": [{"part_number": 1}]}, "parts[0].etag"),
-        ({"parts": [{"part_number": 1, "etag": '"0123"'}]}, "parts"),  # S3 says InvalidPart
+        ({"parts": [{"part_number": 1, "etag": '"0123"'}]}, "parts[0].checksum_sha256"),
+        (  # S3 says InvalidPart
+            {"parts": [{"part_number": 1, "etag": '"0123"', "checksum_sha256": checksum(b"")}]},
+            "parts",
+        ),
     ],
 )
 def test_complete_with_bad_parts_is_400(
@@ -698,11 +746,17 @@ def test_a_multipart_upload_through_the_part_urls_completes(served_api: Call) ->
     plan = declare(served_api, key, content=content, content_type="application/octet-stream")
 
     parts = []
-    for part in plan["parts"]:
+    for part in sign(served_api, key, plan, content):
         chunk = content[part["offset"] : part["offset"] + part["size"]]
         response = send("PUT", part["url"], part["headers"], chunk)
         assert response.status == 200
-        parts.append({"part_number": part["part_number"], "etag": response.headers["ETag"]})
+        parts.append(
+            {
+                "part_number": part["part_number"],
+                "etag": response.headers["ETag"],
+                "checksum_sha256": checksum(chunk),
+            }
+        )
     status, _ = served_api(
         "POST", f"/uploads/{plan['upload_id']}/complete", api_key=key, body={"parts": parts}
     )
@@ -751,6 +805,11 @@ def test_every_answer_matches_the_spec(
     check("/uploads", "post", "/uploads", body=declaration())
     check(one, "get", f"/uploads/{put['upload_id']}", api_key=key)
     check(one, "get", "/uploads/up-unknown", api_key=key)
+    parts = f"/uploads/{multi['upload_id']}/parts"
+    wanted = {"parts": [{"part_number": 1, "checksum_sha256": checksum(b"")}]}
+    check(one + "/parts", "post", parts, api_key=key, body=wanted)
+    check(one + "/parts", "post", parts, api_key=key, body={"parts": [1]})
+    check(one + "/parts", "get", parts, api_key=key)
     done = f"/uploads/{multi['upload_id']}/complete"
     check(one + "/complete", "post", done, api_key=key, body={"parts": []})
     check(one + "/complete", "post", f"/uploads/{put['upload_id']}/complete", api_key=key)
@@ -759,7 +818,7 @@ def test_every_answer_matches_the_spec(
     check(one, "get", f"/uploads/{put['upload_id']}", api_key=key)
 
     statuses = [status for *_, status, _ in seen]
-    assert statuses == [201, 201, 400, 413, 415, 401, 200, 404, 400, 409, 200, 403]
+    assert statuses == [201, 201, 400, 413, 415, 401, 200, 404, 200, 400, 200, 400, 409, 200, 403]
 
 
 # --- URLs never outlive the credentials that sign them ---

@@ -2,15 +2,18 @@
 
 ``FakeService`` is an ``http.server`` in a thread that plays both the upload API (``/api/...``)
 and the presigned-URL target (``/s3/...``). It answers the way the real API does (a PUT plan
-up to its threshold, a MULTIPART plan above it), can be told to fail given requests with given
-statuses, and records every request it served: method, path, headers as sent, the body's size
-and SHA-256 (bodies are hashed as they stream in, never kept whole). Tests assert on those
-records and on what the client returns; the client's internals are not patched. Backoff goes
-through an injected sleep that records the delays and does not wait.
+up to its threshold, a MULTIPART plan above it, part URLs signed for the SHA-256 the client
+gives, in pages), checks a PUT's body against its ``x-amz-checksum-sha256`` as S3 does (400
+BadDigest), can be told to fail given requests with given statuses or to find given parts
+damaged on the way, and records every request it served: method, path, headers as sent, the
+body's size and SHA-256 (bodies are hashed as they stream in, never kept whole). Tests assert on
+those records and on what the client returns; the client's internals are not patched. Backoff
+goes through an injected sleep that records the delays and does not wait.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -33,6 +36,10 @@ from filegate.uploads.client import MiB, TransferConfig, UploadClient
 
 UPLOAD_ID = "up-" + "a" * 26
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)  # the client's clock, unless a test moves it
+S3_BAD_DIGEST = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>BadDigest</Code>'
+    b"<Message>The SHA256 you specified did not match the calculated checksum.</Message></Error>"
+)
 S3_EXPIRED = (
     b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code>'
     b"<Message>Request has expired</Message><X-Amz-Expires>900</X-Amz-Expires></Error>"
@@ -68,6 +75,8 @@ class FakeService:
     expires_at: datetime = NOW + timedelta(minutes=15)  # the plan's URLs and declaration
     refreshed_until: datetime = NOW + timedelta(minutes=30)  # what POST .../parts gives
     after_put: Callable[[str], None] = lambda path: None  # told of each part or file received
+    damaged: dict[str, int] = field(default_factory=dict)  # PUT path -> times to say BadDigest
+    signed: set[int] = field(default_factory=set)  # parts that have a URL
     seen: list[Seen] = field(default_factory=list)
     failures: dict[tuple[str, str], list[int]] = field(default_factory=dict)
     expired: dict[str, int] = field(default_factory=dict)  # PUT path -> times to say expired
@@ -84,6 +93,17 @@ class FakeService:
     def refuse_as_expired(self, path: str, times: int = 1) -> None:
         """Answer the next PUTs to ``path`` as S3 answers an expired presigned URL."""
         self.expired[path] = times
+
+    def damage(self, path: str, times: int = 1) -> None:
+        """The next PUTs to ``path`` arrive damaged: S3 answers BadDigest."""
+        self.damaged[path] = times
+
+    def says_damaged(self, path: str) -> bool:
+        with self.lock:
+            if self.damaged.get(path, 0) <= 0:
+                return False
+            self.damaged[path] -= 1
+            return True
 
     def says_expired(self, path: str) -> bool:
         with self.lock:
@@ -117,34 +137,41 @@ class FakeService:
             headers = {
                 "Content-Type": declaration["content_type"],
                 "Content-Length": str(size),
-                "x-amz-checksum-sha256": "c2lnbmVk",
+                "x-amz-checksum-sha256": checksum_of_hex(declaration["sha256"]),
                 "x-amz-sdk-checksum-algorithm": "SHA256",
                 "x-amz-server-side-encryption": "AES256",
             }
             return {**head, "method": "PUT", "url": f"{self.base}/s3/object", "headers": headers}
         return {**head, "method": "MULTIPART", **self._parts(size)}
 
-    def refreshed(self, document: dict[str, Any]) -> dict[str, Any]:
-        """The answer to POST /uploads/{id}/parts: the parts at fresh URLs (/s3/fresh/N)."""
-        wanted = set(document["part_numbers"])
-        parts = [
-            p for p in self._part_list(self.declared_size, "fresh") if p["part_number"] in wanted
-        ]
+    def sign(self, document: dict[str, Any]) -> dict[str, Any]:
+        """The answer to POST /uploads/{id}/parts: the parts asked for, each URL binding the
+        SHA-256 given for it; a part's first URL is /s3/part/N (expiring with the plan), the
+        next ones /s3/fresh/N (``refreshed_until``)."""
+        checksums = {p["part_number"]: p["checksum_sha256"] for p in document["parts"]}
+        parts, fresh = [], bool(self.signed & set(checksums)) or not checksums
+        for part in self._part_list(self.declared_size):
+            number = part["part_number"]
+            if number in checksums:
+                where = "fresh" if number in self.signed else "part"
+                part["url"] = f"{self.base}/s3/{where}/{number}"
+                part["headers"]["x-amz-checksum-sha256"] = checksums[number]
+                parts.append(part)
+        self.signed |= set(checksums)
         return {
             "upload_id": UPLOAD_ID,
             "status": "PENDING",
-            "expires_at": stamp(self.refreshed_until),
+            "expires_at": stamp(self.refreshed_until if fresh else self.expires_at),
             "parts": parts,
         }
 
-    def _part_list(self, size: int, where: str = "part") -> list[dict[str, Any]]:
+    def _part_list(self, size: int) -> list[dict[str, Any]]:
         offsets = range(0, size, self.part_size)
         return [
             {
                 "part_number": number,
                 "offset": offset,
                 "size": min(self.part_size, size - offset),
-                "url": f"{self.base}/s3/{where}/{number}",
                 "headers": {"Content-Length": str(min(self.part_size, size - offset))},
             }
             for number, offset in enumerate(offsets, start=1)
@@ -152,11 +179,10 @@ class FakeService:
 
     def _parts(self, size: int) -> dict[str, Any]:
         self.declared_size = size
-        parts = self._part_list(size)
         return {
             "part_size": self.part_size,
-            "part_count": len(parts),
-            "parts": parts,
+            "part_count": len(range(0, size, self.part_size)),
+            "sign_parts": {"method": "POST", "path": f"/uploads/{UPLOAD_ID}/parts"},
             "complete": {"method": "POST", "path": f"/uploads/{UPLOAD_ID}/complete"},
             "abort": {"method": "POST", "path": f"/uploads/{UPLOAD_ID}/abort"},
         }
@@ -193,6 +219,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(status, {"error": {"code": "injected", "message": f"injected {status}"}})
         elif self.command == "PUT" and fake.says_expired(self.path):
             self._answer(HTTPStatus.FORBIDDEN, None, raw=S3_EXPIRED)
+        elif self.command == "PUT" and (
+            fake.says_damaged(self.path) or not _matches(self.headers, digest)
+        ):
+            self._answer(HTTPStatus.BAD_REQUEST, None, raw=S3_BAD_DIGEST)
         elif self.command == "PUT":
             fake.after_put(self.path)  # before answering: the client goes on once answered
             etag = '"etag-' + self.path.rsplit("/", 1)[-1] + '"'
@@ -200,7 +230,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif self.command == "POST" and self.path == "/api/uploads":
             self._answer(HTTPStatus.CREATED, fake.plan(document))
         elif self.command == "POST" and self.path == f"/api/uploads/{UPLOAD_ID}/parts":
-            self._answer(HTTPStatus.OK, fake.refreshed(document))
+            self._answer(HTTPStatus.OK, fake.sign(document))
         else:
             self._answer(HTTPStatus.OK, fake.view())
 
@@ -232,6 +262,16 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/json")
         self.end_headers()
         self.wfile.write(body)
+
+
+def _matches(headers: Any, digest: str) -> bool:
+    """S3's check: the body's SHA-256 is the one its (part) URL binds, when it binds one."""
+    declared = headers.get("x-amz-checksum-sha256")
+    return declared is None or declared == checksum_of_hex(digest)
+
+
+def checksum_of_hex(digest: str) -> str:
+    return base64.b64encode(bytes.fromhex(digest)).decode()
 
 
 class _Server(ThreadingHTTPServer):
@@ -311,6 +351,11 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def checksum(data: bytes) -> str:
+    """The SHA-256 as S3's x-amz-checksum-sha256 carries it."""
+    return base64.b64encode(hashlib.sha256(data).digest()).decode()
+
+
 # --- single PUT ----------------------------------------------------------------------------
 
 
@@ -358,16 +403,21 @@ def test_multipart_sends_each_parts_byte_range_and_completes_with_the_etags_in_o
 
     result = make_client(fake, max_concurrency=4).upload(tmp_path / "big.bin")
 
-    plan = fake.plan({"filename": "big.bin", "size": len(data), "content_type": "x/y"})
     assert result.method == "MULTIPART"
-    for part in plan["parts"]:
-        (sent,) = fake.requests("PUT", f"/s3/part/{part['part_number']}")
-        expected = data[part["offset"] : part["offset"] + part["size"]]
+    slices = [
+        data[offset : offset + fake.part_size] for offset in range(0, len(data), fake.part_size)
+    ]
+    for number, expected in enumerate(slices, start=1):
+        (sent,) = fake.requests("PUT", f"/s3/part/{number}")
         assert (sent.size, sent.sha256) == (len(expected), sha256(expected))
-        assert sent.header_values("Content-Length")[0] == str(part["size"])
+        assert sent.header_values("Content-Length")[0] == str(len(expected))
+        assert sent.header_values("x-amz-checksum-sha256") == [checksum(expected)]
     (complete,) = fake.requests("POST", f"/api/uploads/{UPLOAD_ID}/complete")
     assert complete.json == {
-        "parts": [{"part_number": n, "etag": f"etag-{n}"} for n in range(1, 7)]
+        "parts": [
+            {"part_number": n, "etag": f"etag-{n}", "checksum_sha256": checksum(slices[n - 1])}
+            for n in range(1, 7)
+        ]
     }
     assert fake.requests("POST", f"/api/uploads/{UPLOAD_ID}/abort") == []
 
@@ -428,19 +478,48 @@ def paths_of(fake: FakeService, method: str) -> list[str]:
     return [seen.path for seen in fake.seen if seen.method == method]
 
 
+def test_part_urls_are_asked_for_in_pages_each_part_with_its_sha256(
+    fake: FakeService, tmp_path: Path
+) -> None:
+    # GIVEN a file of 70 parts: more than one page of part URLs (64)
+    data = write_random(tmp_path / "big.bin", 70 * fake.part_size)
+
+    make_client(fake, max_concurrency=1).upload(tmp_path / "big.bin")
+
+    first, second = fake.requests("POST", PARTS_PATH)
+    part = data[: fake.part_size]
+    assert first.json["parts"][0] == {"part_number": 1, "checksum_sha256": checksum(part)}
+    assert [p["part_number"] for p in first.json["parts"]] == list(range(1, 65))
+    assert [p["part_number"] for p in second.json["parts"]] == list(range(65, 71))
+    assert paths_of(fake, "PUT") == [f"/s3/part/{n}" for n in range(1, 71)]
+    assert len(fake.requests("POST", f"/api/uploads/{UPLOAD_ID}/complete")) == 1
+
+
 def test_parts_whose_urls_are_about_to_expire_are_signed_again_before_they_are_sent(
     fake: FakeService, tmp_path: Path
 ) -> None:
     data = write_random(tmp_path / "big.bin", 3 * fake.part_size)
-    fake.expires_at = NOW + timedelta(seconds=30)  # within the client's 60 s margin
+    clock = Clock()
 
-    make_client(fake, max_concurrency=1).upload(tmp_path / "big.bin")
+    def slow_link(path: str) -> None:
+        if path == "/s3/part/1":  # the first part took 14.5 of the URLs' 15 minutes
+            clock.now = NOW + timedelta(minutes=14, seconds=30)
 
-    (refresh,) = fake.requests("POST", PARTS_PATH)
-    assert refresh.json == {"part_numbers": [1, 2, 3]}
-    assert paths_of(fake, "PUT") == ["/s3/fresh/1", "/s3/fresh/2", "/s3/fresh/3"]
-    (sent,) = fake.requests("PUT", "/s3/fresh/2")
-    assert sent.sha256 == sha256(data[fake.part_size : 2 * fake.part_size])
+    fake.after_put = slow_link
+
+    make_client(fake, clock=clock, max_concurrency=1).upload(tmp_path / "big.bin")
+
+    _, again = fake.requests("POST", PARTS_PATH)
+    assert again.json == {
+        "parts": [
+            {
+                "part_number": n,
+                "checksum_sha256": checksum(data[(n - 1) * fake.part_size :][: fake.part_size]),
+            }
+            for n in (2, 3)
+        ]
+    }
+    assert paths_of(fake, "PUT") == ["/s3/part/1", "/s3/fresh/2", "/s3/fresh/3"]
     assert len(fake.requests("POST", f"/api/uploads/{UPLOAD_ID}/complete")) == 1
     assert fake.requests("POST", f"/api/uploads/{UPLOAD_ID}/abort") == []
 
@@ -453,11 +532,12 @@ def test_a_part_refused_as_expired_is_signed_again_and_sent_again(
 
     make_client(fake, max_concurrency=1).upload(tmp_path / "big.bin")
 
-    (refresh,) = fake.requests("POST", PARTS_PATH)
-    assert refresh.json == {"part_numbers": [2]}
+    _, again = fake.requests("POST", PARTS_PATH)
+    part = data[fake.part_size : 2 * fake.part_size]
+    assert again.json == {"parts": [{"part_number": 2, "checksum_sha256": checksum(part)}]}
     assert paths_of(fake, "PUT") == ["/s3/part/1", "/s3/part/2", "/s3/fresh/2", "/s3/part/3"]
     (sent,) = fake.requests("PUT", "/s3/fresh/2")
-    assert sent.sha256 == sha256(data[fake.part_size : 2 * fake.part_size])
+    assert sent.sha256 == sha256(part)
     (complete,) = fake.requests("POST", f"/api/uploads/{UPLOAD_ID}/complete")
     assert [p["etag"] for p in complete.json["parts"]] == ["etag-1", "etag-2", "etag-3"]
 
@@ -476,15 +556,13 @@ def test_the_upload_is_kept_alive_before_completing_when_its_expiry_is_near(
 
     make_client(fake, clock=clock, max_concurrency=1).upload(tmp_path / "big.bin")
 
-    (refresh,) = fake.requests("POST", PARTS_PATH)
-    assert refresh.json == {"part_numbers": []}
+    _, keep_alive = fake.requests("POST", PARTS_PATH)
+    assert keep_alive.json == {"parts": []}
     posts = paths_of(fake, "POST")
     assert posts.index(PARTS_PATH) < posts.index(f"/api/uploads/{UPLOAD_ID}/complete")
 
 
-def test_a_client_clock_far_ahead_costs_one_refresh_not_a_loop(
-    fake: FakeService, tmp_path: Path
-) -> None:
+def test_a_client_clock_far_ahead_costs_no_refresh_loop(fake: FakeService, tmp_path: Path) -> None:
     write_random(tmp_path / "big.bin", 3 * fake.part_size)
 
     make_client(fake, clock=Clock(NOW + timedelta(days=1)), max_concurrency=1).upload(
@@ -492,15 +570,14 @@ def test_a_client_clock_far_ahead_costs_one_refresh_not_a_loop(
     )
 
     assert len(fake.requests("POST", PARTS_PATH)) == 1
-    assert paths_of(fake, "PUT") == ["/s3/fresh/1", "/s3/fresh/2", "/s3/fresh/3"]
+    assert paths_of(fake, "PUT") == ["/s3/part/1", "/s3/part/2", "/s3/part/3"]
     assert len(fake.requests("POST", f"/api/uploads/{UPLOAD_ID}/complete")) == 1
 
 
-def test_a_refresh_refused_with_409_fails_the_upload_and_aborts_it(
+def test_a_signing_refused_with_409_fails_the_upload_and_aborts_it(
     fake: FakeService, tmp_path: Path
 ) -> None:
     write_random(tmp_path / "big.bin", 3 * fake.part_size)
-    fake.expires_at = NOW + timedelta(seconds=30)
     fake.fail_always("POST", PARTS_PATH, 409)
 
     with pytest.raises(UploadClientError, match="409") as raised:
@@ -508,6 +585,81 @@ def test_a_refresh_refused_with_409_fails_the_upload_and_aborts_it(
 
     assert raised.value.status == 409
     assert paths_of(fake, "PUT") == []
+    assert len(fake.requests("POST", f"/api/uploads/{UPLOAD_ID}/abort")) == 1
+
+
+# --- parts S3 refuses for their checksum (BadDigest) ---------------------------------------
+
+
+def test_a_part_s3_refuses_for_its_checksum_is_read_and_sent_again(
+    fake: FakeService, tmp_path: Path
+) -> None:
+    # GIVEN part 2 damaged on its way to S3 once
+    data = write_random(tmp_path / "big.bin", 3 * fake.part_size)
+    fake.damage("/s3/part/2")
+
+    make_client(fake, max_attempts=3, max_concurrency=1).upload(tmp_path / "big.bin")
+
+    # THEN it was read from the file and sent again, with the same checksum, and completed
+    part = data[fake.part_size : 2 * fake.part_size]
+    first, second = fake.requests("PUT", "/s3/part/2")
+    assert (first.sha256, second.sha256) == (sha256(part), sha256(part))
+    assert second.header_values("x-amz-checksum-sha256") == [checksum(part)]
+    (complete,) = fake.requests("POST", f"/api/uploads/{UPLOAD_ID}/complete")
+    assert complete.json["parts"][1]["checksum_sha256"] == checksum(part)
+    assert fake.requests("POST", f"/api/uploads/{UPLOAD_ID}/abort") == []
+
+
+def test_a_part_that_changed_since_it_was_hashed_gives_up_naming_file_and_part_and_aborts(
+    fake: FakeService, tmp_path: Path
+) -> None:
+    # GIVEN a file whose second part is rewritten after it was hashed (while part 1 is sent)
+    path = tmp_path / "big.bin"
+    write_random(path, 3 * fake.part_size)
+
+    def rewrite_part_2(sent: str) -> None:
+        if sent == "/s3/part/1":
+            with path.open("r+b") as handle:
+                handle.seek(fake.part_size + 10)
+                handle.write(b"written meanwhile")
+
+    fake.after_put = rewrite_part_2
+
+    # WHEN it is uploaded
+    with pytest.raises(UploadClientError) as raised:
+        make_client(fake, max_attempts=3, max_concurrency=1).upload(path)
+
+    # THEN S3 refused part 2 three times, the error names the file and the part, and the
+    # multipart upload was aborted, never completed
+    message = str(raised.value)
+    assert f"part 2 of {path} failed 3 times" in message
+    assert "BadDigest" in message
+    assert "aborted" in message
+    assert len(fake.requests("PUT", "/s3/part/2")) == 3
+    assert len(fake.requests("POST", f"/api/uploads/{UPLOAD_ID}/abort")) == 1
+    assert fake.requests("POST", f"/api/uploads/{UPLOAD_ID}/complete") == []
+
+
+def test_the_cli_names_the_part_that_keeps_failing_its_checksum_and_exits_2(
+    fake: FakeService, tmp_path: Path
+) -> None:
+    path = tmp_path / "big.bin"
+    write_random(path, 3 * fake.part_size)
+    fake.damage("/s3/part/2", times=100)
+
+    done = subprocess.run(
+        [str(FILEGATE), "upload", str(path), "--api", f"{fake.base}/api"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "FILEGATE_API_KEY": API_KEY, "NO_COLOR": "1", "COLUMNS": "500"},
+        timeout=120,
+        check=False,
+    )
+
+    assert done.returncode == 2, done.stderr
+    assert f"part 2 of {path}" in done.stderr
+    assert "BadDigest" in done.stderr
+    assert "Traceback" not in done.stderr
     assert len(fake.requests("POST", f"/api/uploads/{UPLOAD_ID}/abort")) == 1
 
 
@@ -681,3 +833,33 @@ def test_the_cli_exits_2_naming_a_missing_file_and_sends_nothing(
     assert str(missing) in done.stderr
     assert str(present) not in done.stderr
     assert fake.seen == []
+
+
+def test_the_cli_with_wait_exits_1_when_a_file_is_rejected_and_reports_the_reason(
+    fake: FakeService, tmp_path: Path
+) -> None:
+    path = tmp_path / "report.csv"
+    path.write_text("id,amount\n1,100\n")
+    fake.status = "REJECTED"
+
+    done = subprocess.run(
+        [
+            str(FILEGATE),
+            "upload",
+            str(path),
+            "--wait",
+            "--output",
+            "json",
+            "--api",
+            fake.base + "/api",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "FILEGATE_API_KEY": API_KEY, "NO_COLOR": "1", "COLUMNS": "500"},
+        timeout=120,
+        check=False,
+    )
+
+    assert done.returncode == 1, done.stderr
+    (result,) = json.loads(done.stdout)
+    assert (result["status"], result["reason"]) == ("REJECTED", "sha256 differs")

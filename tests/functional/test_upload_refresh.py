@@ -1,4 +1,5 @@
-"""Signing part URLs again (``POST /uploads/{id}/parts``) and looking up a just-declared upload
+"""Signing part URLs, each for its part's SHA-256, in pages (``POST /uploads/{id}/parts``),
+listing the parts S3 holds (``GET /uploads/{id}/parts``), and looking up a just-declared upload
 while the upload-id index lags, against emulated S3 and DynamoDB (in-process moto).
 
 Assertions are on the HTTP answers and on the ledger items. The index lag is played by
@@ -11,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import boto3
 import pytest
@@ -28,6 +30,8 @@ from filegate.uploads.partners import Partner, PartnerRegistry
 from filegate.uploads.service import INDEX_RETRY_DELAYS, UploadPolicy, UploadService
 
 MiB = 1024 * 1024
+C1 = "uU0nuZNNPgilLlLX2n2r+sSE7+N6U4DukIj3rOLvzek="  # a part's SHA-256, base64
+ONE = {"parts": [{"part_number": 1, "checksum_sha256": C1}]}
 
 
 @pytest.fixture
@@ -62,6 +66,11 @@ def ledger(upload_api: Call) -> Ledger:
     return Ledger(TABLE, boto3.client("dynamodb", region_name=REGION))
 
 
+def parts(*numbers: int) -> dict[str, Any]:
+    """A POST /uploads/{id}/parts body for these part numbers."""
+    return {"parts": [{"part_number": n, "checksum_sha256": C1} for n in numbers]}
+
+
 def set_expiry(key: str, expires_at: str) -> None:
     boto3.client("dynamodb", region_name=REGION).update_item(
         TableName=TABLE,
@@ -85,21 +94,29 @@ def test_parts_are_signed_again_and_the_ledger_expiry_moves_on(
     soon = iso_utc(datetime.now(UTC) + timedelta(seconds=5))
     set_expiry(plan["key"], soon)  # a slow transfer: the first URLs are about to expire
 
-    status, answer = refresh(upload_api, acme[1], plan["upload_id"], {"part_numbers": [1]})
+    status, answer = refresh(upload_api, acme[1], plan["upload_id"], ONE)
 
     assert status == 200, answer
     record = ledger.get_upload(plan["upload_id"])
     assert record is not None
     assert (record.status, record.expires_at) == ("PENDING", answer["expires_at"])
     assert answer["expires_at"] > soon
-    assert len(plan["parts"]) == 3  # 8 + 8 + 4 MiB
+    assert plan["part_count"] == 3  # 8 + 8 + 4 MiB
+    assert "parts" not in plan  # no URL before its part's SHA-256 is known
     [part] = answer["parts"]
-    planned = plan["parts"][0]
-    assert {k: part[k] for k in ("part_number", "offset", "size", "headers")} == {
-        k: planned[k] for k in ("part_number", "offset", "size", "headers")
+    assert {k: part[k] for k in ("part_number", "offset", "size")} == {
+        "part_number": 1,
+        "offset": 0,
+        "size": 8 * MiB,
     }
-    assert "uploadId=" in part["url"]
-    assert "partNumber=1" in part["url"]
+    assert part["headers"] == {
+        "Content-Length": str(8 * MiB),
+        "x-amz-checksum-sha256": C1,
+        "x-amz-sdk-checksum-algorithm": "SHA256",
+    }
+    query = parse_qs(urlsplit(part["url"]).query)
+    assert query["partNumber"] == ["1"]
+    assert "x-amz-checksum-sha256" in query["X-Amz-SignedHeaders"][0].split(";")
     assert_documented("/uploads/{upload_id}/parts", "post", status, answer)
 
 
@@ -109,7 +126,7 @@ def test_an_empty_list_only_extends_the_upload(
     plan = declare(upload_api, acme[1], size=20 * MiB)
     set_expiry(plan["key"], iso_utc(datetime.now(UTC) + timedelta(seconds=5)))
 
-    status, answer = refresh(upload_api, acme[1], plan["upload_id"], {"part_numbers": []})
+    status, answer = refresh(upload_api, acme[1], plan["upload_id"], {"parts": []})
 
     assert (status, answer["parts"]) == (200, [])
     record = ledger.get_upload(plan["upload_id"])
@@ -120,18 +137,24 @@ def test_an_empty_list_only_extends_the_upload(
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        ({}, "part_numbers"),
-        ({"part_numbers": "1"}, "part_numbers"),
-        ({"part_numbers": [0]}, "part_numbers[0]"),
-        ({"part_numbers": [1, True]}, "part_numbers[1]"),
-        ({"part_numbers": [10_001]}, "part_numbers[0]"),
-        ({"part_numbers": [1, 4]}, "part_numbers[1]"),  # the plan has 3 parts
-        ({"part_numbers": [2, 2]}, "part_numbers"),
-        ({"part_numbers": list(range(1, 2_002))}, "part_numbers"),
+        ({}, "parts"),
+        ({"parts": "1"}, "parts"),
+        ({"parts": [1]}, "parts[0]"),
+        (parts(0), "parts[0].part_number"),
+        (
+            {"parts": [*parts(1)["parts"], {"part_number": True, "checksum_sha256": C1}]},
+            "parts[1].part_number",
+        ),
+        (parts(10_001), "parts[0].part_number"),
+        (parts(1, 4), "parts[1].part_number"),  # the plan has 3 parts
+        (parts(2, 2), "parts"),
+        (parts(*range(1, 1_002)), "parts"),  # more than a page (1,000)
+        ({"parts": [{"part_number": 1}]}, "parts[0].checksum_sha256"),
+        ({"parts": [{"part_number": 1, "checksum_sha256": "a" * 64}]}, "parts[0].checksum_sha256"),
         (None, "body"),
     ],
 )
-def test_bad_part_numbers_are_400_naming_the_field(
+def test_bad_parts_to_sign_are_400_naming_the_field(
     upload_api: Call,
     acme: tuple[Partner, str],
     ledger: Ledger,
@@ -155,10 +178,9 @@ def test_another_partners_or_an_unknown_upload_is_404(
 ) -> None:
     plan = declare(upload_api, acme[1], size=20 * MiB)
     _, other_key = registry.add("Globex")
-    body = {"part_numbers": [1]}
-
-    assert refresh(upload_api, other_key, plan["upload_id"], body)[0] == 404
-    assert refresh(upload_api, acme[1], "not-an-id", body)[0] == 404
+    assert refresh(upload_api, other_key, plan["upload_id"], ONE)[0] == 404
+    assert refresh(upload_api, acme[1], "not-an-id", ONE)[0] == 404
+    assert upload_api("GET", f"/uploads/{plan['upload_id']}/parts", api_key=other_key)[0] == 404
 
 
 def test_a_single_put_an_aborted_or_an_expired_upload_is_409(
@@ -171,7 +193,7 @@ def test_a_single_put_an_aborted_or_an_expired_upload_is_409(
     set_expiry(expired["key"], "2020-01-01T00:00:00.000Z")
 
     for plan in (single, aborted, expired):
-        status, answer = refresh(upload_api, acme[1], plan["upload_id"], {"part_numbers": [1]})
+        status, answer = refresh(upload_api, acme[1], plan["upload_id"], ONE)
         assert (status, answer["error"]["code"]) == (409, "conflict")
         assert_documented("/uploads/{upload_id}/parts", "post", status, answer)
     record = ledger.get_upload(expired["upload_id"])

@@ -19,16 +19,19 @@ from filegate.errors import (
 from filegate.uploads.requests import (
     MAX_OBJECT_SIZE,
     CompletedPart,
+    PartToSign,
     UploadRequest,
     check_limits,
     is_type_pattern,
     load_json,
     parse_completed_parts,
-    parse_part_numbers,
+    parse_parts_to_sign,
     parse_upload_request,
 )
 
 SHA = "B94D27B9934D3E08A52E52D7DA7DABFAC484EFE37A5380EE9088F7ACE2EFCDE9"
+C1 = "uU0nuZNNPgilLlLX2n2r+sSE7+N6U4DukIj3rOLvzek="  # a part's SHA-256, base64
+C2 = "LPJNul+wow4m6DsqxbninhsWHlwfp0JecwQzYpOLmCQ="
 VALID = {"filename": "report.csv", "size": 11, "sha256": SHA, "content_type": "Text/CSV"}
 FIELDS = ("filename", "size", "sha256", "content_type")
 
@@ -198,10 +201,15 @@ def test_type_patterns(pattern: str, ok: bool) -> None:
 
 def test_completed_parts_are_parsed_in_order() -> None:
     parts = parse_completed_parts(
-        {"parts": [{"part_number": 1, "etag": '"a"'}, {"part_number": 2, "etag": "b"}]}
+        {
+            "parts": [
+                {"part_number": 1, "etag": '"a"', "checksum_sha256": C1},
+                {"part_number": 2, "etag": "b", "checksum_sha256": C2},
+            ]
+        }
     )
 
-    assert parts == (CompletedPart(1, '"a"'), CompletedPart(2, "b"))
+    assert parts == (CompletedPart(1, '"a"', C1), CompletedPart(2, "b", C2))
 
 
 @pytest.mark.parametrize(
@@ -211,15 +219,49 @@ def test_completed_parts_are_parsed_in_order() -> None:
         ({"parts": []}, "parts"),
         ({"parts": "x"}, "parts"),
         ({"parts": [1]}, "parts[0]"),
-        ({"parts": [{"etag": "a"}]}, "parts[0].part_number"),
-        ({"parts": [{"part_number": 0, "etag": "a"}]}, "parts[0].part_number"),
-        ({"parts": [{"part_number": True, "etag": "a"}]}, "parts[0].part_number"),
-        ({"parts": [{"part_number": 10_001, "etag": "a"}]}, "parts[0].part_number"),
+        ({"parts": [{"etag": "a", "checksum_sha256": C1}]}, "parts[0].part_number"),
+        (
+            {"parts": [{"part_number": 0, "etag": "a", "checksum_sha256": C1}]},
+            "parts[0].part_number",
+        ),
+        (
+            {"parts": [{"part_number": True, "etag": "a", "checksum_sha256": C1}]},
+            "parts[0].part_number",
+        ),
+        (
+            {"parts": [{"part_number": 10_001, "etag": "a", "checksum_sha256": C1}]},
+            "parts[0].part_number",
+        ),
         ({"parts": [{"part_number": 1}]}, "parts[0].etag"),
         ({"parts": [{"part_number": 1, "etag": '""'}]}, "parts[0].etag"),
         ({"parts": [{"part_number": 1, "etag": "a\nb"}]}, "parts[0].etag"),
-        ({"parts": [{"part_number": 2, "etag": "a"}, {"part_number": 1, "etag": "b"}]}, "parts"),
-        ({"parts": [{"part_number": 1, "etag": "a"}, {"part_number": 1, "etag": "b"}]}, "parts"),
+        (
+            {
+                "parts": [
+                    {"part_number": 2, "etag": "a", "checksum_sha256": C1},
+                    {"part_number": 1, "etag": "b", "checksum_sha256": C1},
+                ]
+            },
+            "parts",
+        ),
+        (
+            {
+                "parts": [
+                    {"part_number": 1, "etag": "a", "checksum_sha256": C1},
+                    {"part_number": 1, "etag": "b", "checksum_sha256": C1},
+                ]
+            },
+            "parts",
+        ),
+        ({"parts": [{"part_number": 1, "etag": "a"}]}, "parts[0].checksum_sha256"),
+        (
+            {"parts": [{"part_number": 1, "etag": "a", "checksum_sha256": SHA}]},
+            "parts[0].checksum_sha256",
+        ),
+        (
+            {"parts": [{"part_number": 1, "etag": "a", "checksum_sha256": "YQ=="}]},
+            "parts[0].checksum_sha256",
+        ),
         ([], "body"),
     ],
 )
@@ -317,35 +359,56 @@ def test_documented_example_round_trips() -> None:
     assert parse_upload_request(document).size == 11
 
 
-part_number_lists = st.lists(st.integers(min_value=-2, max_value=12_000) | json_values, max_size=8)
+part_lists = st.lists(
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "part_number": st.integers(min_value=-2, max_value=12_000) | json_values,
+            "checksum_sha256": st.sampled_from([C1, C2, SHA, "", "YQ=="]) | json_values,
+        },
+    )
+    | json_values,
+    max_size=8,
+)
 
 
 @settings(max_examples=300)
 @given(
-    st.fixed_dictionaries({}, optional={"part_numbers": part_number_lists | json_values})
-    | json_values,
-    st.integers(min_value=1, max_value=2_000),
+    st.fixed_dictionaries({}, optional={"parts": part_lists | json_values}) | json_values,
+    st.integers(min_value=1, max_value=10_000),
 )
-def test_any_refresh_body_gives_distinct_parts_of_the_plan_or_names_a_field(
+def test_any_sign_parts_body_gives_distinct_parts_of_the_plan_or_names_a_field(
     document: Any, part_count: int
 ) -> None:
-    refused = refusal(lambda d: parse_part_numbers(d, part_count), document)
+    refused = refusal(lambda d: parse_parts_to_sign(d, part_count), document)
 
     if refused is not None:
         assert refused.status == 400
         assert refused.field is not None
-        assert refused.field.split("[")[0] in ("part_numbers", "body")
+        assert refused.field.split("[")[0] in ("parts", "body")
     else:
-        numbers = parse_part_numbers(document, part_count)
+        parts = parse_parts_to_sign(document, part_count)
+        numbers = [part.part_number for part in parts]
         assert len(set(numbers)) == len(numbers)
         assert all(1 <= n <= part_count for n in numbers)
-        assert numbers == tuple(document["part_numbers"])
+        assert all(part.checksum_sha256 in (C1, C2) for part in parts)
 
 
-def test_a_refresh_may_list_no_parts_or_a_plans_worth_but_not_more() -> None:
-    assert parse_part_numbers({"part_numbers": []}, 3) == ()
-    assert len(parse_part_numbers({"part_numbers": list(range(1, 2_001))}, 2_000)) == 2_000
-    too_many = {"part_numbers": list(range(1, 2_002))}
-    refused = refusal(lambda d: parse_part_numbers(d, 2_001), too_many)
+def test_a_page_of_parts_to_sign_is_at_most_1000_parts() -> None:
+    assert parse_parts_to_sign({"parts": []}, 3) == ()
+    page = {"parts": [{"part_number": n, "checksum_sha256": C1} for n in range(1, 1_001)]}
+    assert len(parse_parts_to_sign(page, 10_000)) == 1_000
+    assert parse_parts_to_sign(page, 10_000)[0] == PartToSign(1, C1)
+    too_many = {"parts": [{"part_number": n, "checksum_sha256": C1} for n in range(1, 1_002)]}
+    refused = refusal(lambda d: parse_parts_to_sign(d, 10_000), too_many)
     assert refused is not None
-    assert refused.field == "part_numbers"
+    assert refused.field == "parts"
+    assert "pages" in refused.message
+
+
+def test_a_part_to_sign_needs_its_sha256_in_base64() -> None:
+    for checksum in (None, SHA, "YQ==", 7):
+        document = {"parts": [{"part_number": 1, "checksum_sha256": checksum}]}
+        refused = refusal(lambda d: parse_parts_to_sign(d, 2), document)
+        assert refused is not None
+        assert refused.field == "parts[0].checksum_sha256"

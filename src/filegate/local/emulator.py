@@ -27,7 +27,7 @@ from typing import Any, cast
 
 from filegate.aws import Target
 from filegate.errors import LocalStackError
-from filegate.local import cfn_models, patches, s3_presign
+from filegate.local import cfn_models, patches, s3_checksums, s3_presign
 from filegate.local.iam import IamMiddleware, PrincipalFile, WsgiApp
 from filegate.local.invoke_forwarding import InvokeForwarding
 from filegate.local.moto_version import require_supported_moto
@@ -82,6 +82,7 @@ def application(moto_app: WsgiApp, settings: EmulatorSettings | None = None) -> 
     the rest. With a profile file named, each request is profiled (outermost)."""
     settings = settings or EmulatorSettings()
     app = moto_app
+    app = s3_checksums.ChecksumCheck(app)  # S3 checks a payload after authenticating it
     if settings.invoke_url:
         app = InvokeForwarding(app, settings.invoke_url)
     if settings.dynamodb_url:

@@ -1,21 +1,213 @@
 """Makes the emulator verify S3 checksums, as S3 does.
 
-moto stores the checksum a PUT declares (``x-amz-checksum-<algorithm>``) without computing
-it (docs/local-mode.md), so a body that does not match would be kept with a false
-checksum, and the ingestion, which trusts a full-object checksum S3 holds, would accept it.
-S3 answers such a PUT with 400 BadDigest and stores nothing; so does the emulator with this.
-Applied in the emulator process only, with the other patches.
+moto stores the checksum a request declares (``x-amz-checksum-<algorithm>``) without computing
+it (docs/local-mode.md), so a body that does not match would be kept with a false checksum.
+S3 refuses such a request with 400 BadDigest and stores nothing (S3 user guide, "Checking object
+integrity in Amazon S3"; S3 API reference, "Error responses": BadDigest). Two pieces do it here:
+
+- ``ChecksumCheck``, WSGI middleware composed in ``emulator.application`` (the S3 multipart
+  calls, before moto sees them): an UploadPart whose body does not match its
+  ``x-amz-checksum-sha256`` (or ``-sha1``, ``-crc32``) is answered 400 BadDigest and moto never
+  stores it; the checksum of each part it passed is remembered, so a CompleteMultipartUpload
+  that lists a part with another checksum (or none, when the part has one) is answered 400
+  InvalidPart as S3 answers it (S3 API reference, CompleteMultipartUpload, "Errors"), and
+  ListParts reports each part's ``ChecksumSHA256`` (moto reports none; S3 API reference,
+  ListParts, "Part"). moto computes the object's composite checksum itself at completion, from
+  the parts' bytes (``patches.s3_multipart``).
+- :func:`patch`, two seams in every process that applies ``patches`` (in-process tests too,
+  where there is no middleware): a PUT whose body does not match is refused; and HeadObject
+  with ChecksumMode answers as S3 does (S3 API reference, HeadObject: ``x-amz-checksum-type``;
+  S3 user guide, "Checking object integrity": a composite checksum is ``<base64>-<N>``), where
+  moto's HeadObject leaves out the ``-<N>`` and the type (its GetObject has both). Whether a
+  checksum is composite is known only to moto's key, so this is a seam, not middleware.
+
+A body sent ``aws-chunked`` (an SDK's trailing checksum) is passed on unchecked: the twin does
+not decode chunked payloads here (docs/aws-fidelity.md).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
-from collections.abc import Callable
+import hashlib
+import io
+import re
+import threading
+from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import parse_qs
+from xml.sax.saxutils import escape
 
 from filegate.local.patches.seams import Seams
 
 _ALGORITHMS = ("CRC32", "CRC32C", "SHA1", "SHA256")
+_LISTED_PART = re.compile(rb"<Part>(.*?)</Part>", re.S)
+_PART_NUMBER = re.compile(rb"<PartNumber>(\d+)</PartNumber>")
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+PartKey = tuple[str, int]  # (upload id, part number)
+
+
+def digest_of(body: bytes, algorithm: str) -> str | None:
+    """``body``'s checksum as S3's header carries it (base64); None for an algorithm the
+    standard library cannot compute (CRC32C, CRC64NVME: left to moto)."""
+    if algorithm == "SHA256":
+        raw = hashlib.sha256(body).digest()
+    elif algorithm == "SHA1":
+        raw = hashlib.sha1(body, usedforsecurity=False).digest()
+    elif algorithm == "CRC32":
+        raw = binascii.crc32(body).to_bytes(4, "big")
+    else:
+        return None
+    return base64.b64encode(raw).decode("ascii")
+
+
+class ChecksumCheck:
+    """S3's checksum rules for multipart uploads, around moto's app (see the module docstring)."""
+
+    def __init__(self, app: WsgiApp) -> None:
+        self._app = app
+        self._parts: dict[PartKey, str] = {}  # the SHA-256 of each part moto stored
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        query = parse_qs(environ.get("QUERY_STRING", ""))
+        upload_id = (query.get("uploadId") or [""])[0]
+        method = environ.get("REQUEST_METHOD", "")
+        if not upload_id:
+            return self._app(environ, start_response)
+        if method == "PUT" and "partNumber" in query and "HTTP_X_AMZ_COPY_SOURCE" not in environ:
+            return self._upload_part(environ, start_response, (upload_id, _int(query)))
+        if method == "POST":
+            return self._complete(environ, start_response, upload_id)
+        if method == "GET":
+            return self._list_parts(environ, start_response, upload_id)
+        if method == "DELETE":
+            self._forget(upload_id)
+        return self._app(environ, start_response)
+
+    def _upload_part(
+        self, environ: dict[str, Any], start_response: Callable[..., Any], part: PartKey
+    ) -> Any:
+        if "aws-chunked" in environ.get("HTTP_CONTENT_ENCODING", ""):
+            return self._app(environ, start_response)
+        body = _read_body(environ)
+        for algorithm in _ALGORITHMS:
+            declared = environ.get(f"HTTP_X_AMZ_CHECKSUM_{algorithm}")
+            actual = digest_of(body, algorithm) if declared else None
+            if actual is not None and actual != declared:
+                message = f"The {algorithm} you specified did not match the calculated checksum."
+                return _error(start_response, "BadDigest", message)
+        return self._app(environ, _on_success(start_response, lambda: self._keep(environ, part)))
+
+    def _keep(self, environ: dict[str, Any], part: PartKey) -> None:
+        checksum = environ.get("HTTP_X_AMZ_CHECKSUM_SHA256")
+        with self._lock:
+            if checksum:
+                self._parts[part] = checksum
+            else:
+                self._parts.pop(part, None)
+
+    def _complete(
+        self, environ: dict[str, Any], start_response: Callable[..., Any], upload_id: str
+    ) -> Any:
+        body = _read_body(environ)
+        problem = self._listed_problem(upload_id, body)
+        if problem:
+            return _error(start_response, "InvalidPart", problem)
+        return self._app(environ, _on_success(start_response, lambda: self._forget(upload_id)))
+
+    def _listed_problem(self, upload_id: str, body: bytes) -> str | None:
+        """Why a completion's listed checksums are not the stored parts'; None if they are.
+        (A body that is not the XML S3 expects is moto's to answer: MalformedXML.)"""
+        for part in _LISTED_PART.finditer(body):
+            number = _element(part.group(1), "PartNumber")
+            listed = _element(part.group(1), "ChecksumSHA256")
+            with self._lock:
+                stored = self._parts.get((upload_id, int(number))) if number.isdigit() else None
+            if stored is not None and listed != stored:
+                return (
+                    f"One or more of the specified parts could not be found. The part might not"
+                    f" have been uploaded, or the specified checksum ({listed or 'none'}) might"
+                    f" not have matched the part's checksum (part {number})."
+                )
+        return None
+
+    def _list_parts(
+        self, environ: dict[str, Any], start_response: Callable[..., Any], upload_id: str
+    ) -> Any:
+        answer: dict[str, Any] = {}
+
+        def capture(status: str, headers: list[tuple[str, str]], *rest: Any) -> Any:
+            answer.update(status=status, headers=headers, rest=rest)
+            return lambda data: None
+
+        body = b"".join(self._app(environ, capture))
+        if answer.get("status", "").startswith("200"):
+            body = self._with_checksums(upload_id, body)
+        headers = [(k, v) for k, v in answer["headers"] if k.lower() != "content-length"]
+        start_response(answer["status"], [*headers, ("Content-Length", str(len(body)))])
+        return [body]
+
+    def _with_checksums(self, upload_id: str, body: bytes) -> bytes:
+        with self._lock:
+            known = {n: c for (u, n), c in self._parts.items() if u == upload_id}
+
+        def add(match: re.Match[bytes]) -> bytes:
+            checksum = known.get(int(match.group(1)))
+            if checksum is None:
+                return match.group(0)
+            return match.group(0) + f"<ChecksumSHA256>{escape(checksum)}</ChecksumSHA256>".encode()
+
+        return _PART_NUMBER.sub(add, body)
+
+    def _forget(self, upload_id: str) -> None:
+        with self._lock:
+            for part in [p for p in self._parts if p[0] == upload_id]:
+                del self._parts[part]
+
+
+def _int(query: dict[str, list[str]]) -> int:
+    text = (query.get("partNumber") or ["0"])[0]
+    return int(text) if text.isdigit() else 0
+
+
+def _element(xml: bytes, name: str) -> str:
+    """The text of the first ``<name>`` in ``xml`` (S3's request bodies have no attributes)."""
+    match = re.search(rb"<%s>\s*([^<]*?)\s*</%s>" % (name.encode(), name.encode()), xml)
+    return match.group(1).decode("utf-8", "replace") if match else ""
+
+
+def _read_body(environ: dict[str, Any]) -> bytes:
+    """The request body, read once and put back for the app behind."""
+    length = environ.get("CONTENT_LENGTH") or "0"
+    body = environ["wsgi.input"].read(int(length)) if length.isdigit() else b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    return body
+
+
+def _on_success(start_response: Callable[..., Any], then: Callable[[], None]) -> Any:
+    """``start_response`` that runs ``then`` when the app answers 200."""
+
+    def wrapped(status: str, headers: list[tuple[str, str]], *rest: Any) -> Any:
+        if status.startswith("200"):
+            then()
+        return start_response(status, headers, *rest)
+
+    return wrapped
+
+
+def _error(start_response: Callable[..., Any], code: str, message: str) -> list[bytes]:
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f"<Error><Code>{code}</Code><Message>{escape(message)}</Message></Error>"
+    ).encode()
+    start_response(
+        "400 Bad Request",
+        [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))],
+    )
+    return [body]
 
 
 def _verified(get_checksum: Callable[..., tuple[str, str | None]]) -> Callable[..., Any]:
@@ -37,8 +229,34 @@ def _verified(get_checksum: Callable[..., tuple[str, str | None]]) -> Callable[.
     return wrapper
 
 
+def _qualified_head(head_object: Callable[..., Any]) -> Callable[..., Any]:
+    """moto's HeadObject with the checksum type, and a composite checksum's ``-<N>``."""
+
+    @functools.wraps(head_object)
+    def wrapper(
+        self: Any, bucket_name: str, query: dict[str, Any], key_name: str, headers: Any
+    ) -> Any:
+        status, response_headers, body = head_object(self, bucket_name, query, key_name, headers)
+        if status != 200 or headers.get("x-amz-checksum-mode") != "ENABLED":
+            return status, response_headers, body
+        version_id = query.get("versionId", [None])[0]
+        key = self.backend.head_object(bucket_name, key_name, version_id=version_id)
+        algorithm = getattr(key, "checksum_algorithm", None)
+        header = f"x-amz-checksum-{algorithm.lower()}" if algorithm else ""
+        if header in response_headers:
+            kind = key.checksum_type or "FULL_OBJECT"
+            response_headers["x-amz-checksum-type"] = kind
+            value = str(response_headers[header])
+            if kind == "COMPOSITE" and key.checksum_parts and "-" not in value:
+                response_headers[header] = f"{value}-{key.checksum_parts}"
+        return status, response_headers, body
+
+    return wrapper
+
+
 def patch(seams: Seams) -> None:
-    """Install the check."""
+    """Install the PutObject check and HeadObject's checksum answer."""
     from moto.s3.responses import S3Response
 
     seams.replace(S3Response, "_get_checksum", _verified(S3Response._get_checksum))
+    seams.replace(S3Response, "head_object", _qualified_head(S3Response.head_object))

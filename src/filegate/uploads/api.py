@@ -129,9 +129,15 @@ def complete_upload(upload_id: str) -> Response[Any]:
 
 
 @app.post("/uploads/<upload_id>/parts")
-def refresh_parts(upload_id: str) -> Response[Any]:
+def sign_parts(upload_id: str) -> Response[Any]:
     service, partner = _caller()
-    return _json(HTTPStatus.OK, service.refresh(partner, upload_id, _body()))
+    return _json(HTTPStatus.OK, service.sign_parts(partner, upload_id, _body()))
+
+
+@app.get("/uploads/<upload_id>/parts")
+def list_parts(upload_id: str) -> Response[Any]:
+    service, partner = _caller()
+    return _json(HTTPStatus.OK, service.stored_parts(partner, upload_id))
 
 
 @app.post("/uploads/<upload_id>/abort")

@@ -1,18 +1,24 @@
 """The partner-side upload client: hash, declare, upload, and read the ledger's verdict.
 
-For each file: SHA-256 while streaming it once, ``POST /uploads`` to declare it, then either
-one presigned PUT or the multipart plan's parts in parallel (each part streamed from its offset
-in the file, so memory stays constant whatever the size), ``complete``, and with ``wait`` the
-ledger's verdict. Failed requests and parts are retried with exponential backoff and jitter; a
-multipart upload that fails for good is aborted. A part whose URL is about to expire (or that S3
-refused as expired) is signed again through the API first (``part_urls``), which also keeps the
-declaration alive while a large file is still on its way. Progress reaches a subscriber as
+For each file: the whole file's SHA-256 and each part's (at the part size S3's limits give,
+``filegate.parts``) while reading it once, ``POST /uploads`` to declare it, then either one
+presigned PUT or the multipart plan's parts in parallel (each part's URL signed for its SHA-256,
+each part streamed from its offset in the file, so memory stays constant whatever the size),
+``complete`` with every part's ETag and SHA-256, and with ``wait`` the ledger's verdict. Failed
+requests and parts are retried with exponential backoff and jitter. A part S3 refuses because
+its bytes do not match its SHA-256 (BadDigest: corrupted on the way, or the file changed since
+it was hashed) is read and sent again, up to ``max_attempts`` times; then the client gives up
+with an error naming the file and the part. A multipart upload that fails for good is aborted.
+A part whose URL is about to expire (or that S3 refused as expired) is signed again through the
+API first (``part_urls``), which also keeps the declaration alive while a large file is still on
+its way. Progress reaches a subscriber as
 s3transfer's does: ``on_progress(bytes_transferred)`` (negative when a retried part starts over).
 This module runs on partners' machines: it never imports the AWS SDK.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import json
@@ -31,6 +37,7 @@ from urllib.parse import urljoin
 import urllib3
 
 from filegate.errors import ConfigError, UploadClientError
+from filegate.parts import MAX_OBJECT_SIZE, part_size_for
 from filegate.uploads.part_urls import Clock, PartUrls
 
 MiB = 1024 * 1024
@@ -43,6 +50,8 @@ _RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 # How S3 refuses a presigned request that came too late: past X-Amz-Expires (403), or past the
 # signing credentials' session (400).
 _EXPIRED_SIGNATURES = (b"Request has expired", b"<Code>ExpiredToken</Code>")
+# How S3 refuses a body that does not match the checksum its URL binds.
+_BAD_DIGEST = b"<Code>BadDigest</Code>"
 
 
 @dataclass(frozen=True)
@@ -138,11 +147,42 @@ class _FileSlice:
 
 def file_sha256(path: Path, chunk_bytes: int = MiB) -> str:
     """The file's SHA-256 in hex, read once in chunks."""
-    digest = hashlib.sha256()
+    return file_digests(path, 0, chunk_bytes).sha256
+
+
+@dataclass(frozen=True)
+class FileDigests:
+    """A file's SHA-256 (hex) and, at ``part_size``, each part's (base64, by part number)."""
+
+    sha256: str
+    part_size: int
+    parts: dict[int, str]
+
+
+def file_digests(path: Path, part_size: int, chunk_bytes: int = MiB) -> FileDigests:
+    """The whole file's SHA-256 and its parts' (``part_size`` 0: none), read once in chunks;
+    memory is one chunk whatever the size."""
+    whole, part, filled = hashlib.sha256(), hashlib.sha256(), 0
+    parts: dict[int, str] = {}
     with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(chunk_bytes), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        # Reads stop at part boundaries, so each block belongs to one part.
+        while block := handle.read(
+            min(chunk_bytes, part_size - filled) if part_size else chunk_bytes
+        ):
+            whole.update(block)
+            if part_size:
+                part.update(block)
+                filled += len(block)
+            if part_size and filled == part_size:
+                parts[len(parts) + 1] = _base64(part)
+                part, filled = hashlib.sha256(), 0
+    if filled:
+        parts[len(parts) + 1] = _base64(part)
+    return FileDigests(whole.hexdigest(), part_size, parts)
+
+
+def _base64(digest: Any) -> str:
+    return base64.b64encode(digest.digest()).decode("ascii")
 
 
 def guess_content_type(path: Path) -> str:
@@ -179,7 +219,8 @@ class UploadClient:
         subscriber: ProgressSubscriber | None = None,
     ) -> UploadResult:
         """Declare and upload one file; the result's status is PENDING until the ledger speaks."""
-        size, sha256 = self._inspect(path)
+        size, digests = self._inspect(path)
+        sha256 = digests.sha256
         declaration = {
             "filename": path.name,
             "size": size,
@@ -189,9 +230,11 @@ class UploadClient:
         plan = self._api_call("POST", "uploads", declaration)
         counter = _Counter(subscriber)
         if plan["method"] == "MULTIPART":
-            self._multipart(path, plan, counter)
+            if plan["part_size"] != digests.part_size:  # an API with another part-size rule
+                digests = file_digests(path, plan["part_size"], self._config.chunk_bytes)
+            self._multipart(path, plan, digests.parts, counter)
         else:
-            self._put(path, _Target(plan["url"], plan["headers"]), 0, size, counter)
+            self._put(path, _Target(plan["url"], plan["headers"]), (0, size), counter)
         return UploadResult(
             path=path,
             upload_id=plan["upload_id"],
@@ -219,14 +262,19 @@ class UploadClient:
                 )
             self._sleep(interval)
 
-    def _inspect(self, path: Path) -> tuple[int, str]:
+    def _inspect(self, path: Path) -> tuple[int, FileDigests]:
         if not path.is_file():
             raise UploadClientError(f"{path} is not a readable file")
-        return path.stat().st_size, file_sha256(path, self._config.chunk_bytes)
+        size = path.stat().st_size
+        # The part size the API will plan (filegate.parts), so one read gives every digest.
+        part_size = part_size_for(size) if 0 < size <= MAX_OBJECT_SIZE else 0
+        return size, file_digests(path, part_size, self._config.chunk_bytes)
 
-    def _multipart(self, path: Path, plan: dict[str, Any], counter: _Counter) -> None:
-        urls = self._part_urls(plan)
-        numbers = [part["part_number"] for part in plan["parts"]]
+    def _multipart(
+        self, path: Path, plan: dict[str, Any], checksums: dict[int, str], counter: _Counter
+    ) -> None:
+        urls = self._part_urls(plan, checksums)
+        numbers = list(range(1, int(plan["part_count"]) + 1))
         pool = ThreadPoolExecutor(max_workers=self._config.max_concurrency)
         try:
             try:
@@ -234,18 +282,27 @@ class UploadClient:
             finally:
                 # Once a part has failed for good, the parts not started yet are not sent.
                 pool.shutdown(wait=True, cancel_futures=True)
-            parts = [{"part_number": n, "etag": e} for n, e in zip(numbers, etags, strict=True)]
+            parts = [
+                {"part_number": n, "etag": e, "checksum_sha256": checksums[n]}
+                for n, e in zip(numbers, etags, strict=True)
+            ]
             urls.keep_alive()
             self._api_call("POST", plan["complete"]["path"].lstrip("/"), {"parts": parts})
+        except UploadClientError as exc:
+            self._abort(plan)
+            raise UploadClientError(
+                f"{exc}; the multipart upload {plan['upload_id']} was aborted", status=exc.status
+            ) from exc
         except BaseException:
             self._abort(plan)
             raise
 
-    def _part_urls(self, plan: dict[str, Any]) -> PartUrls:
+    def _part_urls(self, plan: dict[str, Any], checksums: dict[int, str]) -> PartUrls:
         path = f"uploads/{plan['upload_id']}/parts"
 
         def ask(numbers: list[int]) -> dict[str, Any]:
-            answer: dict[str, Any] = self._api_call("POST", path, {"part_numbers": numbers})
+            wanted = [{"part_number": n, "checksum_sha256": checksums[n]} for n in numbers]
+            answer: dict[str, Any] = self._api_call("POST", path, {"parts": wanted})
             return answer
 
         return PartUrls(plan, ask, self._clock, self._config.refresh_margin_seconds)
@@ -253,7 +310,10 @@ class UploadClient:
     def _part(self, path: Path, number: int, urls: PartUrls, counter: _Counter) -> str:
         part = urls.for_sending(number)
         target = _Target(part["url"], part["headers"], lambda: urls.after_expired(number))
-        return self._put(path, target, part["offset"], part["size"], counter, urls.keep_alive)
+        what = f"part {number} of {path}"
+        return self._put(
+            path, target, (part["offset"], part["size"]), counter, urls.keep_alive, what
+        )
 
     def _abort(self, plan: dict[str, Any]) -> None:
         # If even the abort fails, the bucket's lifecycle rule removes the parts after 7 days.
@@ -264,13 +324,15 @@ class UploadClient:
         self,
         path: Path,
         target: _Target,
-        offset: int,
-        size: int,
+        window: tuple[int, int],
         counter: _Counter,
         on_chunk: Callable[[], None] = lambda: None,
+        what: str | None = None,
     ) -> str:
-        """PUT [offset, offset + size) of the file to a presigned URL; return the ETag."""
-        for attempt in self._attempts(f"upload of {path.name}"):
+        """PUT [offset, offset + size) of the file to a presigned URL; return the ETag. Each
+        attempt reads the bytes from the file again (after a BadDigest too)."""
+        offset, size = window
+        for attempt in self._attempts(what or f"upload of {path}"):
             sent = 0
 
             def on_read(count: int) -> None:
@@ -297,6 +359,13 @@ class UploadClient:
                 body.close()
             if response.status in _RETRYABLE_STATUSES or target.renewed(response):
                 attempt.failed(f"HTTP {response.status}")
+                counter.add(-sent)
+                continue
+            if response.status == 400 and _BAD_DIGEST in response.data:
+                attempt.failed(
+                    "S3 refused its bytes (BadDigest): they did not match the SHA-256 computed"
+                    " when the file was read; is the file being written while it is uploaded?"
+                )
                 counter.add(-sent)
                 continue
             if response.status >= 400:

@@ -1,9 +1,12 @@
-"""The upload client's view of a multipart plan's part URLs: when each expires, and new ones.
+"""The upload client's view of a multipart plan's part URLs: signed in pages, renewed on expiry.
 
-A plan's URLs and its declaration expire together (``expires_at``), and a large file over a
-slow link takes longer than that. ``PartUrls`` asks the API (``POST /uploads/{id}/parts``) for
-fresh URLs before a part whose URL is about to expire is sent, or after S3 refused one as
-expired, and keeps the declaration alive (an empty list of parts) while bytes flow and before
+A plan holds no URLs: each part's URL binds the SHA-256 the client computed for it, so the
+client asks the API (``POST /uploads/{id}/parts``) for them a page at a time, just before the
+first part of a page is sent (the part and the next unsent ones, at most ``REFRESH_BATCH``), so
+a plan of 10,000 parts never comes in one response. URLs and the declaration expire together
+(``expires_at``), and a large file over a slow link takes longer than that: ``PartUrls`` asks
+again before a part whose URL is about to expire is sent, or after S3 refused one as expired,
+and keeps the declaration alive (an empty list of parts) while bytes flow and before
 completing. Each refresh moves the declaration's expiry on. Times are compared on the injected
 clock; a URL just signed again is used as it is even if that clock says it is near its expiry,
 so a client clock ahead of the API's costs one refresh per half margin, never a loop.
@@ -23,10 +26,10 @@ from filegate.errors import UploadClientError
 logger = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
-# POST /uploads/{upload_id}/parts with these part numbers; the API's answer.
+# POST /uploads/{upload_id}/parts for these part numbers (with their checksums); the answer.
 AskForParts = Callable[[list[int]], dict[str, Any]]
-# Parts signed in one refresh: enough to stay ahead of the parallel senders, far below the
-# API's limit (2,000), so one answer stays small.
+# Parts signed in one request: enough to stay ahead of the parallel senders, far below the
+# API's page limit (1,000), so one answer stays small.
 REFRESH_BATCH = 64
 
 
@@ -34,9 +37,10 @@ class PartUrls:
     """The plan's parts (url, headers, offset, size) by part number, signed again on demand."""
 
     def __init__(self, plan: dict[str, Any], ask: AskForParts, clock: Clock, margin: float) -> None:
-        self._parts: dict[int, dict[str, Any]] = {p["part_number"]: p for p in plan["parts"]}
+        self._parts: dict[int, dict[str, Any]] = {}  # signed so far
+        self._numbers = range(1, int(plan["part_count"]) + 1)
         expiry = parse_expiry(plan.get("expires_at"))
-        self._expiry: dict[int, datetime | None] = dict.fromkeys(self._parts, expiry)
+        self._expiry: dict[int, datetime | None] = {}
         self._signed_at: dict[int, datetime] = {}  # parts signed again, on the client's clock
         self._upload_expiry = expiry
         self._refreshed_at: datetime | None = None
@@ -73,6 +77,8 @@ class PartUrls:
                 logger.warning("could not extend the upload's expiry: %s", exc)
 
     def _stale(self, number: int) -> bool:
+        if number not in self._parts:
+            return True  # not signed yet
         now = self._clock()
         return self._near(self._expiry[number], now) and not self._recent(
             self._signed_at.get(number), now
@@ -80,8 +86,14 @@ class PartUrls:
 
     def _batch(self, number: int) -> list[int]:
         """This part, then the next unsent parts whose URLs are about to expire too."""
-        others = [n for n in sorted(self._parts) if n > number and n not in self._started]
-        return [number, *[n for n in others if self._stale(n)][: REFRESH_BATCH - 1]]
+        others = (n for n in self._numbers[number:] if n not in self._started)
+        batch = [number]
+        for other in others:
+            if len(batch) == REFRESH_BATCH:
+                break
+            if self._stale(other):
+                batch.append(other)
+        return batch
 
     def _refresh(self, numbers: list[int]) -> None:
         answer = self._ask(numbers)

@@ -1,9 +1,10 @@
 """What a partner may send to the upload API, parsed and validated.
 
 This module owns the request bodies' rules: it turns the JSON of ``POST /uploads`` into a
-frozen ``UploadRequest``, the JSON of ``POST /uploads/{id}/complete`` into the parts list and
-that of ``POST /uploads/{id}/parts`` into part numbers, and it checks a request against a
-partner's limits. Every failure is a ``RequestError`` that names the field at fault; nothing
+frozen ``UploadRequest``, the JSON of ``POST /uploads/{id}/complete`` into the parts list (each
+with its ETag and SHA-256) and that of ``POST /uploads/{id}/parts`` into the parts to sign (each
+with the SHA-256 its URL will bind), and it checks a request against a partner's limits.
+Every failure is a ``RequestError`` that names the field at fault; nothing
 else escapes, whatever the input. Standard library only.
 """
 
@@ -23,14 +24,15 @@ from filegate.errors import (
     UnsupportedTypeError,
     UploadTooLargeError,
 )
+from filegate.parts import MAX_OBJECT_SIZE, MAX_PART_COUNT, is_sha256_base64
 
 MAX_FILENAME_BYTES = 255
 MAX_CONTENT_TYPE_LENGTH = 255
-MAX_OBJECT_SIZE = 5 * 1024**4  # S3's limit for one object (5 TiB)
-MAX_PARTS = 10_000
-# One refresh signs at most as many part URLs as one plan holds (storage.MAX_PLAN_PARTS), so
-# its answer fits a function URL response as the plan's does.
-MAX_REFRESH_PARTS = 2_000
+MAX_PARTS = MAX_PART_COUNT
+# Part URLs signed in one request (a page). A function URL's response is at most 6 MB; on AWS
+# each URL carries the function role's session token (~1.6 KB a URL, ~1.8 KB with its headers),
+# so 1,000 URLs are ~1.8 MB, and a plan of 10,000 parts takes ten pages.
+MAX_SIGN_PARTS = 1_000
 _TCHARS = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"  # RFC 9110 token
 _MEDIA_TYPE = re.compile(rf"({_TCHARS})/({_TCHARS})")  # "*" is a token character too
 _SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
@@ -56,10 +58,20 @@ class UploadRequest:
 
 @dataclass(frozen=True)
 class CompletedPart:
-    """One part the client says it uploaded; ``etag`` as S3 returned it (quotes kept)."""
+    """One part the client says it uploaded; ``etag`` as S3 returned it (quotes kept),
+    ``checksum_sha256`` the part's SHA-256 in base64 (the one its URL was signed with)."""
 
     part_number: int
     etag: str
+    checksum_sha256: str
+
+
+@dataclass(frozen=True)
+class PartToSign:
+    """A part whose URL the client asks for, with the SHA-256 (base64) the URL will bind."""
+
+    part_number: int
+    checksum_sha256: str
 
 
 def load_json(body: str | bytes | None, is_base64: bool = False) -> Any:
@@ -205,22 +217,42 @@ def _completed_part(value: Any, where: str) -> CompletedPart:
         raise InvalidRequestError(f"{where}.etag must be the ETag S3 returned", f"{where}.etag")
     if not etag.isprintable() or not etag.isascii():
         raise InvalidRequestError(f"{where}.etag must be printable ASCII", f"{where}.etag")
-    return CompletedPart(part_number=number, etag=etag)
+    return CompletedPart(
+        part_number=number, etag=etag, checksum_sha256=_checksum(value, f"{where}.checksum_sha256")
+    )
 
 
-def parse_part_numbers(document: Any, part_count: int) -> tuple[int, ...]:
-    """Validate a ``POST /uploads/{id}/parts`` body: distinct parts of the plan, at most a plan's
-    worth; an empty list only extends the upload's expiry."""
-    numbers = _present(_object(document), "part_numbers")
-    if not isinstance(numbers, list) or len(numbers) > MAX_REFRESH_PARTS:
+def _checksum(fields: Mapping[str, Any], where: str) -> str:
+    value = fields.get("checksum_sha256")
+    if not is_sha256_base64(value):
         raise InvalidRequestError(
-            f"part_numbers must be a list of at most {MAX_REFRESH_PARTS} part numbers",
-            "part_numbers",
+            f"{where} must be the part's SHA-256 in base64 (44 characters, as S3's"
+            " x-amz-checksum-sha256 header carries it)",
+            where,
         )
-    parsed = tuple(_part_number(n, f"part_numbers[{i}]", part_count) for i, n in enumerate(numbers))
-    if len(set(parsed)) != len(parsed):
-        raise InvalidRequestError("part_numbers must list each part once", "part_numbers")
+    return str(value)
+
+
+def parse_parts_to_sign(document: Any, part_count: int) -> tuple[PartToSign, ...]:
+    """Validate a ``POST /uploads/{id}/parts`` body: distinct parts of the plan with their
+    SHA-256, at most a page's worth; an empty list only extends the upload's expiry."""
+    parts = _present(_object(document), "parts")
+    if not isinstance(parts, list) or len(parts) > MAX_SIGN_PARTS:
+        raise InvalidRequestError(
+            f"parts must be a list of at most {MAX_SIGN_PARTS} parts: ask for more in pages",
+            "parts",
+        )
+    parsed = tuple(_part_to_sign(part, f"parts[{i}]", part_count) for i, part in enumerate(parts))
+    if len({part.part_number for part in parsed}) != len(parsed):
+        raise InvalidRequestError("parts must list each part once", "parts")
     return parsed
+
+
+def _part_to_sign(value: Any, where: str, part_count: int) -> PartToSign:
+    if not isinstance(value, dict):
+        raise InvalidRequestError(f"{where} must be an object", where)
+    number = _part_number(value.get("part_number"), f"{where}.part_number", part_count)
+    return PartToSign(number, _checksum(value, f"{where}.checksum_sha256"))
 
 
 def _part_number(value: Any, where: str, part_count: int) -> int:

@@ -1,14 +1,18 @@
 """What the upload API does, apart from HTTP: declare, report, complete and abort uploads.
 
 ``UploadService`` holds the rules between the partner registry, the ledger and the signer: an
-upload is declared in the ledger (PENDING) when its URLs are signed; a pending multipart upload
-may have part URLs signed again, which moves its expiry on (a large file over a slow link
-outlives its first URLs); a partner sees only its own uploads (anyone else's is "not found");
-a PENDING upload past its expiry is turned EXPIRED when read. Object keys are
-``<partner_id>/<upload_id>/<filename>``. The upload-id index is eventually consistent, so an
-id it does not know yet is looked up again for a moment before the answer is "not found".
-The collaborators (and clock and sleep) are injected; this module makes no AWS call of its
-own. Answers are plain JSON-ready dicts.
+upload is declared in the ledger (PENDING) when it is planned (a PUT's URL signed, or a multipart
+upload created with its part size and count); a multipart upload's part URLs are signed on
+request, a page at a time, each for the SHA-256 the client computed for that part, and every
+request moves the upload's expiry on (a large file over a slow link outlives its first URLs);
+completing records the composite SHA-256 of the listed parts in the ledger before S3 is asked to
+complete (so the ingestion, which never reads the object, knows what S3 must hold); the parts S3
+holds can be listed (ListParts) for a client that resumes; a partner sees only its own uploads
+(anyone else's is "not found"); a PENDING upload past its expiry is turned EXPIRED when read.
+Object keys are ``<partner_id>/<upload_id>/<filename>``. The upload-id index is eventually
+consistent, so an id it does not know yet is looked up again for a moment before the answer
+is "not found". The collaborators (and clock and sleep) are injected; this module makes no AWS
+call of its own. Answers are plain JSON-ready dicts.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import re
 import secrets
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -31,14 +35,16 @@ from filegate.errors import (
 )
 from filegate.events import iso_utc
 from filegate.ledger import Declaration, Ledger, UploadRecord, UploadStatus
-from filegate.storage import PresignedPart, PresignedRequest, UploadSigner, part_ranges
+from filegate.parts import composite_sha256, part_ranges
+from filegate.storage import PresignedPart, PresignedRequest, StoredPart, UploadSigner
 from filegate.uploads.partners import Partner, PartnerRegistry
 from filegate.uploads.requests import (
+    MAX_SIGN_PARTS,
     UploadRequest,
     check_limits,
     load_json,
     parse_completed_parts,
-    parse_part_numbers,
+    parse_parts_to_sign,
     parse_upload_request,
 )
 
@@ -119,14 +125,21 @@ class UploadService:
         return upload_view(self._current(partner, upload_id))
 
     def complete(self, partner: Partner, upload_id: str, body: RawBody) -> dict[str, Any]:
-        """CompleteMultipartUpload for a pending multipart upload; its status afterwards."""
+        """CompleteMultipartUpload for a pending multipart upload; its status afterwards.
+
+        The composite SHA-256 of the listed parts goes to the ledger first: the object's event
+        may be judged before this call returns, and S3 refuses a list whose checksums are not
+        the stored parts' (a retried completion records its own list again).
+        """
         record = self._current(partner, upload_id)
         multipart_id = _open_multipart(record)
         parts = parse_completed_parts(load_json(*body))
+        expected = composite_sha256(p.checksum_sha256 for p in parts)
+        if self._ledger.expect_checksum(record.key, expected, self._clock()) is None:
+            raise UploadConflictError(f"upload {upload_id} is no longer pending")
+        listed = [(p.part_number, p.etag, p.checksum_sha256) for p in parts]
         try:
-            self._signer.complete_multipart(
-                record.bucket, record.key, multipart_id, [(p.part_number, p.etag) for p in parts]
-            )
+            self._signer.complete_multipart(record.bucket, record.key, multipart_id, listed)
         except PartsRejectedError as exc:
             if exc.s3_code == "NoSuchUpload":
                 raise UploadConflictError(f"upload {upload_id} is no longer open in S3") from exc
@@ -134,20 +147,22 @@ class UploadService:
         logger.info("multipart upload completed", extra={"upload_id": upload_id})
         return upload_view(record)
 
-    def refresh(self, partner: Partner, upload_id: str, body: RawBody) -> dict[str, Any]:
-        """Fresh URLs for parts of a pending multipart upload, and its expiry moved on.
+    def sign_parts(self, partner: Partner, upload_id: str, body: RawBody) -> dict[str, Any]:
+        """URLs for parts of a pending multipart upload, each bound to the SHA-256 the client
+        gave for it (at most ``MAX_SIGN_PARTS`` a request), and its expiry moved on.
 
         The ledger's conditional write decides: a concurrent expiry, abort or arrival wins (409).
         """
         record = self._current(partner, upload_id)
         multipart_id = _open_multipart(record)
-        numbers = parse_part_numbers(load_json(*body), len(part_ranges(record.declared_size)))
+        wanted = parse_parts_to_sign(load_json(*body), len(part_ranges(record.declared_size)))
         now = self._clock()
         expires_at = now + timedelta(seconds=self._lifetime())
         if self._ledger.extend(record.key, expires_at, now) is None:
             raise UploadConflictError(f"upload {upload_id} is no longer pending")
+        checksums = {part.part_number: part.checksum_sha256 for part in wanted}
         parts = self._signer.presign_parts(
-            record.bucket, record.key, multipart_id, record.declared_size, numbers
+            record.bucket, record.key, multipart_id, record.declared_size, checksums
         )
         logger.info("part urls signed again", extra={"upload_id": upload_id, "parts": len(parts)})
         return {
@@ -155,6 +170,20 @@ class UploadService:
             "status": UploadStatus.PENDING.value,
             "expires_at": iso_utc(expires_at),
             "parts": [_part_view(part) for part in parts],
+        }
+
+    def stored_parts(self, partner: Partner, upload_id: str) -> dict[str, Any]:
+        """The parts S3 holds for a pending multipart upload (ListParts), with the SHA-256 S3
+        verified for each: what a client that resumes need not send again."""
+        record = self._current(partner, upload_id)
+        multipart_id = _open_multipart(record)
+        parts = self._signer.list_parts(record.bucket, record.key, multipart_id)
+        return {
+            "upload_id": upload_id,
+            "status": record.status,
+            "part_size": record.declared_part_size,
+            "part_count": record.declared_part_count,
+            "parts": [_stored_view(part) for part in parts],
         }
 
     def abort(self, partner: Partner, upload_id: str) -> dict[str, Any]:
@@ -179,7 +208,8 @@ class UploadService:
         put = self._signer.presign_put(
             bucket, key, request.size, request.sha256_base64, request.content_type
         )
-        self._ledger.declare(_declaration(partner, request, upload_id, key, bucket, expires_at))
+        declaration = _declaration(partner, request, upload_id, key, bucket, expires_at)
+        self._ledger.declare(replace(declaration, expected_checksum_sha256=request.sha256_base64))
         return {**_plan_head(upload_id, key, expires_at, PUT), **_request_view(put)}
 
     def _multipart(
@@ -191,18 +221,24 @@ class UploadService:
         expires_at: datetime,
     ) -> dict[str, Any]:
         bucket = self._policy.bucket
+        ranges = part_ranges(request.size)
         multipart_id = self._signer.start_multipart(bucket, key, request.content_type)
-        declaration = _declaration(partner, request, upload_id, key, bucket, expires_at)
+        declaration = replace(
+            _declaration(partner, request, upload_id, key, bucket, expires_at),
+            method=MULTIPART,
+            multipart_upload_id=multipart_id,
+            part_size=ranges[0][2],
+            part_count=len(ranges),
+        )
         try:
-            self._ledger.declare(_as_multipart(declaration, multipart_id))
-            parts = self._signer.presign_parts(bucket, key, multipart_id, request.size)
+            self._ledger.declare(declaration)
         except Exception:
             # Cleanup as soon as the resource exists: no orphaned multipart upload.
             self._signer.abort_multipart(bucket, key, multipart_id)
             raise
         return {
             **_plan_head(upload_id, key, expires_at, MULTIPART),
-            **_parts_view(upload_id, parts),
+            **_parts_view(upload_id, ranges[0][2], len(ranges)),
         }
 
     def _lifetime(self) -> int:
@@ -251,8 +287,18 @@ def upload_view(record: UploadRecord) -> dict[str, Any]:
         "expires_at": record.expires_at,
         "updated_at": record.updated_at,
     }
+    if record.declared_part_count:
+        view["declared"]["part_size"] = record.declared_part_size
+        view["declared"]["part_count"] = record.declared_part_count
     optional = {"reason": record.reason, "size": record.size, "content_type": record.content_type}
     view.update({name: value for name, value in optional.items() if value is not None})
+    if record.checksum_sha256:
+        # The checksum S3 verified and holds for the object (docs/integrity.md).
+        view["checksum"] = {
+            "sha256": record.checksum_sha256,
+            "type": record.checksum_type,
+            "part_count": record.checksum_part_count,
+        }
     return view
 
 
@@ -285,11 +331,6 @@ def _declaration(
     )
 
 
-def _as_multipart(declaration: Declaration, multipart_id: str) -> Declaration:
-    fields = {**declaration.__dict__, "method": MULTIPART, "multipart_upload_id": multipart_id}
-    return Declaration(**fields)
-
-
 def _plan_head(upload_id: str, key: str, expires_at: datetime, method: str) -> dict[str, Any]:
     return {
         "upload_id": upload_id,
@@ -309,11 +350,27 @@ def _part_view(part: PresignedPart) -> dict[str, Any]:
     return head | _request_view(part.request)
 
 
-def _parts_view(upload_id: str, parts: tuple[PresignedPart, ...]) -> dict[str, Any]:
+def _stored_view(part: StoredPart) -> dict[str, Any]:
     return {
-        "part_size": parts[0].size,
-        "part_count": len(parts),
-        "parts": [_part_view(part) for part in parts],
+        "part_number": part.part_number,
+        "size": part.size,
+        "etag": part.etag,
+        "checksum_sha256": part.checksum_sha256,
+    }
+
+
+def _parts_view(upload_id: str, part_size: int, part_count: int) -> dict[str, Any]:
+    """A multipart plan: no URLs yet; each is signed for its part's SHA-256, in pages."""
+    return {
+        "part_size": part_size,
+        "part_count": part_count,
+        "checksum_algorithm": "SHA256",
+        "sign_parts": {
+            "method": "POST",
+            "path": f"/uploads/{upload_id}/parts",
+            "max_parts": MAX_SIGN_PARTS,
+        },
+        "list_parts": {"method": "GET", "path": f"/uploads/{upload_id}/parts"},
         "complete": {"method": "POST", "path": f"/uploads/{upload_id}/complete"},
         "abort": {"method": "POST", "path": f"/uploads/{upload_id}/abort"},
     }

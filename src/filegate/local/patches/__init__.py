@@ -12,7 +12,8 @@ What is left corrects moto where AWS documents another behaviour, or buys measur
 - :mod:`.dynamodb_atomic`: every DynamoDB request under one lock, so a conditional write's
   check and write are atomic, as DynamoDB's are (moto's are not).
 - ``s3_checksums``: a PUT whose body does not match its ``x-amz-checksum-*`` is refused, as S3
-  refuses it.
+  refuses it, and HeadObject returns a composite checksum as ``<base64>-<N>`` with its type
+  (its middleware, for parts, completion and ListParts, is in ``emulator.application``).
 - :mod:`.sqs` (speed, measured: docs/benchmarks.md): moto's SQS fast at queue depth (receive,
   delete, change visibility, counts, and a send to a standard queue).
   ``FILEGATE_EMULATOR_SQS_PATCH=0`` serves without it.
