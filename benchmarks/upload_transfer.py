@@ -257,10 +257,10 @@ def _line(run: dict[str, Any], size: int) -> str:
 
 def filegate_phases(state: Any, api_key: str, path: Path) -> dict[str, float]:
     """One more upload through the client library, with a timing connection pool injected:
-    where the time goes (hash, declare, parts, complete). In this process, untimed above."""
+    where the time goes (hash, declare, sign, parts, complete). In this process, untimed above."""
     from filegate.uploads.client import UploadClient
 
-    marks: list[tuple[str, float, float]] = []
+    marks: list[tuple[str, str, float, float]] = []
 
     class TimedPool(urllib3.PoolManager):
         def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
@@ -268,7 +268,7 @@ def filegate_phases(state: Any, api_key: str, path: Path) -> dict[str, float]:
             try:
                 return super().request(method, url, *args, **kwargs)
             finally:
-                marks.append((method, started, time.monotonic()))
+                marks.append((method, url, started, time.monotonic()))
 
     client = UploadClient(state.env()["upload_api_url"], api_key, http=TimedPool(maxsize=6))
     started = time.monotonic()
@@ -276,12 +276,15 @@ def filegate_phases(state: Any, api_key: str, path: Path) -> dict[str, float]:
     ended = time.monotonic()
     clear_bucket(state)
     declare, puts = marks[0], [m for m in marks[1:] if m[0] == "PUT"]
-    completes = [m for m in marks[1:] if m[0] == "POST"]  # none for a single PUT
+    posts = [m for m in marks[1:] if m[0] == "POST"]  # none for a single PUT
+    signs = [m for m in posts if m[1].rstrip("/").endswith("/parts")]
+    completes = [m for m in posts if m[1].rstrip("/").endswith("/complete")]
     return {
-        "hash": round(declare[1] - started, 2),
-        "declare": round(declare[2] - declare[1], 2),
-        "parts": round(max(p[2] for p in puts) - min(p[1] for p in puts), 2),
-        "complete": round(sum(m[2] - m[1] for m in completes), 2),
+        "hash": round(declare[2] - started, 2),
+        "declare": round(declare[3] - declare[2], 2),
+        "sign": round(sum(m[3] - m[2] for m in signs), 2),
+        "parts": round(max(p[3] for p in puts) - min(p[2] for p in puts), 2),
+        "complete": round(sum(m[3] - m[2] for m in completes), 2),
         "total": round(ended - started, 2),
     }
 
