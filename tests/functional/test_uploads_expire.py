@@ -91,7 +91,8 @@ def test_a_dry_run_changes_nothing(s3: Any, ledger: Ledger, sweeper: Sweeper) ->
         (Kind.DECLARED, Action.WOULD_EXPIRE),
         (Kind.UNDECLARED, Action.WOULD_ABORT),
     }
-    assert abandoned in open_ids(s3) and len(open_ids(s3)) == 2
+    assert abandoned in open_ids(s3)
+    assert len(open_ids(s3)) == 2
     assert status(ledger, abandoned, s3) == "PENDING"
 
 

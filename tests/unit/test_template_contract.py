@@ -769,6 +769,12 @@ EXPECTED_SKIPS = {
     ("UploadApiFunction", "CKV_AWS_173"),
     # AuthType NONE: the function authenticates partners by API key.
     ("UploadApiUrl", "CKV_AWS_258"),
+    # issue 11: the hourly stale-uploads counter, argued like the other functions'.
+    ("StaleUploadsFunctionLogGroup", "CKV_AWS_158"),
+    ("StaleUploadsFunction", "CKV_AWS_115"),
+    ("StaleUploadsFunction", "CKV_AWS_116"),
+    ("StaleUploadsFunction", "CKV_AWS_117"),
+    ("StaleUploadsFunction", "CKV_AWS_173"),
 }
 
 
