@@ -35,9 +35,7 @@ def declare_and_send_one_part(stack: Stack, api_key: str) -> dict:
     plan = dict(json.loads(answer.data))
     assert plan["method"] == "MULTIPART"
     first = plan["parts"][0]
-    sent = http.request(
-        "PUT", first["url"], body=b"x" * first["size"], headers=first["headers"]
-    )
+    sent = http.request("PUT", first["url"], body=b"x" * first["size"], headers=first["headers"])
     assert sent.status == 200, sent.data
     return plan
 
