@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import urllib3
 
-from tests.e2e.conftest import Stack, filegate
+from tests.e2e.conftest import Stack, filegate, wait_for
 from tests.e2e.test_uploads import partner, upload_cli  # noqa: F401 - partner: a fixture
 
 SIZE = 66 * 1024 * 1024  # above the 64 MiB threshold: a multipart plan
@@ -118,3 +118,35 @@ def test_a_bad_threshold_is_refused_with_exit_2_and_a_sentence(
     assert done.returncode == 2
     assert f"--older-than {threshold!r} is not a duration" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_an_upload_left_open_fires_the_stale_uploads_alarm_until_expired(stack: Stack) -> None:
+    # GIVEN a multipart upload nobody declared, left open (the emulator reports every upload
+    # as initiated in 2010: it is more than a day old)
+    stack.s3.create_multipart_upload(Bucket=stack.bucket, Key="ops/left-open.bin")
+    function = f"{stack.env['FunctionName']}-stale-uploads"
+    alarm = f"{stack.env['FunctionName']}-stale-uploads"
+    lambda_client = stack.target.client("lambda")
+
+    def count() -> int:
+        answer = lambda_client.invoke(FunctionName=function, Payload=b"{}")
+        assert "FunctionError" not in answer, answer["Payload"].read()
+        return int(json.loads(answer["Payload"].read())["StaleMultipartUploads"])
+
+    # WHEN the scheduled function runs (`aws lambda invoke`, as its schedule would)
+    assert count() >= 1
+
+    # THEN its metric turns the stack's alarm to ALARM
+    cloudwatch = stack.target.client("cloudwatch")
+
+    def state() -> str | None:
+        found = cloudwatch.describe_alarms(AlarmNames=[alarm])["MetricAlarms"][0]["StateValue"]
+        return found if found == "ALARM" else None
+
+    assert wait_for(state, timeout=60, interval=1) == "ALARM"
+
+    # AND after `filegate uploads expire` nothing stale is left to count
+    swept = {s["key"]: s for s in expire(stack)}
+    assert swept["ops/left-open.bin"]["kind"] == "undeclared"
+    assert "ops/left-open.bin" not in open_uploads(stack)
+    assert count() == 0
