@@ -11,7 +11,8 @@ writes the PENDING item at presign time, ``get_upload`` finds it by upload id th
 ``upload_id-index`` GSI, ``extend`` moves a PENDING item's ``expires_at`` when its part URLs are
 signed again, ``expect_checksum`` records the checksum S3 must end up holding (a multipart
 upload's composite SHA-256, written just before it is completed), and ``expire`` / ``abort``
-close a PENDING item; each is one conditional write. The checksum fields are described in
+close a PENDING item; each is one conditional write. ``overdue_uploads`` lists the PENDING
+items past their expiry without changing them. The checksum fields are described in
 docs/integrity.md.
 
 For the operations, ``describe`` and ``raw_item`` return DescribeTable and GetItem as the API
@@ -300,6 +301,15 @@ class Ledger:
             if record is not None:
                 expired.append(record)
         return expired
+
+    def overdue_uploads(self, now: datetime) -> list[UploadRecord]:
+        """Every declared upload still PENDING with ``expires_at`` before ``now`` (read only).
+
+        A scan of the sparse ``upload_id-index`` (declared uploads only); closing one is
+        ``expire``'s conditional write, which a concurrent arrival or extension wins.
+        """
+        records = (self._upload(key) for key in self._overdue_keys(now))
+        return [record for record in records if record is not None and record.overdue(now)]
 
     def _overdue_keys(self, now: datetime) -> list[str]:
         paginator = self._ddb.get_paginator("scan")

@@ -66,6 +66,8 @@ LAMBDA_MODULES = (
     "filegate/uploads/requests.py",
     "filegate/uploads/service.py",
     "filegate/uploads/api.py",
+    "filegate/uploads/expiry.py",
+    "filegate/uploads/stale_metric.py",
     "filegate/uploads/page.html",
 )
 # The AWS SDK for Python and its whole dependency tree, shipped together or not at all.

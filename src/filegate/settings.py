@@ -24,6 +24,8 @@ ENV_LOG_LEVEL = "LOG_LEVEL"
 ENV_PARTNERS_TABLE = "PARTNERS_TABLE"
 ENV_MULTIPART_THRESHOLD = "MULTIPART_THRESHOLD_BYTES"
 ENV_PRESIGN_EXPIRY = "PRESIGN_EXPIRY_SECONDS"
+# --- read by the stale-uploads metric Lambda (set by the template; UPLOAD_BUCKET as above) ---
+ENV_STALE_UPLOAD_SECONDS = "STALE_UPLOAD_SECONDS"
 
 # --- the upload client (`filegate upload`) ---
 ENV_API_URL = "FILEGATE_API_URL"
@@ -166,6 +168,27 @@ class UploadApiSettings:
             ),
             presign_expiry_seconds=_bounded_int(
                 env, ENV_PRESIGN_EXPIRY, DEFAULT_PRESIGN_EXPIRY, 1, MAX_PRESIGN_EXPIRY
+            ),
+        )
+
+
+DEFAULT_STALE_UPLOAD_SECONDS = 86_400  # uploads.expiry.DEFAULT_OLDER_THAN
+
+
+@dataclass(frozen=True)
+class StaleUploadsSettings:
+    """What the stale-uploads metric Lambda needs: the bucket, and the age that is stale."""
+
+    bucket: str
+    stale_after_seconds: int = DEFAULT_STALE_UPLOAD_SECONDS
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> StaleUploadsSettings:
+        env = os.environ if env is None else env
+        return cls(
+            bucket=_required(env, ENV_UPLOAD_BUCKET),
+            stale_after_seconds=_int(
+                env, ENV_STALE_UPLOAD_SECONDS, DEFAULT_STALE_UPLOAD_SECONDS, 1
             ),
         )
 

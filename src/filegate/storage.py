@@ -1,8 +1,9 @@
 """Every S3 call filegate makes: ``ObjectStore`` (head for ingestion; put and delete),
-``BucketOps`` (listing, the bucket's notification configuration, encryption and small state
-files for the operations commands; creating and configuring buckets and uploading zips for
-``filegate deploy`` and the local stack) and ``UploadSigner`` (presigned PUTs and multipart
-uploads for the upload API, each part's SHA-256 bound in its URL: docs/integrity.md).
+``BucketOps`` (listing objects and open multipart uploads, aborting those, the bucket's
+notification configuration, encryption and small state files for the operations commands;
+creating and configuring buckets and uploading zips for ``filegate deploy`` and the local
+stack) and ``UploadSigner`` (presigned PUTs and multipart uploads for the upload API, each
+part's SHA-256 bound in its URL: docs/integrity.md).
 
 botocore errors are translated into ``StorageError`` here and nowhere else. A missing object
 (or object version, or bucket) is an answer, not an error: ``head`` returns ``None``,
@@ -95,6 +96,7 @@ _PERMISSION = {
     "CompleteMultipartUpload": "s3:PutObject",
     "ListParts": "s3:ListMultipartUploadParts",
     "AbortMultipartUpload": "s3:AbortMultipartUpload",
+    "ListMultipartUploads": "s3:ListBucketMultipartUploads",
 }
 # The multipart checksum: composite SHA-256 (docs/integrity.md says why not CRC64NVME).
 CHECKSUM_ALGORITHM: Final = "SHA256"
@@ -203,6 +205,26 @@ def _listed(entry: Mapping[str, Any], deleted: bool) -> LatestVersion:
     )
 
 
+@dataclass(frozen=True)
+class OpenMultipartUpload:
+    """One multipart upload S3 holds open (ListMultipartUploads): started, neither completed
+    nor aborted. Its parts are stored, and paid for, until one of the two happens."""
+
+    key: str
+    upload_id: str
+    initiated: datetime
+
+
+def open_multipart_uploads(pages: Iterator[Mapping[str, Any]]) -> Iterator[OpenMultipartUpload]:
+    """The ``Uploads`` entries of ListMultipartUploads pages."""
+    for page in pages:
+        for entry in page.get("Uploads", []):
+            initiated = entry["Initiated"]
+            if initiated.tzinfo is None:
+                initiated = initiated.replace(tzinfo=UTC)
+            yield OpenMultipartUpload(entry["Key"], entry["UploadId"], initiated)
+
+
 class BucketOps:
     """The S3 calls of the operations commands: listing, notifications, state files.
 
@@ -218,6 +240,28 @@ class BucketOps:
         paginator = self._s3.get_paginator("list_object_versions")
         with _translated("ListObjectVersions", bucket, prefix + "*"):
             yield from latest_versions(iter(paginator.paginate(Bucket=bucket, Prefix=prefix)))
+
+    def open_multipart_uploads(
+        self, bucket: str, prefix: str = ""
+    ) -> Iterator[OpenMultipartUpload]:
+        """Every multipart upload open in ``bucket`` under ``prefix`` (all pages)."""
+        paginator = self._s3.get_paginator("list_multipart_uploads")
+        with _translated("ListMultipartUploads", bucket, prefix + "*"):
+            yield from open_multipart_uploads(
+                iter(paginator.paginate(Bucket=bucket, Prefix=prefix))
+            )
+
+    def abort_multipart(self, bucket: str, key: str, upload_id: str) -> bool:
+        """AbortMultipartUpload: S3 drops the stored parts. False when S3 no longer knows the
+        upload (completed or aborted already): it is gone either way."""
+        with _translated("AbortMultipartUpload", bucket, key):
+            try:
+                self._s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+            except ClientError as exc:
+                if _error_code(exc) != "NoSuchUpload":
+                    raise
+                return False
+        return True
 
     def notification_configuration(self, bucket: str) -> dict[str, Any]:
         """The bucket's notification configuration as the API returns it (no metadata)."""

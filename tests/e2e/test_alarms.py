@@ -103,7 +103,9 @@ def test_filegate_alarms_shows_the_states(alarm_stack: Stack) -> None:
         f"{function}-throttles",
         f"{function}-dlq-not-empty",
         f"{function}-queue-age",
+        f"{function}-stale-uploads",
     }
+    assert alarms[f"{function}-stale-uploads"]["state"] == "OK"  # nothing left open: no data
     assert alarms[f"{function}-errors"]["metric"] == f"AWS/Lambda Errors (FunctionName={function})"
     table = filegate(alarm_stack.state_dir, "alarms", "list", "--state", "ALARM")
     assert table.returncode == 0, table.stderr

@@ -7,13 +7,19 @@ the event source mapping, so the real handler records them.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import boto3
 import pytest
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.core.model_instances import model_data
+from moto.s3.models import FakeKey, s3_backends
 from ops_pipeline import BUCKET, CODE_BUCKET, STACK, Pipeline, build_pipeline
 
 from filegate.errors import IntakeError
+from filegate.ingest import handler
 from filegate.ledger import Declaration, Ledger
 from filegate.ops.intake import Intake
 from filegate.ops.reconcile import Reconciler, Verdict, require_flowing
@@ -320,3 +326,65 @@ def test_repair_refuses_while_intake_is_paused(pipeline: Pipeline) -> None:
         require_flowing(intake.status())
     intake.resume()
     require_flowing(intake.status())
+
+
+SIX_GIB = 6 * 1024**3  # above CopyObject's 5 GB limit (S3 API Reference, CopyObject)
+
+
+@pytest.fixture
+def six_gib_key() -> Iterator[type]:
+    """A kind of moto stored object whose size says 6 GiB, whatever its bytes (a class, so
+    that moto's deep copies of listed versions keep it). moto registers every model class it
+    sees by module (``model_data``); the registration goes when the test ends."""
+    module = "tests.filegate_six_gib"
+    yield type("SixGiBKey", (FakeKey,), {"__module__": module, "size": property(lambda _: SIX_GIB)})
+    model_data.pop(module.split(".")[1], None)
+
+
+def _served(client: Any) -> list[str]:
+    """The S3 operations ``client`` makes from now on (botocore's own event hooks)."""
+    calls: list[str] = []
+    client.meta.events.register("before-call.s3", lambda model, **_: calls.append(model.name))
+    return calls
+
+
+def _served_by_new_clients() -> list[str]:
+    """The S3 operations of clients the default session makes from now on."""
+    calls: list[str] = []
+    session = boto3.DEFAULT_SESSION or boto3.Session()
+    session.events.register("before-call.s3", lambda model, **_: calls.append(model.name))
+    return calls
+
+
+def test_repair_of_an_object_above_5_gb_never_touches_its_bytes(
+    pipeline: Pipeline, reconciler: Reconciler, six_gib_key: type
+) -> None:
+    # GIVEN an object of 6 GiB the ledger missed. moto keeps every byte in memory, so the
+    # object holds 1 KiB and its size in the emulator's state says 6 GiB: ListObjectVersions
+    # and HeadObject report 6 GiB, and any path that copied it (CopyObject refuses more than
+    # 5 GB) or read it whole would fail on the mismatch or show in the calls below.
+    _detached(pipeline)
+    _put(pipeline, "p/huge.bin", b"h" * 1024, "application/octet-stream")
+    _attached(pipeline)
+    stored = s3_backends[DEFAULT_ACCOUNT_ID]["aws"].get_object(BUCKET, "p/huge.bin")
+    stored.__class__ = six_gib_key  # this object only: it goes when the test's moto does
+    listed = pipeline.s3.list_object_versions(Bucket=BUCKET, Prefix="p/huge")["Versions"]
+    assert listed[0]["Size"] == SIX_GIB
+    # the repair's own client, and the ingestion's (built from the default session on its
+    # first invocation, after this)
+    repair_calls = _served(pipeline.s3)
+    handler.build_ingestor.cache_clear()
+    ingest_calls = _served_by_new_clients()
+
+    # WHEN repaired
+    report = reconciler.repair(reconciler.compare(), timeout=5)
+
+    # THEN the item records the 6 GiB object, and nothing but a listing and one HeadObject
+    # touched S3: no GetObject, no CopyObject, no UploadPartCopy
+    assert report.ok
+    item = pipeline.item("p/huge.bin")
+    assert item is not None
+    assert item["size"]["N"] == str(SIX_GIB)
+    assert item["event_name"]["S"] == "ObjectCreated:Reconcile"
+    assert set(repair_calls) == {"ListObjectVersions"}
+    assert ingest_calls == ["HeadObject"]

@@ -16,6 +16,8 @@ from cfnlint.decode.cfn_yaml import load
 
 from filegate import template as cfn
 from filegate.ops.releases import function_fingerprint
+from filegate.uploads import stale_metric
+from filegate.uploads.expiry import DEFAULT_OLDER_THAN
 from tests.contract import OUTPUTS, PARAMETERS
 
 TEMPLATE = Path(str(files("filegate") / "templates" / "s3-lambda-dynamo.yml"))
@@ -49,6 +51,12 @@ RESOURCES = {
     "UploadApiUrlPermission": "AWS::Lambda::Permission",
     "UploadApiInvokePermission": "AWS::Lambda::Permission",
     "UploadApiErrorsAlarm": "AWS::CloudWatch::Alarm",
+    "StaleUploadsFunctionLogGroup": "AWS::Logs::LogGroup",
+    "StaleUploadsFunctionRole": "AWS::IAM::Role",
+    "StaleUploadsFunction": "AWS::Lambda::Function",
+    "StaleUploadsSchedule": "AWS::Events::Rule",
+    "StaleUploadsSchedulePermission": "AWS::Lambda::Permission",
+    "StaleUploadsAlarm": "AWS::CloudWatch::Alarm",
 }
 ENV_VARS = {
     "DDB_TABLE",
@@ -67,7 +75,7 @@ UPLOAD_API_ENV_VARS = {
     "POWERTOOLS_METRICS_NAMESPACE",
     "LOG_LEVEL",
 }
-ROLES = ("IngestFunctionRole", "UploadApiFunctionRole")
+ROLES = ("IngestFunctionRole", "UploadApiFunctionRole", "StaleUploadsFunctionRole")
 OBJECTS_ARN = {"Fn::Sub": "arn:${AWS::Partition}:s3:::${BucketName}/*"}
 BUCKET_ARN = {"Fn::Sub": "arn:${AWS::Partition}:s3:::${BucketName}"}
 # Lambda keeps this much of an account's concurrency quota unreserved; new accounts start
@@ -769,6 +777,12 @@ EXPECTED_SKIPS = {
     ("UploadApiFunction", "CKV_AWS_173"),
     # AuthType NONE: the function authenticates partners by API key.
     ("UploadApiUrl", "CKV_AWS_258"),
+    # issue 11: the hourly stale-uploads counter, argued like the other functions'.
+    ("StaleUploadsFunctionLogGroup", "CKV_AWS_158"),
+    ("StaleUploadsFunction", "CKV_AWS_115"),
+    ("StaleUploadsFunction", "CKV_AWS_116"),
+    ("StaleUploadsFunction", "CKV_AWS_117"),
+    ("StaleUploadsFunction", "CKV_AWS_173"),
 }
 
 
@@ -887,3 +901,50 @@ def test_a_role_policy_change_keeps_the_fingerprint() -> None:
         resources["IngestFunctionRole"]["Properties"]["Policies"][0]["PolicyName"] = "other"
 
     assert fingerprint(edited(narrower)) == fingerprint()
+
+
+def test_incomplete_multipart_uploads_are_aborted_after_the_expire_threshold(
+    template: dict[str, Any],
+) -> None:
+    """The lifecycle rule is the safety net behind `filegate uploads expire` and the stale
+    alarm: it aborts later than both, and long after any declaration's URLs have died."""
+    rules = props(template, "UploadBucket")["LifecycleConfiguration"]["Rules"]
+    (abort,) = [rule for rule in rules if "AbortIncompleteMultipartUpload" in rule]
+    assert abort["Status"] == "Enabled"
+    days = abort["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"]
+    stale = int(
+        props(template, "StaleUploadsFunction")["Environment"]["Variables"]["STALE_UPLOAD_SECONDS"]
+    )
+    presign_max = template["Parameters"]["PresignExpirySeconds"]["MaxValue"]
+    assert stale == DEFAULT_OLDER_THAN.total_seconds()
+    assert presign_max < stale < days * 86_400
+
+
+def test_the_stale_uploads_alarm_watches_what_the_scheduled_function_publishes(
+    template: dict[str, Any],
+) -> None:
+    function = props(template, "StaleUploadsFunction")
+    assert function["Handler"] == "filegate.uploads.stale_metric.lambda_handler"
+    assert function["Environment"]["Variables"]["UPLOAD_BUCKET"] == {"Ref": "UploadBucket"}
+    schedule = props(template, "StaleUploadsSchedule")
+    assert schedule["ScheduleExpression"] == "rate(1 hour)"
+    assert schedule["Targets"][0]["Arn"] == {"Fn::GetAtt": ["StaleUploadsFunction", "Arn"]}
+    permission = props(template, "StaleUploadsSchedulePermission")
+    assert permission["Principal"] == "events.amazonaws.com"
+    assert permission["SourceArn"] == {"Fn::GetAtt": ["StaleUploadsSchedule", "Arn"]}
+    alarm = props(template, "StaleUploadsAlarm")
+    assert (alarm["Namespace"], alarm["MetricName"]) == (
+        stale_metric.NAMESPACE,
+        stale_metric.STALE_METRIC,
+    )
+    assert alarm["Dimensions"] == [
+        {"Name": stale_metric.DIMENSION, "Value": {"Ref": "UploadBucket"}}
+    ]
+    assert alarm["Period"] == 3600  # the schedule's rate
+    assert alarm["AlarmActions"] == [{"Ref": "AlertsTopic"}]
+    # the role may list the bucket's open uploads and write its logs, nothing else
+    assert grants(template, "StaleUploadsFunctionRole") == {
+        "s3:ListBucketMultipartUploads": [BUCKET_ARN],
+        "logs:CreateLogStream": [{"Fn::GetAtt": ["StaleUploadsFunctionLogGroup", "Arn"]}],
+        "logs:PutLogEvents": [{"Fn::GetAtt": ["StaleUploadsFunctionLogGroup", "Arn"]}],
+    }

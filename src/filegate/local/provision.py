@@ -15,6 +15,7 @@ go through ``storage``, ``queues`` and ``ledger``.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
@@ -105,6 +106,16 @@ class FunctionUrlConfig:
 
 
 @dataclass(frozen=True)
+class ScheduleConfig:
+    """An EventBridge rule of the template that runs one of its functions at a fixed rate."""
+
+    logical_id: str
+    rule_arn: str
+    function_name: str
+    rate_seconds: int
+
+
+@dataclass(frozen=True)
 class Deployment:
     """What a deployed stack offers the rest of the local stack."""
 
@@ -114,6 +125,7 @@ class Deployment:
     parameters: StackParameters
     function_urls: list[FunctionUrlConfig] = field(default_factory=list)
     applied: list[str] = field(default_factory=list)
+    schedules: list[ScheduleConfig] = field(default_factory=list)
 
 
 class Provisioner:
@@ -145,6 +157,7 @@ class Provisioner:
             mapping=_mapping_config(document, resolver, physical),
             parameters=parameters,
             function_urls=_function_urls(document, resolver),
+            schedules=_schedules(document, resolver),
             applied=applied,
         )
 
@@ -175,6 +188,7 @@ class Provisioner:
                 alert_email=values.get("AlertEmail", ""),
             ),
             function_urls=_function_urls(document, resolver),
+            schedules=_schedules(document, resolver),
             applied=applied,
         )
 
@@ -297,6 +311,7 @@ class _AttributeLookup:
             "AWS::KMS::Key": lambda: arn("kms", region, f"key/{physical}", account),
             "AWS::IAM::Role": lambda: arn("iam", region, f"role/{physical}", account, False),
             "AWS::Logs::LogGroup": lambda: arn("logs", region, f"log-group:{physical}:*", account),
+            "AWS::Events::Rule": lambda: arn("events", region, f"rule/{physical}", account),
         }
         if kind not in arns:
             raise StackError(f"cannot resolve the Arn of a {kind} locally")
@@ -479,3 +494,28 @@ def _function_urls(document: Mapping[str, Any], resolver: cfn.Resolver) -> list[
             )
         )
     return urls
+
+
+_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
+_RATE_UNITS = {"minute": 60, "hour": 3600, "day": 86400}
+
+
+def _schedules(document: Mapping[str, Any], resolver: cfn.Resolver) -> list[ScheduleConfig]:
+    """Every enabled ``rate(...)`` AWS::Events::Rule of the template that targets a function
+    (moto stores rules, and never fires them)."""
+    schedules = []
+    for logical_id, resource in document["Resources"].items():
+        if resource.get("Type") != "AWS::Events::Rule":
+            continue
+        properties = resolver.resolve(resource["Properties"])
+        rate = _RATE.match(str(properties.get("ScheduleExpression", "")))
+        if rate is None or properties.get("State", "ENABLED") != "ENABLED":
+            continue
+        seconds = int(rate.group(1)) * _RATE_UNITS[rate.group(2).rstrip("s")]
+        rule_arn = resolver.resolve({"Fn::GetAtt": [logical_id, "Arn"]})
+        for target in properties.get("Targets", []):
+            arn = str(target.get("Arn", ""))
+            if ":function:" in arn:
+                name = arn.split(":function:", 1)[1].split(":", 1)[0]
+                schedules.append(ScheduleConfig(logical_id, str(rule_arn), name, seconds))
+    return schedules

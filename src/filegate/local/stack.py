@@ -75,6 +75,7 @@ from filegate.local.runtime import (
     code_key_for,
     prepare_function,
 )
+from filegate.local.schedules import ScheduledRuns
 from filegate.local.state import (
     RUNNING_FILE,
     LocalState,
@@ -130,6 +131,7 @@ class LocalStack:
         self._role_sessions: RoleSessions | None = None  # None: the functions' IAM is off
         self._lambda_client: Any = None
         self._gateways: list[FunctionUrlGateway] = []
+        self._schedules: list[ScheduledRuns] = []
         self._urls: dict[str, str] = {}
         self._functions = LocalFunctions()
         self._invoke_server: InvokeServer | None = None
@@ -329,6 +331,7 @@ class LocalStack:
                 spec.version,
             )
         self._start_gateways(deployment, telemetry)
+        self._start_schedules(deployment)
         self._follower.start()
 
     def _check_mapping_role(self, spec: FunctionSpec, queue_arn: str) -> None:
@@ -456,6 +459,29 @@ class LocalStack:
                 spec.code_sha256,
             )
 
+    def _start_schedules(self, deployment: Deployment) -> None:
+        """Run each scheduled function of the template at its rate, as EventBridge does
+        (one warm worker each; `aws lambda invoke` runs it at once)."""
+        assert self._work_dir is not None
+        parameters = deployment.parameters
+        for schedule in deployment.schedules:
+            spec = prepare_function(
+                self._target,
+                schedule.function_name,
+                parameters.code_bucket,
+                parameters.code_key,
+                self._work_dir,
+            )
+            self._register(spec, self._warm_workers(spec, 1))
+            runs = ScheduledRuns(self._functions, schedule, self.settings.region)
+            runs.start()
+            self._schedules.append(runs)
+
+    def _stop_schedules(self) -> None:
+        for runs in self._schedules:
+            runs.stop()
+        self._schedules = []
+
     def _start_alarms(self, deployment: Deployment) -> None:
         """Evaluate the alarms; what they send to the alerts topic lands in an outbox queue."""
         topic = deployment.outputs.get(ALERTS_TOPIC_ARN)
@@ -494,6 +520,7 @@ class LocalStack:
             self._alarms.stop()
             self._alarms = None
         self._follower.stop()
+        self._stop_schedules()
         for gateway in self._gateways:
             gateway.stop()
         self._gateways, self._urls = [], {}

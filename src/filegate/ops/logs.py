@@ -40,12 +40,13 @@ _FRAME = re.compile(r"^(START|END|REPORT) RequestId: (\S+)")
 LogEvent = dict[str, Any]
 
 
-def parse_duration(text: str) -> timedelta:
-    """``30s``, ``15m``, ``2h``, ``1d`` -> a timedelta; anything else is a ConfigError."""
+def parse_duration(text: str, option: str = "--since") -> timedelta:
+    """``30s``, ``15m``, ``2h``, ``1d`` -> a timedelta; anything else is a ConfigError naming
+    ``option``."""
     match = _DURATION.match(text)
     if not match or int(match.group(1)) == 0:
         raise ConfigError(
-            f"--since {text!r} is not a duration: give a positive number and a unit s, m, h"
+            f"{option} {text!r} is not a duration: give a positive number and a unit s, m, h"
             " or d, e.g. 15m"
         )
     return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
