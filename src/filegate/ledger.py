@@ -16,8 +16,9 @@ items past their expiry without changing them. The checksum fields are described
 docs/integrity.md.
 
 For the operations, ``describe`` and ``raw_item`` return DescribeTable and GetItem as the API
-answers them (the evidence set saves them as they are), and ``enable_point_in_time_recovery``
-is the one table setting the local stack applies itself (the emulator skips it).
+answers them (the evidence set saves them as they are), and ``create_table`` and
+``enable_point_in_time_recovery`` are what the local stack does itself (the stack's tables in
+its DynamoDB process; point-in-time recovery, which the emulator skips).
 
 The low-level client is used (not the resource) so the Lambda does not import boto3's
 resource layer; attribute values are written and read by the small helpers below.
@@ -452,6 +453,20 @@ class Ledger:
             f"({_error_code(exc)}): "
             "check that the table exists and the function's role may read and write it"
         )
+
+
+def create_table(dynamodb_client: DynamoDBClient, request: Mapping[str, Any]) -> bool:
+    """CreateTable with ``request``; False when a table of that name is there already."""
+    name = request["TableName"]
+    try:
+        dynamodb_client.create_table(**request)
+    except ClientError as exc:
+        if _error_code(exc) == "ResourceInUseException":
+            return False
+        raise LedgerError(f"CreateTable {name} failed ({_error_code(exc)})") from exc
+    except BotoCoreError as exc:
+        raise LedgerError(f"CreateTable {name} failed: {exc}") from exc
+    return True
 
 
 def enable_point_in_time_recovery(dynamodb_client: DynamoDBClient, table_name: str) -> None:

@@ -5,6 +5,8 @@ The handler runs whole against this emulated state; tests assert on the ledger i
 
 from __future__ import annotations
 
+import functools
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,7 +21,6 @@ from upload_builders import create_upload_ledger
 from filegate.ingest import handler
 from filegate.ledger import Ledger
 from filegate.local import patches
-from filegate.local.patches import dynamodb_atomic
 
 TABLE = "filegate-ledger-test"
 
@@ -67,10 +68,26 @@ def moto_as_it_was() -> Iterator[None]:
 
 
 @pytest.fixture
-def aws(aws_env: None) -> Iterator[None]:
-    # DynamoDB's per-item atomicity, which moto lacks: the handler records a batch's events in
-    # threads, and two events of one key must not both pass their conditions.
-    with dynamodb_atomic.applied(), mock_aws():
+def dynamodb_atomic(monkeypatch: pytest.MonkeyPatch) -> None:
+    """DynamoDB's per-item atomicity, which moto lacks, for in-process moto: the handler
+    records a batch's events in threads, and two events of one key must not both pass their
+    conditions. The emulator does it as middleware (local/dynamodb_atomic.py); in-process moto
+    has no WSGI app, so moto's DynamoDB handler takes the lock, until the test ends."""
+    from moto.dynamodb.responses import DynamoHandler
+
+    call_action, lock = DynamoHandler.call_action, threading.RLock()
+
+    @functools.wraps(call_action)
+    def one_at_a_time(self: DynamoHandler) -> object:
+        with lock:
+            return call_action(self)
+
+    monkeypatch.setattr(DynamoHandler, "call_action", one_at_a_time)
+
+
+@pytest.fixture
+def aws(aws_env: None, dynamodb_atomic: None) -> Iterator[None]:
+    with mock_aws():
         boto3.setup_default_session()  # a fresh default session: the handler's clients use it
         handler.build_ingestor.cache_clear()  # the handler's clients must be built inside moto
         yield

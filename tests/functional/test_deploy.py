@@ -127,6 +127,31 @@ def test_first_deploy_creates_the_stack_with_version_one_live(
     )
 
 
+def test_an_executed_change_set_gives_the_stack_its_template_s_outputs(
+    cloud: StackLocation, tmp_path: Path
+) -> None:
+    # moto left a stack created through a change set without outputs, and an updated one with
+    # its old outputs and parameters; CloudFormation gives it the template's.
+    run(cloud, code_zip(tmp_path, "one"))
+    stack = boto3.client("cloudformation", region_name=REGION).describe_stacks(StackName=STACK)
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Stacks"][0]["Outputs"]}
+    assert outputs["FunctionName"] == PARAMETERS["LambdaName"]
+    assert outputs["BucketName"] == PARAMETERS["BucketName"]
+
+
+def test_each_resource_a_change_set_creates_gets_its_own_stack_event(
+    cloud: StackLocation, tmp_path: Path
+) -> None:
+    # moto wrote only the stack's own events; CloudFormation writes one per resource, before
+    # the stack's CREATE_COMPLETE.
+    run(cloud, code_zip(tmp_path, "one"))
+    events = stack_events()
+    assert {("IngestFunction", "CREATE_COMPLETE"), ("LedgerTable", "CREATE_COMPLETE")} <= set(
+        events
+    )
+    assert events[-1] == (STACK, "CREATE_COMPLETE")
+
+
 def test_the_default_artifact_bucket_is_encrypted_private_and_tls_only(aws: None) -> None:
     target = Target(region=REGION)
     store = ArtifactStore(target, default_bucket_name(ACCOUNT, REGION))

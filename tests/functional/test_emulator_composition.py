@@ -1,6 +1,6 @@
 """The emulator is moto's WSGI app composed with filegate's middleware (emulator.application):
 Lambda Invoke runs on the local stack's workers (invoke_forwarding) and DynamoDB goes to its own
-process (patches/dynamodb_process), with moto's own classes untouched. Served on a free port of
+process (dynamodb_process), with moto's own classes untouched. Served on a free port of
 this process; the supervisor's invoke server is a small HTTP server of the test."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The main emulator's DynamoDB forwarding (patches/dynamodb_process), over HTTP to moto."""
+"""The main emulator's DynamoDB forwarding (local/dynamodb_process.py), over HTTP to moto."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 from werkzeug.test import Client
 
-from filegate.local.patches.dynamodb_process import Forwarder, is_forwarded
+from filegate.local.dynamodb_process import Forwarder, is_forwarded
 from filegate.local.processes import free_port
 
 REGION = "eu-central-1"

@@ -10,7 +10,7 @@ import pytest
 
 from filegate import template as cfn
 from filegate.errors import LocalStackError
-from filegate.local.cfn_models import references, resource_diff
+from filegate.local.change_sets import references, resource_diff
 from filegate.local.lambda_account import account_settings, reservation_refused
 from filegate.local.provision import split_function
 from filegate.local.runtime import code_key_for

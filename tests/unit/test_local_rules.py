@@ -141,7 +141,7 @@ def test_log_framing_names_the_version_an_alias_invoked() -> None:
 
 
 def test_a_cloudformation_table_becomes_the_matching_create_table_request() -> None:
-    from filegate.local.patches.dynamodb_process import create_table_request
+    from filegate.local.stack_tables import create_table_request
 
     index = {
         "IndexName": "by-prefix",

@@ -11,7 +11,8 @@ moto's change sets differ from AWS's in ways ``filegate deploy`` would trip on; 
 also mends them (``_ChangeSetFixes``):
 - a change set lists only resources whose template text changed; AWS also lists those that
   reference a changed parameter (through ``Ref`` or ``Fn::Sub``) and those that reference a
-  resource being replaced (here: a Lambda version), and so does the mended one;
+  resource being replaced (here: a Lambda version), and so does the mended one (the diff is
+  computed on plain template dicts in ``change_sets``);
 - executing a change set left the stack's outputs and parameters as they were (a created stack
   had no outputs at all); the mended one rebuilds them, as ``update_stack`` does;
 - a stack update wrote only two stack-level events; each changed resource now gets its own;
@@ -31,15 +32,13 @@ also mends them (``_ChangeSetFixes``):
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Iterator
 from typing import Any
 
 from filegate.local import lambda_account
+from filegate.local.change_sets import changed_parameters, replacement, resource_diff
 
 _registered = False
-_VERSION_TYPE = "AWS::Lambda::Version"
-_SUB_VARIABLE = re.compile(r"\$\{([^}!.]+)(?:\.[^}]+)?\}")
 _FAILED_RESOURCE = "_filegate_failed_resource"  # set on the error a resource's create raised
 KEPT_ON_DELETE = frozenset({"Retain", "RetainExceptOnCreate"})
 KEPT_ON_CREATE_ROLLBACK = frozenset({"Retain"})
@@ -222,56 +221,6 @@ MODELS: dict[str, Any] = {
 }
 
 
-def references(value: Any) -> set[str]:
-    """Names a template fragment refers to: Ref, Fn::GetAtt and Fn::Sub variables."""
-    found: set[str] = set()
-    if isinstance(value, list):
-        for item in value:
-            found |= references(item)
-    elif isinstance(value, dict):
-        for key, inner in value.items():
-            if key == "Ref" and isinstance(inner, str):
-                found.add(inner)
-            elif key == "Fn::GetAtt":
-                target = inner[0] if isinstance(inner, list) else str(inner).split(".")[0]
-                found.add(str(target))
-            elif key == "Fn::Sub":
-                text = inner[0] if isinstance(inner, list) else inner
-                found |= set(_SUB_VARIABLE.findall(str(text)))
-                found |= references(inner[1:] if isinstance(inner, list) else [])
-            else:
-                found |= references(inner)
-    return found
-
-
-def resource_diff(
-    old: dict[str, Any],
-    new: dict[str, Any],
-    changed_parameters: set[str],
-) -> dict[str, list[str]]:
-    """What an update adds, modifies and removes, as CloudFormation decides it.
-
-    A resource is modified when its template text changed, when it refers to a changed
-    parameter, or when it refers to a modified Lambda version (a version is replaced on any
-    change, so what points at it changes too). The order is the template's.
-    """
-    modified: list[str] = []
-    replaced: set[str] = set()
-    for name, resource in new.items():
-        if name not in old:
-            continue
-        mentions = references(resource)
-        if resource != old[name] or mentions & changed_parameters or mentions & replaced:
-            modified.append(name)
-            if resource.get("Type") == _VERSION_TYPE:
-                replaced.add(name)
-    return {
-        "Add": [name for name in new if name not in old],
-        "Modify": modified,
-        "Remove": [name for name in old if name not in new],
-    }
-
-
 class _ChangeSetFixes:
     """Replacements for the moto methods whose change-set behaviour differs from AWS's."""
 
@@ -279,13 +228,7 @@ class _ChangeSetFixes:
     def build_resource_diff(
         resource_map: Any, other_template: dict[str, Any], parameters: dict[str, Any] | None = None
     ) -> dict[str, list[str]]:
-        # Compared as text: the stack holds Number parameters as numbers.
-        before = resource_map.resolved_parameters
-        changed = {
-            name
-            for name, value in (parameters or {}).items()
-            if name not in before or str(before[name]) != str(value)
-        }
+        changed = changed_parameters(resource_map.resolved_parameters, parameters or {})
         return resource_diff(
             resource_map._resource_json_map, other_template.get("Resources", {}), changed
         )
@@ -296,16 +239,14 @@ class _ChangeSetFixes:
 
         resource_map = change_set.stack.resource_map
         new = change_set.template_dict.get("Resources", {})
+        resources = {**resource_map._resource_json_map, **new}
         actions = resource_map.build_resource_diff(change_set.template_dict, change_set.parameters)
         changes = []
         for action, names in actions.items():
             for name in names:
-                source = new if name in new else resource_map._resource_json_map
-                kind = source[name]["Type"]
-                change = Change(action, name, kind)
-                if action == "Modify":
-                    # describe_change_set's Replacement field: only versions are replaced here.
-                    setattr(change, "replacement", "True" if kind == _VERSION_TYPE else "False")  # noqa: B010
+                change = Change(action, name, resources[name]["Type"])
+                if action == "Modify":  # describe_change_set's Replacement field
+                    change.replacement = replacement(resources[name]["Type"])  # type: ignore[attr-defined]
                 changes.append(change)
         return changes
 
@@ -518,8 +459,8 @@ def _install() -> None:
         lambda *args, **kwargs: _ChangeSetFixes.create_resource(create, *args, **kwargs),
         _ChangeSetFixes.delete,
     ]
-    for (owner, name), replacement in zip(_patched_attributes(), replacements, strict=True):
-        setattr(owner, name, replacement)
+    for (owner, name), value in zip(_patched_attributes(), replacements, strict=True):
+        setattr(owner, name, value)
 
 
 def register() -> None:

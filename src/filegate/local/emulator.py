@@ -4,8 +4,9 @@ Run as ``python -m filegate.local.emulator --port N``; the local stack starts it
 process so the emulator has a core (and a GIL) of its own. It refuses to start on a moto it was
 not built against (``moto_version``). :func:`application` is the one place where moto's app is
 wrapped: presigned S3 requests checked as S3 checks them (``s3_presign``), the function roles'
-IAM check (``iam``), DynamoDB forwarded to its own process (``patches.dynamodb_process``), Lambda
-Invoke run on the local stack's workers (``invoke_forwarding``), profiling (``profiling``). What
+IAM check (``iam``), DynamoDB forwarded to its own process (``dynamodb_process``), DynamoDB
+requests served one at a time, as DynamoDB's writes are atomic (``dynamodb_atomic``), S3
+payloads checked against their checksums (``s3_checksums``), Lambda run on the local stack's workers (``invoke_forwarding``), profiling (``profiling``). What
 cannot be done around moto is a seam into it (``patches``, ``cfn_models``), each correcting a
 behaviour AWS documents or buying measured speed. Besides serving, it publishes the AWS/SQS
 metrics SQS would (``sqs_metrics``) and, when the local stack asks, serves its event source
@@ -28,10 +29,11 @@ from typing import Any, cast
 from filegate.aws import Target
 from filegate.errors import LocalStackError
 from filegate.local import cfn_models, patches, s3_checksums, s3_presign
+from filegate.local.dynamodb_atomic import OneDynamoDBRequestAtATime
+from filegate.local.dynamodb_process import DynamoDBForwarding
 from filegate.local.iam import IamMiddleware, PrincipalFile, WsgiApp
 from filegate.local.invoke_forwarding import InvokeForwarding
 from filegate.local.moto_version import require_supported_moto
-from filegate.local.patches.dynamodb_process import DynamoDBForwarding
 from filegate.local.profiling import ProfiledRequests
 from filegate.local.queue_channel import QueueChannelServer
 from filegate.local.sqs_metrics import QueueMetricsPublisher
@@ -77,11 +79,13 @@ def application(moto_app: WsgiApp, settings: EmulatorSettings | None = None) -> 
     S3 authenticates it before it authorises it, so a forged or expired URL is refused as such
     (``s3_presign``), then the signer's role is checked (``iam``, when the local stack names
     its principals in ``settings``); then DynamoDB goes to its own process
-    (``patches.dynamodb_process``, when ``settings`` name one) and Lambda Invoke to the local
-    stack's workers (``invoke_forwarding``, when they name the invoke server); moto answers
-    the rest. With a profile file named, each request is profiled (outermost)."""
+    (``dynamodb_process``, when ``settings`` name one) and Lambda Invoke to the local stack's
+    workers (``invoke_forwarding``, when they name the invoke server); an S3 payload is checked
+    against its checksums (``s3_checksums``); moto answers the rest, its DynamoDB requests one at
+    a time (``dynamodb_atomic``). With a profile file named, each request is profiled
+    (outermost)."""
     settings = settings or EmulatorSettings()
-    app = moto_app
+    app: WsgiApp = OneDynamoDBRequestAtATime(moto_app)
     app = s3_checksums.ChecksumCheck(app)  # S3 checks a payload after authenticating it
     if settings.invoke_url:
         app = InvokeForwarding(app, settings.invoke_url)

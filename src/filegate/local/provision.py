@@ -4,7 +4,9 @@ The same template goes through the CloudFormation API (``create_stack``: moto's 
 lose the outputs). Then, read from that template and resolved against the stack, the local
 stack applies what moto skips (docs/local-mode.md): queue and bucket policies,
 alarms, SNS subscriptions, bucket versioning, public access block, CORS and notifications,
-table point-in-time recovery; and it
+the stack's tables in the local stack's DynamoDB process (``stack_tables``: moto's
+CloudFormation makes them in the main emulator, which forwards every DynamoDB request) and
+their point-in-time recovery; and it
 disables the emulator's own event source mapping, which would otherwise consume messages
 without running the code. The local event source mapping (``esm``) takes its place.
 ``adopt`` describes a stack that ``filegate deploy`` created in an empty local stack (its
@@ -26,7 +28,8 @@ from botocore.exceptions import ClientError
 from filegate import template as cfn
 from filegate.aws import Target, arn, partition
 from filegate.errors import StackError, StorageError
-from filegate.ledger import enable_point_in_time_recovery
+from filegate.ledger import create_table, enable_point_in_time_recovery
+from filegate.local.stack_tables import create_table_request
 from filegate.ops.releases import FINGERPRINT_PARAMETER, function_fingerprint
 from filegate.package import Package
 from filegate.queues import MessageQueue
@@ -391,11 +394,13 @@ class _GapApplier:
         return f"{logical_id}: {properties['Protocol']} subscription created"
 
     def _table(self, logical_id: str, properties: dict[str, Any]) -> str | None:
-        pitr = properties.get("PointInTimeRecoverySpecification", {})
-        if not pitr.get("PointInTimeRecoveryEnabled"):
-            return None
-        enable_point_in_time_recovery(self._target.client("dynamodb"), self._physical[logical_id])
-        return f"{logical_id}: point-in-time recovery enabled"
+        dynamodb, name = self._target.client("dynamodb"), self._physical[logical_id]
+        created = create_table(dynamodb, create_table_request(name, properties))
+        done = [f"table {name} created in the DynamoDB process"] if created else []
+        if properties.get("PointInTimeRecoverySpecification", {}).get("PointInTimeRecoveryEnabled"):
+            enable_point_in_time_recovery(dynamodb, name)
+            done.append("point-in-time recovery enabled")
+        return f"{logical_id}: {', '.join(done)}" if done else None
 
     def _alarm(self, logical_id: str, properties: dict[str, Any]) -> str:
         arguments = dict(properties)

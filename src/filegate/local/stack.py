@@ -59,7 +59,6 @@ from filegate.local.iam import (
 )
 from filegate.local.invoke import LATEST, InvokeServer, LocalFunctions
 from filegate.local.moto_version import require_supported_moto
-from filegate.local.patches import ENV_DYNAMODB_URL
 from filegate.local.processes import free_port, tail, terminate, wait_listening
 from filegate.local.provision import Deployment, Provisioner, StackParameters
 from filegate.local.queue_channel import (
@@ -88,6 +87,7 @@ from filegate.local.state import (
 )
 from filegate.outputs import ALERTS_TOPIC_ARN, QUEUE_URL
 from filegate.settings import (
+    ENV_EMULATOR_DYNAMODB_URL,
     ENV_LOCAL_LOG,
     ENV_STATE_DIR,
     LOCAL_BUCKET_NAME,
@@ -226,7 +226,7 @@ class LocalStack:
         if self.settings.dynamodb_process:
             port = free_port()
             url = f"http://127.0.0.1:{port}"
-            env = {**env, ENV_DYNAMODB_URL: url}
+            env = {**env, ENV_EMULATOR_DYNAMODB_URL: url}
             # from here on, the supervisor's clients and the workers go to it directly
             self._target = dataclasses.replace(self._target, dynamodb_endpoint_url=url)
             self._dynamodb, log_path = self._spawn_emulator(
@@ -284,7 +284,7 @@ class LocalStack:
     ) -> tuple[subprocess.Popen[bytes], Path]:
         assert self._work_dir is not None
         log_path = self._work_dir / log_name
-        environment = child_environment(without=frozenset({ENV_DYNAMODB_URL}))
+        environment = child_environment(without=frozenset({ENV_EMULATOR_DYNAMODB_URL}))
         with log_path.open("wb") as log_file:
             process = subprocess.Popen(
                 [sys.executable, "-m", "filegate.local.emulator", "--port", str(port), *arguments],

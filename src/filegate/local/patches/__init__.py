@@ -9,8 +9,6 @@ What is left corrects moto where AWS documents another behaviour, or buys measur
   The ingestion's ordering logic needs them to run locally.
 - :mod:`.s3_multipart`: CompleteMultipartUpload joining the parts where they are (moto copies a
   1 GiB object about five times), with moto's ETag, checksums and errors.
-- :mod:`.dynamodb_atomic`: every DynamoDB request under one lock, so a conditional write's
-  check and write are atomic, as DynamoDB's are (moto's are not).
 - ``s3_checksums``: a PUT whose body does not match its ``x-amz-checksum-*`` is refused, as S3
   refuses it, and HeadObject returns a composite checksum as ``<base64>-<N>`` with its type
   (its middleware, for parts, completion and ListParts, is in ``emulator.application``).
@@ -20,8 +18,6 @@ What is left corrects moto where AWS documents another behaviour, or buys measur
 - :mod:`.dynamodb` (speed, measured): moto's UpdateItem (the ledger's one conditional write per
   event) parsed once per expression text and validated in one pass (:mod:`.ddb_values`), with
   the same results as moto's. ``FILEGATE_EMULATOR_DDB_PATCH=0`` serves without it.
-- :mod:`.dynamodb_process`: in the main emulator, when it forwards DynamoDB to the local
-  stack's DynamoDB process, the tables CloudFormation creates are created there too.
 """
 
 from __future__ import annotations
@@ -32,16 +28,12 @@ from collections.abc import Iterator
 from filegate.local import s3_checksums
 from filegate.local.patches import (
     dynamodb,
-    dynamodb_atomic,
-    dynamodb_process,
     s3,
     s3_multipart,
     sqs,
 )
 from filegate.local.patches.seams import Seams
-from filegate.settings import ENV_EMULATOR_DYNAMODB_URL, EmulatorSettings
-
-ENV_DYNAMODB_URL = ENV_EMULATOR_DYNAMODB_URL  # the local stack sets it for the main emulator
+from filegate.settings import EmulatorSettings
 
 _PROCESS_SEAMS = Seams()
 
@@ -52,13 +44,10 @@ def install(seams: Seams, settings: EmulatorSettings | None = None) -> None:
     s3.patch(seams)
     s3_multipart.patch(seams)
     s3_checksums.patch(seams)
-    dynamodb_atomic.patch(seams)
     if settings.sqs_patch:
         sqs.patch_sqs(seams)
     if settings.ddb_patch:
         dynamodb.patch(seams)
-    if settings.dynamodb_url:
-        dynamodb_process.mirror_cloudformation_tables(seams, settings.dynamodb_url)
 
 
 def apply(settings: EmulatorSettings | None = None) -> None:

@@ -1,52 +1,36 @@
 """moto's DynamoDB UpdateItem made cheap, in the emulator process only; same results as moto's.
 
-Why: after the SQS patches, the ledger's one conditional UpdateItem per event (a SET of ~12
-attributes, an ``if_not_exists``, an optional REMOVE) is where the emulator spends its time in
-a burst (benchmarks/e2e_burst.py): ~8.7 ms per request in moto's handler against ~0.12 ms for a
-PutItem. In moto 5.2.5 one such UpdateItem of a new item:
-- tokenizes and parses the update expression twice (once in the response layer to list the
-  placeholders it uses, once in the backend), and the condition expression twice;
-- validates the update twice (against an empty item "before creating anything", then against
-  the created item), each time deep-copying the AST with :func:`copy.deepcopy` and walking it
-  once per processor, ten processors;
-- two of those processors, ``ActionCountValidator`` and ``OverlappingPathsValidator``, run at
-  every ``UpdateExpression`` node and each walks the whole subtree below it: quadratic in the
-  number of actions;
-- every node visited by every processor rebuilds the processor's ``_processing_map`` dict
-  (twice when the node is processed) and runs ABC ``isinstance`` checks.
+Why: the ledger's one conditional UpdateItem per event (a SET of ~12 attributes, an
+``if_not_exists``, an optional REMOVE) is where the emulator spends its time in a burst. In
+moto 5.2.5 one such UpdateItem of a new item parses the update expression twice and validates
+it twice (against an empty item "before creating anything", then against the created item),
+each time deep-copying the AST with :func:`copy.deepcopy` and walking it once per processor,
+ten processors, two of them quadratic in the number of actions. Without this seam the burst
+costs the emulator about twice the CPU per object (docs/benchmarks.md, "Issue 10:
+DynamoDB/CloudFormation seams re-measured").
 
-Patched, keeping moto's results and errors (moto's processors still do all the work that
-depends on the request's values and the item):
+Patched, keeping moto's results and errors:
 - **parse once per expression text**: ``UpdateExpressionParser.make`` remembers its AST per
   text. moto never changes a parsed AST (the response layer only reads it, the validator works
   on its own copy), so one AST serves every request. Parse errors are not remembered;
 - **copy the AST structurally**: the validator's ``deepcopy`` becomes a clone that knows the
   parser's output (nodes with ``type``, ``children``, ``parent``; strings and numbers as
-  leaves); anything else falls back to ``deepcopy``;
+  leaves), from steps computed once per remembered tree; anything else falls back to
+  ``deepcopy``;
 - **expression-only checks once**: ``ActionCountValidator``, ``OverlappingPathsValidator`` and
   ``UpdateHashRangeKeyValidator`` read only the AST, the expression attribute names and the
   table's key attributes, and change nothing. Once they have passed for one parsed AST with
   the same names and key attributes they are skipped for it (a failure is not remembered);
 - **a new item's update validated once**: the second validation of the same request is
   provably the same as the first (see :func:`_reusable`), so the first's tree is used;
-- **walks without repeated class tests**: the processing map is built once per processor and
-  "is it a node / does this processor process it" is answered once per (processor class, node
-  class); a child that is not a node is not visited (moto's visit returns it untouched);
-- **condition expressions tokenized once per text** (the tokens depend on the text only; each
-  request still gets its own tokens, and the rest of moto's condition parser runs as before),
-  and **parsed once per request** (moto's second parse, of the same objects, gets the first's
-  read-only tree);
 - **the seven value-dependent processors in one pass** for a plain SET / REMOVE update
-  (:mod:`.ddb_values`), moto's processors on a fresh copy for anything else;
-- **placeholder searches on a remembered tree remembered**, and a remembered tree's copy built
-  from steps computed once.
+  (:mod:`.ddb_values`), moto's processors on a fresh copy for anything else.
 
 ``FILEGATE_EMULATOR_DDB_PATCH=0`` serves without these (see the package's docstring).
 """
 
 from __future__ import annotations
 
-import collections
 import copy
 import functools
 import importlib
@@ -319,152 +303,6 @@ def _reusable(validator: Any) -> Any:
     return None
 
 
-# --- traversal: class tests once per (processor class, node class), processing maps once ------
-
-_NOT_A_NODE, _NODE, _PROCESSED_NODE = 0, 1, 2
-# Per processor class: node class -> _NOT_A_NODE / _NODE / _PROCESSED_NODE, and whether the class
-# has its own pre_processing_of_child. The processing map's keys are literal classes in every
-# moto processor, so they are the same for every instance of a processor class.
-_kinds: dict[type, dict[type, int]] = {}
-_hooked: dict[type, bool] = {}
-
-
-def _steps(traverser: Any) -> tuple[tuple[type, Any], ...]:
-    steps: tuple[tuple[type, Any], ...] | None = traverser.__dict__.get("_filegate_steps")
-    if steps is None:
-        steps = tuple(traverser._processing_map().items())
-        traverser.__dict__["_filegate_steps"] = steps
-    return steps
-
-
-def _nodes_to_be_processed(self: Any) -> tuple[type, ...]:
-    return tuple(key for key, _ in _steps(self))
-
-
-def _process(self: Any, node: Any) -> Any:
-    for class_key, processor in _steps(self):
-        if isinstance(node, class_key):
-            return processor(node)
-    return None
-
-
-def _kind(traverser: Any, kinds: dict[type, int], cls: type) -> int:
-    """``isinstance(node, Node)``, then ``isinstance(node, self.nodes_to_be_processed())``."""
-    if not issubclass(cls, _moto["Node"]):
-        kind = _NOT_A_NODE
-    elif issubclass(cls, traverser.nodes_to_be_processed()):
-        kind = _PROCESSED_NODE
-    else:
-        kind = _NODE
-    kinds[cls] = kind
-    return kind
-
-
-def _traverse_node_recursively(self: Any, node: Any, child_id: int = -1) -> Any:
-    """moto's DepthFirstTraverser.traverse_node_recursively, with the class tests remembered and
-    no call for a child that is not a node (moto's call returns it untouched)."""
-    processor_class = type(self)
-    kinds = _kinds.get(processor_class)
-    if kinds is None:
-        kinds = _kinds[processor_class] = {}
-        base_hook = _moto["DepthFirstTraverser"].pre_processing_of_child
-        _hooked[processor_class] = processor_class.pre_processing_of_child is not base_hook
-    return _walk(self, node, child_id, kinds, _hooked[processor_class])
-
-
-def _walk(self: Any, node: Any, child_id: int, kinds: dict[type, int], hooked: bool) -> Any:
-    kind = kinds.get(type(node))
-    if kind is None:
-        kind = _kind(self, kinds, type(node))
-    if kind == _NOT_A_NODE:
-        return node
-    parent_node = node.parent
-    if node.children is not None:
-        for i, child_node in enumerate(node.children):
-            if hooked:
-                self.pre_processing_of_child(node, i)
-            child_kind = kinds.get(type(child_node))
-            if child_kind is None:
-                child_kind = _kind(self, kinds, type(child_node))
-            if child_kind != _NOT_A_NODE:
-                _walk(self, child_node, i, kinds, hooked)
-    if kind == _PROCESSED_NODE:
-        node = self.process(node)
-        node.parent = parent_node
-        if parent_node:
-            parent_node.children[child_id] = node
-    return node
-
-
-# --- condition expressions: tokenized once per text ------------------------------------------
-
-
-def _lex_once(lex: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    # The tokens depend on the expression text only. Tokens are namedtuples whose ``children``
-    # is an empty list: each request gets its own tuples and lists, as moto's lexer gives.
-    lexed: dict[str, tuple[Any, ...]] = {}
-
-    @functools.wraps(lex)
-    def cached_lex(self: Any) -> Any:
-        text = self.condition_expression
-        tokens = lexed.get(text) if isinstance(text, str) else None
-        if tokens is None:
-            fresh = lex(self)
-            if not isinstance(text, str) or any(token.children for token in fresh):
-                return fresh
-            if len(lexed) >= _CACHE_LIMIT:
-                lexed.clear()
-            lexed[text] = tokens = tuple(fresh)
-            return fresh
-        node = type(self).Node
-        return collections.deque(node._make((*token[:4], [])) for token in tokens)
-
-    return cached_lex
-
-
-def _parse_once_per_request(parse: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """moto's UpdateItem parses its condition expression twice with the same text, names and
-    values (the response layer, to list the placeholders used, then the backend, to evaluate
-    it); the first tree is never evaluated. The second parse in the same thread, of the same
-    objects (compared by identity), gets the first's tree. Condition trees are read-only: their
-    nodes set their fields in ``__init__`` only."""
-
-    @functools.wraps(parse)
-    def parse_or_reuse(self: Any) -> Any:
-        inputs = (self.condition_expression, self.expression_attribute_names,
-                  self.expression_attribute_values)  # fmt: skip
-        last = getattr(_local, "condition", None)
-        _local.condition = None
-        if last is not None and all(a is b for a, b in zip(last[0], inputs, strict=True)):
-            self.expr_attr_names_found, self.expr_attr_values_found = last[2]
-            return last[1]
-        tree = parse(self)
-        found = (list(self.expr_attr_names_found), list(self.expr_attr_values_found))
-        _local.condition = (inputs, tree, found)
-        return tree
-
-    return parse_or_reuse
-
-
-def _clauses_remembered(find_clauses: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
-    """``find_clauses`` on a remembered (never changed) parsed update: the nodes found once."""
-    found: dict[tuple[int, tuple[type, ...]], tuple[Any, list[Any]]] = {}
-
-    @functools.wraps(find_clauses)
-    def remembered(self: Any, clause_types: Any) -> Any:
-        if self.parent is not None or not _is_remembered(self):
-            return find_clauses(self, clause_types)
-        key = (id(self), tuple(clause_types))
-        entry = found.get(key)
-        if entry is None or entry[0] is not self:
-            if len(found) >= _CACHE_LIMIT:
-                found.clear()
-            entry = found[key] = (self, find_clauses(self, clause_types))
-        return list(entry[1])
-
-    return remembered
-
-
 def patch(seams: Seams) -> None:
     """Install the DynamoDB UpdateItem patches."""
     from moto.dynamodb.parsing import validators
@@ -472,11 +310,8 @@ def patch(seams: Seams) -> None:
     # moto's parsing modules are untyped ("# type: ignore"): reach them as plain modules.
     ast_nodes = importlib.import_module("moto.dynamodb.parsing.ast_nodes")
     parser = importlib.import_module("moto.dynamodb.parsing.expressions").UpdateExpressionParser
-    conditions = importlib.import_module("moto.dynamodb.comparisons").ConditionExpressionParser
-    traverser = ast_nodes.DepthFirstTraverser
     _moto.update(
         Node=ast_nodes.Node,
-        DepthFirstTraverser=traverser,
         expression_only=(
             validators.ActionCountValidator,
             validators.OverlappingPathsValidator,
@@ -487,12 +322,6 @@ def patch(seams: Seams) -> None:
         (parser, "make", classmethod(_parse_once(parser.make))),
         (validators.Validator, "__init__", _validator_init),
         (validators.UpdateExpressionValidator, "validate", _validate_update),
-        (traverser, "nodes_to_be_processed", _nodes_to_be_processed),
-        (traverser, "process", _process),
-        (traverser, "traverse_node_recursively", _traverse_node_recursively),
-        (conditions, "_lex_condition_expression", _lex_once(conditions._lex_condition_expression)),
-        (conditions, "parse", _parse_once_per_request(conditions.parse)),
-        (ast_nodes.Node, "find_clauses", _clauses_remembered(ast_nodes.Node.find_clauses)),
     ]
     for owner, name, replacement in replacements:
         seams.replace(owner, name, replacement)
