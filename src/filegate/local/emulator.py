@@ -6,7 +6,8 @@ not built against (``moto_version``). :func:`application` is the one place where
 wrapped: presigned S3 requests checked as S3 checks them (``s3_presign``), the function roles'
 IAM check (``iam``), DynamoDB forwarded to its own process (``dynamodb_process``), DynamoDB
 requests served one at a time, as DynamoDB's writes are atomic (``dynamodb_atomic``), S3
-payloads checked against their checksums (``s3_checksums``), Lambda run on the local stack's workers (``invoke_forwarding``), profiling (``profiling``). What
+payloads checked against their checksums (``s3_checksums``), Lambda Invoke run on the local
+stack's workers (``invoke_forwarding``), profiling (``profiling``). What
 cannot be done around moto is a seam into it (``patches``, ``cfn_models``), each correcting a
 behaviour AWS documents or buying measured speed. Besides serving, it publishes the AWS/SQS
 metrics SQS would (``sqs_metrics``) and, when the local stack asks, serves its event source
