@@ -19,7 +19,8 @@ from botocore.exceptions import ClientError
 from werkzeug.serving import make_server
 
 from filegate.aws import Target
-from filegate.local.emulator import application, moto_application
+from filegate.local.emulator import application
+from filegate.local.moto_server import moto_application
 from filegate.local.processes import free_port
 from filegate.settings import EmulatorSettings
 

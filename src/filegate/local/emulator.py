@@ -23,13 +23,14 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from filegate.aws import Target
 from filegate.errors import LocalStackError
 from filegate.local import cfn_models, patches, s3_presign
 from filegate.local.iam import IamMiddleware, PrincipalFile, WsgiApp
 from filegate.local.invoke_forwarding import InvokeForwarding
+from filegate.local.moto_server import make_server, moto_application
 from filegate.local.moto_version import require_supported_moto
 from filegate.local.patches.dynamodb_process import DynamoDBForwarding
 from filegate.local.profiling import ProfiledRequests
@@ -92,32 +93,12 @@ def application(moto_app: WsgiApp, settings: EmulatorSettings | None = None) -> 
     return ProfiledRequests(app, settings.profile) if settings.profile else app
 
 
-def moto_application() -> WsgiApp:
-    """moto's own WSGI app, as its ``ThreadedMotoServer`` builds it, routing remembered."""
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
-
-    class Dispatcher(DomainDispatcherApplication):
-        """moto's dispatcher, remembering which backend serves a host: moto finds it by
-        listing its own package directory (a ``listdir`` and ~250 ``stat`` calls) and trying
-        its URL patterns under one global lock, on every request; the answer cannot change
-        while the server runs."""
-
-        @functools.cache  # noqa: B019 - one dispatcher per process, alive as long as it
-        def get_backend_for_host(self, host: str | None) -> Any:
-            return super().get_backend_for_host(host)
-
-    return cast(WsgiApp, Dispatcher(create_backend_app))
-
-
 class _Server:
     """moto's server (what ``ThreadedMotoServer`` does), its app wrapped in our middleware."""
 
     def __init__(self, host: str, port: int, settings: EmulatorSettings) -> None:
-        from moto.moto_server.werkzeug_app import MotoRequestHandler
-        from werkzeug.serving import make_server
-
         self.app = application(moto_application(), settings=settings)
-        self._server = make_server(host, port, self.app, True, request_handler=MotoRequestHandler)
+        self._server = make_server(host, port, self.app)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     def start(self) -> None:
