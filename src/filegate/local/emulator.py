@@ -5,7 +5,8 @@ process so the emulator has a core (and a GIL) of its own. It refuses to start o
 not built against (``moto_version``). :func:`application` is the one place where moto's app is
 wrapped: presigned S3 requests checked as S3 checks them (``s3_presign``), the function roles'
 IAM check (``iam``), DynamoDB forwarded to its own process (``patches.dynamodb_process``), Lambda
-Invoke run on the local stack's workers (``invoke_forwarding``), profiling (``profiling``). What
+Invoke run on the local stack's workers (``invoke_forwarding``), Lambda's GetAccountSettings
+(``lambda_account``), profiling (``profiling``). What
 cannot be done around moto is a seam into it (``patches``, ``cfn_models``), each correcting a
 behaviour AWS documents or buying measured speed. Besides serving, it publishes the AWS/SQS
 metrics SQS would (``sqs_metrics``) and, when the local stack asks, serves its event source
@@ -30,6 +31,7 @@ from filegate.errors import LocalStackError
 from filegate.local import cfn_models, patches, s3_presign
 from filegate.local.iam import IamMiddleware, PrincipalFile, WsgiApp
 from filegate.local.invoke_forwarding import InvokeForwarding
+from filegate.local.lambda_account import AccountSettings
 from filegate.local.moto_server import make_server, moto_application
 from filegate.local.moto_version import require_supported_moto
 from filegate.local.patches.dynamodb_process import DynamoDBForwarding
@@ -79,10 +81,12 @@ def application(moto_app: WsgiApp, settings: EmulatorSettings | None = None) -> 
     (``s3_presign``), then the signer's role is checked (``iam``, when the local stack names
     its principals in ``settings``); then DynamoDB goes to its own process
     (``patches.dynamodb_process``, when ``settings`` name one) and Lambda Invoke to the local
-    stack's workers (``invoke_forwarding``, when they name the invoke server); moto answers
-    the rest. With a profile file named, each request is profiled (outermost)."""
+    stack's workers (``invoke_forwarding``, when they name the invoke server); Lambda's
+    GetAccountSettings, which moto lacks, is answered from moto's functions
+    (``lambda_account``); moto answers the rest. With a profile file named, each request is
+    profiled (outermost)."""
     settings = settings or EmulatorSettings()
-    app = moto_app
+    app: WsgiApp = AccountSettings(moto_app)
     if settings.invoke_url:
         app = InvokeForwarding(app, settings.invoke_url)
     if settings.dynamodb_url:
