@@ -7,6 +7,9 @@ What is left corrects moto where AWS documents another behaviour, or buys measur
 - :mod:`.s3`: S3 events shaped like real S3's (``sequencer``, ``versionId``, delete-marker
   events, one event per multipart upload, events numbered in the order S3 applied the writes).
   The ingestion's ordering logic needs them to run locally.
+- :mod:`.lambda_reservation`: CloudFormation's create of a function refused when its
+  reservation would leave under 100 unreserved executions, as Lambda refuses it; installed with
+  the CloudFormation models (``cfn_models.register`` / ``installed``, through ``lambda_account``).
 - :mod:`.s3_multipart`: CompleteMultipartUpload joining the parts where they are (moto copies a
   1 GiB object about five times), with moto's ETag, checksums and errors.
 - :mod:`.dynamodb_atomic`: every DynamoDB request under one lock, so a conditional write's
