@@ -6,9 +6,10 @@ not built against (``moto_version``). :func:`application` is the one place where
 wrapped: presigned S3 requests checked as S3 checks them (``s3_presign``), the function roles'
 IAM check (``iam``), DynamoDB forwarded to its own process (``patches.dynamodb_process``), Lambda
 Invoke run on the local stack's workers (``invoke_forwarding``), Lambda's GetAccountSettings
-(``lambda_account``), profiling (``profiling``). What
-cannot be done around moto is a seam into it (``patches``, ``cfn_models``), each correcting a
-behaviour AWS documents or buying measured speed. Besides serving, it publishes the AWS/SQS
+(``lambda_account``), profiling (``profiling``); moto's app and server themselves are built in
+``moto_server``, so this module imports nothing of moto's. What cannot be done around moto is
+a seam into it (``patches``, ``cfn_models``), each correcting a behaviour AWS documents or
+buying measured speed. Besides serving, it publishes the AWS/SQS
 metrics SQS would (``sqs_metrics``) and, when the local stack asks, serves its event source
 mapping's line to the queues (``queue_channel``). The local stack also starts a second one with
 ``--dynamodb-only``, which serves the stack's DynamoDB tables and publishes nothing. Its
