@@ -16,8 +16,8 @@ What is left corrects moto where AWS documents another behaviour, or buys measur
   check and write are atomic, as DynamoDB's are (moto's are not).
 - ``s3_checksums``: a PUT whose body does not match its ``x-amz-checksum-*`` is refused, as S3
   refuses it.
-- :mod:`.sqs` (speed, measured: docs/benchmarks.md): moto's SQS fast at queue depth (receive,
-  delete, change visibility, counts, and a send to a standard queue).
+- :mod:`.sqs` (speed, measured: docs/benchmarks.md): moto's SQS receive, delete and change
+  visibility made cheap.
   ``FILEGATE_EMULATOR_SQS_PATCH=0`` serves without it.
 - :mod:`.dynamodb` (speed, measured): moto's UpdateItem (the ledger's one conditional write per
   event) parsed once per expression text and validated in one pass (:mod:`.ddb_values`), with
