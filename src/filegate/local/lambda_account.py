@@ -83,29 +83,23 @@ class AccountSettings:
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         signed_for = str(environ.get("HTTP_AUTHORIZATION", ""))
-        path = str(environ.get("PATH_INFO", ""))
-        if environ.get("REQUEST_METHOD") != "GET" or "/lambda/" not in signed_for:
-            return self._app(environ, start_response)
-        if not _ROUTE.match(path):
+        asked = environ.get("REQUEST_METHOD") == "GET" and "/lambda/" in signed_for
+        if not asked or not _ROUTE.match(str(environ.get("PATH_INFO", ""))):
             return self._app(environ, start_response)
         status, listed = self._ask(environ, "/2015-03-31/functions/")
-        if not status.startswith("200"):
+        if not status.startswith("200"):  # moto's refusal, as it gave it
             start_response(status, [("Content-Type", "application/json")])
             return [json.dumps(listed).encode()]
-        functions = [
-            {
-                **f,
-                **self._ask(
-                    environ, f"/2019-09-30/functions/{quote(f['FunctionName'])}/concurrency"
-                )[1],
-            }
-            for f in listed.get("Functions", [])
-        ]
+        functions = [self._with_reservation(environ, f) for f in listed.get("Functions", [])]
         body = json.dumps(account_settings(functions, self._limit())).encode()
-        start_response(
-            "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
-        )
+        headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+        start_response("200 OK", headers)
         return [body]
+
+    def _with_reservation(self, environ: dict[str, Any], function: dict[str, Any]) -> Any:
+        """The function's configuration with its ``ReservedConcurrentExecutions``."""
+        path = f"/2019-09-30/functions/{quote(function['FunctionName'])}/concurrency"
+        return {**function, **self._ask(environ, path)[1]}
 
     def _ask(self, environ: dict[str, Any], path: str) -> tuple[str, dict[str, Any]]:
         """moto's answer to a GET of ``path``, with the caller's credentials."""
