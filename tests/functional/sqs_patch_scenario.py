@@ -1,4 +1,4 @@
-"""An SQS send scenario whose every answer is recorded, run with and without the emulator patch.
+"""An SQS scenario whose every answer is recorded, run with and without the emulator patch.
 
 ``run()`` sends to standard and FIFO queues through moto in-process (plain bodies, message
 attributes, delays, a queue-level delay, batches, the errors moto gives for a bad delay, a body
@@ -143,10 +143,10 @@ def run() -> dict[str, Any]:
 
 
 def unpatched() -> bool:
-    """No emulator SQS patch in this process: moto's own send."""
+    """No emulator SQS patch in this process: moto's own receive."""
     from moto.sqs.models import SQSBackend
 
-    return not hasattr(SQSBackend.send_message, "__wrapped__")  # functools.wraps sets it
+    return not hasattr(SQSBackend.receive_message, "__wrapped__")  # functools.wraps sets it
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import threading
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,10 +22,14 @@ from typing import Any
 import boto3
 import pytest
 from builders import REGION
+from werkzeug.serving import make_server
 
 from filegate.aws import Target
 from filegate.errors import DeployError, ReleaseError
 from filegate.local import cfn_models
+from filegate.local.emulator import application
+from filegate.local.moto_server import moto_application
+from filegate.local.processes import free_port
 from filegate.ops import releases
 from filegate.ops.artifacts import ArtifactStore, default_bucket_name
 from filegate.ops.deploy import DeployOptions, DeployResult, StackEvent, deploy
@@ -70,6 +75,20 @@ def cloud(aws: None) -> Iterator[StackLocation]:
         s3 = boto3.client("s3", region_name=REGION)
         s3.create_bucket(Bucket=ARTIFACTS, CreateBucketConfiguration={"LocationConstraint": REGION})
         yield StackLocation(Target(region=REGION), STACK)
+
+
+@pytest.fixture
+def served(cloud: StackLocation) -> Iterator[StackLocation]:
+    """The same cloud through the emulator's composed app (moto's app and filegate's
+    middleware, served in this process): what GetAccountSettings needs, which moto lacks and
+    the middleware answers (``local/lambda_account.py``)."""
+    server = make_server("127.0.0.1", free_port(), application(moto_application()), threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}"
+        yield StackLocation(Target(region=REGION, endpoint_url=url), STACK)
+    finally:
+        server.shutdown()
 
 
 def code_zip(tmp_path: Path, marker: str) -> Path:
@@ -546,8 +565,8 @@ def nothing_was_created() -> bool:
     return cfn.list_stacks()["StackSummaries"] == [] and listed.get("Contents", []) == []
 
 
-def test_a_dry_run_reports_the_preflight(cloud: StackLocation, tmp_path: Path) -> None:
-    planned = run(cloud, code_zip(tmp_path, "one"), dry_run=True, parameters=RESERVING)
+def test_a_dry_run_reports_the_preflight(served: StackLocation, tmp_path: Path) -> None:
+    planned = run(served, code_zip(tmp_path, "one"), dry_run=True, parameters=RESERVING)
 
     assert preflight_rows(planned) == {
         "template size": True,
@@ -559,29 +578,29 @@ def test_a_dry_run_reports_the_preflight(cloud: StackLocation, tmp_path: Path) -
 
 
 def test_an_account_without_concurrency_headroom_fails_the_preflight(
-    cloud: StackLocation, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    served: StackLocation, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # GIVEN a new account's concurrency limit (the twin reports what the variable says)
     monkeypatch.setenv("FILEGATE_LOCAL_LAMBDA_CONCURRENCY", "50")
 
-    planned = run(cloud, code_zip(tmp_path, "one"), dry_run=True, parameters=RESERVING)
+    planned = run(served, code_zip(tmp_path, "one"), dry_run=True, parameters=RESERVING)
 
     assert planned.outcome == "preflight-failed"
     assert preflight_rows(planned)["unreserved concurrency"] is False
     (failed,) = [c for c in planned.preflight if not c.passed]
     assert "Concurrent executions" in failed.remedy
     with pytest.raises(DeployError, match=r"would fail to deploy.*unreserved concurrency"):
-        run(cloud, code_zip(tmp_path, "one"), parameters=RESERVING)
+        run(served, code_zip(tmp_path, "one"), parameters=RESERVING)
     assert nothing_was_created()
 
 
 def test_the_default_template_deploys_on_a_new_account(
-    cloud: StackLocation, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    served: StackLocation, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # GIVEN the smallest concurrency limit new accounts get; nothing is reserved by default
     monkeypatch.setenv("FILEGATE_LOCAL_LAMBDA_CONCURRENCY", "10")
 
-    deployed = run(cloud, code_zip(tmp_path, "one"))
+    deployed = run(served, code_zip(tmp_path, "one"))
 
     assert (deployed.stack_status, preflight_rows(deployed)["unreserved concurrency"]) == (
         "CREATE_COMPLETE",
@@ -590,12 +609,12 @@ def test_the_default_template_deploys_on_a_new_account(
 
 
 def test_an_update_counts_back_what_the_stack_reserves_already(
-    cloud: StackLocation, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    served: StackLocation, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    run(cloud, code_zip(tmp_path, "one"), parameters=RESERVING)  # reserves 20 + 10
+    run(served, code_zip(tmp_path, "one"), parameters=RESERVING)  # reserves 20 + 10
     monkeypatch.setenv("FILEGATE_LOCAL_LAMBDA_CONCURRENCY", "130")  # 100 left unreserved
 
-    second = run(cloud, code_zip(tmp_path, "two"), parameters={})
+    second = run(served, code_zip(tmp_path, "two"), parameters={})
 
     assert (second.stack_status, preflight_rows(second)["unreserved concurrency"]) == (
         "UPDATE_COMPLETE",

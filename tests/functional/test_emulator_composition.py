@@ -19,7 +19,8 @@ from botocore.exceptions import ClientError
 from werkzeug.serving import make_server
 
 from filegate.aws import Target
-from filegate.local.emulator import application, moto_application
+from filegate.local.emulator import application
+from filegate.local.moto_server import moto_application
 from filegate.local.processes import free_port
 from filegate.settings import EmulatorSettings
 
@@ -181,3 +182,22 @@ def test_dynamodb_goes_to_its_process_and_the_rest_to_moto(
         Bucket="composed", CreateBucketConfiguration={"LocationConstraint": REGION}
     )
     assert [b["Name"] for b in target.client("s3").list_buckets()["Buckets"]] == ["composed"]
+
+
+def test_get_account_settings_reports_the_limit_minus_what_functions_reserve(
+    emulator: tuple[Target, InvokeServer],
+) -> None:
+    # AWS (Lambda API reference, GetAccountSettings): UnreservedConcurrentExecutions is the
+    # account's limit less what its functions reserve; moto has no such operation (404).
+    target, _ = emulator
+    _function(target, "reserving")
+    _function(target, "free")
+    lam = target.client("lambda")
+    lam.put_function_concurrency(FunctionName="reserving", ReservedConcurrentExecutions=20)
+
+    settings = lam.get_account_settings()
+
+    assert settings["AccountLimit"]["ConcurrentExecutions"] == 1000
+    assert settings["AccountLimit"]["UnreservedConcurrentExecutions"] == 980
+    assert settings["AccountUsage"]["FunctionCount"] == 2
+    assert settings["AccountUsage"]["TotalCodeSize"] > 0

@@ -1,9 +1,9 @@
-"""The emulator's SQS send patch gives moto's answers (in-process moto).
+"""The emulator's SQS patch (receive, delete, change visibility) gives moto's answers.
 
 The same scenario (sqs_patch_scenario.py: sends to standard, delayed and FIFO queues, batches,
 errors, an S3 notification, then everything received and the queue counts) runs once in a
-child process on moto's own code and once here with the patch applied; every answer must be
-equal.
+child process on moto's own code and once here with the patch applied (in-process moto);
+every answer must be equal.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def patched() -> Iterator[None]:
     assert sqs_patch_scenario.unpatched()  # moto as it was for the next test
 
 
-def test_patched_sends_equal_moto_sends(baseline: dict[str, Any], patched: None) -> None:
+def test_patched_sqs_answers_equal_moto_answers(baseline: dict[str, Any], patched: None) -> None:
     answers = sqs_patch_scenario.run()
 
     assert answers.keys() == baseline.keys()

@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import boto3
@@ -162,3 +164,30 @@ def test_patches_applied_for_a_test_are_undone_when_it_ends(aws_env: None) -> No
     assert outcome == "stored"
     assert [e["eventName"] for e in events] == ["ObjectCreated:Put", "ObjectCreated:Put"]
     assert not any(e["s3"]["object"].get("sequencer") for e in events)
+
+
+def test_events_of_concurrent_writes_to_one_key_are_numbered_in_the_order_s3_applied_them(
+    queue_url: str,
+) -> None:
+    # AWS (S3 user guide, "Event message structure"): for one key, a later write's sequencer
+    # is greater; the ledger keeps the event with the greatest sequencer, so it must be the
+    # version S3 holds last. Threads switch as often as the interpreter allows, so a write
+    # numbered apart from when it was applied would show.
+    s3 = boto3.client("s3", region_name=REGION)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(
+                pool.map(
+                    lambda i: s3.put_object(Bucket=BUCKET, Key="raced.txt", Body=b"%d" % i),
+                    range(80),
+                )
+            )
+    finally:
+        sys.setswitchinterval(interval)
+    records = _drain(queue_url)
+    by_sequencer = sorted(records, key=lambda r: sequencer_key(r["s3"]["object"]["sequencer"]))
+    versions = s3.list_object_versions(Bucket=BUCKET, Prefix="raced.txt")["Versions"]
+    applied = [v["VersionId"] for v in reversed(versions)]  # S3 lists the newest first
+    assert [r["s3"]["object"]["versionId"] for r in by_sequencer] == applied

@@ -216,22 +216,18 @@ def test_function_urls_exist_only_in_some_regions(region: str, passed: bool) -> 
 
 
 def test_the_twin_reports_account_settings_as_lambda_does() -> None:
-    class Function:
-        def __init__(self, reserved: str | None, size: int) -> None:
-            self.reserved_concurrency, self.code_size = reserved, size
-
-    answer = account_settings([Function("20", 100), Function(None, 50)], 1000)
+    functions = [
+        {"FunctionName": "a", "ReservedConcurrentExecutions": 20, "CodeSize": 100},
+        {"FunctionName": "b", "CodeSize": 50},
+    ]
+    answer = account_settings(functions, 1000)
     assert answer["AccountLimit"]["ConcurrentExecutions"] == 1000
     assert answer["AccountLimit"]["UnreservedConcurrentExecutions"] == 980
     assert answer["AccountUsage"] == {"TotalCodeSize": 150, "FunctionCount": 2}
 
 
 def test_the_twin_refuses_a_reservation_as_lambda_does() -> None:
-    class Function:
-        def __init__(self, name: str, reserved: int | None) -> None:
-            self.function_name, self.reserved_concurrency = name, reserved
-
-    account = [Function("other", 30), Function("again", 5), Function("free", None)]
+    account = {"other": 30, "again": 5, "free": 0}
     assert reservation_refused(account, "new", 10, 145) is None  # 145 - 35 - 10 = 100
     assert "minimum value of [100]" in str(reservation_refused(account, "new", 11, 145))
     assert reservation_refused(account, "again", 15, 145) is None  # its own 5 is replaced

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 from filegate.local.sqs_metrics import queue_metrics
 
 
-def message(sent_ms: float, visible_at: float) -> SimpleNamespace:
-    return SimpleNamespace(sent_timestamp=sent_ms, visible_at=visible_at, delayed_until=0)
+def message(sent_ms: float, visible_at: float) -> tuple[float, float, float]:
+    return (sent_ms, visible_at, 0.0)
 
 
 def test_visible_in_flight_and_age_of_the_oldest() -> None:
-    queue = SimpleNamespace(
-        _messages=[message(1_000, 0), message(50_000, 0), message(60_000, 99_999_999)]
-    )
+    queue = [message(1_000, 0), message(50_000, 0), message(60_000, 99_999_999)]
     metrics = {name: value for name, value, _ in queue_metrics(queue, now_ms=61_000)}
     assert metrics == {
         "ApproximateNumberOfMessagesVisible": 2.0,
@@ -24,5 +20,5 @@ def test_visible_in_flight_and_age_of_the_oldest() -> None:
 
 
 def test_an_empty_queue_is_zero_everywhere() -> None:
-    metrics = queue_metrics(SimpleNamespace(_messages=[]), now_ms=61_000)
+    metrics = queue_metrics([], now_ms=61_000)
     assert {value for _, value, _ in metrics} == {0.0}

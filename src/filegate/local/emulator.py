@@ -7,9 +7,11 @@ wrapped: presigned S3 requests checked as S3 checks them (``s3_presign``), the f
 IAM check (``iam``), DynamoDB forwarded to its own process (``dynamodb_process``), DynamoDB
 requests served one at a time, as DynamoDB's writes are atomic (``dynamodb_atomic``), S3
 payloads checked against their checksums (``s3_checksums``), Lambda Invoke run on the local
-stack's workers (``invoke_forwarding``), profiling (``profiling``). What
-cannot be done around moto is a seam into it (``patches``, ``cfn_models``), each correcting a
-behaviour AWS documents or buying measured speed. Besides serving, it publishes the AWS/SQS
+stack's workers (``invoke_forwarding``), Lambda's GetAccountSettings (``lambda_account``),
+profiling (``profiling``); moto's app and server themselves are built in ``moto_server``, so
+this module imports nothing of moto's. What cannot be done around moto is a seam into it
+(``patches``, ``cfn_models``), each correcting a behaviour AWS documents or buying measured
+speed. Besides serving, it publishes the AWS/SQS
 metrics SQS would (``sqs_metrics``) and, when the local stack asks, serves its event source
 mapping's line to the queues (``queue_channel``). The local stack also starts a second one with
 ``--dynamodb-only``, which serves the stack's DynamoDB tables and publishes nothing. Its
@@ -25,7 +27,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from filegate.aws import Target
 from filegate.errors import LocalStackError
@@ -34,6 +36,8 @@ from filegate.local.dynamodb_atomic import OneDynamoDBRequestAtATime
 from filegate.local.dynamodb_process import DynamoDBForwarding
 from filegate.local.iam import IamMiddleware, PrincipalFile, WsgiApp
 from filegate.local.invoke_forwarding import InvokeForwarding
+from filegate.local.lambda_account import AccountSettings
+from filegate.local.moto_server import make_server, moto_application
 from filegate.local.moto_version import require_supported_moto
 from filegate.local.profiling import ProfiledRequests
 from filegate.local.queue_channel import QueueChannelServer
@@ -82,11 +86,12 @@ def application(moto_app: WsgiApp, settings: EmulatorSettings | None = None) -> 
     its principals in ``settings``); then DynamoDB goes to its own process
     (``dynamodb_process``, when ``settings`` name one) and Lambda Invoke to the local stack's
     workers (``invoke_forwarding``, when they name the invoke server); an S3 payload is checked
-    against its checksums (``s3_checksums``); moto answers the rest, its DynamoDB requests one at
-    a time (``dynamodb_atomic``). With a profile file named, each request is profiled
-    (outermost)."""
+    against its checksums (``s3_checksums``); Lambda's GetAccountSettings, which moto lacks, is
+    answered from moto's functions (``lambda_account``); moto answers the rest, its DynamoDB
+    requests one at a time (``dynamodb_atomic``). With a profile file named, each request is
+    profiled (outermost)."""
     settings = settings or EmulatorSettings()
-    app: WsgiApp = OneDynamoDBRequestAtATime(moto_app)
+    app: WsgiApp = OneDynamoDBRequestAtATime(AccountSettings(moto_app))
     app = s3_checksums.ChecksumCheck(app)  # S3 checks a payload after authenticating it
     if settings.invoke_url:
         app = InvokeForwarding(app, settings.invoke_url)
@@ -98,32 +103,12 @@ def application(moto_app: WsgiApp, settings: EmulatorSettings | None = None) -> 
     return ProfiledRequests(app, settings.profile) if settings.profile else app
 
 
-def moto_application() -> WsgiApp:
-    """moto's own WSGI app, as its ``ThreadedMotoServer`` builds it, routing remembered."""
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
-
-    class Dispatcher(DomainDispatcherApplication):
-        """moto's dispatcher, remembering which backend serves a host: moto finds it by
-        listing its own package directory (a ``listdir`` and ~250 ``stat`` calls) and trying
-        its URL patterns under one global lock, on every request; the answer cannot change
-        while the server runs."""
-
-        @functools.cache  # noqa: B019 - one dispatcher per process, alive as long as it
-        def get_backend_for_host(self, host: str | None) -> Any:
-            return super().get_backend_for_host(host)
-
-    return cast(WsgiApp, Dispatcher(create_backend_app))
-
-
 class _Server:
     """moto's server (what ``ThreadedMotoServer`` does), its app wrapped in our middleware."""
 
     def __init__(self, host: str, port: int, settings: EmulatorSettings) -> None:
-        from moto.moto_server.werkzeug_app import MotoRequestHandler
-        from werkzeug.serving import make_server
-
         self.app = application(moto_application(), settings=settings)
-        self._server = make_server(host, port, self.app, True, request_handler=MotoRequestHandler)
+        self._server = make_server(host, port, self.app)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     def start(self) -> None:

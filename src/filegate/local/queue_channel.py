@@ -11,7 +11,8 @@ This module is that line. The emulator serves three operations on a Unix socket 
 stack's work directory (``multiprocessing.connection``, authenticated with a key the
 supervisor hands it): ``receive`` (long polling, visibility timeout, receive counts and the
 redrive to the dead-letter queue are moto's, with ``patches.sqs``), ``delete`` and ``release``
-(make messages visible again after a delay), each one call into moto's SQS backend.
+(make messages visible again after a delay), each one call into moto's SQS backend
+(``queue_backend``, the one part of the line that touches moto).
 :class:`ChannelQueue` is the poller's end: the messages it returns are shaped as
 ``ReceiveMessage`` returns them with every attribute requested, its errors are botocore's
 (``ClientError`` with SQS's code; ``EndpointConnectionError`` when the emulator is gone), so
@@ -29,6 +30,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError, EndpointConnectionError
 
+from filegate.local.queue_backend import handle
 from filegate.settings import ENV_EMULATOR_QUEUE_CHANNEL, ENV_EMULATOR_QUEUE_CHANNEL_KEY
 
 logger = logging.getLogger(__name__)
@@ -39,19 +41,6 @@ ENV_CHANNEL = ENV_EMULATOR_QUEUE_CHANNEL
 ENV_CHANNEL_KEY = ENV_EMULATOR_QUEUE_CHANNEL_KEY
 # A Unix socket's path is limited to 107 bytes on Linux; past this the stack uses the SQS API.
 MAX_SOCKET_PATH = 100
-
-# ReceiveMessage's system attributes (MessageSystemAttributeNames=["All"]), in moto's order.
-_MESSAGE_SYSTEM_ATTRIBUTES = (
-    "SenderId",
-    "SentTimestamp",
-    "ApproximateReceiveCount",
-    "ApproximateFirstReceiveTimestamp",
-    "MessageDeduplicationId",
-    "MessageGroupId",
-    "AWSTraceHeader",
-    "SequenceNumber",
-)
-
 
 # --- the emulator's end -------------------------------------------------------------------------
 
@@ -99,64 +88,6 @@ def _serve(connection: Connection) -> None:
                 logger.exception("queue channel: request failed")
                 response = {"error": {"Code": "InternalError", "Message": repr(exc)}}
             connection.send(response)
-
-
-def handle(request: dict[str, Any]) -> dict[str, Any]:
-    """One request against moto's SQS backend: {"op", "account", "region", "queue", ...}."""
-    from moto.core.exceptions import ServiceException
-    from moto.sqs.models import sqs_backends
-
-    try:
-        backend = sqs_backends[request["account"]][request["region"]]
-        queue = request["queue"]
-        operation = request["op"]
-        if operation == "receive":
-            return {"messages": _receive(backend, queue, request["max"], request["wait"])}
-        if operation == "delete":
-            _, failed = backend.delete_message_batch(queue, request["entries"])
-            return {"failed": failed}
-        if operation == "release":
-            entries = [{**e, "VisibilityTimeout": request["delay"]} for e in request["entries"]]
-            _, failed = backend.change_message_visibility_batch(queue, entries)
-            return {"failed": failed}
-        return {"error": {"Code": "InvalidAction", "Message": f"unknown operation {operation!r}"}}
-    except ServiceException as exc:
-        return {"error": {"Code": exc.code, "Message": exc.message}}
-
-
-def _receive(backend: Any, queue_name: str, count: int, wait: int) -> list[dict[str, Any]]:
-    """ReceiveMessage with every attribute, as moto's SQS API answers it."""
-    queue = backend.get_queue(queue_name)
-    received = backend.receive_message(queue_name, count, wait, queue.visibility_timeout, ["All"])
-    return [_message(message) for message in received]
-
-
-def _message(message: Any) -> dict[str, Any]:
-    rendered: dict[str, Any] = {
-        "MessageId": message.id,
-        "ReceiptHandle": message.receipt_handle,
-        "MD5OfBody": message.body_md5,
-        "Body": message.body,
-    }
-    if message.message_attributes:
-        rendered["MessageAttributes"] = message.message_attributes
-        rendered["MD5OfMessageAttributes"] = message.attribute_md5
-    values = {
-        "SenderId": message.sender_id,
-        "SentTimestamp": str(message.sent_timestamp),
-        "ApproximateReceiveCount": str(message.approximate_receive_count),
-        "ApproximateFirstReceiveTimestamp": str(message.approximate_first_receive_timestamp),
-        "MessageDeduplicationId": message.deduplication_id,
-        "MessageGroupId": message.group_id,
-        "AWSTraceHeader": (message.system_attributes or {})
-        .get("AWSTraceHeader", {})
-        .get("StringValue"),
-        "SequenceNumber": message.sequence_number,
-    }
-    rendered["Attributes"] = {
-        name: values[name] for name in _MESSAGE_SYSTEM_ATTRIBUTES if values[name] is not None
-    }
-    return rendered
 
 
 # --- the poller's end ---------------------------------------------------------------------------

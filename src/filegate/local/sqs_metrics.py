@@ -2,11 +2,12 @@
 
 moto publishes no service metrics, so the alarms and dashboard widgets on queue depth and on
 the age of the oldest message would have no data locally. ``QueueMetricsPublisher`` runs in
-the emulator (it reads moto's queues in memory: the age of the oldest message is not
-available through the SQS API) and, every few seconds, puts per queue (dimension QueueName)
-``ApproximateNumberOfMessagesVisible``, ``ApproximateNumberOfMessagesNotVisible`` and
-``ApproximateAgeOfOldestMessage`` (seconds; 0 when the queue is empty) into the emulator's
-CloudWatch through its own API, in the queue's region.
+the emulator (it reads the queues in memory, through ``queue_backend``: the age of the
+oldest message is not available through the SQS API) and, every few seconds, puts per queue
+(dimension QueueName) ``ApproximateNumberOfMessagesVisible``,
+``ApproximateNumberOfMessagesNotVisible`` and ``ApproximateAgeOfOldestMessage`` (seconds; 0
+when the queue is empty) into the emulator's CloudWatch through its own API, in the queue's
+region.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
+
+from filegate.local.queue_backend import MessageTimes, queue_times
 
 logger = logging.getLogger(__name__)
 
@@ -28,12 +31,14 @@ NAMESPACE = "AWS/SQS"
 ClientFor = Callable[[str], Any]  # region -> CloudWatch client
 
 
-def queue_metrics(queue: Any, now_ms: float) -> list[tuple[str, float, str]]:
-    """(metric name, value, unit) for one moto queue at ``now_ms``."""
-    messages = list(queue._messages)
-    visible = sum(1 for m in messages if now_ms > m.visible_at and now_ms >= m.delayed_until)
-    in_flight = sum(1 for m in messages if not now_ms > m.visible_at)
-    sent = [m.sent_timestamp for m in messages if m.sent_timestamp is not None]
+def queue_metrics(messages: Iterable[MessageTimes], now_ms: float) -> list[tuple[str, float, str]]:
+    """(metric name, value, unit) for one queue whose messages' times are ``messages``."""
+    times = list(messages)
+    visible = sum(
+        1 for _, visible_at, delayed in times if now_ms > visible_at and now_ms >= delayed
+    )
+    in_flight = sum(1 for _, visible_at, _ in times if not now_ms > visible_at)
+    sent = [sent for sent, _, _ in times if sent is not None]
     age = max(0.0, (now_ms - min(sent)) / 1000) if sent else 0.0
     return [
         ("ApproximateNumberOfMessagesVisible", float(visible), "Count"),
@@ -42,26 +47,17 @@ def queue_metrics(queue: Any, now_ms: float) -> list[tuple[str, float, str]]:
     ]
 
 
-def _queues() -> Iterator[tuple[str, Any]]:
-    """(region, queue) for every queue the emulator holds."""
-    from moto.sqs.models import sqs_backends
-
-    for _, region, backend in sqs_backends.iter_backends():
-        for queue in list(getattr(backend, "queues", {}).values()):
-            yield region, queue
-
-
 def publish_once(client_for: ClientFor) -> int:
     """Put the current metrics of every queue; the number of queues published."""
     now = datetime.now(UTC)
     now_ms = now.timestamp() * 1000
     by_region: dict[str, list[dict[str, Any]]] = {}
-    queues = list(_queues())
-    for region, queue in queues:
-        dimensions = [{"Name": "QueueName", "Value": queue.name}]
+    queues = list(queue_times())
+    for region, name, times in queues:
+        dimensions = [{"Name": "QueueName", "Value": name}]
         by_region.setdefault(region, []).extend(
             {"MetricName": n, "Dimensions": dimensions, "Value": v, "Unit": u, "Timestamp": now}
-            for n, v, u in queue_metrics(queue, now_ms)
+            for n, v, u in queue_metrics(times, now_ms)
         )
     for region, data in by_region.items():
         client = client_for(region)

@@ -7,13 +7,16 @@ What is left corrects moto where AWS documents another behaviour, or buys measur
 - :mod:`.s3`: S3 events shaped like real S3's (``sequencer``, ``versionId``, delete-marker
   events, one event per multipart upload, events numbered in the order S3 applied the writes).
   The ingestion's ordering logic needs them to run locally.
+- :mod:`.lambda_reservation`: CloudFormation's create of a function refused when its
+  reservation would leave under 100 unreserved executions, as Lambda refuses it; installed with
+  the CloudFormation models (``cfn_models.register`` / ``installed``, through ``lambda_account``).
 - :mod:`.s3_multipart`: CompleteMultipartUpload joining the parts where they are (moto copies a
   1 GiB object about five times), with moto's ETag, checksums and errors.
 - ``s3_checksums``: a PUT whose body does not match its ``x-amz-checksum-*`` is refused, as S3
   refuses it, and HeadObject returns a composite checksum as ``<base64>-<N>`` with its type
   (its middleware, for parts, completion and ListParts, is in ``emulator.application``).
-- :mod:`.sqs` (speed, measured: docs/benchmarks.md): moto's SQS fast at queue depth (receive,
-  delete, change visibility, counts, and a send to a standard queue).
+- :mod:`.sqs` (speed, measured: docs/benchmarks.md): moto's SQS receive, delete and change
+  visibility made cheap.
   ``FILEGATE_EMULATOR_SQS_PATCH=0`` serves without it.
 - :mod:`.dynamodb` (speed, measured): moto's UpdateItem (the ledger's one conditional write per
   event) parsed once per expression text and validated in one pass (:mod:`.ddb_values`), with

@@ -9,7 +9,12 @@ Measured gaps (docs/local-mode.md) that this module closes:
 - concurrent writes to one key could number their events out of order: every S3 mutation that
   sends an event runs under one lock, so sequencer order is the order S3 applied them.
 
-The multipart join is :mod:`.s3_multipart`.
+Why seams and not middleware around moto's app: moto builds and sends an event inside the
+request (``notifications.send_event``), after it stored the object, so the fields, the delete
+marker's event and the dropped ``Put`` can only be had there; and the lock held around whole
+S3 requests would also hold every upload's body transfer, where here it holds only the store
+and its event. Each seam has a test named after the behaviour it restores
+(``tests/functional/test_local_patches.py``). The multipart join is :mod:`.s3_multipart`.
 """
 
 from __future__ import annotations

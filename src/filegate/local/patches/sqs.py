@@ -1,22 +1,20 @@
-"""moto's SQS fast at queue depth, in the emulator process only.
+"""moto's SQS receive, delete and change visibility made cheap, in the emulator process only.
 
-Needed for a burst of uploads (benchmarks/e2e_burst.py; re-measured for issue 10 in
-docs/benchmarks.md: without it the emulator spends about a quarter more CPU per object).
-moto's cost grows with queue depth:
-every ``ReceiveMessage`` rebuilds the list of visible messages, deep-copies each message it
-returns and, per returned message, recomputes every queue attribute (three walks of the whole
-queue, three times over, for the retention check); ``DeleteMessage`` and
-``ChangeMessageVisibility`` walk the queue building lists of receipt handles. Patched:
+Speed, not behaviour: re-measured for issue 10 (docs/benchmarks.md, "Issue 10: S3/SQS seams
+re-measured"), without it the emulator spends about a fifth more CPU per object in a burst of
+uploads (benchmarks/e2e_burst.py), more than the 10 % a speed-only seam must buy. moto's
+``ReceiveMessage`` rebuilds the list of visible messages, deep-copies each message it returns
+and, per returned message, recomputes every queue attribute (three walks of the whole queue,
+three times over, for the retention check); ``DeleteMessage`` and ``ChangeMessageVisibility``
+walk the queue building lists of receipt handles. Patched:
 - a receive on a standard queue walks the queue only until it has ``count`` messages, under the
   queue's lock (two pollers never get the same message), and copies only what it returns. It
   keeps moto's rules: visibility timeout, receive counts, redrive to the dead-letter queue at
   ``maxReceiveCount`` (during a receive, as moto does), long polling. FIFO queues keep moto's code;
-- delete and change visibility find the message by receipt handle in one cheap pass, under the lock;
-- a send to a standard queue no longer computes every queue attribute (three walks of the whole
-  queue) to read ``ContentBasedDeduplication``, which a standard queue does not have: every S3
-  put with a notification sends one message, so this was O(depth) per upload. FIFO queues keep
-  moto's code;
-- the visible / in-flight / delayed counts read the clock once per count, not twice per message.
+- delete and change visibility find the message by receipt handle in one cheap pass, under the lock.
+
+The send to a standard queue, the queue counts and the retention check, also patched before,
+bought less than 10 % once the queue channel kept the queue shallow, and were deleted.
 """
 
 from __future__ import annotations
@@ -35,27 +33,6 @@ from filegate.local.patches.seams import Seams
 def _visible_at(message: Any, now_ms: float) -> bool:
     # moto's Message.visible and Message.delayed, with the clock read once by the caller.
     return bool(now_ms > message.visible_at and now_ms >= message.delayed_until)
-
-
-def _visible_messages(queue: Any) -> list[Any]:
-    from moto.core.utils import unix_time_millis
-
-    now = unix_time_millis()
-    return [m for m in queue._messages if _visible_at(m, now)]
-
-
-def _count_not_visible(queue: Any) -> int:
-    from moto.core.utils import unix_time_millis
-
-    now = unix_time_millis()
-    return sum(1 for m in queue._messages if not now > m.visible_at)
-
-
-def _count_delayed(queue: Any) -> int:
-    from moto.core.utils import unix_time_millis
-
-    now = unix_time_millis()
-    return sum(1 for m in queue._messages if now < m.delayed_until)
 
 
 def _index_of(messages: list[Any], receipt_handle: str) -> int | None:
@@ -195,95 +172,19 @@ def _change_message_visibility(
             queue.pending_messages.discard(message)
 
 
-def _send_message(original: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(original)
-    def wrapper(self: Any, queue_name: str, message_body: str, *args: Any, **kwargs: Any) -> Any:
-        queue = self.get_queue(queue_name)
-        if queue.fifo_queue:  # deduplication and message groups: moto's own code
-            return original(self, queue_name, message_body, *args, **kwargs)
-        return _send_standard(self, queue, message_body, *args, **kwargs)
-
-    return wrapper
-
-
-def _send_standard(  # moto's signature
-    backend: Any,
-    queue: Any,
-    message_body: str,
-    message_attributes: dict[str, Any] | None = None,
-    delay_seconds: int | None = None,
-    deduplication_id: str | None = None,
-    group_id: str | None = None,
-    system_attributes: dict[str, Any] | None = None,
-    validate_group_id: bool = True,
-) -> Any:
-    """moto's SQSBackend.send_message for a standard queue, in moto's order, without its
-    ``queue.attributes.get("ContentBasedDeduplication")``: None for every standard queue (the
-    attribute is listed for FIFO queues only), so the content hash it guards never applies."""
-    from moto.moto_api._internal import mock_random
-    from moto.sqs.exceptions import InvalidParameterValue
-    from moto.sqs.models import MAXIMUM_MESSAGE_DELAY, Message
-
-    backend._validate_message(
-        queue,
-        message_body=message_body,
-        delay_seconds=int(delay_seconds or 0),
-        deduplication_id=deduplication_id,
-        group_id=group_id,
-        validate_group_id=validate_group_id,
-    )
-    delay = int(delay_seconds) if delay_seconds is not None else queue.delay_seconds
-    message = Message(str(mock_random.uuid4()), message_body, system_attributes)
-    if deduplication_id is not None:
-        message.deduplication_id = deduplication_id
-        message.sequence_number = "".join(mock_random.choice("0123456789") for _ in range(20))
-    if group_id is not None:
-        message.group_id = group_id
-    if message_attributes:
-        message.message_attributes = message_attributes
-    if delay > MAXIMUM_MESSAGE_DELAY:
-        raise InvalidParameterValue(
-            f"Value {delay} for parameter DelaySeconds is invalid. "
-            "Reason: DelaySeconds must be >= 0 and <= 900."
-        )
-    message.mark_sent(delay_seconds=delay)
-    queue.add_message(message)
-    return message
-
-
-def _within_retention(self: Any, queue_name: str, message: Any) -> bool:
-    from moto.core.utils import unix_time
-
-    retention = int(self.get_queue(queue_name).message_retention_period)
-    return bool(retention + message.sent_timestamp / 1000 > unix_time())
-
-
 def patch_sqs(seams: Seams) -> None:
     """Install the SQS patches."""
     from moto.sqs import models
 
-    queue_replacements: dict[str, Any] = {
-        "messages": property(_visible_messages),
-        "approximate_number_of_messages_not_visible": property(_count_not_visible),
-        "approximate_number_of_messages_delayed": property(_count_delayed),
-        "delete_message": _delete_message,
-    }
-    backend_replacements: dict[str, Any] = {
-        "receive_message": _receive_message(models.SQSBackend.receive_message),
-        "send_message": _send_message(models.SQSBackend.send_message),
-        "change_message_visibility": _change_message_visibility,
-        "is_message_valid_based_on_retention_period": _within_retention,
-    }
-    for cls, replacements in (
-        (models.Queue, queue_replacements),
-        (models.SQSBackend, backend_replacements),
-    ):
-        for name, replacement in replacements.items():
-            seams.replace(cls, name, replacement)
+    seams.replace(models.Queue, "delete_message", _delete_message)
+    seams.replace(
+        models.SQSBackend, "receive_message", _receive_message(models.SQSBackend.receive_message)
+    )
+    seams.replace(models.SQSBackend, "change_message_visibility", _change_message_visibility)
 
 
 def sqs_patched() -> bool:
     """Whether :func:`patch_sqs` is in force in this process."""
     from moto.sqs import models
 
-    return getattr(models.SQSBackend.send_message, "__wrapped__", None) is not None
+    return getattr(models.SQSBackend.receive_message, "__wrapped__", None) is not None
