@@ -1,8 +1,8 @@
 """The twin refuses what S3 refuses about checksums in a multipart upload, and reports the
-checksums S3 reports: ``s3_checksums.ChecksumCheck`` composed in ``emulator.application`` (served
-on a free port of this process), with the emulator's seams applied for the test (the multipart
-join and HeadObject's checksum answer), undone when it ends. Each test is named after the AWS
-behaviour it shows (docs/aws-fidelity.md, "Checksums and integrity")."""
+checksums S3 reports: ``s3_checksum_check.ChecksumCheck`` composed in ``emulator.application``
+(served on a free port of this process), with the emulator's seams applied for the test (the
+multipart join and HeadObject's checksum answer), undone when it ends. Each test is named after
+the AWS behaviour it shows (docs/aws-fidelity.md, "Checksums and integrity")."""
 
 from __future__ import annotations
 

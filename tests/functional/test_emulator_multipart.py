@@ -92,7 +92,7 @@ def test_a_composite_crc32_checksum_as_the_aws_cli_sends_it(s3: Any) -> None:
     _upload(s3, "cli.bin", PARTS, ChecksumAlgorithm="CRC32")
     head = s3.head_object(Bucket=BUCKET, Key="cli.bin", ChecksumMode="ENABLED")
     per_part = b"".join(binascii.crc32(part).to_bytes(4, "big") for part in PARTS)
-    # S3 writes a composite checksum as "<base64>-<part count>" (s3_checksums' HeadObject seam)
+    # S3 writes a composite checksum as "<base64>-<part count>" (patches/s3_checksums.py)
     assert head["ChecksumCRC32"] == f"{_b64_crc32(per_part)}-{len(PARTS)}"
     assert head["ChecksumType"] == "COMPOSITE"
 

@@ -6,7 +6,7 @@ not built against (``moto_version``). :func:`application` is the one place where
 wrapped: presigned S3 requests checked as S3 checks them (``s3_presign``), the function roles'
 IAM check (``iam``), DynamoDB forwarded to its own process (``dynamodb_process``), DynamoDB
 requests served one at a time, as DynamoDB's writes are atomic (``dynamodb_atomic``), S3
-payloads checked against their checksums (``s3_checksums``), Lambda Invoke run on the local
+payloads checked against their checksums (``s3_checksum_check``), Lambda Invoke run on the local
 stack's workers (``invoke_forwarding``), Lambda's GetAccountSettings (``lambda_account``),
 profiling (``profiling``); moto's app and server themselves are built in ``moto_server``, so
 this module imports nothing of moto's. What cannot be done around moto is a seam into it
@@ -31,7 +31,7 @@ from typing import Any
 
 from filegate.aws import Target
 from filegate.errors import LocalStackError
-from filegate.local import cfn_models, patches, s3_checksums, s3_presign
+from filegate.local import cfn_models, patches, s3_checksum_check, s3_presign
 from filegate.local.dynamodb_atomic import OneDynamoDBRequestAtATime
 from filegate.local.dynamodb_process import DynamoDBForwarding
 from filegate.local.iam import IamMiddleware, PrincipalFile, WsgiApp
@@ -86,13 +86,13 @@ def application(moto_app: WsgiApp, settings: EmulatorSettings | None = None) -> 
     its principals in ``settings``); then DynamoDB goes to its own process
     (``dynamodb_process``, when ``settings`` name one) and Lambda Invoke to the local stack's
     workers (``invoke_forwarding``, when they name the invoke server); an S3 payload is checked
-    against its checksums (``s3_checksums``); Lambda's GetAccountSettings, which moto lacks, is
+    against its checksums (``s3_checksum_check``); Lambda's GetAccountSettings, which moto lacks, is
     answered from moto's functions (``lambda_account``); moto answers the rest, its DynamoDB
     requests one at a time (``dynamodb_atomic``). With a profile file named, each request is
     profiled (outermost)."""
     settings = settings or EmulatorSettings()
     app: WsgiApp = OneDynamoDBRequestAtATime(AccountSettings(moto_app))
-    app = s3_checksums.ChecksumCheck(app)  # S3 checks a payload after authenticating it
+    app = s3_checksum_check.ChecksumCheck(app)  # S3 checks a payload after authenticating it
     if settings.invoke_url:
         app = InvokeForwarding(app, settings.invoke_url)
     if settings.dynamodb_url:

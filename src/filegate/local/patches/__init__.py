@@ -12,9 +12,9 @@ What is left corrects moto where AWS documents another behaviour, or buys measur
   the CloudFormation models (``cfn_models.register`` / ``installed``, through ``lambda_account``).
 - :mod:`.s3_multipart`: CompleteMultipartUpload joining the parts where they are (moto copies a
   1 GiB object about five times), with moto's ETag, checksums and errors.
-- ``s3_checksums``: a PUT whose body does not match its ``x-amz-checksum-*`` is refused, as S3
-  refuses it, and HeadObject returns a composite checksum as ``<base64>-<N>`` with its type
-  (its middleware, for parts, completion and ListParts, is in ``emulator.application``).
+- :mod:`.s3_checksums`: a PUT whose body does not match its ``x-amz-checksum-*`` is refused,
+  as S3 refuses it, and HeadObject returns a composite checksum as ``<base64>-<N>`` with its type
+  (the middleware for parts, completion and ListParts is ``local/s3_checksum_check.py``).
 - :mod:`.sqs` (speed, measured: docs/benchmarks.md): moto's SQS receive, delete and change
   visibility made cheap.
   ``FILEGATE_EMULATOR_SQS_PATCH=0`` serves without it.
@@ -28,10 +28,10 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from filegate.local import s3_checksums
 from filegate.local.patches import (
     dynamodb,
     s3,
+    s3_checksums,
     s3_multipart,
     sqs,
 )

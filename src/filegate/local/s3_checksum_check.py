@@ -1,35 +1,30 @@
-"""Makes the emulator verify S3 checksums, as S3 does.
+"""S3's checksum rules for multipart uploads, as WSGI middleware around moto's app.
 
 moto stores the checksum a request declares (``x-amz-checksum-<algorithm>``) without computing
-it (docs/local-mode.md), so a body that does not match would be kept with a false checksum.
-S3 refuses such a request with 400 BadDigest and stores nothing (S3 user guide, "Checking object
-integrity in Amazon S3"; S3 API reference, "Error responses": BadDigest). Two pieces do it here:
+it (docs/local-mode.md), so a body that does not match would be kept with a false checksum. S3
+refuses such a request with 400 BadDigest and stores nothing (S3 user guide, "Checking object
+integrity in Amazon S3"; S3 API reference, "Error responses": BadDigest). ``ChecksumCheck`` is
+composed in ``emulator.application`` and sees the S3 multipart calls before moto does:
 
-- ``ChecksumCheck``, WSGI middleware composed in ``emulator.application`` (the S3 multipart
-  calls, before moto sees them): an UploadPart whose body does not match its
-  ``x-amz-checksum-sha256`` (or ``-sha1``, ``-crc32``) is answered 400 BadDigest and moto never
-  stores it; the checksum of each part it passed is remembered, so a CompleteMultipartUpload
-  that lists a part with another checksum (or none, when the part has one) is answered 400
-  InvalidPart as S3 answers it (S3 API reference, CompleteMultipartUpload, "Errors"), and
-  ListParts reports each part's ``ChecksumSHA256`` (moto reports none; S3 API reference,
-  ListParts, "Part"). moto computes the object's composite checksum itself at completion, from
-  the parts' bytes (``patches.s3_multipart``).
-- :func:`patch`, two seams in every process that applies ``patches`` (in-process tests too,
-  where there is no middleware): a PUT whose body does not match is refused; and HeadObject
-  with ChecksumMode answers as S3 does (S3 API reference, HeadObject: ``x-amz-checksum-type``;
-  S3 user guide, "Checking object integrity": a composite checksum is ``<base64>-<N>``), where
-  moto's HeadObject leaves out the ``-<N>`` and the type (its GetObject has both). Whether a
-  checksum is composite is known only to moto's key, so this is a seam, not middleware.
+- an UploadPart whose body does not match its ``x-amz-checksum-sha256`` (or ``-sha1``,
+  ``-crc32``) is answered 400 BadDigest and moto never stores it;
+- the checksum of each part it passed is remembered, so a CompleteMultipartUpload that lists a
+  part with another checksum (or none, when the part has one) is answered 400 InvalidPart as S3
+  answers it (S3 API reference, CompleteMultipartUpload, "Errors");
+- ListParts reports each part's ``ChecksumSHA256`` (moto reports none; S3 API reference,
+  ListParts, "Part").
 
-A body sent ``aws-chunked`` (an SDK's trailing checksum) is passed on unchecked: the twin does
-not decode chunked payloads here (docs/aws-fidelity.md).
+moto computes the object's composite checksum itself at completion, from the parts' bytes
+(``patches.s3_multipart``). What can only be corrected inside moto (a PUT's body, HeadObject's
+checksum type and ``-<N>``) is ``patches.s3_checksums``. A body sent ``aws-chunked`` (an SDK's
+trailing checksum) is passed on unchecked: the twin does not decode chunked payloads here
+(docs/aws-fidelity.md). This module imports nothing of moto's.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import functools
 import hashlib
 import io
 import re
@@ -38,8 +33,6 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
-
-from filegate.local.patches.seams import Seams
 
 _ALGORITHMS = ("CRC32", "CRC32C", "SHA1", "SHA256")
 _LISTED_PART = re.compile(rb"<Part>(.*?)</Part>", re.S)
@@ -208,55 +201,3 @@ def _error(start_response: Callable[..., Any], code: str, message: str) -> list[
         [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))],
     )
     return [body]
-
-
-def _verified(get_checksum: Callable[..., tuple[str, str | None]]) -> Callable[..., Any]:
-    from moto.s3.exceptions import S3ClientError
-    from moto.s3.utils import compute_checksum
-
-    @functools.wraps(get_checksum)
-    def wrapper(self: Any, response_headers: dict[str, Any]) -> tuple[str, str | None]:
-        result = get_checksum(self, response_headers)
-        for algorithm in _ALGORITHMS:
-            declared = self.headers.get(f"x-amz-checksum-{algorithm.lower()}")
-            if declared and compute_checksum(self.body or b"", algorithm).decode() != declared:
-                raise S3ClientError(
-                    "BadDigest",
-                    f"The {algorithm} you specified did not match the calculated checksum.",
-                )
-        return result
-
-    return wrapper
-
-
-def _qualified_head(head_object: Callable[..., Any]) -> Callable[..., Any]:
-    """moto's HeadObject with the checksum type, and a composite checksum's ``-<N>``."""
-
-    @functools.wraps(head_object)
-    def wrapper(
-        self: Any, bucket_name: str, query: dict[str, Any], key_name: str, headers: Any
-    ) -> Any:
-        status, response_headers, body = head_object(self, bucket_name, query, key_name, headers)
-        if status != 200 or headers.get("x-amz-checksum-mode") != "ENABLED":
-            return status, response_headers, body
-        version_id = query.get("versionId", [None])[0]
-        key = self.backend.head_object(bucket_name, key_name, version_id=version_id)
-        algorithm = getattr(key, "checksum_algorithm", None)
-        header = f"x-amz-checksum-{algorithm.lower()}" if algorithm else ""
-        if header in response_headers:
-            kind = key.checksum_type or "FULL_OBJECT"
-            response_headers["x-amz-checksum-type"] = kind
-            value = str(response_headers[header])
-            if kind == "COMPOSITE" and key.checksum_parts and "-" not in value:
-                response_headers[header] = f"{value}-{key.checksum_parts}"
-        return status, response_headers, body
-
-    return wrapper
-
-
-def patch(seams: Seams) -> None:
-    """Install the PutObject check and HeadObject's checksum answer."""
-    from moto.s3.responses import S3Response
-
-    seams.replace(S3Response, "_get_checksum", _verified(S3Response._get_checksum))
-    seams.replace(S3Response, "head_object", _qualified_head(S3Response.head_object))
