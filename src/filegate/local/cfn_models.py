@@ -25,8 +25,9 @@ also mends them (``_ChangeSetFixes``):
   other delete, as AWS documents (CloudFormation template reference, "DeletionPolicy
   attribute"; user guide, stack status codes: ROLLBACK_COMPLETE); moto knew only ``Retain``.
 
-``lambda_account`` answers Lambda's GetAccountSettings, which moto lacks; ``register`` and
-``installed`` install it with the rest, since ``filegate deploy``'s preflight reads it.
+``register`` and ``installed`` also install ``patches.lambda_reservation`` (a function's create
+refused when its reservation would leave under 100 unreserved executions, as Lambda refuses
+it); Lambda's GetAccountSettings, which the preflight reads, is middleware (``lambda_account``).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The version guard: the one moto release the local twin is built and tested against.
 
-The emulator composes moto's WSGI app and corrects a few of its behaviours through small seams
-into its internals (``emulator``, ``patches``, ``cfn_models``, ``lambda_account``,
-``queue_channel``, ``sqs_metrics``). Those seams are checked against one moto release only, so
+The emulator composes moto's WSGI app (``moto_server``) and corrects a few of its behaviours
+through small seams into its internals (``patches``, ``cfn_models``) and reads of its state
+(``emulator_state``, ``queue_backend``). Those seams are checked against one moto release only, so
 an emulator process, and ``filegate local up`` before it starts anything, refuse any other
 with one sentence saying which release is supported. The version is read from the installed
 distribution's metadata: moto itself is not imported.
