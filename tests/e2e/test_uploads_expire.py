@@ -4,6 +4,7 @@ uploads expire`; a completed upload is untouched; `--dry-run` changes nothing.""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from pathlib import Path
@@ -34,8 +35,18 @@ def declare_and_send_one_part(stack: Stack, api_key: str) -> dict:
     assert answer.status == 201, answer.data
     plan = dict(json.loads(answer.data))
     assert plan["method"] == "MULTIPART"
-    first = plan["parts"][0]
-    sent = http.request("PUT", first["url"], body=b"x" * first["size"], headers=first["headers"])
+    # the first part's URL, signed for its SHA-256 (the multipart contract: docs/integrity.md)
+    chunk = b"x" * plan["part_size"]
+    checksum = base64.b64encode(hashlib.sha256(chunk).digest()).decode()
+    signed = http.request(
+        "POST",
+        stack.env["upload_api_url"] + plan["sign_parts"]["path"].lstrip("/"),
+        headers={"x-api-key": api_key},
+        body=json.dumps({"parts": [{"part_number": 1, "checksum_sha256": checksum}]}).encode(),
+    )
+    assert signed.status == 200, signed.data
+    (first,) = json.loads(signed.data)["parts"]
+    sent = http.request("PUT", first["url"], body=chunk, headers=first["headers"])
     assert sent.status == 200, sent.data
     return plan
 
