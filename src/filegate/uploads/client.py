@@ -228,12 +228,22 @@ class UploadClient:
         """Declare and upload one file; the result's status is PENDING until the ledger speaks."""
         size, digests = self._inspect(path)
         sha256 = digests.sha256
+
+        def at(part_size: int) -> FileDigests:
+            """The parts' digests at the part size of an upload begun before (read again only
+            if the API's rule has changed since)."""
+            nonlocal digests
+            if part_size != digests.part_size:
+                digests = file_digests(path, part_size, self._config.chunk_bytes)
+            return digests
+
         identity = FileIdentity.of(path, sha256)
-        decision = self._resumer.decide(path, identity, digests.parts) if self._resumer else None
+        resumer = self._resumer
+        decision = resumer.decide(path, identity, lambda n: at(n).parts) if resumer else None
         if isinstance(decision, Finished):
             return _finished(path, size, decision.view)
         if isinstance(decision, Continue):
-            return self._resume(path, size, decision, digests, subscriber)
+            return self._resume(path, size, decision, at(decision.plan["part_size"]), subscriber)
         declaration = {
             "filename": path.name,
             "size": size,

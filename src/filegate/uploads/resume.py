@@ -43,6 +43,8 @@ STATE_VERSION = 1
 # The API call the client makes: (method, path relative to the API, JSON body or None).
 ApiCall = Callable[[str, str, Any], Any]
 Notify = Callable[[str], None]
+# The file's parts' SHA-256s (base64, by part number) at a given part size.
+PartChecksums = Callable[[int], dict[int, str]]
 
 
 @dataclass(frozen=True)
@@ -178,7 +180,7 @@ class Resumer:
         self._api = api
         self._notify = store.notify
 
-    def decide(self, path: Path, file: FileIdentity, part_checksums: dict[int, str]) -> Decision:
+    def decide(self, path: Path, file: FileIdentity, part_checksums: PartChecksums) -> Decision:
         state = self.store.load(path)
         if state is None:
             return None
@@ -197,7 +199,7 @@ class Resumer:
     def forget(self, path: Path) -> None:
         self.store.remove(path)
 
-    def _judge(self, state: ResumeState, file: FileIdentity, checksums: dict[int, str]) -> Decision:
+    def _judge(self, state: ResumeState, file: FileIdentity, checksums: PartChecksums) -> Decision:
         upload_id, was = state.upload_id, state.file
         try:
             view = self._api("GET", f"uploads/{upload_id}", None)
@@ -223,12 +225,14 @@ class Resumer:
         return Continue({**state.plan, "expires_at": None}, held)
 
     def _held(
-        self, state: ResumeState, checksums: dict[int, str]
+        self, state: ResumeState, part_checksums: PartChecksums
     ) -> dict[int, tuple[str, int]] | str:
         """The parts S3 holds, each checked against the file's; or why they do not match."""
         listing = self._api("GET", f"uploads/{state.upload_id}/parts", None)
-        if listing.get("part_size") != state.plan.get("part_size"):
-            return "the API plans another part size now"
+        part_size = listing.get("part_size")
+        if not isinstance(part_size, int) or part_size != state.plan.get("part_size"):
+            return "the upload's part size is not the one it began with"
+        checksums = part_checksums(part_size)
         held: dict[int, tuple[str, int]] = {}
         for part in listing.get("parts", []):
             number = int(part["part_number"])
