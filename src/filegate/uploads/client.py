@@ -13,10 +13,10 @@ A part whose URL is about to expire (or that S3 refused as expired) is signed ag
 API first (``part_urls``), which also keeps the declaration alive while a large file is still on
 its way. Progress reaches a subscriber as
 s3transfer's does: ``on_progress(bytes_transferred)`` (negative when a retried part starts over).
-With a ``Resumer`` (``filegate.uploads.resume``) a multipart upload's state is kept while it is
-on its way, and the same upload run again sends only the parts S3 does not hold yet; a Ctrl-C
-(KeyboardInterrupt) then leaves the multipart upload open and its state in place, and the part
-senders are daemon threads, so the process exits at once.
+Given a ``ResumeStore`` (``filegate.uploads.resume``), a multipart upload's state is kept while
+it is on its way, and the same file uploaded again sends only the parts S3 does not hold yet; a
+Ctrl-C (KeyboardInterrupt) leaves the multipart upload open and its state in place, and the part
+senders are daemon threads that start no further part, so the process exits at once.
 This module runs on partners' machines: it never imports the AWS SDK.
 """
 
@@ -484,17 +484,19 @@ def in_parallel(items: list[int], work: Callable[[int], str], workers: int) -> l
 
     After a failure no further item starts, and the first failure is raised once the items in
     flight are done. Daemon threads, unlike ThreadPoolExecutor's (joined at interpreter exit),
-    let a Ctrl-C end the process at once: a part cut off mid-way is one S3 does not keep.
+    let a Ctrl-C end the process at once: a part cut off mid-way is one S3 does not keep. After
+    a KeyboardInterrupt here no further item starts either.
     """
     results: dict[int, str] = {}
     failures: list[BaseException] = []
     queue = iter(enumerate(items))
     lock = threading.Lock()
+    stop = threading.Event()
 
     def run() -> None:
         while True:
             with lock:
-                job = None if failures else next(queue, None)
+                job = None if failures or stop.is_set() else next(queue, None)
             if job is None:
                 return
             try:
@@ -509,8 +511,12 @@ def in_parallel(items: list[int], work: Callable[[int], str], workers: int) -> l
     threads = [threading.Thread(target=run, daemon=True) for _ in range(min(workers, len(items)))]
     for thread in threads:
         thread.start()
-    for thread in threads:
-        thread.join()
+    try:
+        for thread in threads:
+            thread.join()
+    except BaseException:
+        stop.set()
+        raise
     if failures:
         raise failures[0]
     return [results[index] for index in range(len(items))]
