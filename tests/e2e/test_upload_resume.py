@@ -128,12 +128,12 @@ def relay(stack: Stack) -> Iterator[_Relay]:
         server.server_close()
 
 
-def command(file: Path, relay: _Relay) -> list[str]:
-    """The one command both runs use."""
+def command(file: Path) -> list[str]:
+    """The one command both runs use (the API URL comes from the environment)."""
     return [str(BIN / "filegate"), "upload", str(file), "--wait", "--output", "json"]
 
 
-def environment(stack: Stack, key: str, state: Path, relay: _Relay) -> dict[str, str]:
+def environment(key: str, state: Path, relay: _Relay) -> dict[str, str]:
     return cli_env(state, FILEGATE_API_KEY=key, FILEGATE_API_URL=relay.url)
 
 
@@ -159,11 +159,11 @@ def interrupt_after_parts(
     held parts (as ListParts gave them just before) and the finished process."""
     relay.hold_from = HELD_BEFORE_SIGINT + 1
     process = subprocess.Popen(
-        command(file, relay),
+        command(file),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=environment(stack, key, state, relay),
+        env=environment(key, state, relay),
     )
     try:
         upload = wait_for(lambda: open_upload(stack, file), timeout=120)
@@ -179,10 +179,10 @@ def interrupt_after_parts(
 
 def run_again(stack: Stack, key: str, state: Path, relay: _Relay, file: Path) -> Any:
     done = subprocess.run(
-        command(file, relay),
+        command(file),
         capture_output=True,
         text=True,
-        env=environment(stack, key, state, relay),
+        env=environment(key, state, relay),
         timeout=300,
         check=False,
     )
