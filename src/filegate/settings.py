@@ -200,13 +200,20 @@ def resolve_region(explicit: str | None = None, env: Mapping[str, str] | None = 
 
 
 def default_state_dir(env: Mapping[str, str] | None = None) -> Path:
-    """Where the local stack keeps its state file: $FILEGATE_STATE_DIR or ~/.local/state."""
+    """filegate's state directory (the local stack's state file; `filegate upload`'s resume
+    state under uploads/): $FILEGATE_STATE_DIR, else $XDG_STATE_HOME/filegate, else
+    ~/.local/state/filegate."""
     env = os.environ if env is None else env
     explicit = env.get(ENV_STATE_DIR)
     if explicit:
         return Path(explicit)
     base = env.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(base) / "filegate"
+
+
+def upload_state_dir(env: Mapping[str, str] | None = None) -> Path:
+    """Where `filegate upload` keeps the state of multipart uploads in flight, to resume them."""
+    return default_state_dir(env) / "uploads"
 
 
 def upload_api_url(explicit: str | None = None, env: Mapping[str, str] | None = None) -> str | None:

@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import random
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Locator, Page, Route, sync_playwright
 
-from tests.e2e.conftest import REPO, Stack, filegate
+from tests.e2e.conftest import REPO, Stack, filegate, wait_for
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Headless, and quiet: this machine's network is closed, so Chromium must not phone home.
@@ -348,3 +349,71 @@ def test_a_part_s3_refuses_for_its_checksum_is_read_and_sent_again_and_accepted(
     asked = {p["part_number"]: p["checksum_sha256"] for body in signed for p in body["parts"]}
     assert asked[1] == base64.b64encode(hashlib.sha256(data[:size]).digest()).decode()
     assert asked[9] == base64.b64encode(hashlib.sha256(data[8 * size :]).digest()).decode()
+
+
+def part_number(url: str) -> int | None:
+    found = re.search(r"[?&]partNumber=(\d+)", url)
+    return int(found.group(1)) if found else None
+
+
+def held_parts(stack: Stack, name: str, at_least: int) -> tuple[str, list[dict[str, Any]]] | None:
+    """The key and the parts the emulator holds for the open multipart upload of ``name``
+    (ListParts); None until there are ``at_least``."""
+    uploads = stack.s3.list_multipart_uploads(Bucket=stack.bucket).get("Uploads", [])
+    for upload in (u for u in uploads if u["Key"].endswith("/" + name)):
+        listed = stack.s3.list_parts(
+            Bucket=stack.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+        ).get("Parts", [])
+        if len(listed) >= at_least:
+            return upload["Key"], list(listed)
+    return None
+
+
+def test_a_reloaded_page_resumes_when_the_same_file_is_chosen_again(
+    page: Page, stack: Stack, partner: dict[str, Any], tmp_path: Path
+) -> None:
+    # GIVEN a 9-part upload whose parts 3 and up never get an answer, and a page reloaded once
+    # S3 holds parts 1 and 2
+    big = tmp_path / "reloaded.bin"
+    big.write_bytes(os.urandom(66 * MiB))
+    holding = [True]
+
+    def hold(route: Route) -> None:
+        # Left pending while holding: the page waits for S3's answer until it is reloaded.
+        if not holding[0]:
+            route.continue_()
+
+    page.route(lambda url: (part_number(url) or 0) >= 3, hold)
+    page.fill("#api-key", partner["api_key"])
+    page.set_input_files("#file-input", str(big))
+    # Playwright runs the route's handler only while this thread is inside a Playwright call:
+    # the probe lets it run between two looks at ListParts.
+    key, held = wait_for(
+        lambda: page.wait_for_timeout(100) or held_parts(stack, big.name, 2),
+        timeout=VERDICT_TIMEOUT_MS / 1000,
+    )
+    page.on("dialog", lambda dialog: dialog.accept())  # "leave the page?" (a file is busy)
+    page.reload()
+    # Only now: the old page's part requests, held until it went, were never sent.
+    holding[0] = False
+
+    # WHEN the same file is chosen again on the reloaded page
+    sent: list[int] = []
+    page.on(
+        "request",
+        lambda request: (
+            sent.append(part_number(request.url) or 0) if request.method == "PUT" else None
+        ),
+    )
+    page.set_input_files("#file-input", str(big))
+    row = finished(page, big.name)
+
+    # THEN the parts S3 held were not sent again, the row says so, the ledger ACCEPTS the upload
+    # begun before the reload, and the page forgot it
+    assert [p["PartNumber"] for p in held] == [1, 2]
+    assert sorted(sent) == list(range(3, 10))
+    assert row.get_attribute("data-resumed-bytes") == str(16 * MiB)
+    assert "2 stored before the page was reloaded" in row.locator(".detail").inner_text()
+    assert row.get_attribute("data-key") == key
+    assert_accepted(stack, row)
+    assert page.evaluate("Object.keys(localStorage).length") == 0

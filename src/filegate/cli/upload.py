@@ -1,4 +1,8 @@
-"""`filegate upload FILE...`: partner uploads through the upload API, with progress bars."""
+"""`filegate upload FILE...`: partner uploads through the upload API, with progress bars.
+
+A multipart upload interrupted (Ctrl-C: exit 130, its state kept) resumes when the same command
+runs again: filegate.uploads.resume keeps its state in ``settings.upload_state_dir()``.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -19,10 +24,12 @@ from rich.progress import (
 from filegate.cli.render import OutputFormat, console, console_err, print_json, rows_table
 from filegate.errors import ConfigError
 from filegate.local.state import read_state
-from filegate.settings import LocalSettings, upload_api_url
+from filegate.settings import LocalSettings, upload_api_url, upload_state_dir
 from filegate.uploads.client import UploadClient, UploadResult
+from filegate.uploads.resume import ResumeStore
 
 ENV_API_KEY = "FILEGATE_API_KEY"
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C
 
 
 class _Bars:
@@ -83,14 +90,29 @@ def upload(
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
         raise ConfigError(f"not a readable file: {', '.join(missing)}")
-    client = UploadClient(_api_url(api), api_key or "", TransferConfig(max_concurrency=concurrency))
-    results = _upload_all(client, files, content_type)
+    url = _api_url(api)
+    store = ResumeStore(upload_state_dir(), url, api_key or "", _say)
+    config = TransferConfig(max_concurrency=concurrency)
+    client = UploadClient(url, api_key or "", config, resume=store)
+    try:
+        results = _upload_all(client, files, content_type)
+    except KeyboardInterrupt:
+        console_err.print(
+            "interrupted: run the same command again to resume; the parts already sent are"
+            f" not sent again (state in {store.directory})",
+            highlight=False,
+        )
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     if wait:
         with console_err.status("waiting for the ledger's verdict"):
             results = [client.wait(result) for result in results]
     _render(results, output)
     if wait and not all(result.accepted for result in results):
         raise typer.Exit(1)
+
+
+def _say(line: str) -> None:
+    console_err.print(escape(line), highlight=False)
 
 
 def _upload_all(
@@ -126,6 +148,7 @@ def _render(results: list[UploadResult], output: OutputFormat) -> None:
                     "method": r.method,
                     "status": r.status,
                     "reason": r.reason,
+                    "resumed_bytes": r.resumed_bytes,
                 }
                 for r in results
             ]

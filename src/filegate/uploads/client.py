@@ -13,6 +13,10 @@ A part whose URL is about to expire (or that S3 refused as expired) is signed ag
 API first (``part_urls``), which also keeps the declaration alive while a large file is still on
 its way. Progress reaches a subscriber as
 s3transfer's does: ``on_progress(bytes_transferred)`` (negative when a retried part starts over).
+Given a ``ResumeStore`` (``filegate.uploads.resume``), a multipart upload's state is kept while
+it is on its way, and the same file uploaded again sends only the parts S3 does not hold yet; a
+Ctrl-C (KeyboardInterrupt) leaves the multipart upload open and its state in place, and the part
+senders are daemon threads that start no further part, so the process exits at once.
 This module runs on partners' machines: it never imports the AWS SDK.
 """
 
@@ -27,7 +31,6 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,6 +42,7 @@ import urllib3
 from filegate.errors import ConfigError, UploadClientError
 from filegate.parts import MAX_OBJECT_SIZE, part_size_for
 from filegate.uploads.part_urls import Clock, PartUrls
+from filegate.uploads.resume import Continue, FileIdentity, Finished, Resumer, ResumeStore
 
 MiB = 1024 * 1024
 FINAL_STATUSES = frozenset({"ACCEPTED", "REJECTED", "EXPIRED", "ABORTED"})
@@ -96,6 +100,7 @@ class UploadResult:
     method: str
     status: str
     reason: str | None = None
+    resumed_bytes: int = 0  # bytes S3 already held from an earlier, interrupted run
 
     @property
     def accepted(self) -> bool:
@@ -200,6 +205,7 @@ class UploadClient:
         http: urllib3.PoolManager | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Clock | None = None,
+        resume: ResumeStore | None = None,
     ) -> None:
         if not api_key:
             raise ConfigError("an API key is needed: pass --api-key or set FILEGATE_API_KEY")
@@ -211,6 +217,7 @@ class UploadClient:
         )
         self._sleep = sleep
         self._clock = clock or (lambda: datetime.now(UTC))
+        self._resumer = Resumer(resume, self._api_call) if resume else None
 
     def upload(
         self,
@@ -221,6 +228,22 @@ class UploadClient:
         """Declare and upload one file; the result's status is PENDING until the ledger speaks."""
         size, digests = self._inspect(path)
         sha256 = digests.sha256
+
+        def at(part_size: int) -> FileDigests:
+            """The parts' digests at the part size of an upload begun before (read again only
+            if the API's rule has changed since)."""
+            nonlocal digests
+            if part_size != digests.part_size:
+                digests = file_digests(path, part_size, self._config.chunk_bytes)
+            return digests
+
+        identity = FileIdentity.of(path, sha256)
+        resumer = self._resumer
+        decision = resumer.decide(path, identity, lambda n: at(n).parts) if resumer else None
+        if isinstance(decision, Finished):
+            return _finished(path, size, decision.view)
+        if isinstance(decision, Continue):
+            return self._resume(path, size, decision, at(decision.plan["part_size"]), subscriber)
         declaration = {
             "filename": path.name,
             "size": size,
@@ -232,6 +255,8 @@ class UploadClient:
         if plan["method"] == "MULTIPART":
             if plan["part_size"] != digests.part_size:  # an API with another part-size rule
                 digests = file_digests(path, plan["part_size"], self._config.chunk_bytes)
+            if self._resumer:
+                self._resumer.remember(identity, plan)
             self._multipart(path, plan, digests.parts, counter)
         else:
             self._put(path, _Target(plan["url"], plan["headers"]), (0, size), counter)
@@ -243,6 +268,30 @@ class UploadClient:
             sha256=sha256,
             method=plan["method"],
             status=plan.get("status", "PENDING"),
+        )
+
+    def _resume(
+        self,
+        path: Path,
+        size: int,
+        decision: Continue,
+        digests: FileDigests,
+        subscriber: ProgressSubscriber | None,
+    ) -> UploadResult:
+        """Send the parts S3 does not hold yet, then complete with every part."""
+        plan, counter = decision.plan, _Counter(subscriber)
+        counter.add(decision.resumed_bytes)
+        held = {number: etag for number, (etag, _) in decision.held.items()}
+        self._multipart(path, plan, digests.parts, counter, held)
+        return UploadResult(
+            path=path,
+            upload_id=plan["upload_id"],
+            key=plan["key"],
+            size=size,
+            sha256=digests.sha256,
+            method=plan["method"],
+            status="PENDING",
+            resumed_bytes=decision.resumed_bytes,
         )
 
     def status(self, upload_id: str) -> dict[str, Any]:
@@ -271,31 +320,42 @@ class UploadClient:
         return size, file_digests(path, part_size, self._config.chunk_bytes)
 
     def _multipart(
-        self, path: Path, plan: dict[str, Any], checksums: dict[int, str], counter: _Counter
+        self,
+        path: Path,
+        plan: dict[str, Any],
+        checksums: dict[int, str],
+        counter: _Counter,
+        held: dict[int, str] | None = None,
     ) -> None:
+        """Send every part not ``held`` (number: ETag) already, then complete with them all."""
         urls = self._part_urls(plan, checksums)
         numbers = list(range(1, int(plan["part_count"]) + 1))
-        pool = ThreadPoolExecutor(max_workers=self._config.max_concurrency)
+        etags = dict(held or {})
+        urls.skip(list(etags))
         try:
-            try:
-                etags = list(pool.map(lambda n: self._part(path, n, urls, counter), numbers))
-            finally:
-                # Once a part has failed for good, the parts not started yet are not sent.
-                pool.shutdown(wait=True, cancel_futures=True)
+            missing = [n for n in numbers if n not in etags]
+            sent = in_parallel(
+                missing, lambda n: self._part(path, n, urls, counter), self._config.max_concurrency
+            )
+            etags.update(zip(missing, sent, strict=True))
             parts = [
-                {"part_number": n, "etag": e, "checksum_sha256": checksums[n]}
-                for n, e in zip(numbers, etags, strict=True)
+                {"part_number": n, "etag": etags[n], "checksum_sha256": checksums[n]}
+                for n in numbers
             ]
             urls.keep_alive()
             self._api_call("POST", plan["complete"]["path"].lstrip("/"), {"parts": parts})
+        except KeyboardInterrupt:
+            raise  # left open, its state kept: the same command resumes it
         except UploadClientError as exc:
-            self._abort(plan)
+            self._abort(path, plan)
             raise UploadClientError(
                 f"{exc}; the multipart upload {plan['upload_id']} was aborted", status=exc.status
             ) from exc
         except BaseException:
-            self._abort(plan)
+            self._abort(path, plan)
             raise
+        if self._resumer:
+            self._resumer.forget(path)
 
     def _part_urls(self, plan: dict[str, Any], checksums: dict[int, str]) -> PartUrls:
         path = f"uploads/{plan['upload_id']}/parts"
@@ -315,10 +375,12 @@ class UploadClient:
             path, target, (part["offset"], part["size"]), counter, urls.keep_alive, what
         )
 
-    def _abort(self, plan: dict[str, Any]) -> None:
+    def _abort(self, path: Path, plan: dict[str, Any]) -> None:
         # If even the abort fails, the bucket's lifecycle rule removes the parts after 7 days.
         with contextlib.suppress(UploadClientError):
             self._api_call("POST", plan["abort"]["path"].lstrip("/"), {})
+        if self._resumer:
+            self._resumer.forget(path)
 
     def _put(
         self,
@@ -415,6 +477,65 @@ class UploadClient:
         raise UploadClientError(
             f"{what} failed {self._config.max_attempts} times; last error: {attempt.failure}"
         )
+
+
+def in_parallel(items: list[int], work: Callable[[int], str], workers: int) -> list[str]:
+    """``work(item)`` for each item on up to ``workers`` daemon threads; the results in order.
+
+    After a failure no further item starts, and the first failure is raised once the items in
+    flight are done. Daemon threads, unlike ThreadPoolExecutor's (joined at interpreter exit),
+    let a Ctrl-C end the process at once: a part cut off mid-way is one S3 does not keep. After
+    a KeyboardInterrupt here no further item starts either.
+    """
+    results: dict[int, str] = {}
+    failures: list[BaseException] = []
+    queue = iter(enumerate(items))
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def run() -> None:
+        while True:
+            with lock:
+                job = None if failures or stop.is_set() else next(queue, None)
+            if job is None:
+                return
+            try:
+                value = work(job[1])
+            except BaseException as exc:  # handed to the caller's thread
+                with lock:
+                    failures.append(exc)
+                return
+            with lock:
+                results[job[0]] = value
+
+    threads = [threading.Thread(target=run, daemon=True) for _ in range(min(workers, len(items)))]
+    for thread in threads:
+        thread.start()
+    try:
+        for thread in threads:
+            thread.join()
+    except BaseException:
+        stop.set()
+        raise
+    if failures:
+        raise failures[0]
+    return [results[index] for index in range(len(items))]
+
+
+def _finished(path: Path, size: int, view: dict[str, Any]) -> UploadResult:
+    """An upload completed by an earlier run, as the ledger reports it."""
+    declared = view.get("declared", {})
+    return UploadResult(
+        path=path,
+        upload_id=view["upload_id"],
+        key=view["key"],
+        size=size,
+        sha256=declared.get("sha256", ""),
+        method=declared.get("method", "MULTIPART"),
+        status=view["status"],
+        reason=view.get("reason"),
+        resumed_bytes=size,
+    )
 
 
 @dataclass

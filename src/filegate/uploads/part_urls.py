@@ -50,6 +50,12 @@ class PartUrls:
         self._margin = timedelta(seconds=margin)
         self._lock = threading.Lock()
 
+    def skip(self, numbers: list[int]) -> None:
+        """Parts not to send (S3 holds them already, from a run that was interrupted): never
+        signed."""
+        with self._lock:
+            self._started.update(numbers)
+
     def for_sending(self, number: int) -> dict[str, Any]:
         """The part to send now, signed again first if its URL is about to expire."""
         with self._lock:
