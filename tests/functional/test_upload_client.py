@@ -509,7 +509,8 @@ def test_parts_whose_urls_are_about_to_expire_are_signed_again_before_they_are_s
 
     make_client(fake, clock=clock, max_concurrency=1).upload(tmp_path / "big.bin")
 
-    _, again = fake.requests("POST", PARTS_PATH)
+    # (a keep-alive, an empty list of parts, may also be sent while part 1's bytes flow)
+    _, again = [r for r in fake.requests("POST", PARTS_PATH) if r.json["parts"]]
     assert again.json == {
         "parts": [
             {
