@@ -60,6 +60,7 @@ LAMBDA_MODULES = (
     "filegate/ledger.py",
     "filegate/storage.py",
     "filegate/parts.py",
+    "filegate/progress.py",
     "filegate/ingest/",
     "filegate/uploads/__init__.py",
     "filegate/uploads/partners.py",

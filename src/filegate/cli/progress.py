@@ -1,4 +1,4 @@
-"""Progress bars on stderr for the operations commands (``filegate.ops.progress.Progress``)."""
+"""Progress bars on stderr for the operations commands (``filegate.progress.Progress``)."""
 
 from __future__ import annotations
 

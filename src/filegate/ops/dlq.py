@@ -22,8 +22,8 @@ from typing import Any
 
 from filegate.errors import EventError, QueueError
 from filegate.events import parse_sqs_body
-from filegate.ops.progress import NO_PROGRESS, Progress
 from filegate.outputs import DLQ_URL, QUEUE_URL
+from filegate.progress import NO_PROGRESS, Progress
 from filegate.queues import MAX_BATCH, Message, MessageQueue
 from filegate.stackref import StackRef
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from filegate.ledger import Ledger
-from filegate.ops.progress import NO_PROGRESS, Progress
 from filegate.outputs import BUCKET_NAME, TABLE_NAME
+from filegate.progress import NO_PROGRESS, Progress
 from filegate.stackref import StackRef
 from filegate.storage import BucketOps
 from filegate.uploads.expiry import DEFAULT_OLDER_THAN, Sweeper, SweepReport

@@ -46,8 +46,8 @@ from filegate.errors import IntakeError, QueueError
 from filegate.events import ObjectEvent, iso_utc, normalise_event_time, notification_record
 from filegate.ledger import PRESENT, Ledger, LedgerItem, UploadStatus
 from filegate.ops import intake
-from filegate.ops.progress import NO_PROGRESS, Progress
 from filegate.outputs import BUCKET_NAME, QUEUE_URL, TABLE_NAME
+from filegate.progress import NO_PROGRESS, Progress
 from filegate.queues import MessageQueue
 from filegate.stackref import StackRef
 from filegate.storage import NULL_VERSION, BucketOps, LatestVersion

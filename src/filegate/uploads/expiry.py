@@ -30,10 +30,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any
 
 from filegate.events import iso_utc
 from filegate.ledger import Ledger, UploadRecord, UploadStatus
+from filegate.progress import NO_PROGRESS, Progress
 from filegate.storage import BucketOps, OpenMultipartUpload
 
 # How long a multipart upload no declaration names may stay open before `uploads expire`
@@ -44,20 +45,6 @@ DEFAULT_OLDER_THAN = timedelta(hours=24)
 MULTIPART = "MULTIPART"
 
 Clock = Callable[[], datetime]
-
-
-class Progress(Protocol):
-    def start(self, description: str, total: int | None = None) -> None: ...
-
-    def advance(self, units: int = 1) -> None: ...
-
-
-class _Silent:
-    def start(self, description: str, total: int | None = None) -> None:
-        pass
-
-    def advance(self, units: int = 1) -> None:
-        pass
 
 
 class Kind(StrEnum):
@@ -128,7 +115,7 @@ class Sweeper:
         self._ledger = ledger
         self.bucket = bucket
         self._clock = clock or (lambda: datetime.now(UTC))
-        self._progress = progress or _Silent()
+        self._progress = progress or NO_PROGRESS
 
     def sweep(
         self, older_than: timedelta = DEFAULT_OLDER_THAN, dry_run: bool = False

@@ -1,4 +1,5 @@
-"""How an operations command reports progress on long work, without knowing who shows it.
+"""How long work (an operations command, the upload sweep) reports progress, without knowing
+who shows it.
 
 The library calls ``start`` once per phase (with a total when it is known) and ``advance`` per
 unit of work; the CLI shows it as a rich progress bar on stderr, tests pass ``NO_PROGRESS``.
