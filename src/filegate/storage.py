@@ -254,14 +254,7 @@ class BucketOps:
     def abort_multipart(self, bucket: str, key: str, upload_id: str) -> bool:
         """AbortMultipartUpload: S3 drops the stored parts. False when S3 no longer knows the
         upload (completed or aborted already): it is gone either way."""
-        with _translated("AbortMultipartUpload", bucket, key):
-            try:
-                self._s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
-            except ClientError as exc:
-                if _error_code(exc) != "NoSuchUpload":
-                    raise
-                return False
-        return True
+        return _abort_multipart(self._s3, bucket, key, upload_id)
 
     def notification_configuration(self, bucket: str) -> dict[str, Any]:
         """The bucket's notification configuration as the API returns it (no metadata)."""
@@ -544,12 +537,7 @@ class UploadSigner:
 
     def abort_multipart(self, bucket: str, key: str, multipart_id: str) -> None:
         """AbortMultipartUpload; an upload S3 no longer knows is already gone."""
-        with _translated("AbortMultipartUpload", bucket, key):
-            try:
-                self._s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=multipart_id)
-            except ClientError as exc:
-                if _error_code(exc) != "NoSuchUpload":
-                    raise
+        _abort_multipart(self._s3, bucket, key, multipart_id)
 
     def _part(
         self, bucket: str, key: str, multipart_id: str, part: tuple[int, int, str]
@@ -573,6 +561,18 @@ class UploadSigner:
             "x-amz-sdk-checksum-algorithm": CHECKSUM_ALGORITHM,
         }
         return PresignedRequest(url, headers)
+
+
+def _abort_multipart(s3: S3Client, bucket: str, key: str, upload_id: str) -> bool:
+    """AbortMultipartUpload; False when S3 no longer knows the upload (gone either way)."""
+    with _translated("AbortMultipartUpload", bucket, key):
+        try:
+            s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+        except ClientError as exc:
+            if _error_code(exc) != "NoSuchUpload":
+                raise
+            return False
+    return True
 
 
 def credentials_expiry(credentials: Any) -> datetime | None:
