@@ -3,7 +3,8 @@
 Each script prints its table and writes ``benchmarks/results/<name>.json``. The end-to-end
 burst runs with the SQS patches (the local mode as shipped); pass ``--with-before`` to also run
 it on moto's own SQS (FILEGATE_EMULATOR_SQS_PATCH=0) for the before/after comparison, which adds
-several minutes. About 10 minutes without it on a 2-core machine.
+several minutes. About 20 minutes without it on a 2-core machine (upload_verdict's 5 GiB
+rounds take a good part of it).
 
     .venv/bin/python benchmarks/run_all.py [--with-before]
 """
@@ -25,6 +26,7 @@ BENCHMARKS = [
     ["upload_latency.py"],
     ["upload_api.py"],
     ["upload_transfer.py"],
+    ["upload_verdict.py"],
     ["api_key_hash.py"],
 ]
 BEFORE = [["e2e_burst.py", "--count", "500", "--unpatched-sqs", "--timeout", "300"]]

@@ -1,18 +1,18 @@
-"""A 1 GiB file uploaded with `filegate upload` and with `aws s3 cp`, same endpoint, same run.
+"""One file uploaded with `filegate upload` and with `aws s3 cp`, same endpoint, same run.
 
 Starts a local stack on a free port (emulator, upload API, ingestion workers) and a partner,
-writes a 1 GiB file of random bytes (incompressible; flushed to disk, and in the page cache,
-so the disk is not what is measured) and uploads it with each tool: once each untimed (a
-warm-up: the first run in a fresh stack pays costs the others do not), then in rounds, the
-tools taking turns to go first (filegate then aws, aws then filegate, ...). Each run is one
-child process, timed from spawn to exit:
+writes a file of random bytes, 1 GiB unless ``--size-mib`` (incompressible; flushed to disk,
+and in the page cache up to the RAM's size, so the disk is not what is measured) and uploads
+it with each tool: once each untimed (a warm-up: the first run in a fresh stack pays costs the
+others do not), then in rounds, the tools taking turns to go first (filegate then aws, aws then
+filegate, ...). Each run is one child process, timed from spawn to exit:
 
 - ``filegate upload FILE --api URL`` (defaults: SHA-256 of the file, declaration, a multipart
   plan of 8 MiB parts, 4 parts in flight, complete);
 - ``aws s3 cp FILE s3://bucket/key --endpoint-url URL`` (the AWS CLI from PyPI, defaults: 8 MiB
   parts, 10 in flight, botocore's default checksums).
 
-MB/s = 1 GiB / wall time, median of the runs; the ratio is filegate's median over aws's
+MB/s = file size / wall time, median of the runs; the ratio is filegate's median over aws's
 (target: >= 1.0), and each round's own ratio is kept too, with the machine's 1-minute load
 average before and after each run (the machine is shared). The client's peak RSS is the
 kernel's high-water mark (VmHWM) of the child's process tree, polled every 50 ms (neither
@@ -22,7 +22,10 @@ includes the ingestion hashing 1 GiB), delete every version of it, and wait for 
 to be recorded, so that no run shares the emulator with the previous run's work, and the
 emulator does not grow by 1 GiB a run.
 
-    .venv/bin/python benchmarks/upload_transfer.py [--runs 3] [--size-mib 1024]
+    .venv/bin/python benchmarks/upload_transfer.py [--runs 3] [--size-mib 1024] [--label L]
+
+Figures go to ``results/upload_transfer.json`` (``upload_transfer_<N>mib.json`` at another size;
+``--label`` adds ``_<label>``, so that a new run does not overwrite figures a page cites).
 """
 
 from __future__ import annotations
@@ -358,11 +361,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--size-mib", type=int, default=1024)
+    parser.add_argument("--label", default="", help="suffix of the results file's name")
     args = parser.parse_args()
     figures = measure(args.runs, args.size_mib * MiB)
     print(render(figures))
     name = "upload_transfer" if args.size_mib == 1024 else f"upload_transfer_{args.size_mib}mib"
-    save(name, figures)
+    save(f"{name}_{args.label}" if args.label else name, figures)
 
 
 if __name__ == "__main__":

@@ -22,9 +22,7 @@ This module runs on partners' machines: it never imports the AWS SDK.
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import hashlib
 import json
 import mimetypes
 import random
@@ -41,6 +39,7 @@ import urllib3
 
 from filegate.errors import ConfigError, UploadClientError
 from filegate.parts import MAX_OBJECT_SIZE, part_size_for
+from filegate.uploads.digests import FileDigests, file_digests
 from filegate.uploads.part_urls import Clock, PartUrls
 from filegate.uploads.resume import Continue, FileIdentity, Finished, Resumer, ResumeStore
 
@@ -148,46 +147,6 @@ class _FileSlice:
 
     def close(self) -> None:
         self._file.close()
-
-
-def file_sha256(path: Path, chunk_bytes: int = MiB) -> str:
-    """The file's SHA-256 in hex, read once in chunks."""
-    return file_digests(path, 0, chunk_bytes).sha256
-
-
-@dataclass(frozen=True)
-class FileDigests:
-    """A file's SHA-256 (hex) and, at ``part_size``, each part's (base64, by part number)."""
-
-    sha256: str
-    part_size: int
-    parts: dict[int, str]
-
-
-def file_digests(path: Path, part_size: int, chunk_bytes: int = MiB) -> FileDigests:
-    """The whole file's SHA-256 and its parts' (``part_size`` 0: none), read once in chunks;
-    memory is one chunk whatever the size."""
-    whole, part, filled = hashlib.sha256(), hashlib.sha256(), 0
-    parts: dict[int, str] = {}
-    with path.open("rb") as handle:
-        # Reads stop at part boundaries, so each block belongs to one part.
-        while block := handle.read(
-            min(chunk_bytes, part_size - filled) if part_size else chunk_bytes
-        ):
-            whole.update(block)
-            if part_size:
-                part.update(block)
-                filled += len(block)
-            if part_size and filled == part_size:
-                parts[len(parts) + 1] = _base64(part)
-                part, filled = hashlib.sha256(), 0
-    if filled:
-        parts[len(parts) + 1] = _base64(part)
-    return FileDigests(whole.hexdigest(), part_size, parts)
-
-
-def _base64(digest: Any) -> str:
-    return base64.b64encode(digest.digest()).decode("ascii")
 
 
 def guess_content_type(path: Path) -> str:
