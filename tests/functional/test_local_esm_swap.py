@@ -4,12 +4,18 @@ Real worker processes run a handler that appends each message body to a file nam
 version; the queue is in-process moto. Workers of "version 2" take over while "version 1" is
 busy with batches; once the queue is empty, every message is recorded exactly once, and what
 is sent after the swap is run by version 2 only.
+
+The queue is served with the emulator's SQS seam applied (``patches.applied()``), as the local
+stack serves it: moto 5.2.5's ``receive_message`` checks that a message is visible and then
+marks it received with no lock between, so with four pollers receiving at once during the swap
+two of them can be handed the same message (a CI run recorded one body twice). SQS never hands a message to two receivers within its visibility
+timeout; the seam's receive takes the queue's lock, as the local stack's emulator does.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import boto3
@@ -18,6 +24,7 @@ from builders import REGION
 from esm_builders import NO_AWS, create_queue, handler_spec, mapping, send
 
 from filegate.aws import Target
+from filegate.local import patches
 from filegate.local.esm import EventSourceMapping
 from filegate.local.runtime import Worker
 
@@ -33,8 +40,9 @@ def record(event, context):
 
 
 @pytest.fixture
-def queue(aws: None) -> str:
-    return create_queue("swap-test")
+def queue(aws: None) -> Iterator[str]:
+    with patches.applied():
+        yield create_queue("swap-test")
 
 
 def workers(tmp_path: Path, version: str, count: int = 2) -> list[Worker]:

@@ -16,7 +16,8 @@ What is left corrects moto where AWS documents another behaviour, or buys measur
   as S3 refuses it, and HeadObject returns a composite checksum as ``<base64>-<N>`` with its type
   (the middleware for parts, completion and ListParts is ``local/s3_checksum_check.py``).
 - :mod:`.sqs` (speed, measured: docs/benchmarks.md): moto's SQS receive, delete and change
-  visibility made cheap.
+  visibility made cheap; its receive also takes the queue's lock, so two pollers are never
+  handed one message, as SQS promises (moto's own receive has no lock).
   ``FILEGATE_EMULATOR_SQS_PATCH=0`` serves without it.
 - :mod:`.dynamodb` (speed, measured): moto's UpdateItem (the ledger's one conditional write per
   event) parsed once per expression text and validated in one pass (:mod:`.ddb_values`), with
