@@ -8,8 +8,9 @@ is sent after the swap is run by version 2 only.
 The queue is served with the emulator's SQS seam applied (``patches.applied()``), as the local
 stack serves it: moto 5.2.5's ``receive_message`` checks that a message is visible and then
 marks it received with no lock between, so with four pollers receiving at once during the swap
-two of them can be handed the same message (a CI run recorded one body twice). SQS never hands a message to two receivers within its visibility
-timeout; the seam's receive takes the queue's lock, as the local stack's emulator does.
+two of them can be handed the same message (a CI run recorded one body twice). SQS never
+hands a message to two receivers within its visibility timeout; the seam's receive takes the
+queue's lock, as the local stack's emulator does.
 """
 
 from __future__ import annotations
