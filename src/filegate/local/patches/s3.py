@@ -31,7 +31,6 @@ from urllib.parse import quote_plus
 from filegate.local.patches.seams import Seams
 
 _MUTATION_LOCK = threading.RLock()
-_CRC_ALGORITHMS = frozenset({"CRC32", "CRC32C", "CRC64NVME"})
 _SEQUENCE = itertools.count(time.time_ns())
 _OWNER_ID = "A3FILEGATELOCAL"
 

@@ -181,10 +181,3 @@ def patch_sqs(seams: Seams) -> None:
         models.SQSBackend, "receive_message", _receive_message(models.SQSBackend.receive_message)
     )
     seams.replace(models.SQSBackend, "change_message_visibility", _change_message_visibility)
-
-
-def sqs_patched() -> bool:
-    """Whether :func:`patch_sqs` is in force in this process."""
-    from moto.sqs import models
-
-    return getattr(models.SQSBackend.receive_message, "__wrapped__", None) is not None
