@@ -78,11 +78,9 @@ class ReceiptKey:
                 f" (it offers {', '.join(algorithms) or 'no signing'}): receipts need an"
                 " ECC_NIST_P256 SIGN_VERIFY key, as the template's ReceiptKey"
             )
-        return PublicKey(
-            self._arn(str(response["KeyId"])),
-            str(response.get("KeySpec", "")),
-            response["PublicKey"],
-        )
+        # KeySpec, and its deprecated twin CustomerMasterKeySpec, which is all moto 5.2.5 sends
+        spec = response.get("KeySpec") or response.get("CustomerMasterKeySpec", "")
+        return PublicKey(self._arn(str(response["KeyId"])), str(spec), response["PublicKey"])
 
     def _arn(self, answered: str) -> str:
         """GetPublicKey answers the key's ARN (AWS KMS API reference, GetPublicKey, response

@@ -20,8 +20,10 @@ from typing import Any
 
 import boto3
 import pytest
+import yaml
 from builders import REGION
 from conftest import TABLE, FakeContext
+from openapi_schema_validator import OAS31Validator
 from upload_builders import (
     PARTNERS_TABLE,
     UPLOAD_BUCKET,
@@ -103,6 +105,7 @@ def accept(plan: dict[str, Any]) -> None:
             etag='"e"',
             checksum_sha256=base64.b64encode(hashlib.sha256(CONTENT).digest()).decode(),
             checksum_type="FULL_OBJECT",
+            checksum_part_count=1,
         )
     )
 
@@ -183,7 +186,7 @@ def test_the_payload_is_the_canonical_json_of_what_was_accepted(
                 "algorithm": "SHA256",
                 "type": "FULL_OBJECT",
                 "value": sha256,
-                "part_count": None,
+                "part_count": 1,
             },
         },
         "arrived_at": ARRIVED,
@@ -255,6 +258,40 @@ def test_the_public_key_route_gives_the_pem_that_checks_receipts(
     assert key["public_key_pem"].startswith("-----BEGIN PUBLIC KEY-----\n")
     public = load_public_key(key["public_key_pem"].encode(), "the API's PEM")
     assert check(parse_receipt(json.dumps(body)), public, key["key_id"]).valid
+
+
+SPEC = yaml.safe_load((Path(__file__).parents[2] / "docs" / "openapi.yaml").read_text())
+
+
+def assert_documented(path: str, status: int, body: dict[str, Any]) -> None:
+    response = SPEC["paths"][path]["get"]["responses"][str(status)]
+    if "$ref" in response:
+        response = SPEC["components"]["responses"][response["$ref"].rsplit("/", 1)[-1]]
+    schema = response["content"]["application/json"]["schema"]
+    OAS31Validator({**schema, "components": SPEC["components"]}).validate(body)
+
+
+def test_every_receipt_answer_matches_the_spec(
+    accepted: dict[str, Any], acme: tuple[Partner, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    one = "/uploads/{upload_id}/receipt"
+    pending = declare(acme[1])["upload_id"]
+    answers = [
+        (one, call_api("GET", f"/uploads/{accepted['upload_id']}/receipt", api_key=acme[1])),
+        (one, call_api("GET", f"/uploads/{pending}/receipt", api_key=acme[1])),
+        (one, call_api("GET", "/uploads/up-unknown/receipt", api_key=acme[1])),
+        (one, call_api("GET", f"/uploads/{pending}/receipt")),
+        ("/receipts/public-key", call_api("GET", "/receipts/public-key", api_key=acme[1])),
+    ]
+    monkeypatch.delenv("RECEIPT_KEY_ID")
+    api.build_service.cache_clear()
+    answers.append(
+        (one, call_api("GET", f"/uploads/{accepted['upload_id']}/receipt", api_key=acme[1]))
+    )
+
+    for path, (status, body) in answers:
+        assert_documented(path, status, body)
+    assert [status for _, (status, _) in answers] == [200, 409, 404, 401, 200, 503]
 
 
 # --- tampering: KMS Verify and the offline check agree ---
