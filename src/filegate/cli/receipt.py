@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -19,9 +19,11 @@ from filegate.cli.options import StackOptions, stack_options
 from filegate.cli.render import OutputFormat, console, console_err, key_value_table, print_json
 from filegate.cli.upload import ENV_API_KEY, _api_url
 from filegate.ops.receipts import stack_public_key
-from filegate.receipt_check import FileCheck, check_file, load_public_key, read_public_key
 from filegate.receipts import parse_receipt
 from filegate.uploads.client import UploadClient
+
+if TYPE_CHECKING:
+    from filegate.receipt_check import FileCheck
 
 app = typer.Typer(help="Signed receipts of accepted uploads.", no_args_is_help=True)
 
@@ -50,6 +52,9 @@ def verify(
     ] = None,
 ) -> None:
     """Check a receipt's signature offline: exit 0 valid, 1 invalid, 2 unreadable."""
+    # deferred: cryptography costs every other command 14 ms at start (python -X importtime)
+    from filegate.receipt_check import check_file, load_public_key, read_public_key
+
     if public_key is not None:
         result = check_file(file, read_public_key(public_key))
     else:
