@@ -194,6 +194,50 @@ def test_the_payload_is_the_canonical_json_of_what_was_accepted(
     }
 
 
+def test_a_multipart_receipt_states_the_plan_and_s3s_composite_checksum(
+    acme: tuple[Partner, str], receipt_key_arn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MULTIPART_THRESHOLD_BYTES", "8")
+    api.build_service.cache_clear()
+    plan = declare(acme[1])
+    assert plan["method"] == "MULTIPART"
+    composite = base64.b64encode(hashlib.sha256(b"part digests").digest()).decode() + "-1"
+    ledger = Ledger(TABLE, boto3.client("dynamodb", region_name=REGION))
+    ledger.record(
+        LedgerEntry(
+            key=plan["key"],
+            bucket=UPLOAD_BUCKET,
+            status=Status.ACCEPTED,
+            event_name="ObjectCreated:CompleteMultipartUpload",
+            event_time=ARRIVED,
+            sequencer="0B",
+            size=len(CONTENT),
+            content_type="text/csv",
+            etag='"e-1"',
+            checksum_sha256=composite,
+            checksum_type="COMPOSITE",
+            checksum_part_count=1,
+        )
+    )
+
+    status, body = call_api("GET", f"/uploads/{plan['upload_id']}/receipt", api_key=acme[1])
+
+    assert status == 200, body
+    statement = json.loads(base64.b64decode(body["payload"]))
+    assert (statement["declared"]["method"], statement["declared"]["part_count"]) == (
+        "MULTIPART",
+        plan["part_count"],
+    )
+    assert statement["declared"]["checksum"]["type"] == "FULL_OBJECT"
+    assert statement["verified"]["checksum"] == {
+        "algorithm": "SHA256",
+        "type": "COMPOSITE",
+        "value": composite,
+        "part_count": 1,
+    }
+    assert offline(parse_receipt(json.dumps(body)), receipt_key_arn)
+
+
 def test_every_request_signs_the_same_payload(
     accepted: dict[str, Any], acme: tuple[Partner, str]
 ) -> None:
