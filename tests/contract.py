@@ -40,5 +40,7 @@ OUTPUTS = frozenset(
         "FunctionArn",
         *UPLOAD_OUTPUTS,
         "DashboardName",
+        # issue 12: the key that signs upload receipts (docs/receipts.md)
+        "ReceiptKeyArn",
     }
 )

@@ -115,6 +115,17 @@ class UploadConflictError(RequestError):
     code = "conflict"
 
 
+class ReceiptError(FilegateError):
+    """A receipt could not be signed, read or checked: KMS refused, or the file is not one."""
+
+
+class ReceiptsUnavailableError(RequestError):
+    """The upload API has no receipt key (a stack deployed from an older template) (503)."""
+
+    status = 503
+    code = "receipts_unavailable"
+
+
 class UploadTooLargeError(RequestError):
     """The declared size is above what the partner (or S3) allows (413)."""
 

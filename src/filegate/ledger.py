@@ -186,6 +186,7 @@ class UploadRecord:
     checksum_sha256: str | None = None
     checksum_type: str | None = None
     checksum_part_count: int | None = None
+    event_time: str | None = None  # S3's eventTime of the object that arrived, if one did
 
     def overdue(self, now: datetime) -> bool:
         """Still PENDING after its URLs expired."""
@@ -570,6 +571,7 @@ def _to_upload(plain: Mapping[str, Any]) -> UploadRecord:
         checksum_sha256=plain.get("checksum_sha256"),
         checksum_type=plain.get("checksum_type"),
         checksum_part_count=plain.get("checksum_part_count"),
+        event_time=plain.get("event_time"),
     )
 
 

@@ -24,6 +24,7 @@ UPLOAD_API_URL: Final = "UploadApiUrl"
 PARTNERS_TABLE_NAME: Final = "PartnersTableName"
 UPLOAD_API_FUNCTION_NAME: Final = "UploadApiFunctionName"
 DASHBOARD_NAME: Final = "DashboardName"
+RECEIPT_KEY_ARN: Final = "ReceiptKeyArn"
 
 ALL: Final = frozenset(
     {
@@ -40,5 +41,6 @@ ALL: Final = frozenset(
         PARTNERS_TABLE_NAME,
         UPLOAD_API_FUNCTION_NAME,
         DASHBOARD_NAME,
+        RECEIPT_KEY_ARN,
     }
 )

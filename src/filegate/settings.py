@@ -24,6 +24,8 @@ ENV_LOG_LEVEL = "LOG_LEVEL"
 ENV_PARTNERS_TABLE = "PARTNERS_TABLE"
 ENV_MULTIPART_THRESHOLD = "MULTIPART_THRESHOLD_BYTES"
 ENV_PRESIGN_EXPIRY = "PRESIGN_EXPIRY_SECONDS"
+# the asymmetric KMS key that signs upload receipts (ARN); unset: no receipts (an older stack)
+ENV_RECEIPT_KEY_ID = "RECEIPT_KEY_ID"
 # --- read by the stale-uploads metric Lambda (set by the template; UPLOAD_BUCKET as above) ---
 ENV_STALE_UPLOAD_SECONDS = "STALE_UPLOAD_SECONDS"
 
@@ -155,6 +157,7 @@ class UploadApiSettings:
     bucket: str
     multipart_threshold: int = DEFAULT_MULTIPART_THRESHOLD
     presign_expiry_seconds: int = DEFAULT_PRESIGN_EXPIRY
+    receipt_key_id: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> UploadApiSettings:
@@ -169,6 +172,7 @@ class UploadApiSettings:
             presign_expiry_seconds=_bounded_int(
                 env, ENV_PRESIGN_EXPIRY, DEFAULT_PRESIGN_EXPIRY, 1, MAX_PRESIGN_EXPIRY
             ),
+            receipt_key_id=env.get(ENV_RECEIPT_KEY_ID, "").strip() or None,
         )
 
 

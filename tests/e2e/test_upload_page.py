@@ -417,3 +417,29 @@ def test_a_reloaded_page_resumes_when_the_same_file_is_chosen_again(
     assert row.get_attribute("data-key") == key
     assert_accepted(stack, row)
     assert page.evaluate("Object.keys(localStorage).length") == 0
+
+
+def test_an_accepted_upload_offers_its_signed_receipt(
+    page: Page, stack: Stack, partner: dict[str, Any], tmp_path: Path
+) -> None:
+    """Issue 12: the receipt the page downloads is the API's, and it verifies (exit 0)."""
+    report = tmp_path / "receipt me.csv"
+    report.write_text("id,amount\n7,700\n")
+    page.fill("#api-key", partner["api_key"])
+    page.set_input_files("#file-input", str(report))
+    row = finished(page, report.name)
+    assert_accepted(stack, row)
+
+    with page.expect_download() as download:
+        row.locator("button.receipt").click()
+    saved = tmp_path / download.value.suggested_filename
+    download.value.save_as(saved)
+
+    receipt = json.loads(saved.read_text())
+    assert saved.name.startswith("receipt-up-")
+    assert set(receipt) == {"payload", "signature", "key_id", "signing_algorithm"}
+    statement = json.loads(base64.b64decode(receipt["payload"]))
+    assert statement["key"] == row.get_attribute("data-key")
+    checked = filegate(stack.state_dir, "receipt", "verify", str(saved))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert row.locator("button.receipt").inner_text() == "Receipt downloaded"

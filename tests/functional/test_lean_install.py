@@ -2,7 +2,7 @@
 
 The CLI runs in a subprocess that cannot import what a lean install lacks (``tests/lean.py``):
 moto, Flask and Werkzeug, and every other distribution outside the dependency closure of
-pyproject.toml's base dependencies (requests, Jinja2, cryptography...). So an AWS-facing module
+pyproject.toml's base dependencies (requests, Jinja2...). So an AWS-facing module
 that starts importing the twin, or anything only the twin brings, fails here, as it would for
 a user. tests/e2e/test_lean_install_ops.py runs the operations themselves that way.
 """

@@ -256,6 +256,7 @@ def test_upload_api_function_configuration(outputs: dict[str, str]) -> None:
         # and "900". The local runtime must turn values into strings before using them.
         "MULTIPART_THRESHOLD_BYTES": 67108864,
         "PRESIGN_EXPIRY_SECONDS": 900,
+        "RECEIPT_KEY_ID": outputs["ReceiptKeyArn"],
         "POWERTOOLS_SERVICE_NAME": "filegate-upload-api",
         "POWERTOOLS_METRICS_NAMESPACE": "filegate",
         "LOG_LEVEL": "INFO",
@@ -319,3 +320,62 @@ def test_bucket_log_group_and_topic_exist(outputs: dict[str, str]) -> None:
     assert retention[f"/aws/lambda/{outputs['FunctionName']}"] == 30
     assert retention[f"/aws/lambda/{outputs['UploadApiFunctionName']}"] == 30
     client("sns").get_topic_attributes(TopicArn=outputs["AlertsTopicArn"])
+
+
+def test_the_receipt_key_is_the_asymmetric_key_the_template_declares(
+    outputs: dict[str, str],
+) -> None:
+    """Issue 12: ECC_NIST_P256 / SIGN_VERIFY, signing with ECDSA_SHA_256 (local/cfn_models.py
+    creates it as declared; moto's own model makes every key symmetric)."""
+    kms = client("kms")
+    arn = outputs["ReceiptKeyArn"]
+
+    key = kms.describe_key(KeyId=arn)["KeyMetadata"]
+    alias = kms.describe_key(KeyId=f"alias/filegate/{PARAMETERS['LambdaName']}-receipts")
+    signed = kms.sign(KeyId=arn, Message=b"m", MessageType="RAW", SigningAlgorithm="ECDSA_SHA_256")
+    verified = kms.verify(
+        KeyId=arn,
+        Message=b"m",
+        MessageType="RAW",
+        Signature=signed["Signature"],
+        SigningAlgorithm="ECDSA_SHA_256",
+    )
+
+    assert (key["KeySpec"], key["KeyUsage"]) == ("ECC_NIST_P256", "SIGN_VERIFY")
+    assert key["SigningAlgorithms"] == ["ECDSA_SHA_256"]
+    assert alias["KeyMetadata"]["Arn"] == arn
+    assert verified["SignatureValid"] is True
+    function = client("lambda").get_function_configuration(FunctionName=UPLOAD_API_NAME)
+    assert function["Environment"]["Variables"]["RECEIPT_KEY_ID"] == arn
+
+
+def test_the_upload_api_role_may_sign_with_the_receipt_key(outputs: dict[str, str]) -> None:
+    iam = client("iam")
+    role = client("lambda").get_function_configuration(FunctionName=UPLOAD_API_NAME)["Role"]
+    name = role.rsplit("/", 1)[-1]
+
+    document = iam.get_role_policy(RoleName=name, PolicyName="sign-receipts")["PolicyDocument"]
+
+    if isinstance(document, str):
+        document = json.loads(document)
+    (statement,) = document["Statement"]
+    assert set(statement["Action"]) == {"kms:Sign", "kms:GetPublicKey"}
+    assert statement["Resource"] == outputs["ReceiptKeyArn"]
+
+
+def test_plain_moto_makes_the_receipt_key_symmetric(
+    aws: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Why local/cfn_models.py has a KMS key model: moto 5.2.5's ignores KeySpec/KeyUsage."""
+    from moto.kms.models import Key, kms_backends
+
+    models = {**parsing.get_model_map(), "AWS::KMS::Key": Key}
+    monkeypatch.setattr(parsing, "get_model_map", lambda: models)
+
+    arn = deploy()["ReceiptKeyArn"]
+
+    # Read from moto's backend: moto's model also keeps the key policy as a dict, on which
+    # every KMS call naming the key fails (a TypeError in its policy check).
+    account = arn.split(":")[4]
+    key = kms_backends[account][REGION].keys[arn.rsplit("/", 1)[-1]]
+    assert (key.key_spec, key.key_usage) == ("SYMMETRIC_DEFAULT", "ENCRYPT_DECRYPT")

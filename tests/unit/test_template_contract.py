@@ -57,6 +57,9 @@ RESOURCES = {
     "StaleUploadsSchedule": "AWS::Events::Rule",
     "StaleUploadsSchedulePermission": "AWS::Lambda::Permission",
     "StaleUploadsAlarm": "AWS::CloudWatch::Alarm",
+    "ReceiptKey": "AWS::KMS::Key",
+    "ReceiptKeyAlias": "AWS::KMS::Alias",
+    "UploadApiReceiptSigningPolicy": "AWS::IAM::Policy",
 }
 ENV_VARS = {
     "DDB_TABLE",
@@ -71,6 +74,7 @@ UPLOAD_API_ENV_VARS = {
     "UPLOAD_BUCKET",
     "MULTIPART_THRESHOLD_BYTES",
     "PRESIGN_EXPIRY_SECONDS",
+    "RECEIPT_KEY_ID",
     "POWERTOOLS_SERVICE_NAME",
     "POWERTOOLS_METRICS_NAMESPACE",
     "LOG_LEVEL",
@@ -395,6 +399,7 @@ def test_upload_api_function_environment(template: dict[str, Any]) -> None:
         "UPLOAD_BUCKET": {"Ref": "UploadBucket"},
         "MULTIPART_THRESHOLD_BYTES": {"Ref": "MultipartThresholdBytes"},
         "PRESIGN_EXPIRY_SECONDS": {"Ref": "PresignExpirySeconds"},
+        "RECEIPT_KEY_ID": {"Fn::GetAtt": ["ReceiptKey", "Arn"]},
         "POWERTOOLS_SERVICE_NAME": "filegate-upload-api",
         "POWERTOOLS_METRICS_NAMESPACE": "filegate",
         "LOG_LEVEL": "INFO",
@@ -663,6 +668,7 @@ def test_resource_policies_allow_no_wildcard_actions(template: dict[str, Any]) -
         props(template, "UploadBucketPolicy")["PolicyDocument"],
         props(template, "IngestQueuePolicy")["PolicyDocument"],
         props(template, "QueueKey")["KeyPolicy"],
+        props(template, "ReceiptKey")["KeyPolicy"],
     ]
     for document in documents:
         for statement in document["Statement"]:
@@ -684,6 +690,43 @@ def test_key_lets_s3_encrypt_as_aws_documents_it(template: dict[str, Any]) -> No
     assert set(s3["Action"]) == {"kms:GenerateDataKey", "kms:Decrypt"}
     assert s3["Resource"] == "*"
     assert "Condition" not in s3
+
+
+def test_receipt_key_is_an_asymmetric_signing_key(template: dict[str, Any]) -> None:
+    """Issue 12: receipts are signed with ECDSA on P-256 (ECDSA_SHA_256); KMS cannot rotate an
+    asymmetric key, so rotation is off (AWS KMS Developer Guide, "Rotate AWS KMS keys")."""
+    key = props(template, "ReceiptKey")
+    assert (key["KeySpec"], key["KeyUsage"]) == ("ECC_NIST_P256", "SIGN_VERIFY")
+    assert key["EnableKeyRotation"] is False
+    alias = props(template, "ReceiptKeyAlias")
+    assert alias["TargetKeyId"] == {"Ref": "ReceiptKey"}
+    assert alias["AliasName"] == {"Fn::Sub": "alias/filegate/${LambdaName}-receipts"}
+
+
+def test_receipt_key_lets_the_upload_api_sign_and_read_the_public_key_only(
+    template: dict[str, Any],
+) -> None:
+    role = {"AWS": {"Fn::GetAtt": ["UploadApiFunctionRole", "Arn"]}}
+    statements = props(template, "ReceiptKey")["KeyPolicy"]["Statement"]
+    granted = {
+        action: statement.get("Condition")
+        for statement in statements
+        if statement["Principal"] == role
+        for action in as_list(statement["Action"])
+    }
+    assert granted == {
+        "kms:Sign": {
+            "StringEquals": {"kms:SigningAlgorithm": "ECDSA_SHA_256", "kms:MessageType": "RAW"}
+        },
+        "kms:GetPublicKey": None,
+    }
+    others = [s for s in statements if s["Principal"] != role]
+    assert [s["Sid"] for s in others] == ["AccountRootAdministers"]
+    policy = props(template, "UploadApiReceiptSigningPolicy")
+    assert policy["Roles"] == [{"Ref": "UploadApiFunctionRole"}]
+    (statement,) = policy["PolicyDocument"]["Statement"]
+    assert set(statement["Action"]) == {"kms:Sign", "kms:GetPublicKey"}
+    assert statement["Resource"] == {"Fn::GetAtt": ["ReceiptKey", "Arn"]}
 
 
 # ------------------------------------------------------------------ alarms

@@ -21,6 +21,7 @@ from filegate.cli import (
     intake,
     local,
     partner,
+    receipt,
     reconcile,
     upload,
     uploads,
@@ -42,6 +43,7 @@ app.add_typer(alarms.app, name="alarms")
 app.add_typer(local.app, name="local")
 app.add_typer(partner.app, name="partner")
 app.add_typer(uploads.app, name="uploads")
+app.add_typer(receipt.app, name="receipt")
 app.command("demo")(demo.demo)
 app.command("package")(build.build_package)
 app.command("upload")(upload.upload)

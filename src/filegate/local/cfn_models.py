@@ -5,7 +5,8 @@ its ``AWS::Lambda::Version`` cannot be updated. The models here build on moto's 
 backend: ``FunctionUrl`` (``create_function_url_config``; the local gateway serves the URL),
 ``FunctionVersion`` (``publish_version``; an update publishes a new version and keeps the old
 one, as a replacement under ``UpdateReplacePolicy: Retain`` does) and ``FunctionAlias``
-(``create_alias`` / ``update_alias``).
+(``create_alias`` / ``update_alias``). ``KmsKey`` creates an ``AWS::KMS::Key`` with the
+``KeySpec`` and ``KeyUsage`` the template gives (moto's model makes every key symmetric).
 
 moto's change sets differ from AWS's in ways ``filegate deploy`` would trip on; ``register``
 also mends them (``_ChangeSetFixes``):
@@ -33,6 +34,7 @@ it); Lambda's GetAccountSettings, which the preflight reads, is middleware (``la
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -215,10 +217,64 @@ class FunctionAlias:
         return True
 
 
+def _skipped_by_moto(*_: Any, **__: Any) -> None:
+    """A CloudFormation step moto does not take for this type (see ``KmsKey``)."""
+
+
+setattr(_skipped_by_moto, "__isabstractmethod__", True)  # noqa: B010 - what moto looks for
+
+
+class KmsKey:
+    """``AWS::KMS::Key`` with its ``KeySpec`` and ``KeyUsage``.
+
+    moto 5.2.5's model creates every key SYMMETRIC_DEFAULT / ENCRYPT_DECRYPT whatever the
+    template says, so the receipts' ECC_NIST_P256 SIGN_VERIFY key could not sign. Only the
+    create differs: the key is moto's own (its Ref, Arn, update and delete are moto's).
+    """
+
+    @staticmethod
+    def _moto_key() -> Any:
+        from moto.kms.models import Key
+
+        return Key
+
+    @classmethod
+    def has_cfn_attr(cls, attribute: str) -> bool:
+        return bool(cls._moto_key().has_cfn_attr(attribute))
+
+    @classmethod
+    def create_from_cloudformation_json(
+        cls, name: str, template: dict[str, Any], account_id: str, region: str, **_: Any
+    ) -> Any:
+        from moto.kms.models import kms_backends
+
+        properties = template["Properties"]
+        policy = properties["KeyPolicy"]
+        key = kms_backends[account_id][region].create_key(
+            # as JSON text, as CreateKey takes it: moto's own model keeps the dict, on which
+            # its key-policy check (any call naming the key) fails with a TypeError
+            policy=policy if isinstance(policy, str) else json.dumps(policy),
+            key_usage=properties.get("KeyUsage", "ENCRYPT_DECRYPT"),
+            key_spec=properties.get("KeySpec", "SYMMETRIC_DEFAULT"),
+            description=properties.get("Description"),
+            tags=properties.get("Tags", []),
+        )
+        key.key_rotation_status = properties.get("EnableKeyRotation", False)
+        key.enabled = properties.get("Enabled", True)
+        return key
+
+    # moto's key model has no update and no delete-by-template: moto skips a method marked
+    # abstract, and these are marked so, as moto's own are (a stack's delete calls the key's
+    # own ``delete``).
+    update_from_cloudformation_json = classmethod(_skipped_by_moto)
+    delete_from_cloudformation_json = classmethod(_skipped_by_moto)
+
+
 MODELS: dict[str, Any] = {
     "AWS::Lambda::Url": FunctionUrl,
     "AWS::Lambda::Version": FunctionVersion,
     "AWS::Lambda::Alias": FunctionAlias,
+    "AWS::KMS::Key": KmsKey,
 }
 
 

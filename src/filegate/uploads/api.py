@@ -6,6 +6,8 @@ answered with a generic 500: bad input never reaches that handler. The collabora
 built once per container, on the first request, so importing this module stays cheap.
 ``GET /`` serves the browser upload page (``page.html``, read once per container), with a
 Content-Security-Policy that admits only its own inline script and style, by hash.
+``GET /uploads/{id}/receipt`` signs an ACCEPTED upload's receipt with the stack's KMS key
+(``RECEIPT_KEY_ID``); ``GET /receipts/public-key`` hands partners the key's public half.
 Never logged: the event (it carries the x-api-key header), API keys, presigned URLs.
 """
 
@@ -26,6 +28,7 @@ from aws_lambda_powertools.logging.utils import copy_config_to_registered_logger
 from filegate.errors import RequestError
 from filegate.ledger import Ledger
 from filegate.settings import UploadApiSettings
+from filegate.signing import ReceiptKey
 from filegate.storage import SIGNING_CONFIG, UploadSigner, credentials_expiry
 from filegate.uploads.partners import Partner, PartnerRegistry
 from filegate.uploads.service import RawBody, UploadPolicy, UploadService
@@ -59,11 +62,17 @@ def build_service() -> UploadService:
     signer = UploadSigner(
         s3, settings.presign_expiry_seconds, functools.partial(credentials_expiry, credentials)
     )
+    receipt_key = (
+        ReceiptKey(boto3.client("kms"), settings.receipt_key_id)
+        if settings.receipt_key_id
+        else None
+    )
     return UploadService(
         PartnerRegistry(settings.partners_table, boto3.client("dynamodb")),
         Ledger(settings.table_name, boto3.client("dynamodb")),
         signer,
         policy,
+        receipt_key=receipt_key,
     )
 
 
@@ -144,6 +153,18 @@ def list_parts(upload_id: str) -> Response[Any]:
 def abort_upload(upload_id: str) -> Response[Any]:
     service, partner = _caller()
     return _json(HTTPStatus.OK, service.abort(partner, upload_id))
+
+
+@app.get("/uploads/<upload_id>/receipt")
+def get_receipt(upload_id: str) -> Response[Any]:
+    service, partner = _caller()
+    return _json(HTTPStatus.OK, service.receipt(partner, upload_id))
+
+
+@app.get("/receipts/public-key")
+def get_receipt_public_key() -> Response[Any]:
+    service, _ = _caller()
+    return _json(HTTPStatus.OK, service.receipt_public_key())
 
 
 def _request_error(exc: RequestError) -> Response[Any]:

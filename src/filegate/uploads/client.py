@@ -257,6 +257,16 @@ class UploadClient:
         answer: dict[str, Any] = self._api_call("GET", f"uploads/{upload_id}")
         return answer
 
+    def receipt(self, upload_id: str) -> dict[str, Any]:
+        """The signed receipt of an ACCEPTED upload, as the API answered it (docs/receipts.md)."""
+        answer: dict[str, Any] = self._api_call("GET", f"uploads/{upload_id}/receipt")
+        return answer
+
+    def receipt_public_key(self) -> dict[str, Any]:
+        """The receipt key's ARN and public key (PEM), from the upload API."""
+        answer: dict[str, Any] = self._api_call("GET", "receipts/public-key")
+        return answer
+
     def wait(
         self, result: UploadResult, timeout: float = 60.0, interval: float = 0.5
     ) -> UploadResult:

@@ -8,7 +8,8 @@ request moves the upload's expiry on (a large file over a slow link outlives its
 completing records the composite SHA-256 of the listed parts in the ledger before S3 is asked to
 complete (so the ingestion, which never reads the object, knows what S3 must hold); the parts S3
 holds can be listed (ListParts) for a client that resumes; a partner sees only its own uploads
-(anyone else's is "not found"); a PENDING upload past its expiry is turned EXPIRED when read.
+(anyone else's is "not found"); a PENDING upload past its expiry is turned EXPIRED when read; an
+ACCEPTED upload's receipt is signed by the injected ``ReceiptKey`` (``filegate.receipts``).
 Object keys are ``<partner_id>/<upload_id>/<filename>``. The upload-id index is eventually
 consistent, so an id it does not know yet is looked up again for a moment before the answer
 is "not found". The collaborators (and clock and sleep) are injected; this module makes no AWS
@@ -30,12 +31,15 @@ from typing import Any
 from filegate.errors import (
     InvalidRequestError,
     PartsRejectedError,
+    ReceiptsUnavailableError,
     UploadConflictError,
     UploadNotFoundError,
 )
 from filegate.events import iso_utc
-from filegate.ledger import Declaration, Ledger, UploadRecord, UploadStatus
+from filegate.ledger import Declaration, Ledger, Status, UploadRecord, UploadStatus
 from filegate.parts import composite_sha256, part_ranges
+from filegate.receipts import receipt_payload
+from filegate.signing import PublicKey, ReceiptKey
 from filegate.storage import PresignedPart, PresignedRequest, StoredPart, UploadSigner
 from filegate.uploads.partners import Partner, PartnerRegistry
 from filegate.uploads.requests import (
@@ -90,7 +94,10 @@ class UploadService:
         clock: Clock | None = None,
         sleep: Callable[[float], None] = time.sleep,
         index_retry_delays: Sequence[float] = INDEX_RETRY_DELAYS,
+        receipt_key: ReceiptKey | None = None,
     ) -> None:
+        self._receipt_key = receipt_key
+        self._public_key: PublicKey | None = None
         self._registry = registry
         self._ledger = ledger
         self._signer = signer
@@ -195,6 +202,36 @@ class UploadService:
             raise UploadConflictError(f"upload {upload_id} is no longer pending")
         logger.info("multipart upload aborted", extra={"upload_id": upload_id})
         return upload_view(aborted)
+
+    def receipt(self, partner: Partner, upload_id: str) -> dict[str, Any]:
+        """The signed receipt of an ACCEPTED upload (409 naming the status otherwise).
+
+        The payload is built from a consistent read of the ledger item, and is the same bytes
+        on every request (docs/receipts.md); KMS signs it afresh each time (ECDSA signatures
+        differ, each valid).
+        """
+        record = self._current(partner, upload_id)
+        if record.status != Status.ACCEPTED:
+            raise UploadConflictError(
+                f"upload {upload_id} is {record.status}: only an ACCEPTED upload has a receipt"
+            )
+        receipt = self._receipts().sign(receipt_payload(record))
+        logger.info("receipt signed", extra={"upload_id": upload_id})
+        return receipt.as_dict()
+
+    def receipt_public_key(self) -> dict[str, str]:
+        """The receipt key's public key (PEM) and ARN, read from KMS once per container."""
+        if self._public_key is None:
+            self._public_key = self._receipts().public_key()
+        return self._public_key.as_dict()
+
+    def _receipts(self) -> ReceiptKey:
+        if self._receipt_key is None:
+            raise ReceiptsUnavailableError(
+                "this stack signs no receipts: its upload API has no RECEIPT_KEY_ID;"
+                " deploy the current template (`filegate deploy`)"
+            )
+        return self._receipt_key
 
     def _single_put(
         self,
