@@ -16,6 +16,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.awsrequest import AWSResponse
 from builders import BUCKET, REGION, notification, s3_record, sqs_batch
 from conftest import TABLE, FakeContext
 from upload_builders import (
@@ -27,7 +28,7 @@ from upload_builders import (
 )
 
 from filegate import quotas
-from filegate.errors import QuotaExceededError
+from filegate.errors import QuotaBusyError, QuotaExceededError
 from filegate.events import iso_utc
 from filegate.ledger import Declaration, Ledger
 from filegate.uploads import api
@@ -330,3 +331,50 @@ def test_an_upload_declared_before_quotas_closes_without_touching_a_counter(
     assert expired is not None
     assert expired.status == "EXPIRED"
     assert pending(tables) is None
+
+
+# --- what AWS does and the emulator never does: a conflicting transaction ---
+
+
+def conflicting(client: Any, times: int) -> list[int]:
+    """Answer the client's next ``times`` TransactWriteItems as DynamoDB answers one that an
+    ongoing transaction on the same item cancels ("TransactionConflict" among the
+    CancellationReasons: DynamoDB API Reference, TransactWriteItems), through botocore's
+    before-call hook; the calls seen, counted."""
+    seen = [0]
+
+    def answer(**_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
+        seen[0] += 1
+        if seen[0] > times:
+            return None
+        error = {"Code": "TransactionCanceledException", "Message": "Transaction cancelled"}
+        reasons = [{"Code": "None"}, {"Code": "TransactionConflict"}, {"Code": "None"}]
+        http = AWSResponse("https://dynamodb", 400, {}, None)
+        return http, {"Error": error, "CancellationReasons": reasons, "ResponseMetadata": {}}
+
+    client.meta.events.register("before-call.dynamodb.TransactWriteItems", answer)
+    return seen
+
+
+def test_a_declaration_cancelled_by_a_conflicting_transaction_is_tried_again(
+    tables: Any,
+) -> None:
+    client = boto3.client("dynamodb", region_name=REGION)
+    seen = conflicting(client, times=2)
+    ledger = Ledger(TABLE, client, partners_table=PARTNERS_TABLE, sleep=lambda _: None)
+    declare(ledger)
+    assert seen[0] == 3
+    assert (pending(tables), hold(tables)) == (1, PARTNER)
+
+
+def test_a_declaration_still_conflicting_after_its_tries_is_429_busy_and_writes_nothing(
+    tables: Any,
+) -> None:
+    client = boto3.client("dynamodb", region_name=REGION)
+    conflicting(client, times=100)
+    ledger = Ledger(TABLE, client, partners_table=PARTNERS_TABLE, sleep=lambda _: None)
+    with pytest.raises(QuotaBusyError) as busy:
+        declare(ledger)
+    assert (busy.value.status, busy.value.retry_after) == (429, 1)
+    assert pending(tables) is None
+    assert ledger_keys(tables) == []
