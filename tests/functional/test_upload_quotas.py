@@ -19,6 +19,7 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from builders import BUCKET, REGION, notification, s3_record, sqs_batch
 from conftest import TABLE, FakeContext
+from test_upload_api import assert_documented
 from upload_builders import (
     PARTNERS_TABLE,
     UPLOAD_BUCKET,
@@ -103,6 +104,7 @@ def test_daily_uploads_refuses_the_declaration_after_the_limit_and_writes_nothin
     }
     # Retry-After: the seconds left of the UTC day, when the daily quotas reset.
     assert 0 < int(headers["Retry-After"]) <= 86_400
+    assert_documented("/uploads", "post", 429, body)
     assert len(ledger_keys(tables)) == 3
     today = quotas.day_key(partner.partner_id, datetime.now(UTC))
     assert counter(tables, today, "uploads") == 3
@@ -186,6 +188,7 @@ def test_over_the_rate_any_route_answers_429_with_retry_after_one_second(
         answers.append(upload_api("GET", "/uploads/up-aaaaaaaaaaaaaaaaaaaaaaaaaa", api_key=key))
     _, body, headers = answers[-1]
     assert headers["Retry-After"] == "1"
+    assert_documented("/uploads/{upload_id}", "get", 429, body)
     assert (body["error"]["quota"], body["error"]["limit"], body["error"]["used"]) == ("rate", 1, 1)
 
 
