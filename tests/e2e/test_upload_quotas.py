@@ -163,3 +163,18 @@ def test_an_upload_that_arrives_gives_its_pending_count_back_once(
     again = [declare(stack, http, partner)[0] for _ in range(2)]
     assert again == [201, 429]
     assert usage(stack, partner["partner_id"])["max_pending"]["used"] == 3
+
+
+def test_raising_a_limit_admits_more_at_once(
+    stack: Stack, partners: list[dict[str, Any]], answers: dict[str, list[tuple[int, Any]]]
+) -> None:
+    # The runbook's step 9: a partner at its daily_uploads (5) gets 2 more by `partner update`.
+    partner = next(p for p in partners if p["quota"] == "daily_uploads")
+    done = filegate(
+        stack.state_dir, "partner", "update", partner["partner_id"], "--daily-uploads", "7"
+    )
+    assert done.returncode == 0, done.stderr
+    http = urllib3.PoolManager()
+    assert [declare(stack, http, partner)[0] for _ in range(3)] == [201, 201, 429]
+    use = usage(stack, partner["partner_id"])["daily_uploads"]
+    assert (use["limit"], use["used"], use["left"]) == (7, 7, 0)

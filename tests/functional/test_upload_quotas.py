@@ -141,6 +141,18 @@ def test_a_declaration_larger_than_the_daily_byte_quota_is_413_naming_the_size(
     assert ledger_keys(tables) == []
 
 
+def test_a_refused_multipart_declaration_leaves_no_multipart_upload_open(
+    upload_api: Call, registry: PartnerRegistry, s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MULTIPART_THRESHOLD_BYTES", "1024")
+    _, key = registry.add("Acme", limits={"daily_uploads": 1})
+    first = upload_api("POST", "/uploads", api_key=key, body=declare_body(5000))
+    second = upload_api("POST", "/uploads", api_key=key, body=declare_body(5000))
+    assert (first[1]["method"], second[0]) == ("MULTIPART", 429)
+    open_uploads = s3.list_multipart_uploads(Bucket=UPLOAD_BUCKET).get("Uploads", [])
+    assert [u["Key"] for u in open_uploads] == [first[1]["key"]]
+
+
 def test_max_pending_refuses_while_that_many_are_pending_and_admits_once_one_ends(
     upload_api: Call, registry: PartnerRegistry, tables: Any
 ) -> None:
