@@ -308,7 +308,7 @@ class Ledger:
             "Item": item,
             "ConditionExpression": "attribute_not_exists(s3_key)",
         }
-        counters = _declaration_counters(
+        counters = quotas.declaration_counters(
             self.partners_table, declaration.partner_id, declaration.size, limits, now
         )
         reasons = self._transact([{"Put": put}, *counters], declaration.key)
@@ -485,7 +485,7 @@ class Ledger:
                 ":hold": {"S": partner_id},
             },
         }
-        release = _release_pending(self.partners_table, partner_id)
+        release = quotas.release_pending(self.partners_table, partner_id)
         return not self._transact([{"Update": close}, {"Update": release}], key)
 
     def _settle(self, key: str, item: Mapping[str, Any]) -> None:
@@ -507,7 +507,7 @@ class Ledger:
                 ":pending": {"S": UploadStatus.PENDING.value},
             },
         }
-        release = _release_pending(self.partners_table, str(partner_id))
+        release = quotas.release_pending(self.partners_table, str(partner_id))
         self._transact([{"Update": settle}, {"Update": release}], key)
 
     def _transact(self, items: Sequence[Mapping[str, Any]], key: str) -> list[dict[str, Any]]:
@@ -585,51 +585,6 @@ class Ledger:
         )
 
 
-def _declaration_counters(
-    table: str, partner_id: str, size: int, limits: quotas.Quotas, now: datetime
-) -> list[dict[str, Any]]:
-    """The partner's day and pending counters, each counted up on the condition that it stays
-    within its limit (DynamoDB conditions cannot add: the room for ``size`` is sent)."""
-    day = {
-        "TableName": table,
-        "Key": {"partner_id": {"S": quotas.day_key(partner_id, now)}},
-        "UpdateExpression": "ADD uploads :one, #bytes :size SET day_of = :day",
-        "ConditionExpression": (
-            "attribute_not_exists(uploads) OR (uploads < :max_uploads AND #bytes <= :room)"
-        ),
-        "ExpressionAttributeNames": {"#bytes": "bytes"},
-        "ExpressionAttributeValues": {
-            ":one": {"N": "1"},
-            ":size": {"N": str(size)},
-            ":day": {"S": quotas.utc_day(now)},
-            ":max_uploads": {"N": str(limits.daily_uploads)},
-            ":room": {"N": str(limits.daily_bytes - size)},
-        },
-        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-    }
-    pending = {
-        "TableName": table,
-        "Key": {"partner_id": {"S": quotas.pending_key(partner_id)}},
-        "UpdateExpression": "ADD pending :one",
-        "ConditionExpression": "attribute_not_exists(pending) OR pending < :max_pending",
-        "ExpressionAttributeValues": {
-            ":one": {"N": "1"},
-            ":max_pending": {"N": str(limits.max_pending)},
-        },
-        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-    }
-    return [{"Update": day}, {"Update": pending}]
-
-
-def _release_pending(table: str, partner_id: str) -> dict[str, Any]:
-    return {
-        "TableName": table,
-        "Key": {"partner_id": {"S": quotas.pending_key(partner_id)}},
-        "UpdateExpression": "ADD pending :minus_one",
-        "ExpressionAttributeValues": {":minus_one": {"N": "-1"}},
-    }
-
-
 def _refusal(
     reasons: Sequence[Mapping[str, Any]],
     key: str,
@@ -637,19 +592,12 @@ def _refusal(
     now: datetime,
     table: str,
 ) -> Exception:
-    """What a cancelled declaration says: the first quota that refused it, with its use."""
+    """What a cancelled declaration says: the quota that refused it (with its use), else a
+    LedgerError (the ledger item's own condition: the key was taken)."""
     codes = [str(reason.get("Code", "None")) for reason in reasons]
     if len(codes) == 3 and codes[0] == "None":
-        if codes[1] != "None":
-            day = _from_attributes(reasons[1].get("Item", {}))
-            uploads, used_bytes = day.get("uploads", 0), day.get("bytes", 0)
-            if uploads >= limits.daily_uploads:
-                quota, limit, used = quotas.DAILY_UPLOADS, limits.daily_uploads, uploads
-            else:
-                quota, limit, used = quotas.DAILY_BYTES, limits.daily_bytes, used_bytes
-        else:
-            pending = _from_attributes(reasons[2].get("Item", {})).get("pending", 0)
-            quota, limit, used = quotas.MAX_PENDING, limits.max_pending, pending
+        day, pending = (_from_attributes(reason.get("Item", {})) for reason in reasons[1:])
+        quota, limit, used = quotas.refused_by(codes[1] != "None", day, pending, limits)
         return QuotaExceededError(quota, limit, used, quotas.retry_after(quota, now))
     return LedgerError(
         f"TransactWriteItems on ledger table {table} for key {key!r} was cancelled"

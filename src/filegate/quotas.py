@@ -2,6 +2,7 @@
 
 Rules only, no AWS call: ``ledger.py`` writes the declaration counters in the same
 TransactWriteItems as the declaration (and releases the pending count when an upload ends),
+with the Update actions built here (``declaration_counters``, ``release_pending``),
 ``uploads/partners.py`` stores the limits, counts requests and reads the use. docs/quotas.md
 says why each quota and each default.
 
@@ -123,3 +124,65 @@ def retry_after(quota: str, now: datetime) -> int:
     if quota == RATE:
         return RATE_RETRY_AFTER
     return PENDING_RETRY_AFTER
+
+
+# --- the counters' writes: Update actions of the ledger's TransactWriteItems (ledger.py) ---
+
+
+def declaration_counters(
+    table: str, partner_id: str, size: int, limits: Quotas, now: datetime
+) -> list[dict[str, Any]]:
+    """The partner's day and pending counters, each counted up on the condition that it stays
+    within its limit (DynamoDB conditions cannot add: the room for ``size`` is sent)."""
+    day = {
+        "TableName": table,
+        "Key": {"partner_id": {"S": day_key(partner_id, now)}},
+        "UpdateExpression": "ADD uploads :one, #bytes :size SET day_of = :day",
+        "ConditionExpression": (
+            "attribute_not_exists(uploads) OR (uploads < :max_uploads AND #bytes <= :room)"
+        ),
+        "ExpressionAttributeNames": {"#bytes": "bytes"},
+        "ExpressionAttributeValues": {
+            ":one": {"N": "1"},
+            ":size": {"N": str(size)},
+            ":day": {"S": utc_day(now)},
+            ":max_uploads": {"N": str(limits.daily_uploads)},
+            ":room": {"N": str(limits.daily_bytes - size)},
+        },
+        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+    }
+    pending = {
+        "TableName": table,
+        "Key": {"partner_id": {"S": pending_key(partner_id)}},
+        "UpdateExpression": "ADD pending :one",
+        "ConditionExpression": "attribute_not_exists(pending) OR pending < :max_pending",
+        "ExpressionAttributeValues": {
+            ":one": {"N": "1"},
+            ":max_pending": {"N": str(limits.max_pending)},
+        },
+        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+    }
+    return [{"Update": day}, {"Update": pending}]
+
+
+def release_pending(table: str, partner_id: str) -> dict[str, Any]:
+    """The Update (of a TransactWriteItems) that gives one pending count back."""
+    return {
+        "TableName": table,
+        "Key": {"partner_id": {"S": pending_key(partner_id)}},
+        "UpdateExpression": "ADD pending :minus_one",
+        "ExpressionAttributeValues": {":minus_one": {"N": "-1"}},
+    }
+
+
+def refused_by(
+    day_refused: bool, day: dict[str, Any], pending: dict[str, Any], limits: Quotas
+) -> tuple[str, int, int]:
+    """(quota, limit, used) of a declaration the counters refused, from the counter items as
+    the cancellation returned them (ALL_OLD): the day's, when its condition failed."""
+    if not day_refused:
+        return MAX_PENDING, limits.max_pending, int(pending.get("pending", 0))
+    uploads = int(day.get("uploads", 0))
+    if uploads >= limits.daily_uploads:
+        return DAILY_UPLOADS, limits.daily_uploads, uploads
+    return DAILY_BYTES, limits.daily_bytes, int(day.get("bytes", 0))
