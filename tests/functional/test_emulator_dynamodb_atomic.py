@@ -29,6 +29,7 @@ from filegate import quotas as quota_rules
 from filegate.aws import Target
 from filegate.errors import QuotaExceededError
 from filegate.ledger import Declaration, Ledger, LedgerEntry, Outcome, Status
+from filegate.local import patches
 from filegate.local.emulator import application, moto_application
 from filegate.local.processes import free_port
 from filegate.quotas import Quotas
@@ -212,5 +213,18 @@ def test_transact_write_items_conditions_hold_together_over_http(
     create_partners_table(client, PARTNERS)
     quota_ledger = Ledger(TABLE, client, partners_table=PARTNERS)
     assert declare_racing(quota_ledger, "acme") == (LIMIT, DECLARATIONS - LIMIT)
+    assert day_count(client, "acme") == LIMIT
+    assert len(client.scan(TableName=TABLE)["Items"]) == LIMIT
+
+
+def test_transact_write_items_conditions_hold_together_with_the_emulators_seam(
+    ledger: Ledger, frequent_switches: None
+) -> None:
+    # The emulator serves transactions through local/patches/ddb_transactions.py.
+    client = boto3.client("dynamodb", region_name=REGION)
+    create_partners_table(client, PARTNERS)
+    with patches.applied():
+        quota_ledger = Ledger(TABLE, client, partners_table=PARTNERS)
+        assert declare_racing(quota_ledger, "acme") == (LIMIT, DECLARATIONS - LIMIT)
     assert day_count(client, "acme") == LIMIT
     assert len(client.scan(TableName=TABLE)["Items"]) == LIMIT
