@@ -28,6 +28,7 @@ BENCHMARKS = [
     ["upload_transfer.py"],
     ["upload_verdict.py"],
     ["api_key_hash.py"],
+    ["quota_transactions.py"],
 ]
 BEFORE = [["e2e_burst.py", "--count", "500", "--unpatched-sqs", "--timeout", "300"]]
 

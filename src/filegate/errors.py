@@ -140,6 +140,32 @@ class UnsupportedTypeError(RequestError):
     code = "unsupported_type"
 
 
+class QuotaExceededError(RequestError):
+    """The partner is at one of its quotas (429): ``quota`` names it (``filegate.quotas``),
+    with its ``limit``, the ``used`` amount, and ``retry_after`` seconds until it resets."""
+
+    status = 429
+    code = "quota_exceeded"
+
+    def __init__(self, quota: str, limit: int, used: int, retry_after: int) -> None:
+        super().__init__(
+            f"partner quota {quota} reached: {used} of {limit} used; retry after"
+            f" {retry_after} s, or ask the operator to raise it (filegate partner update)"
+        )
+        self.quota = quota
+        self.limit = limit
+        self.used = used
+        self.retry_after = retry_after
+
+
+class QuotaBusyError(RequestError):
+    """The partner's counters stayed contended by its own concurrent requests (429)."""
+
+    status = 429
+    code = "busy"
+    retry_after = 1
+
+
 class PartsRejectedError(StorageError):
     """S3 refused to complete a multipart upload; ``s3_code`` says why (InvalidPart...)."""
 

@@ -15,6 +15,16 @@ close a PENDING item; each is one conditional write. ``overdue_uploads`` lists t
 items past their expiry without changing them. The checksum fields are described in
 docs/integrity.md.
 
+Quotas (``filegate.quotas``, docs/quotas.md): given the partners table, ``declare`` writes the
+PENDING item and the partner's day and pending counters in ONE TransactWriteItems whose
+conditions are the limits, so a refused declaration writes nothing (``QuotaExceededError``).
+The item then holds a pending count (``quota_partner``) until it leaves PENDING: ``expire`` and
+``abort`` give it back in the transaction that closes the item; ``record`` (the verdict, or a
+deletion) writes the event as before and then settles a count the item still holds, in a
+transaction conditional on the hold, so a duplicate event settles nothing and a failed settle
+is done by the message's redelivery. A transaction cancelled by a concurrent one on the same
+counter (``TransactionConflict``, which AWS answers and the emulator never does) is tried again.
+
 For the operations, ``describe`` and ``raw_item`` return DescribeTable and GetItem as the API
 answers them (the evidence set saves them as they are), and ``create_table`` and
 ``enable_point_in_time_recovery`` are what the local stack does itself (the stack's tables in
@@ -26,7 +36,9 @@ resource layer; attribute values are written and read by the small helpers below
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -34,7 +46,8 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from filegate.errors import LedgerError
+from filegate import quotas
+from filegate.errors import LedgerError, QuotaBusyError, QuotaExceededError
 from filegate.events import iso_utc, key_prefix, sequencer_key
 
 if TYPE_CHECKING:
@@ -44,6 +57,10 @@ if TYPE_CHECKING:
 PREFIX_INDEX = "prefix-event_time-index"
 UPLOAD_INDEX = "upload_id-index"
 _CONDITION_CHECK_FAILED = "ConditionalCheckFailedException"
+_TRANSACTION_CANCELED = "TransactionCanceledException"
+_CONFLICT = "TransactionConflict"
+# Backoff ceilings (s) between tries of a transaction that a concurrent one cancelled.
+_CONFLICT_DELAYS = (0.01, 0.02, 0.05, 0.1, 0.2)
 # Newer = larger sequencer; an item written from a sequencer-less event is compared by time.
 _NEWER_BY_SEQUENCER = (
     "(attribute_not_exists(#sequencer_key) AND "
@@ -180,6 +197,7 @@ class UploadRecord:
     declared_part_size: int | None = None
     declared_part_count: int | None = None
     expected_checksum_sha256: str | None = None
+    quota_partner: str | None = None  # the partner whose pending count it holds, while it does
     reason: str | None = None
     size: int | None = None
     content_type: str | None = None
@@ -197,22 +215,34 @@ class Ledger:
     """The ledger table, through an injected low-level DynamoDB client and clock."""
 
     def __init__(
-        self, table_name: str, dynamodb_client: DynamoDBClient, clock: Clock | None = None
+        self,
+        table_name: str,
+        dynamodb_client: DynamoDBClient,
+        clock: Clock | None = None,
+        partners_table: str | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.table_name = table_name
         self._ddb = dynamodb_client
         self._clock = clock or (lambda: datetime.now(UTC))
+        # Where the quota counters live; None: no quotas kept or released (read-only uses).
+        self.partners_table = partners_table
+        self._sleep = sleep
 
     def record(self, entry: LedgerEntry) -> Outcome:
-        """Apply one event with one conditional UpdateItem."""
+        """Apply one event with one conditional UpdateItem; then give back the pending count
+        of a declared upload the item still holds once it is no longer PENDING."""
         try:
-            self._ddb.update_item(**self._update_request(entry))
+            response = self._ddb.update_item(**self._update_request(entry))
         except ClientError as exc:
             if _error_code(exc) != _CONDITION_CHECK_FAILED:
                 raise self._failure("UpdateItem", entry.key, exc) from exc
-            return _classify(entry, _old_item(exc))
+            old = _old_item(exc)
+            self._settle(entry.key, old)
+            return _classify(entry, old)
         except BotoCoreError as exc:
             raise self._failure("UpdateItem", entry.key, exc) from exc
+        self._settle(entry.key, _from_attributes(response.get("Attributes", {})))
         return Outcome.WRITTEN
 
     def get(self, key: str) -> LedgerItem | None:
@@ -261,8 +291,32 @@ class Ledger:
         except (ClientError, BotoCoreError) as exc:
             raise self._failure("Scan", prefix + "*", exc) from exc
 
-    def declare(self, declaration: Declaration) -> None:
-        """Write the PENDING item for a new upload; refused if the key is already recorded."""
+    def declare(self, declaration: Declaration, limits: quotas.Quotas | None = None) -> None:
+        """Write the PENDING item for a new upload; refused if the key is already recorded.
+
+        With ``limits`` (and the partners table), the partner's counters are written in the
+        same transaction, each conditional on its limit: ``QuotaExceededError`` names the
+        first quota that refused it, and nothing is written.
+        """
+        if limits is None or self.partners_table is None:
+            self._put_declaration(declaration)
+            return
+        now = self._clock()
+        item = {k: _attribute(v) for k, v in self._declared(declaration).items()}
+        item[quotas.HOLD_ATTRIBUTE] = {"S": declaration.partner_id}
+        put = {
+            "TableName": self.table_name,
+            "Item": item,
+            "ConditionExpression": "attribute_not_exists(s3_key)",
+        }
+        counters = quotas.declaration_counters(
+            self.partners_table, declaration.partner_id, declaration.size, limits, now
+        )
+        reasons = self._transact([{"Put": put}, *counters], declaration.key)
+        if reasons:
+            raise _refusal(reasons, declaration.key, limits, now, self.table_name)
+
+    def _put_declaration(self, declaration: Declaration) -> None:
         try:
             self._ddb.put_item(
                 TableName=self.table_name,
@@ -407,7 +461,81 @@ class Ledger:
         values = {":pending": UploadStatus.PENDING.value, ":status": status.value}
         values[":now"] = iso_utc(now)
         update = "SET processing_status = :status, updated_at = :now"
+        if self._close_releasing(key, update, condition, values):
+            return self._upload(key)
+        # Not PENDING any more, or declared without a hold (before quotas): a plain close.
         return self._update_upload(key, update, condition, values)
+
+    def _close_releasing(
+        self, key: str, update: str, condition: str, values: Mapping[str, str]
+    ) -> bool:
+        """Close a PENDING item that holds a pending count and give the count back, in one
+        transaction; False when the item is not (or no longer) such an item."""
+        partner_id = key_prefix(key)
+        if self.partners_table is None:
+            return False
+        close = {
+            "TableName": self.table_name,
+            "Key": {"s3_key": {"S": key}},
+            "UpdateExpression": f"{update} REMOVE {quotas.HOLD_ATTRIBUTE}",
+            "ConditionExpression": (
+                f"attribute_exists(s3_key) AND {condition} AND {quotas.HOLD_ATTRIBUTE} = :hold"
+            ),
+            "ExpressionAttributeValues": {
+                **{k: _attribute(v) for k, v in values.items()},
+                ":hold": {"S": partner_id},
+            },
+        }
+        release = quotas.release_pending(self.partners_table, partner_id)
+        return not self._transact([{"Update": close}, {"Update": release}], key)
+
+    def _settle(self, key: str, item: Mapping[str, Any]) -> None:
+        """Give back the pending count an item that left PENDING still holds (at most once:
+        the transaction removes the hold on the condition that it is still there)."""
+        partner_id = item.get(quotas.HOLD_ATTRIBUTE)
+        status = item.get("processing_status")
+        if not partner_id or status == UploadStatus.PENDING or self.partners_table is None:
+            return
+        settle = {
+            "TableName": self.table_name,
+            "Key": {"s3_key": {"S": key}},
+            "UpdateExpression": f"REMOVE {quotas.HOLD_ATTRIBUTE}",
+            "ConditionExpression": (
+                f"{quotas.HOLD_ATTRIBUTE} = :hold AND processing_status <> :pending"
+            ),
+            "ExpressionAttributeValues": {
+                ":hold": {"S": str(partner_id)},
+                ":pending": {"S": UploadStatus.PENDING.value},
+            },
+        }
+        release = quotas.release_pending(self.partners_table, str(partner_id))
+        self._transact([{"Update": settle}, {"Update": release}], key)
+
+    def _transact(self, items: Sequence[Mapping[str, Any]], key: str) -> list[dict[str, Any]]:
+        """TransactWriteItems; [] when written, else one cancellation reason per item (its
+        ``Code``, "None" for an item that did not cause it, and ``Item`` when asked for). Tried
+        again while a concurrent transaction on one of the items cancels it
+        (TransactionConflict), with jittered backoff."""
+        for delay in (*_CONFLICT_DELAYS, None):
+            try:
+                self._ddb.transact_write_items(TransactItems=list(items))  # type: ignore[arg-type]
+            except ClientError as exc:
+                if _error_code(exc) != _TRANSACTION_CANCELED:
+                    raise self._failure("TransactWriteItems", key, exc) from exc
+                reasons = [dict(r) for r in exc.response.get("CancellationReasons", [])]
+                if reasons and all(r.get("Code") != _CONFLICT for r in reasons):
+                    return reasons
+                if delay is None:
+                    raise QuotaBusyError(
+                        f"the counters of {key_prefix(key)} stayed busy with its own concurrent"
+                        " requests: retry in a second"
+                    ) from exc
+                self._sleep(random.uniform(delay / 2, delay))  # noqa: S311 - jitter, not crypto
+            except BotoCoreError as exc:
+                raise self._failure("TransactWriteItems", key, exc) from exc
+            else:
+                return []
+        raise AssertionError("unreachable: the last try returns or raises")
 
     def _update_upload(
         self, key: str, update: str, condition: str, values: Mapping[str, str]
@@ -446,6 +574,8 @@ class Ledger:
             "ExpressionAttributeNames": {f"#{name}": name for name in [*fields, "first_seen_at"]},
             "ExpressionAttributeValues": {f":{n}": _attribute(v) for n, v in written.items()},
             "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            # The item as written: whether it still holds a pending count to give back.
+            "ReturnValues": "ALL_NEW",
         }
 
     def _failure(self, operation: str, key: str, exc: Exception) -> LedgerError:
@@ -454,6 +584,26 @@ class Ledger:
             f"({_error_code(exc)}): "
             "check that the table exists and the function's role may read and write it"
         )
+
+
+def _refusal(
+    reasons: Sequence[Mapping[str, Any]],
+    key: str,
+    limits: quotas.Quotas,
+    now: datetime,
+    table: str,
+) -> Exception:
+    """What a cancelled declaration says: the quota that refused it (with its use), else a
+    LedgerError (the ledger item's own condition: the key was taken)."""
+    codes = [str(reason.get("Code", "None")) for reason in reasons]
+    if len(codes) == 3 and codes[0] == "None":
+        day, pending = (_from_attributes(reason.get("Item", {})) for reason in reasons[1:])
+        quota, limit, used = quotas.refused_by(codes[1] != "None", day, pending, limits)
+        return QuotaExceededError(quota, limit, used, quotas.retry_after(quota, now))
+    return LedgerError(
+        f"TransactWriteItems on ledger table {table} for key {key!r} was cancelled"
+        f" ({', '.join(codes)}): the declaration was not recorded"
+    )
 
 
 def create_table(dynamodb_client: DynamoDBClient, request: Mapping[str, Any]) -> bool:
@@ -565,6 +715,7 @@ def _to_upload(plain: Mapping[str, Any]) -> UploadRecord:
         declared_part_size=plain.get("declared_part_size"),
         declared_part_count=plain.get("declared_part_count"),
         expected_checksum_sha256=plain.get("expected_checksum_sha256"),
+        quota_partner=plain.get(quotas.HOLD_ATTRIBUTE),
         reason=plain.get("reason"),
         size=plain.get("size"),
         content_type=plain.get("content_type"),

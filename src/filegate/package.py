@@ -58,6 +58,7 @@ LAMBDA_MODULES = (
     "filegate/settings.py",
     "filegate/events.py",
     "filegate/ledger.py",
+    "filegate/quotas.py",
     "filegate/storage.py",
     "filegate/parts.py",
     "filegate/progress.py",

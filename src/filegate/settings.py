@@ -19,9 +19,10 @@ from filegate.errors import ConfigError
 ENV_DDB_TABLE = "DDB_TABLE"
 ENV_UPLOAD_BUCKET = "UPLOAD_BUCKET"  # the one bucket whose events it records (the API's too)
 ENV_LOG_LEVEL = "LOG_LEVEL"
+# the partners table, where a partner's pending-upload count is given back (read by both)
+ENV_PARTNERS_TABLE = "PARTNERS_TABLE"
 
 # --- read by the upload API Lambda (set by the template; DDB_TABLE and UPLOAD_BUCKET as above) ---
-ENV_PARTNERS_TABLE = "PARTNERS_TABLE"
 ENV_MULTIPART_THRESHOLD = "MULTIPART_THRESHOLD_BYTES"
 ENV_PRESIGN_EXPIRY = "PRESIGN_EXPIRY_SECONDS"
 # the asymmetric KMS key that signs upload receipts (ARN); unset: no receipts (an older stack)
@@ -121,16 +122,21 @@ _INGEST_BUCKET_HINT = (
 
 @dataclass(frozen=True)
 class IngestSettings:
-    """What the ingestion Lambda needs: the ledger table, and the one bucket it records.
+    """What the ingestion Lambda needs: the ledger table, and the one bucket it records; and
+    the partners table, where an upload that leaves PENDING gives its partner's pending count
+    back (docs/quotas.md).
 
-    Both are required. A function deployed with new code but an older template (no
-    UPLOAD_BUCKET) refuses every invocation with a ConfigError naming the variable rather
-    than record events of a bucket it cannot check: the messages wait in the queue, then the
-    dead-letter queue, and the Errors alarm fires; `filegate deploy` puts the variable there.
+    The first two are required. Without PARTNERS_TABLE (a template from before quotas, which
+    has no upload holding a count) nothing is given back. A function deployed with new code
+    but an older template (no UPLOAD_BUCKET) refuses every invocation with a ConfigError
+    naming the variable rather than record events of a bucket it cannot check: the messages
+    wait in the queue, then the dead-letter queue, and the Errors alarm fires; `filegate
+    deploy` puts the variable there.
     """
 
     table_name: str
     bucket: str
+    partners_table: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> IngestSettings:
@@ -138,6 +144,7 @@ class IngestSettings:
         return cls(
             table_name=_required(env, ENV_DDB_TABLE),
             bucket=_required(env, ENV_UPLOAD_BUCKET, _INGEST_BUCKET_HINT),
+            partners_table=env.get(ENV_PARTNERS_TABLE, "").strip() or None,
         )
 
 

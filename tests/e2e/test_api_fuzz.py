@@ -72,7 +72,10 @@ WRONG_KEY = "fg_nobody-aaaaaa_" + "A" * 43
 
 @pytest.fixture(scope="module")
 def api_key(stack: Stack) -> str:
-    done = filegate(stack.state_dir, "partner", "add", "fuzz partner", "--output", "json")
+    # Fuzzing sends requests faster than a partner's default rate and leaves declarations
+    # pending: this partner's quotas are out of reach (docs/quotas.md; they have their tests).
+    quotas = ("--rate", "100000", "--max-pending", "100000")
+    done = filegate(stack.state_dir, "partner", "add", "fuzz partner", *quotas, "--output", "json")
     assert done.returncode == 0, done.stderr
     return str(json.loads(done.stdout)["api_key"])
 

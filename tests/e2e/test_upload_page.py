@@ -205,6 +205,32 @@ def test_a_file_the_partner_may_not_send_shows_why(
     assert message in row.locator(".detail").inner_text()
 
 
+def test_a_partner_over_its_daily_quota_is_told_which_at_once(
+    page: Page, stack: Stack, tmp_path: Path
+) -> None:
+    # GIVEN a partner that may declare one upload a day, which it has used
+    add = ("partner", "add", "one a day", "--daily-uploads", "1", "--output", "json")
+    done = filegate(stack.state_dir, *add)
+    assert done.returncode == 0, done.stderr
+    key = json.loads(done.stdout)["api_key"]
+    first, second = tmp_path / "first.txt", tmp_path / "second.txt"
+    first.write_text("one\n")
+    second.write_text("two\n")
+    page.fill("#api-key", key)
+    page.set_input_files("#file-input", str(first))
+    assert_accepted(stack, finished(page, first.name))
+
+    # WHEN it sends another
+    page.set_input_files("#file-input", str(second))
+    row = finished(page, second.name)
+
+    # THEN the page names the quota (no retries: the quota resets at the next UTC day)
+    assert row.get_attribute("data-error-status") == "429"
+    detail = row.locator(".detail").inner_text()
+    assert "Your account reached its daily_uploads quota (HTTP 429)" in detail
+    assert "1 of 1 used" in detail
+
+
 def test_a_refused_part_aborts_the_multipart_upload(
     page: Page, stack: Stack, partner: dict[str, Any], tmp_path: Path
 ) -> None:

@@ -1,6 +1,7 @@
-"""Conditional writes to one item are atomic in the emulator, as in DynamoDB: served over HTTP
-by the emulator's composed app (local/dynamodb_atomic.py, middleware), and in in-process moto
-(the functional conftest's ``dynamodb_atomic`` fixture, under the ``aws`` fixture).
+"""Conditional writes to one item, and transactions, are atomic in the emulator, as in
+DynamoDB: served over HTTP by the emulator's composed app (local/dynamodb_atomic.py,
+middleware), and in in-process moto (the functional conftest's ``dynamodb_atomic`` fixture,
+under the ``aws`` fixture).
 
 The ingestion records a batch's events in threads, and the emulator serves requests in
 threads: the ledger's ordering holds only if each conditional write's check and write see
@@ -14,18 +15,24 @@ import random
 import sys
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import boto3
 import pytest
 import requests
 from builders import REGION
-from upload_builders import create_upload_ledger
+from upload_builders import create_partners_table, create_upload_ledger
 from werkzeug.serving import make_server
 
+from filegate import quotas as quota_rules
 from filegate.aws import Target
-from filegate.ledger import Ledger, LedgerEntry, Outcome, Status
+from filegate.errors import QuotaExceededError
+from filegate.ledger import Declaration, Ledger, LedgerEntry, Outcome, Status
+from filegate.local import patches
 from filegate.local.emulator import application, moto_application
 from filegate.local.processes import free_port
+from filegate.quotas import Quotas
 
 TABLE = "atomic-ledger"
 KEYS = 30
@@ -127,3 +134,97 @@ def _keys_left_wrong(ledger: Ledger) -> list[str]:
         ):
             wrong.append(key)
     return wrong
+
+
+# --- TransactWriteItems (per-partner quotas, docs/quotas.md) ---
+#
+# DynamoDB: "TransactWriteItems is a synchronous write operation that groups up to 100 action
+# requests... The actions are completed atomically so that either all of them succeed, or all
+# of them fail" (DynamoDB API Reference, TransactWriteItems). moto 5.2.5 checks each action's
+# condition and then writes it, one action after the other, and undoes a cancelled
+# transaction by putting back deep copies of the tables it touched: two transactions in
+# threads could both pass a counter's condition, and one's undo could put back a table
+# without the other's writes. The emulator's one-request-at-a-time middleware covers
+# TransactWriteItems as it covers UpdateItem (every request with a DynamoDB target).
+
+PARTNERS = "atomic-partners"
+DECLARATIONS = 24
+LIMIT = 5
+
+
+def declare_racing(ledger: Ledger, partner_id: str) -> tuple[int, int]:
+    """DECLARATIONS declarations of one partner in threads, released at once, against a daily
+    limit of LIMIT uploads: (declared, refused by the quota)."""
+    limits = Quotas(daily_uploads=LIMIT)
+    start = threading.Barrier(DECLARATIONS)
+    outcomes: list[str] = []
+
+    def declare(number: int) -> None:
+        upload_id = f"up-{number}"
+        start.wait()
+        try:
+            ledger.declare(
+                Declaration(
+                    key=f"{partner_id}/{upload_id}/f.csv",
+                    bucket="bucket",
+                    upload_id=upload_id,
+                    partner_id=partner_id,
+                    size=10,
+                    sha256="0" * 64,
+                    content_type="text/csv",
+                    method="PUT",
+                    expires_at=datetime.now(UTC) + timedelta(minutes=15),
+                ),
+                limits,
+            )
+            outcomes.append("declared")
+        except QuotaExceededError:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=declare, args=(n,)) for n in range(DECLARATIONS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outcomes.count("declared"), outcomes.count("refused")
+
+
+def day_count(client: Any, partner_id: str) -> int:
+    key = {"partner_id": {"S": quota_rules.day_key(partner_id, datetime.now(UTC))}}
+    item = client.get_item(TableName=PARTNERS, Key=key, ConsistentRead=True)["Item"]
+    return int(item["uploads"]["N"])
+
+
+def test_transact_write_items_conditions_hold_together_under_concurrent_transactions(
+    ledger: Ledger, frequent_switches: None
+) -> None:
+    client = boto3.client("dynamodb", region_name=REGION)
+    create_partners_table(client, PARTNERS)
+    quota_ledger = Ledger(TABLE, client, partners_table=PARTNERS)
+    assert declare_racing(quota_ledger, "acme") == (LIMIT, DECLARATIONS - LIMIT)
+    assert day_count(client, "acme") == LIMIT
+    assert len(client.scan(TableName=TABLE)["Items"]) == LIMIT  # a refused one wrote nothing
+
+
+def test_transact_write_items_conditions_hold_together_over_http(
+    served_ledger: Ledger, frequent_switches: None
+) -> None:
+    client = served_ledger._ddb
+    create_partners_table(client, PARTNERS)
+    quota_ledger = Ledger(TABLE, client, partners_table=PARTNERS)
+    assert declare_racing(quota_ledger, "acme") == (LIMIT, DECLARATIONS - LIMIT)
+    assert day_count(client, "acme") == LIMIT
+    assert len(client.scan(TableName=TABLE)["Items"]) == LIMIT
+
+
+def test_transact_write_items_conditions_hold_together_with_the_emulators_seam(
+    ledger: Ledger, frequent_switches: None
+) -> None:
+    # The emulator serves transactions through local/patches/ddb_transactions.py.
+    client = boto3.client("dynamodb", region_name=REGION)
+    create_partners_table(client, PARTNERS)
+    with patches.applied():
+        quota_ledger = Ledger(TABLE, client, partners_table=PARTNERS)
+        assert declare_racing(quota_ledger, "acme") == (LIMIT, DECLARATIONS - LIMIT)
+    assert day_count(client, "acme") == LIMIT
+    assert len(client.scan(TableName=TABLE)["Items"]) == LIMIT

@@ -1,10 +1,13 @@
-"""`filegate partner ...` against a stack in a moto server: add, list, disable, rotate-key."""
+"""`filegate partner ...` against a stack in a moto server: add, list, disable, rotate-key,
+and the quotas: add/update's limits, their validation, usage."""
 
 from __future__ import annotations
 
 import json
+import sys
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -12,8 +15,11 @@ import pytest
 from builders import REGION
 from moto.server import ThreadedMotoServer
 from typer.testing import CliRunner
+from upload_builders import create_upload_ledger
 
-from filegate.cli import app
+from filegate.cli import app, main
+from filegate.ledger import Declaration, Ledger
+from filegate.quotas import Quotas
 from filegate.uploads.partners import PartnerRegistry
 
 STACK = "filegate-partner-cli-test"
@@ -127,3 +133,119 @@ def test_the_table_view_shows_the_key(endpoint: str) -> None:
 
     assert "fg_initech-" in result.stdout
     assert "api_key" in result.stdout
+
+
+# --- quotas (issue 12, item 4; docs/quotas.md) ---
+
+
+def filegate_exit(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
+) -> tuple[int, str]:
+    """Run ``filegate ...`` through its real entry point (which turns a FilegateError into
+    one line and exit code 2); the exit code and everything it printed."""
+    monkeypatch.setattr(sys, "argv", ["filegate", *args])
+    monkeypatch.setenv("COLUMNS", "200")
+    with pytest.raises(SystemExit) as exited:
+        main()
+    captured = capsys.readouterr()
+    return int(exited.value.code or 0), captured.out + captured.err
+
+
+def test_add_and_update_set_the_quotas_given_and_keep_the_others(endpoint: str) -> None:
+    added = json.loads(
+        partner_cli(
+            endpoint, "add", "Quota Co", "--daily-uploads", "5", "--rate", "2", "--output", "json"
+        ).stdout
+    )
+    defaults = Quotas().as_dict()
+    assert added["quotas"] == defaults | {"daily_uploads": 5, "rate": 2}
+    updated = json.loads(
+        partner_cli(
+            endpoint,
+            "update",
+            added["partner_id"],
+            "--daily-bytes",
+            "1000",
+            "--max-pending",
+            "3",
+            "--output",
+            "json",
+        ).stdout
+    )
+    assert updated["quotas"] == defaults | {
+        "daily_uploads": 5,
+        "rate": 2,
+        "daily_bytes": 1000,
+        "max_pending": 3,
+    }
+    assert registry(endpoint).get(added["partner_id"]).quotas == Quotas(5, 1000, 3, 2)
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (("add", "Bad Co", "--daily-uploads", "0"), "--daily-uploads"),
+        (("add", "Bad Co", "--daily-bytes", "-5"), "--daily-bytes"),
+        (("add", "Bad Co", "--rate", "fast"), "--rate"),
+        (("add", "Bad Co", "--max-pending", "1.5"), "--max-pending"),
+        (("update", "ghost-000000", "--rate", "0"), "--rate"),
+        (("update", "ghost-000000"), "nothing to update"),
+        (("update", "ghost-000000", "--rate", "3"), "no partner 'ghost-000000'"),
+        (("usage", "ghost-000000"), "no partner 'ghost-000000'"),
+    ],
+)
+def test_a_bad_quota_or_partner_exits_2_naming_it(
+    endpoint: str,
+    args: tuple[str, ...],
+    named: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    where = ("--endpoint-url", endpoint, "--stack", STACK, "--region", REGION)
+    code, output = filegate_exit(monkeypatch, capsys, "partner", *args, *where)
+    assert code == 2, output
+    assert named in output
+    assert "Traceback" not in output
+    listed = json.loads(partner_cli(endpoint, "list", "--output", "json").stdout)
+    assert "Bad Co" not in [p["name"] for p in listed]
+
+
+def test_usage_shows_todays_declarations_and_pending_against_the_limits(endpoint: str) -> None:
+    # GIVEN a partner with two uploads declared today (the ledger's declaration transaction)
+    partner_id = json.loads(
+        partner_cli(endpoint, "add", "Usage Co", "--daily-uploads", "10", "--output", "json").stdout
+    )["partner_id"]
+    dynamodb = boto3.client("dynamodb", region_name=REGION, endpoint_url=endpoint)
+    ledger_table = create_upload_ledger(dynamodb, f"usage-ledger-{partner_id}")
+    partners_table = registry(endpoint).table_name
+    ledger = Ledger(ledger_table, dynamodb, partners_table=partners_table)
+    for number, size in enumerate((100, 250)):
+        upload_id = f"up-{'a' * 25}{'ab'[number]}"
+        ledger.declare(
+            Declaration(
+                key=f"{partner_id}/{upload_id}/f.csv",
+                bucket="b",
+                upload_id=upload_id,
+                partner_id=partner_id,
+                size=size,
+                sha256="0" * 64,
+                content_type="text/csv",
+                method="PUT",
+                expires_at=datetime.now(UTC) + timedelta(minutes=15),
+            ),
+            registry(endpoint).get(partner_id).quotas,
+        )
+    # WHEN its usage is asked for
+    document = json.loads(partner_cli(endpoint, "usage", partner_id, "--output", "json").stdout)
+    table = partner_cli(endpoint, "usage", partner_id).stdout
+    # THEN each quota shows its limit and use
+    uses = {use["quota"]: use for use in document["quotas"]}
+    assert document["partner_id"] == partner_id
+    assert (uses["daily_uploads"]["limit"], uses["daily_uploads"]["used"]) == (10, 2)
+    assert uses["daily_uploads"]["left"] == 8
+    assert (uses["daily_bytes"]["used"], uses["max_pending"]["used"]) == (350, 2)
+    assert uses["max_pending"]["resets_in_seconds"] is None
+    assert 0 < uses["daily_uploads"]["resets_in_seconds"] <= 86_400
+    assert uses["rate"]["limit"] == Quotas().rate
+    for quota in ("daily_uploads", "daily_bytes", "max_pending", "rate"):
+        assert quota in table

@@ -79,6 +79,7 @@ class FakeService:
     signed: set[int] = field(default_factory=set)  # parts that have a URL
     seen: list[Seen] = field(default_factory=list)
     failures: dict[tuple[str, str], list[int]] = field(default_factory=dict)
+    retry_after: str | None = None  # the Retry-After of an injected 429, as a quota sends it
     expired: dict[str, int] = field(default_factory=dict)  # PUT path -> times to say expired
     declared_size: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -216,7 +217,11 @@ class _Handler(BaseHTTPRequestHandler):
         )
         status = fake.injected(self.command, self.path)
         if status is not None:
-            self._answer(status, {"error": {"code": "injected", "message": f"injected {status}"}})
+            error = {"code": "injected", "message": f"injected {status}"}
+            quota = status == 429 and fake.retry_after
+            self._answer(
+                status, {"error": error}, {"Retry-After": fake.retry_after} if quota else None
+            )
         elif self.command == "PUT" and fake.says_expired(self.path):
             self._answer(HTTPStatus.FORBIDDEN, None, raw=S3_EXPIRED)
         elif self.command == "PUT" and (
@@ -681,6 +686,34 @@ def test_a_4xx_from_the_api_is_not_retried_and_the_error_names_the_status(
     assert f"answered {status}: injected {status}" in str(raised.value)
     assert len(fake.requests("POST", "/api/uploads")) == 1
     assert [s for s in fake.seen if s.method == "PUT"] == []
+
+
+def test_a_quota_429_that_resets_after_the_longest_backoff_fails_at_once_with_its_message(
+    fake: FakeService, tmp_path: Path
+) -> None:
+    # A daily quota answers Retry-After: the seconds to the next UTC day (docs/quotas.md).
+    write_random(tmp_path / "a.bin", 100)
+    fake.retry_after = "3600"
+    fake.fail("POST", "/api/uploads", 429, 429, 429)
+
+    with pytest.raises(UploadClientError) as raised:
+        make_client(fake, max_attempts=5).upload(tmp_path / "a.bin")
+
+    assert raised.value.status == 429
+    assert "answered 429: injected 429" in str(raised.value)
+    assert len(fake.requests("POST", "/api/uploads")) == 1
+
+
+def test_a_429_that_resets_within_the_backoff_is_retried(fake: FakeService, tmp_path: Path) -> None:
+    # The rate's window is one second (Retry-After: 1).
+    write_random(tmp_path / "a.bin", 100)
+    fake.retry_after = "1"
+    fake.fail("POST", "/api/uploads", 429)
+
+    result = make_client(fake, max_attempts=3).upload(tmp_path / "a.bin")
+
+    assert result.upload_id == UPLOAD_ID
+    assert len(fake.requests("POST", "/api/uploads")) == 2
 
 
 def test_a_5xx_from_the_api_is_retried(fake: FakeService, tmp_path: Path) -> None:

@@ -64,6 +64,7 @@ RESOURCES = {
 ENV_VARS = {
     "DDB_TABLE",
     "UPLOAD_BUCKET",
+    "PARTNERS_TABLE",
     "POWERTOOLS_SERVICE_NAME",
     "POWERTOOLS_METRICS_NAMESPACE",
     "LOG_LEVEL",
@@ -356,6 +357,8 @@ def test_function_environment(template: dict[str, Any]) -> None:
     assert set(variables) == ENV_VARS
     assert variables["DDB_TABLE"] == {"Ref": "LedgerTable"}
     assert variables["UPLOAD_BUCKET"] == {"Ref": "UploadBucket"}  # the one bucket it records
+    # where an upload leaving PENDING gives its partner's pending count back (docs/quotas.md)
+    assert variables["PARTNERS_TABLE"] == {"Ref": "PartnersTable"}
     assert variables["POWERTOOLS_SERVICE_NAME"] == "filegate-ingest"
     assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "filegate"
 
@@ -630,6 +633,16 @@ def test_function_role_grants(template: dict[str, Any]) -> None:
         "logs:PutLogEvents",
     } <= granted
     assert "cloudwatch:PutMetricData" not in granted
+
+
+def test_function_role_may_give_a_pending_quota_back_and_nothing_more_on_partners(
+    template: dict[str, Any],
+) -> None:
+    partners = {"Fn::GetAtt": ["PartnersTable", "Arn"]}
+    granted = grants(template, "IngestFunctionRole")
+    assert [action for action, arns in granted.items() if partners in arns] == [
+        "dynamodb:UpdateItem"
+    ]
 
 
 def test_upload_api_role_grants_exactly(template: dict[str, Any]) -> None:

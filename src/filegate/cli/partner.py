@@ -1,8 +1,9 @@
-"""`filegate partner add|list|disable|rotate-key`: manage who may upload.
+"""`filegate partner add|update|usage|list|disable|rotate-key`: manage who may upload.
 
 Each command finds the stack (the running local stack unless --profile, --endpoint-url or
 --target aws say otherwise), builds the partner registry on its PartnersTableName output and
 calls one method. An API key is printed once, by `add` and `rotate-key`; only its hash is kept.
+`add` and `update` take the partner's quotas (docs/quotas.md); `usage` shows its use of them.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from filegate import stackref
 from filegate.cli.options import StackOptions, stack_options
 from filegate.cli.render import OutputFormat, console, console_err, print_json, rows_table
 from filegate.outputs import PARTNERS_TABLE_NAME, UPLOAD_API_URL
+from filegate.quotas import DAILY_BYTES, DAILY_UPLOADS, MAX_PENDING, RATE, Quotas
 from filegate.uploads.partners import Partner, PartnerRegistry
 
 app = typer.Typer(help="Partners: who may upload, where, and with which key.", no_args_is_help=True)
@@ -25,6 +27,37 @@ KEY_WARNING = (
 )
 
 PartnerIdArgument = Annotated[str, typer.Argument(help="The partner's id (see `partner list`)")]
+_DEFAULTS = Quotas()
+DailyUploads = Annotated[
+    int | None,
+    typer.Option(
+        "--daily-uploads",
+        min=1,
+        help=f"Uploads it may declare per UTC day [default: {_DEFAULTS.daily_uploads:,}]",
+    ),
+]
+DailyBytes = Annotated[
+    int | None,
+    typer.Option(
+        "--daily-bytes",
+        min=1,
+        help=f"Bytes (declared sizes) per UTC day [default: {_DEFAULTS.daily_bytes:,} = 10 TiB]",
+    ),
+]
+MaxPending = Annotated[
+    int | None,
+    typer.Option(
+        "--max-pending",
+        min=1,
+        help=f"Uploads declared and not yet ended, at once [default: {_DEFAULTS.max_pending}]",
+    ),
+]
+Rate = Annotated[
+    int | None,
+    typer.Option(
+        "--rate", min=1, help=f"Requests per second to the upload API [default: {_DEFAULTS.rate}]"
+    ),
+]
 
 
 def _registry(ref: stackref.StackRef) -> PartnerRegistry:
@@ -43,14 +76,60 @@ def add(
         list[str] | None,
         typer.Option("--allow-type", help="A content type it may send (image/* works); repeat"),
     ] = None,
+    daily_uploads: DailyUploads = None,
+    daily_bytes: DailyBytes = None,
+    max_pending: MaxPending = None,
+    rate: Rate = None,
 ) -> None:
     """Create a partner and print its API key (once)."""
     ref = on.resolve()
-    partner, api_key = _registry(ref).add(name, max_size, allow_type or ())
+    limits = _limits(daily_uploads, daily_bytes, max_pending, rate)
+    partner, api_key = _registry(ref).add(name, max_size, allow_type or (), limits)
     document = {**partner.as_dict(), "api_key": api_key}
     if UPLOAD_API_URL in ref.outputs:
         document["api_url"] = ref.outputs[UPLOAD_API_URL]
     _show_key(document, on.output, f"partner {partner.partner_id}")
+
+
+@app.command("update")
+@stack_options
+def update(
+    on: StackOptions,
+    partner_id: PartnerIdArgument,
+    daily_uploads: DailyUploads = None,
+    daily_bytes: DailyBytes = None,
+    max_pending: MaxPending = None,
+    rate: Rate = None,
+) -> None:
+    """Change the partner's quotas (those given); they apply from its next request."""
+    limits = _limits(daily_uploads, daily_bytes, max_pending, rate)
+    partner = _registry(on.resolve()).update(partner_id, limits)
+    if on.output is OutputFormat.json:
+        print_json(partner.as_dict())
+        return
+    rows = [(name, f"{value:,}") for name, value in partner.quotas.as_dict().items()]
+    console.print(rows_table(f"partner {partner.partner_id} quotas", ("quota", "limit"), rows))
+
+
+@app.command("usage")
+@stack_options
+def usage(
+    on: StackOptions,
+    partner_id: PartnerIdArgument,
+) -> None:
+    """Show the partner's use of each quota: today's (UTC) uploads and bytes, pending
+    uploads, and requests in the current second."""
+    uses = _registry(on.resolve()).usage(partner_id)
+    if on.output is OutputFormat.json:
+        print_json({"partner_id": partner_id, "quotas": [use.as_dict() for use in uses]})
+        return
+    columns = ("quota", "limit", "used", "left", "resets in")
+    rows = []
+    for use in uses:
+        values = use.as_dict()
+        resets = "-" if use.resets_in_seconds is None else f"{use.resets_in_seconds} s"
+        rows.append((use.quota, f"{use.limit:,}", f"{use.used:,}", f"{values['left']:,}", resets))
+    console.print(rows_table(f"partner {partner_id} usage", columns, rows))
 
 
 @app.command("list")
@@ -93,6 +172,15 @@ def rotate_key(
     _show_key({"partner_id": partner_id, "api_key": api_key}, on.output, f"partner {partner_id}")
 
 
+def _limits(
+    daily_uploads: int | None, daily_bytes: int | None, max_pending: int | None, rate: int | None
+) -> dict[str, int]:
+    """The quotas given on the command line, by name."""
+    given = {DAILY_UPLOADS: daily_uploads, DAILY_BYTES: daily_bytes}
+    given |= {MAX_PENDING: max_pending, RATE: rate}
+    return {name: value for name, value in given.items() if value is not None}
+
+
 def _show_key(document: dict[str, Any], output: OutputFormat, title: str) -> None:
     if output is OutputFormat.json:
         print_json(document)
@@ -123,4 +211,8 @@ def _cell(value: Any) -> str:
         return "-"
     if isinstance(value, list):
         return ", ".join(value) or "any"
+    if isinstance(value, dict):
+        return ", ".join(
+            f"{k}={v:,}" if isinstance(v, int) else f"{k}={v}" for k, v in value.items()
+        )
     return str(value)

@@ -85,7 +85,9 @@ def build_ingestor() -> Ingestor:
     # boto3's default session: one per container, and tests can observe its clients' calls.
     return Ingestor(
         ObjectStore(boto3.client("s3")),
-        Ledger(settings.table_name, boto3.client("dynamodb")),
+        Ledger(
+            settings.table_name, boto3.client("dynamodb"), partners_table=settings.partners_table
+        ),
         settings.bucket,
     )
 

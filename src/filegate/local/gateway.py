@@ -32,6 +32,14 @@ _TEXT_TYPES = ("text/", "application/json", "application/xml", "application/x-ww
 InvocationObserver = Callable[[Worker, Invocation], None]
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # socketserver listens with a backlog of 5: a burst of more new connections than that
+    # overflows it and clients see resets, where a function URL takes the connections and
+    # throttles with 429 if need be. 128 is Linux's default somaxconn before 5.4.
+    request_queue_size = 128
+
+
 def function_url_event(
     method: str,
     target: str,
@@ -133,8 +141,7 @@ class FunctionUrlGateway:
         self._cors = dict(cors)
         self._domain = domain
         self._observer = observer
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", port), self._handler_class())
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="gateway", daemon=True
         )

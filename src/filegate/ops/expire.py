@@ -1,12 +1,13 @@
 """`filegate uploads expire` on a stack: the sweep of ``filegate.uploads.expiry`` over the
-stack's bucket (BucketName output) and ledger (TableName output)."""
+stack's bucket (BucketName output) and ledger (TableName output); each upload it expires
+gives its partner's pending count back in the partners table (PartnersTableName output)."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
 from filegate.ledger import Ledger
-from filegate.outputs import BUCKET_NAME, TABLE_NAME
+from filegate.outputs import BUCKET_NAME, PARTNERS_TABLE_NAME, TABLE_NAME
 from filegate.progress import NO_PROGRESS, Progress
 from filegate.stackref import StackRef
 from filegate.storage import BucketOps
@@ -20,7 +21,8 @@ def expire(
     progress: Progress = NO_PROGRESS,
 ) -> SweepReport:
     """Expire the stack's overdue declarations and abort its orphaned multipart uploads."""
-    ledger = Ledger(ref.output(TABLE_NAME), ref.client("dynamodb"))
+    partners = ref.outputs.get(PARTNERS_TABLE_NAME)
+    ledger = Ledger(ref.output(TABLE_NAME), ref.client("dynamodb"), partners_table=partners)
     s3 = BucketOps(ref.client("s3"))
     return Sweeper(s3, ledger, ref.output(BUCKET_NAME), progress=progress).sweep(
         older_than, dry_run

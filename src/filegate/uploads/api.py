@@ -25,7 +25,7 @@ from aws_lambda_powertools.event_handler import LambdaFunctionUrlResolver, Respo
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 
-from filegate.errors import RequestError
+from filegate.errors import QuotaBusyError, QuotaExceededError, RequestError
 from filegate.ledger import Ledger
 from filegate.settings import UploadApiSettings
 from filegate.signing import ReceiptKey
@@ -69,7 +69,9 @@ def build_service() -> UploadService:
     )
     return UploadService(
         PartnerRegistry(settings.partners_table, boto3.client("dynamodb")),
-        Ledger(settings.table_name, boto3.client("dynamodb")),
+        Ledger(
+            settings.table_name, boto3.client("dynamodb"), partners_table=settings.partners_table
+        ),
         signer,
         policy,
         receipt_key=receipt_key,
@@ -172,6 +174,20 @@ def _request_error(exc: RequestError) -> Response[Any]:
     return _error(exc.status, exc.code, exc.message, exc.field)
 
 
+def _quota_error(exc: QuotaExceededError) -> Response[Any]:
+    """429 with Retry-After (seconds until the quota's window resets) and the quota's use."""
+    logger.info("quota reached", extra={"quota": exc.quota, "limit": exc.limit, "used": exc.used})
+    error = {"code": exc.code, "message": exc.message, "quota": exc.quota, "limit": exc.limit}
+    error |= {"used": exc.used, "retry_after_seconds": exc.retry_after}
+    return _json(exc.status, {"error": error}, {"Retry-After": str(exc.retry_after)})
+
+
+def _busy_error(exc: QuotaBusyError) -> Response[Any]:
+    logger.info("quota counters busy", extra={"status": exc.status})
+    body = {"error": {"code": exc.code, "message": exc.message}}
+    return _json(exc.status, body, {"Retry-After": str(exc.retry_after)})
+
+
 @app.not_found
 def _no_route(_: NotFoundError) -> Response[Any]:
     event = app.current_event
@@ -186,6 +202,8 @@ def _unexpected(exc: Exception) -> Response[Any]:
 
 
 # Registered by call: Powertools' exception_handler decorator is untyped.
+app.exception_handler(QuotaExceededError)(_quota_error)
+app.exception_handler(QuotaBusyError)(_busy_error)
 app.exception_handler(RequestError)(_request_error)
 app.exception_handler(Exception)(_unexpected)
 

@@ -5,7 +5,9 @@ For each file: the whole file's SHA-256 and each part's (at the part size S3's l
 presigned PUT or the multipart plan's parts in parallel (each part's URL signed for its SHA-256,
 each part streamed from its offset in the file, so memory stays constant whatever the size),
 ``complete`` with every part's ETag and SHA-256, and with ``wait`` the ledger's verdict. Failed
-requests and parts are retried with exponential backoff and jitter. A part S3 refuses because
+requests and parts are retried with exponential backoff and jitter, except a 429 whose
+Retry-After is longer than 5 s (a partner quota, docs/quotas.md), which fails at once with the
+API's message naming the quota. A part S3 refuses because
 its bytes do not match its SHA-256 (BadDigest: corrupted on the way, or the file changed since
 it was hashed) is read and sent again, up to ``max_attempts`` times; then the client gives up
 with an error naming the file and the part. A multipart upload that fails for good is aborted.
@@ -50,6 +52,8 @@ FINAL_STATUSES = frozenset({"ACCEPTED", "REJECTED", "EXPIRED", "ABORTED"})
 # EXPIRED) still turns it ACCEPTED or REJECTED. A client that sent its file waits for that.
 VERDICT_STATUSES = FINAL_STATUSES - {"EXPIRED"}
 _RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+# Seconds: a 429 asking to wait longer than this is not retried (see _beyond_backoff).
+_LONGEST_RETRY_AFTER = 5.0
 # How S3 refuses a presigned request that came too late: past X-Amz-Expires (403), or past the
 # signing credentials' session (400).
 _EXPIRED_SIGNATURES = (b"Request has expired", b"<Code>ExpiredToken</Code>")
@@ -423,11 +427,24 @@ class UploadClient:
             except urllib3.exceptions.HTTPError as exc:
                 attempt.failed(str(exc))
                 continue
-            if response.status in _RETRYABLE_STATUSES:
+            if response.status in _RETRYABLE_STATUSES and not self._beyond_backoff(response):
                 attempt.failed(f"HTTP {response.status}")
                 continue
             return _answer(method, path, response)
         raise AssertionError("unreachable: _attempts raises when they run out")
+
+    @staticmethod
+    def _beyond_backoff(response: Any) -> bool:
+        """A 429 whose Retry-After is longer than a retry is worth waiting: a partner quota
+        that frees up later (pending uploads, the UTC day; docs/quotas.md), not the rate's
+        one-second window. Fail at once with the API's message, which names the quota."""
+        if response.status != 429:
+            return False
+        try:
+            retry_after = float(response.headers.get("Retry-After") or 0)
+        except ValueError:
+            return False
+        return retry_after > _LONGEST_RETRY_AFTER
 
     def _attempts(self, what: str) -> Iterator[_Attempt]:
         """Yield one attempt after another, sleeping with backoff between failed ones."""

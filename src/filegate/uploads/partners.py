@@ -12,6 +12,13 @@ written before carry no ``key_scheme`` and an scrypt hash: they are checked with
 rewritten to HMAC on their next successful use, by a write conditional on the old hash, so a
 concurrent use or a rotation in between wins. A key that names no partner costs no hash.
 botocore errors become ``PartnerError`` here.
+
+Quotas (``filegate.quotas``, docs/quotas.md): a partner's limits are attributes of its item
+(``daily_uploads``, ``daily_bytes``, ``max_pending``, ``rate``; a limit never set is the
+default); ``count_request`` counts each API request in the partner's one-second window (a
+fixed window on one item, each request one conditional write) and refuses one over the rate;
+``usage`` reads the counters. The declaration counters are written by ``Ledger.declare``, in
+the declaration's own transaction. Counter items share this table; ``list`` leaves them out.
 """
 
 from __future__ import annotations
@@ -22,19 +29,22 @@ import logging
 import re
 import secrets
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from filegate import quotas
 from filegate.errors import (
     AuthenticationError,
     PartnerDisabledError,
     PartnerError,
     PartnerNotFoundError,
+    QuotaExceededError,
 )
 from filegate.events import iso_utc
+from filegate.quotas import DEFAULT_QUOTAS, Quotas, QuotaUse
 from filegate.uploads.requests import is_type_pattern
 
 if TYPE_CHECKING:
@@ -74,6 +84,7 @@ class Partner:
     updated_at: str
     max_size: int | None = None
     allowed_types: tuple[str, ...] = ()
+    quotas: Quotas = DEFAULT_QUOTAS
 
     @property
     def enabled(self) -> bool:
@@ -87,6 +98,7 @@ class Partner:
             "status": self.status,
             "max_size": self.max_size,
             "allowed_types": list(self.allowed_types),
+            "quotas": self.quotas.as_dict(),
             "created_at": self.created_at,
             "updated_at": self.updated_at,
         }
@@ -103,10 +115,19 @@ class PartnerRegistry:
         self._clock = clock or (lambda: datetime.now(UTC))
 
     def add(
-        self, name: str, max_size: int | None = None, allowed_types: Sequence[str] = ()
+        self,
+        name: str,
+        max_size: int | None = None,
+        allowed_types: Sequence[str] = (),
+        limits: Mapping[str, int] | None = None,
     ) -> tuple[Partner, str]:
-        """A new, active partner and its API key (the only time the key is available)."""
+        """A new, active partner and its API key (the only time the key is available).
+
+        ``limits`` sets some of its quotas by name (``quotas.QUOTA_NAMES``); the rest keep
+        their defaults."""
         _check_partner(name, max_size, allowed_types)
+        limits = dict(limits or {})
+        _check_limits(limits)
         now = iso_utc(self._clock())
         partner_id = new_partner_id(name)
         partner = Partner(
@@ -118,12 +139,14 @@ class PartnerRegistry:
             updated_at=now,
             max_size=max_size,
             allowed_types=tuple(allowed_types),
+            quotas=replace(DEFAULT_QUOTAS, **limits),
         )
         api_key, key_fields = _new_key(partner_id)
+        stored_limits = {name: {"N": str(value)} for name, value in limits.items()}
         self._call(
             "put_item",
             partner_id,
-            Item={**_partner_attributes(partner), **key_fields},
+            Item={**_partner_attributes(partner), **stored_limits, **key_fields},
             ConditionExpression="attribute_not_exists(partner_id)",
         )
         return partner, api_key
@@ -134,8 +157,115 @@ class PartnerRegistry:
         return _to_partner(item) if item else None
 
     def list(self) -> list[Partner]:
-        """Every partner, sorted by id."""
-        return sorted((_to_partner(i) for i in self._scan()), key=lambda p: p.partner_id)
+        """Every partner, sorted by id (the quota counters that share the table left out)."""
+        items = (i for i in self._scan() if not quotas.is_counter_id(i["partner_id"]["S"]))
+        return sorted((_to_partner(i) for i in items), key=lambda p: p.partner_id)
+
+    def update(self, partner_id: str, limits: Mapping[str, int]) -> Partner:
+        """Set some of the partner's quotas by name; they apply from its next request."""
+        if not limits:
+            raise PartnerError(
+                "nothing to update: give at least one of --daily-uploads, --daily-bytes,"
+                " --max-pending, --rate"
+            )
+        _check_limits(limits)
+        names = {f"#{name}": name for name in limits}
+        values = {f":{name}": {"N": str(value)} for name, value in limits.items()}
+        update = "SET " + ", ".join(f"#{name} = :{name}" for name in limits)
+        return self._update(partner_id, update, values, names)
+
+    def count_request(self, partner: Partner) -> None:
+        """Count one API request in the partner's current one-second window; refuse it
+        (``QuotaExceededError``, quota ``rate``) when the window already holds ``rate``.
+
+        A fixed window on one item: within the second, one conditional increment; the first
+        request of a new second moves the window, on the condition that it is older (so of
+        requests racing into a new second, one moves it and the others count in it). A window
+        ahead of this clock (another container's clock ahead) is counted into, not reset.
+        """
+        now = self._clock()
+        window, limit = quotas.window_of(now), partner.quotas.rate
+        key = {"partner_id": {"S": quotas.rate_key(partner.partner_id)}}
+        for _ in range(3):
+            old = self._count_in_window(key, window, limit)
+            if old is None:
+                return
+            if int(old.get("window", {}).get("N", "-1")) >= window:
+                used = int(old.get("requests", {}).get("N", "0"))
+                raise QuotaExceededError(quotas.RATE, limit, used, quotas.RATE_RETRY_AFTER)
+            if self._open_window(key, window):
+                return
+        raise QuotaExceededError(quotas.RATE, limit, limit, quotas.RATE_RETRY_AFTER)
+
+    def usage(self, partner_id: str) -> tuple[QuotaUse, ...]:
+        """Each quota of the partner: its limit, today's use (UTC), the window's reset."""
+        partner = self.get(partner_id)
+        if partner is None:
+            raise PartnerNotFoundError(
+                f"no partner {partner_id!r} in table {self.table_name}: "
+                "`filegate partner list` shows the partners"
+            )
+        now = self._clock()
+        day = self._item(quotas.day_key(partner_id, now)) or {}
+        pending = self._item(quotas.pending_key(partner_id)) or {}
+        rate = self._item(quotas.rate_key(partner_id)) or {}
+        in_window = int(rate.get("window", {}).get("N", "-1")) == quotas.window_of(now)
+        limits, midnight = partner.quotas, quotas.seconds_to_midnight(now)
+        requests = _n(rate, "requests") if in_window else 0
+        return (
+            QuotaUse(quotas.DAILY_UPLOADS, limits.daily_uploads, _n(day, "uploads"), midnight),
+            QuotaUse(quotas.DAILY_BYTES, limits.daily_bytes, _n(day, "bytes"), midnight),
+            QuotaUse(quotas.MAX_PENDING, limits.max_pending, _n(pending, "pending"), None),
+            QuotaUse(quotas.RATE, limits.rate, requests, quotas.RATE_RETRY_AFTER),
+        )
+
+    def _count_in_window(
+        self, key: Mapping[str, Any], window: int, limit: int
+    ) -> dict[str, Any] | None:
+        """One more request in the stored window if it is this one (or newer) and has room;
+        None when counted, else the item as it was (empty when there is none)."""
+        try:
+            self._ddb.update_item(
+                TableName=self.table_name,
+                Key=key,
+                UpdateExpression="ADD requests :one",
+                ConditionExpression="#window >= :window AND requests < :limit",
+                ExpressionAttributeNames={"#window": "window"},
+                ExpressionAttributeValues={
+                    ":one": {"N": "1"},
+                    ":window": {"N": str(window)},
+                    ":limit": {"N": str(limit)},
+                },
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if _error_code(exc) != _CONDITION_CHECK_FAILED:
+                raise self._failure("update_item", key["partner_id"]["S"], exc) from exc
+            old: dict[str, Any] = dict(exc.response.get("Item") or {})  # type: ignore[call-overload]
+            return old
+        except BotoCoreError as exc:
+            raise self._failure("update_item", key["partner_id"]["S"], exc) from exc
+        return None
+
+    def _open_window(self, key: Mapping[str, Any], window: int) -> bool:
+        """Start ``window`` with this request in it, if the stored window is older; False
+        when a concurrent request started it (or a newer one) first."""
+        try:
+            self._ddb.update_item(
+                TableName=self.table_name,
+                Key=key,
+                UpdateExpression="SET #window = :window, requests = :one",
+                ConditionExpression="attribute_not_exists(#window) OR #window < :window",
+                ExpressionAttributeNames={"#window": "window"},
+                ExpressionAttributeValues={":one": {"N": "1"}, ":window": {"N": str(window)}},
+            )
+        except ClientError as exc:
+            if _error_code(exc) != _CONDITION_CHECK_FAILED:
+                raise self._failure("update_item", key["partner_id"]["S"], exc) from exc
+            return False
+        except BotoCoreError as exc:
+            raise self._failure("update_item", key["partner_id"]["S"], exc) from exc
+        return True
 
     def disable(self, partner_id: str) -> Partner:
         """Refuse the partner's key from the next request on."""
@@ -222,7 +352,13 @@ class PartnerRegistry:
                 return
             request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
-    def _update(self, partner_id: str, update: str, values: dict[str, Any]) -> Partner:
+    def _update(
+        self,
+        partner_id: str,
+        update: str,
+        values: dict[str, Any],
+        names: Mapping[str, str] | None = None,
+    ) -> Partner:
         request: dict[str, Any] = {
             "Key": {"partner_id": {"S": partner_id}},
             "UpdateExpression": f"{update}, updated_at = :updated_at",
@@ -232,6 +368,8 @@ class PartnerRegistry:
         }
         if "#status" in update:  # "status" is a DynamoDB reserved word
             request["ExpressionAttributeNames"] = {"#status": "status"}
+        if names:
+            request["ExpressionAttributeNames"] = dict(names)
         return _to_partner(self._call("update_item", partner_id, **request)["Attributes"])
 
     def _call(self, operation: str, partner_id: str, **request: Any) -> Any:
@@ -283,6 +421,19 @@ def _check_partner(name: str, max_size: int | None, allowed_types: Sequence[str]
         raise PartnerError(
             f"not a media type: {', '.join(map(repr, bad))}; use type/subtype or type/*"
         )
+
+
+def _check_limits(limits: Mapping[str, int]) -> None:
+    for name, value in limits.items():
+        if name not in quotas.QUOTA_NAMES:
+            raise PartnerError(f"no quota {name!r}: the quotas are {', '.join(quotas.QUOTA_NAMES)}")
+        option = "--" + name.replace("_", "-")
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise PartnerError(f"{option} must be a whole number of at least 1, not {value!r}")
+
+
+def _n(item: Mapping[str, Any], name: str) -> int:
+    return int(item.get(name, {}).get("N", "0"))
 
 
 def _new_key(partner_id: str) -> tuple[str, dict[str, Any]]:
@@ -350,7 +501,16 @@ def _to_partner(item: Mapping[str, Any]) -> Partner:
         updated_at=item.get("updated_at", {}).get("S", ""),
         max_size=int(max_size) if max_size is not None else None,
         allowed_types=tuple(t["S"] for t in item.get("allowed_types", {}).get("L", [])),
+        quotas=_quotas(item),
     )
+
+
+def _quotas(item: Mapping[str, Any]) -> quotas.Quotas:
+    """The partner's limits: each stored one, else its default."""
+    stored = {
+        name: int(item[name]["N"]) for name in quotas.QUOTA_NAMES if "N" in item.get(name, {})
+    }
+    return replace(quotas.DEFAULT_QUOTAS, **stored)
 
 
 def _error_code(exc: Exception) -> str:

@@ -34,6 +34,7 @@ from filegate.errors import (
     ReceiptsUnavailableError,
     UploadConflictError,
     UploadNotFoundError,
+    UploadTooLargeError,
 )
 from filegate.events import iso_utc
 from filegate.ledger import Declaration, Ledger, Status, UploadRecord, UploadStatus
@@ -107,13 +108,26 @@ class UploadService:
         self._index_retry_delays = tuple(index_retry_delays)
 
     def authenticate(self, api_key: str | None) -> Partner:
-        """The calling partner (401 / 403 otherwise)."""
-        return self._registry.authenticate(api_key)
+        """The calling partner (401 / 403 otherwise), its request counted against its rate
+        (429 over it)."""
+        partner = self._registry.authenticate(api_key)
+        self._registry.count_request(partner)
+        return partner
 
     def create(self, partner: Partner, body: RawBody) -> dict[str, Any]:
-        """Validate, sign and declare one upload: the 201 body (a PUT or a MULTIPART plan)."""
+        """Validate, sign and declare one upload: the 201 body (a PUT or a MULTIPART plan).
+
+        The declaration and the partner's quota counters are one transaction (429 when a
+        quota refuses it, and nothing is written)."""
         request = parse_upload_request(load_json(*body))
         check_limits(request, partner.max_size, partner.allowed_types)
+        if request.size > partner.quotas.daily_bytes:
+            raise UploadTooLargeError(
+                f"size {request.size} is above the partner's daily byte quota"
+                f" {partner.quotas.daily_bytes}: it can never fit; ask the operator to raise"
+                " it (filegate partner update --daily-bytes)",
+                "size",
+            )
         upload_id = new_upload_id()
         key = f"{partner.prefix}{upload_id}/{request.filename}"
         expires_at = self._clock() + timedelta(seconds=self._lifetime())
@@ -246,7 +260,9 @@ class UploadService:
             bucket, key, request.size, request.sha256_base64, request.content_type
         )
         declaration = _declaration(partner, request, upload_id, key, bucket, expires_at)
-        self._ledger.declare(replace(declaration, expected_checksum_sha256=request.sha256_base64))
+        self._ledger.declare(
+            replace(declaration, expected_checksum_sha256=request.sha256_base64), partner.quotas
+        )
         return {**_plan_head(upload_id, key, expires_at, PUT), **_request_view(put)}
 
     def _multipart(
@@ -268,7 +284,7 @@ class UploadService:
             part_count=len(ranges),
         )
         try:
-            self._ledger.declare(declaration)
+            self._ledger.declare(declaration, partner.quotas)
         except Exception:
             # Cleanup as soon as the resource exists: no orphaned multipart upload.
             self._signer.abort_multipart(bucket, key, multipart_id)

@@ -22,6 +22,10 @@ What is left corrects moto where AWS documents another behaviour, or buys measur
 - :mod:`.dynamodb` (speed, measured): moto's UpdateItem (the ledger's one conditional write per
   event) parsed once per expression text and validated in one pass (:mod:`.ddb_values`), with
   the same results as moto's. ``FILEGATE_EMULATOR_DDB_PATCH=0`` serves without it.
+- :mod:`.ddb_transactions` (speed, measured: docs/aws-fidelity.md, "Quotas and account
+  limits"): TransactWriteItems without moto's copy of every table it names (each declaration
+  of a partner upload is one), conditions checked before any write as DynamoDB does; under
+  the same switch.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import contextlib
 from collections.abc import Iterator
 
 from filegate.local.patches import (
+    ddb_transactions,
     dynamodb,
     s3,
     s3_checksums,
@@ -52,6 +57,7 @@ def install(seams: Seams, settings: EmulatorSettings | None = None) -> None:
         sqs.patch_sqs(seams)
     if settings.ddb_patch:
         dynamodb.patch(seams)
+        ddb_transactions.patch(seams)
 
 
 def apply(settings: EmulatorSettings | None = None) -> None:
