@@ -18,7 +18,8 @@ docs/integrity.md.
 For the operations, ``describe`` and ``raw_item`` return DescribeTable and GetItem as the API
 answers them (the evidence set saves them as they are), and ``create_table`` and
 ``enable_point_in_time_recovery`` are what the local stack does itself (the stack's tables in
-its DynamoDB process; point-in-time recovery, which the emulator skips).
+its DynamoDB process; point-in-time recovery, which the emulator skips); ``latest_stream_arn``
+finds a table's stream there, for the local stream mapping.
 
 The low-level client is used (not the resource) so the Lambda does not import boto3's
 resource layer; attribute values are written and read by the small helpers below.
@@ -467,6 +468,20 @@ def create_table(dynamodb_client: DynamoDBClient, request: Mapping[str, Any]) ->
     except BotoCoreError as exc:
         raise LedgerError(f"CreateTable {name} failed: {exc}") from exc
     return True
+
+
+def latest_stream_arn(dynamodb_client: DynamoDBClient, table_name: str) -> str:
+    """The ARN of the table's current stream (DescribeTable's LatestStreamArn)."""
+    try:
+        table = dynamodb_client.describe_table(TableName=table_name)["Table"]
+    except (ClientError, BotoCoreError) as exc:
+        raise LedgerError(
+            f"DescribeTable {table_name} failed ({_error_code(exc)}): check that the table exists"
+        ) from exc
+    stream_arn = table.get("LatestStreamArn")
+    if not stream_arn:
+        raise LedgerError(f"table {table_name} has no stream: its StreamSpecification is missing")
+    return str(stream_arn)
 
 
 def enable_point_in_time_recovery(dynamodb_client: DynamoDBClient, table_name: str) -> None:
