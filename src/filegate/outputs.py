@@ -24,6 +24,9 @@ UPLOAD_API_URL: Final = "UploadApiUrl"
 PARTNERS_TABLE_NAME: Final = "PartnersTableName"
 UPLOAD_API_FUNCTION_NAME: Final = "UploadApiFunctionName"
 DASHBOARD_NAME: Final = "DashboardName"
+EVENT_BUS_NAME: Final = "EventBusName"
+EVENTS_FUNCTION_NAME: Final = "EventsFunctionName"
+EVENTS_DLQ_URL: Final = "EventsDeadLetterQueueUrl"
 
 ALL: Final = frozenset(
     {
@@ -40,5 +43,8 @@ ALL: Final = frozenset(
         PARTNERS_TABLE_NAME,
         UPLOAD_API_FUNCTION_NAME,
         DASHBOARD_NAME,
+        EVENT_BUS_NAME,
+        EVENTS_FUNCTION_NAME,
+        EVENTS_DLQ_URL,
     }
 )

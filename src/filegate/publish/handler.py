@@ -24,13 +24,11 @@ from aws_lambda_powertools.logging.utils import copy_config_to_registered_logger
 
 from filegate.publish.bus import EventBus
 from filegate.publish.exceptions import RecordError
-from filegate.publish.mapping import VerdictEvent, verdict_event
+from filegate.publish.mapping import PUBLISHED_MESSAGE, VerdictEvent, verdict_event
 from filegate.settings import PublisherSettings
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
-
-PUBLISHED_MESSAGE = "event published"
 
 logger = Logger()
 copy_config_to_registered_loggers(source_logger=logger, include={"filegate"})

@@ -40,6 +40,8 @@ from typing import Any
 from filegate.publish.exceptions import RecordError
 
 SOURCE = "filegate"
+# The publisher logs each event it put on the bus with this message (`filegate events tail`).
+PUBLISHED_MESSAGE = "event published"
 SCHEMA_VERSION = "1.0"
 # uuid5 namespace of filegate's event ids: uuid5(NAMESPACE_URL, "https://filegate/events").
 EVENT_ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://filegate/events")
