@@ -18,6 +18,8 @@ PARAMETERS = frozenset(
         "UploadApiReservedConcurrency",
         "NoncurrentVersionExpirationDays",
         "FunctionFingerprint",
+        # issue 12: verdict events
+        "EventArchiveRetentionDays",
     }
 )
 # The first six are the issue's required names; the ARNs serve the local mode and ops; the
@@ -40,5 +42,9 @@ OUTPUTS = frozenset(
         "FunctionArn",
         *UPLOAD_OUTPUTS,
         "DashboardName",
+        # issue 12: verdict events (docs/events.md)
+        "EventBusName",
+        "EventsFunctionName",
+        "EventsDeadLetterQueueUrl",
     }
 )

@@ -236,7 +236,7 @@ class Provisioner:
         try:
             self._cfn.create_stack(
                 StackName=self._stack_name,
-                TemplateBody=cfn.template_text(),
+                TemplateBody=cfn.body_text(),
                 Parameters=parameters.as_cfn(),
                 Capabilities=["CAPABILITY_NAMED_IAM"],
             )
