@@ -21,7 +21,7 @@ import pytest
 
 from filegate.events import ObjectEvent, notification_record
 from filegate.uploads.client import UploadClient
-from tests.e2e.conftest import Stack, filegate, wait_for
+from tests.e2e.conftest import Stack, filegate, own_stack, wait_for
 from tests.e2e.test_uploads import _declare, _verdict
 
 SCHEMA = json.loads((Path(__file__).parents[2] / "docs" / "events.schema.json").read_text())
@@ -35,16 +35,15 @@ def partner(stack: Stack) -> dict[str, Any]:
     return dict(json.loads(done.stdout))
 
 
-@pytest.fixture(scope="module")
-def target(stack: Stack, partner: dict[str, Any]) -> Iterator[str]:
-    """A queue receiving this partner's events through a rule on the stack's bus."""
+def subscribe(stack: Stack, partner_id: str, queue_name: str) -> str:
+    """A queue receiving this partner's events through a rule (RULE) on the stack's bus."""
     events = stack.target.client("events")
     bus = stack.env["EventBusName"]
-    queue_url = stack.sqs.create_queue(QueueName="e2e-events-target")["QueueUrl"]
+    queue_url = stack.sqs.create_queue(QueueName=queue_name)["QueueUrl"]
     queue_arn = stack.sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
         "Attributes"
     ]["QueueArn"]
-    pattern = {"source": ["filegate"], "detail": {"partner_id": [partner["partner_id"]]}}
+    pattern = {"source": ["filegate"], "detail": {"partner_id": [partner_id]}}
     rule_arn = events.put_rule(Name=RULE, EventBusName=bus, EventPattern=json.dumps(pattern))[
         "RuleArn"
     ]
@@ -63,9 +62,19 @@ def target(stack: Stack, partner: dict[str, Any]) -> Iterator[str]:
     }
     stack.sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": json.dumps(policy)})
     events.put_targets(Rule=RULE, EventBusName=bus, Targets=[{"Id": "queue", "Arn": queue_arn}])
-    yield queue_url
+    return str(queue_url)
+
+
+def unsubscribe(stack: Stack) -> None:
+    events, bus = stack.target.client("events"), stack.env["EventBusName"]
     events.remove_targets(Rule=RULE, EventBusName=bus, Ids=["queue"])
     events.delete_rule(Name=RULE, EventBusName=bus)
+
+
+@pytest.fixture(scope="module")
+def target(stack: Stack, partner: dict[str, Any]) -> Iterator[str]:
+    yield subscribe(stack, partner["partner_id"], "e2e-events-target")
+    unsubscribe(stack)
 
 
 class Received:
@@ -171,3 +180,34 @@ def test_each_verdict_reaches_a_rule_target_once_and_a_duplicate_s3_event_none(
         assert printed[event["detail"]["event_id"]]["id"] == event["id"]
     readable = filegate(stack.state_dir, "events", "tail", "--since", "15m")
     assert f"Upload Rejected   {plan['key']}" in readable.stdout
+
+
+def test_changes_not_published_reach_the_dead_letter_queue_and_redrive_publishes_them(
+    tmp_path: Path,
+) -> None:
+    """docs/runbook.md, "9. Verdict events not published", as written."""
+    with own_stack(tmp_path / "state") as stack:
+        done = filegate(stack.state_dir, "partner", "add", "redrive partner", "--output", "json")
+        partner = json.loads(done.stdout)
+        events, bus = stack.target.client("events"), stack.env["EventBusName"]
+        # GIVEN a bus that is gone: every PutEvents of the publisher is refused
+        for archive in events.list_archives()["Archives"]:
+            events.delete_archive(ArchiveName=archive["ArchiveName"])
+        events.delete_event_bus(Name=bus)
+        key = upload(stack, partner, tmp_path, "unpublished.csv")
+        # WHEN the mapping has given up on the batch (retries, bisected to the one record)
+        dead_letters = stack.env["EventsDeadLetterQueueUrl"]
+        wait_for(lambda: stack.queue_depth(dead_letters) >= 1, timeout=60)
+        # ... and the cause is fixed (the bus is back) and the batches are redriven
+        events.create_event_bus(Name=bus)
+        queue_url = subscribe(stack, partner["partner_id"], "e2e-redrive-target")
+        redriven = filegate(stack.state_dir, "events", "redrive", "--output", "json")
+
+        # THEN the change is published, once, and the dead-letter queue is empty
+        assert redriven.returncode == 0, redriven.stderr + redriven.stdout
+        (result,) = json.loads(redriven.stdout)
+        assert (result["records"], result["published"]) == (1, True)
+        received = Received(stack, queue_url)
+        wait_for(lambda: received.of(key), timeout=30)
+        assert [e["detail-type"] for e in received.drain()] == ["Upload Accepted"]
+        assert stack.queue_depth(dead_letters) == 0

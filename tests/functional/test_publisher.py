@@ -23,9 +23,8 @@ from builders import BUCKET, REGION
 from conftest import FakeContext
 
 from filegate import template as cfn
-from filegate.ledger import Declaration, Ledger, LedgerEntry, Outcome, Status
+from filegate.ledger import Declaration, Ledger, LedgerEntry, Outcome, Status, lambda_record
 from filegate.local.stack_tables import create_table_request
-from filegate.local.streams import lambda_record
 from filegate.publish import handler
 from filegate.publish.bus import EventBus
 from filegate.publish.exceptions import PublishError

@@ -10,7 +10,7 @@ import typer
 
 from filegate.cli.options import StackOptions, stack_options
 from filegate.cli.render import OutputFormat, console_err, print_json
-from filegate.ops.events import EventTail, PublishedEvent
+from filegate.ops.events import EventTail, PublishedEvent, Redrive
 from filegate.ops.logs import DEFAULT_SINCE, parse_duration
 
 app = typer.Typer(help="The verdict events on the stack's EventBridge bus.", no_args_is_help=True)
@@ -45,6 +45,29 @@ def tail(
             _print_one(event, on.output)
     except KeyboardInterrupt:
         return
+
+
+@app.command("redrive")
+@stack_options
+def redrive(
+    on: StackOptions,
+    limit: Annotated[int, typer.Option("--max", min=1, help="At most this many batches")] = 100,
+) -> None:
+    """Publish again the ledger changes whose batches reached the publisher's dead-letter queue
+    (after fixing why they failed); exit 1 when any is left there."""
+    results = Redrive(on.resolve()).run(limit)
+    if on.output is OutputFormat.json:
+        print_json([result.summary() for result in results])
+    else:
+        for result in results:
+            state = "published" if result.published else f"left: {result.problem}"
+            sys.stdout.write(
+                f"{result.first}..{result.last}  {result.records} record(s)  {state}\n"
+            )
+        if not results:
+            console_err.print("the events dead-letter queue is empty")
+    if any(not result.published for result in results):
+        raise typer.Exit(1)
 
 
 def _print_one(event: PublishedEvent, output: OutputFormat) -> None:

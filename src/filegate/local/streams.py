@@ -32,6 +32,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from filegate.aws import Target
 from filegate.errors import FilegateError, QueueError
+from filegate.ledger import lambda_record
 from filegate.local.invoke import LATEST, LocalFunctions
 from filegate.local.provision import StreamMappingConfig
 from filegate.queues import MessageQueue, queue_url
@@ -40,24 +41,6 @@ logger = logging.getLogger(__name__)
 
 IDLE_POLL_SECONDS = 0.25  # Lambda polls each shard about four times a second
 RETRY_PAUSE_SECONDS = 0.2
-
-
-def lambda_record(record: dict[str, Any], stream_arn: str, region: str) -> dict[str, Any]:
-    """A GetRecords record as Lambda hands it to the function: the stream's ARN added and the
-    creation time as epoch seconds (boto3 parses it into a datetime)."""
-    stream = dict(record["dynamodb"])
-    created = stream.get("ApproximateCreationDateTime")
-    if isinstance(created, datetime):
-        stream["ApproximateCreationDateTime"] = float(int(created.timestamp()))
-    return {
-        "eventID": record.get("eventID"),
-        "eventName": record.get("eventName"),
-        "eventVersion": "1.1",
-        "eventSource": "aws:dynamodb",
-        "awsRegion": region,
-        "dynamodb": stream,
-        "eventSourceARN": stream_arn,
-    }
 
 
 def failure_record(
