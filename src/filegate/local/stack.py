@@ -499,10 +499,35 @@ class LocalStack:
                 )
                 if refusal:
                     raise LocalStackError(f"the event source mapping of {spec.name}: {refusal}")
-            self._register(spec, self._warm_workers(spec, 1))
+            workers = self._warm_workers(spec, 1)
+            self._register(spec, workers)
             mapping = StreamMapping(self._target, config, self._functions)
             mapping.start()
             self._streams.append(mapping)
+            # A deploy of new code reaches it as it reaches a function URL's workers.
+            self._follower.follow(
+                spec.name,
+                functools.partial(self._code_sha256, spec.name),
+                functools.partial(self._switch_stream_function, deployment, spec.name, workers),
+                spec.code_sha256,
+            )
+
+    def _switch_stream_function(
+        self, deployment: Deployment, function: str, workers: list[Worker], code_sha256: str
+    ) -> None:
+        """A worker of the function's new code takes over its stream mapping's invocations."""
+        assert self._work_dir is not None
+        spec = prepare_function(
+            self._target,
+            function,
+            self._code_bucket(deployment),
+            code_key_for(code_sha256),
+            self._work_dir,
+        )
+        fresh = self._warm_workers(spec, 1)
+        self._register(spec, fresh)
+        self._retire(list(workers))  # an invocation in flight fails; the mapping retries it
+        workers[:] = fresh
 
     def _stop_schedules(self) -> None:
         """The schedules and the stream mappings: what invokes functions on its own."""
