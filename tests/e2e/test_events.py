@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -170,6 +171,27 @@ def test_each_verdict_reaches_a_rule_target_once_and_a_duplicate_s3_event_none(
         jsonschema.validate(event["detail"], SCHEMA, format_checker=jsonschema.FormatChecker())
     rejected = next(e for e in events if e["detail-type"] == "Upload Rejected")
     assert "differs from the expected" in rejected["detail"]["reason"]
+
+    # AND the bus's archive kept them: a replay of the window delivers them again to the
+    # rule's target, with the same event_id (docs/events.md, "Replay from the archive")
+    events_api = stack.target.client("events")
+    (archive,) = events_api.list_archives()["Archives"]
+    replay = events_api.start_replay(
+        ReplayName="e2e-replay",
+        EventSourceArn=events_api.describe_archive(ArchiveName=archive["ArchiveName"])[
+            "ArchiveArn"
+        ],
+        EventStartTime=datetime.now(UTC) - timedelta(hours=1),
+        EventEndTime=datetime.now(UTC),
+        Destination={"Arn": events_api.describe_event_bus(Name=stack.env["EventBusName"])["Arn"]},
+    )
+    assert replay["ReplayArn"].endswith("replay/e2e-replay")
+    again = Received(stack, target)
+    wait_for(lambda: len(again.drain()) >= 3, timeout=30)
+    assert sorted(e["detail"]["event_id"] for e in again.events) == sorted(
+        e["detail"]["event_id"] for e in events
+    )
+    assert {e["replay-name"] for e in again.events} == {"e2e-replay"}
 
     # AND `filegate events tail` prints them
     tail = filegate(stack.state_dir, "events", "tail", "--since", "15m", "--output", "json")
