@@ -128,6 +128,12 @@ def resend_notification(stack: Stack, key: str) -> None:
     )
 
 
+def alarm_state(stack: Stack, name: str) -> str | None:
+    listed = filegate(stack.state_dir, "alarms", "--output", "json")
+    states = {a["name"]: a["state"] for a in json.loads(listed.stdout)}
+    return states.get(name)
+
+
 def duplicate_recorded(stack: Stack, key: str) -> bool:
     return any(d.get("outcome") == "duplicate" for d in stack.log_documents(key))
 
@@ -220,6 +226,9 @@ def test_changes_not_published_reach_the_dead_letter_queue_and_redrive_publishes
         # WHEN the mapping has given up on the batch (retries, bisected to the one record)
         dead_letters = stack.env["EventsDeadLetterQueueUrl"]
         wait_for(lambda: stack.queue_depth(dead_letters) >= 1, timeout=60)
+        # ... which the alarm the runbook starts from reports
+        alarm = f"{stack.env['FunctionName']}-events-dlq-not-empty"
+        wait_for(lambda: alarm_state(stack, alarm) == "ALARM", timeout=90, interval=2)
         # ... and the cause is fixed (the bus is back) and the batches are redriven
         events.create_event_bus(Name=bus)
         queue_url = subscribe(stack, partner["partner_id"], "e2e-redrive-target")
