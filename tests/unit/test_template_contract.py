@@ -199,6 +199,9 @@ def test_derived_names_stay_within_service_limits(template: dict[str, Any]) -> N
     parameters = template["Parameters"]
     assert parameters["LambdaName"]["MaxLength"] + len("-upload-api") <= 64
     assert parameters["DynamoTableName"]["MaxLength"] + len("-partners") <= 255
+    # the verdict-events publisher (64) and its dead-letter queue (80)
+    assert parameters["LambdaName"]["MaxLength"] + len("-events") <= 64
+    assert parameters["LambdaName"]["MaxLength"] + len("-events-dlq") <= 80
 
 
 @pytest.mark.parametrize(
