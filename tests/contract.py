@@ -18,6 +18,8 @@ PARAMETERS = frozenset(
         "UploadApiReservedConcurrency",
         "NoncurrentVersionExpirationDays",
         "FunctionFingerprint",
+        # issue 12: verdict events
+        "EventArchiveRetentionDays",
     }
 )
 # The first six are the issue's required names; the ARNs serve the local mode and ops; the
@@ -42,5 +44,9 @@ OUTPUTS = frozenset(
         "DashboardName",
         # issue 12: the key that signs upload receipts (docs/receipts.md)
         "ReceiptKeyArn",
+        # issue 12: verdict events (docs/events.md)
+        "EventBusName",
+        "EventsFunctionName",
+        "EventsDeadLetterQueueUrl",
     }
 )

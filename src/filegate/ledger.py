@@ -28,7 +28,10 @@ counter (``TransactionConflict``, which AWS answers and the emulator never does)
 For the operations, ``describe`` and ``raw_item`` return DescribeTable and GetItem as the API
 answers them (the evidence set saves them as they are), and ``create_table`` and
 ``enable_point_in_time_recovery`` are what the local stack does itself (the stack's tables in
-its DynamoDB process; point-in-time recovery, which the emulator skips).
+its DynamoDB process; point-in-time recovery, which the emulator skips); ``latest_stream_arn``
+finds a table's stream there, for the local stream mapping. ``stream_records`` reads a range
+of the ledger's stream back (`filegate events redrive`) and ``lambda_record`` puts a record in
+the shape Lambda hands the publisher.
 
 The low-level client is used (not the resource) so the Lambda does not import boto3's
 resource layer; attribute values are written and read by the small helpers below.
@@ -618,6 +621,75 @@ def create_table(dynamodb_client: DynamoDBClient, request: Mapping[str, Any]) ->
     except BotoCoreError as exc:
         raise LedgerError(f"CreateTable {name} failed: {exc}") from exc
     return True
+
+
+def latest_stream_arn(dynamodb_client: DynamoDBClient, table_name: str) -> str:
+    """The ARN of the table's current stream (DescribeTable's LatestStreamArn)."""
+    try:
+        table = dynamodb_client.describe_table(TableName=table_name)["Table"]
+    except (ClientError, BotoCoreError) as exc:
+        raise LedgerError(
+            f"DescribeTable {table_name} failed ({_error_code(exc)}): check that the table exists"
+        ) from exc
+    stream_arn = table.get("LatestStreamArn")
+    if not stream_arn:
+        raise LedgerError(f"table {table_name} has no stream: its StreamSpecification is missing")
+    return str(stream_arn)
+
+
+def lambda_record(record: Mapping[str, Any], stream_arn: str, region: str) -> dict[str, Any]:
+    """A GetRecords record of the ledger's stream as Lambda hands it to a function: the
+    stream's ARN added, the creation time in epoch seconds (boto3 parses it into a datetime)."""
+    stream = dict(record["dynamodb"])
+    created = stream.get("ApproximateCreationDateTime")
+    if isinstance(created, datetime):
+        stream["ApproximateCreationDateTime"] = float(int(created.timestamp()))
+    return {
+        "eventID": record.get("eventID"),
+        "eventName": record.get("eventName"),
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": region,
+        "dynamodb": stream,
+        "eventSourceARN": stream_arn,
+    }
+
+
+def stream_records(
+    streams_client: Any, stream_arn: str, shard_id: str, first: str, last: str
+) -> list[dict[str, Any]] | None:
+    """The stream's records from sequence number ``first`` to ``last`` (both included), as
+    GetRecords returns them; None when the stream no longer holds ``first`` (DynamoDB keeps
+    stream records for 24 hours)."""
+    try:
+        iterator = streams_client.get_shard_iterator(
+            StreamArn=stream_arn,
+            ShardId=shard_id,
+            ShardIteratorType="AT_SEQUENCE_NUMBER",
+            SequenceNumber=first,
+        ).get("ShardIterator")
+        found: list[dict[str, Any]] = []
+        while iterator:
+            answer = streams_client.get_records(ShardIterator=iterator, Limit=1000)
+            records = answer.get("Records", [])
+            found.extend(r for r in records if _sequence(r) <= int(last))
+            if not records or _sequence(records[-1]) >= int(last):
+                break
+            iterator = answer.get("NextShardIterator")
+    except ClientError as exc:
+        if _error_code(exc) in ("TrimmedDataAccessException", "ResourceNotFoundException"):
+            return None
+        raise LedgerError(
+            f"reading stream {stream_arn} failed ({_error_code(exc)}): check that the caller may"
+            " dynamodb:GetShardIterator and dynamodb:GetRecords on it"
+        ) from exc
+    except BotoCoreError as exc:
+        raise LedgerError(f"reading stream {stream_arn} failed: {exc}") from exc
+    return found or None
+
+
+def _sequence(record: Mapping[str, Any]) -> int:
+    return int(record["dynamodb"]["SequenceNumber"])
 
 
 def enable_point_in_time_recovery(dynamodb_client: DynamoDBClient, table_name: str) -> None:

@@ -25,6 +25,9 @@ PARTNERS_TABLE_NAME: Final = "PartnersTableName"
 UPLOAD_API_FUNCTION_NAME: Final = "UploadApiFunctionName"
 DASHBOARD_NAME: Final = "DashboardName"
 RECEIPT_KEY_ARN: Final = "ReceiptKeyArn"
+EVENT_BUS_NAME: Final = "EventBusName"
+EVENTS_FUNCTION_NAME: Final = "EventsFunctionName"
+EVENTS_DLQ_URL: Final = "EventsDeadLetterQueueUrl"
 
 ALL: Final = frozenset(
     {
@@ -42,5 +45,8 @@ ALL: Final = frozenset(
         UPLOAD_API_FUNCTION_NAME,
         DASHBOARD_NAME,
         RECEIPT_KEY_ARN,
+        EVENT_BUS_NAME,
+        EVENTS_FUNCTION_NAME,
+        EVENTS_DLQ_URL,
     }
 )

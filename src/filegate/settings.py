@@ -29,6 +29,8 @@ ENV_PRESIGN_EXPIRY = "PRESIGN_EXPIRY_SECONDS"
 ENV_RECEIPT_KEY_ID = "RECEIPT_KEY_ID"
 # --- read by the stale-uploads metric Lambda (set by the template; UPLOAD_BUCKET as above) ---
 ENV_STALE_UPLOAD_SECONDS = "STALE_UPLOAD_SECONDS"
+# --- read by the verdict-events publisher Lambda (set by the template) ---
+ENV_EVENT_BUS_NAME = "EVENT_BUS_NAME"
 
 # --- the upload client (`filegate upload`) ---
 ENV_API_URL = "FILEGATE_API_URL"
@@ -202,6 +204,18 @@ class StaleUploadsSettings:
                 env, ENV_STALE_UPLOAD_SECONDS, DEFAULT_STALE_UPLOAD_SECONDS, 1
             ),
         )
+
+
+@dataclass(frozen=True)
+class PublisherSettings:
+    """What the verdict-events publisher needs: the EventBridge bus it puts events on."""
+
+    event_bus_name: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> PublisherSettings:
+        env = os.environ if env is None else env
+        return cls(event_bus_name=_required(env, ENV_EVENT_BUS_NAME))
 
 
 def resolve_region(explicit: str | None = None, env: Mapping[str, str] | None = None) -> str:

@@ -84,7 +84,9 @@ def run_fresh(code: str, *arguments: str, **env: str) -> dict[str, object]:
     return found
 
 
-@pytest.mark.parametrize("module", ["filegate.ingest.handler", "filegate.uploads.api"])
+@pytest.mark.parametrize(
+    "module", ["filegate.ingest.handler", "filegate.uploads.api", "filegate.publish.handler"]
+)
 def test_importing_a_handler_imports_no_boto3_and_only_shipped_modules(module: str) -> None:
     found = run_fresh(IMPORT_ONLY.format(module=module), POWERTOOLS_TRACE_DISABLED="true")
 

@@ -232,3 +232,11 @@ def test_the_twin_refuses_a_reservation_as_lambda_does() -> None:
     assert "minimum value of [100]" in str(reservation_refused(account, "new", 11, 145))
     assert reservation_refused(account, "again", 15, 145) is None  # its own 5 is replaced
     assert reservation_refused(account, "new", 0, 10) is None  # no reservation, no check
+
+
+def test_the_template_is_sent_without_its_comments_and_fits_templatebody() -> None:
+    body = cfn.body_text()
+
+    assert cfn.load(body) == cfn.load()
+    assert not [line for line in body.splitlines() if line.lstrip().startswith("#")]
+    assert preflight.template_size(body).passed

@@ -60,6 +60,16 @@ RESOURCES = {
     "ReceiptKey": "AWS::KMS::Key",
     "ReceiptKeyAlias": "AWS::KMS::Alias",
     "UploadApiReceiptSigningPolicy": "AWS::IAM::Policy",
+    # issue 12: verdict events
+    "EventBus": "AWS::Events::EventBus",
+    "EventArchive": "AWS::Events::Archive",
+    "PublisherDeadLetterQueue": "AWS::SQS::Queue",
+    "PublisherFunctionLogGroup": "AWS::Logs::LogGroup",
+    "PublisherFunctionRole": "AWS::IAM::Role",
+    "PublisherFunction": "AWS::Lambda::Function",
+    "PublisherEventSourceMapping": "AWS::Lambda::EventSourceMapping",
+    "PublisherErrorsAlarm": "AWS::CloudWatch::Alarm",
+    "PublisherDeadLetterQueueAlarm": "AWS::CloudWatch::Alarm",
 }
 ENV_VARS = {
     "DDB_TABLE",
@@ -80,7 +90,12 @@ UPLOAD_API_ENV_VARS = {
     "POWERTOOLS_METRICS_NAMESPACE",
     "LOG_LEVEL",
 }
-ROLES = ("IngestFunctionRole", "UploadApiFunctionRole", "StaleUploadsFunctionRole")
+ROLES = (
+    "IngestFunctionRole",
+    "UploadApiFunctionRole",
+    "StaleUploadsFunctionRole",
+    "PublisherFunctionRole",
+)
 OBJECTS_ARN = {"Fn::Sub": "arn:${AWS::Partition}:s3:::${BucketName}/*"}
 BUCKET_ARN = {"Fn::Sub": "arn:${AWS::Partition}:s3:::${BucketName}"}
 # Lambda keeps this much of an account's concurrency quota unreserved; new accounts start
@@ -189,6 +204,9 @@ def test_derived_names_stay_within_service_limits(template: dict[str, Any]) -> N
     parameters = template["Parameters"]
     assert parameters["LambdaName"]["MaxLength"] + len("-upload-api") <= 64
     assert parameters["DynamoTableName"]["MaxLength"] + len("-partners") <= 255
+    # the verdict-events publisher (64) and its dead-letter queue (80)
+    assert parameters["LambdaName"]["MaxLength"] + len("-events") <= 64
+    assert parameters["LambdaName"]["MaxLength"] + len("-events-dlq") <= 80
 
 
 @pytest.mark.parametrize(
@@ -535,6 +553,8 @@ def test_ledger_table_keys_and_index(template: dict[str, Any]) -> None:
     assert types == {"s3_key": "S", "prefix": "S", "event_time": "S", "upload_id": "S"}
     assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
     assert table["SSESpecification"] == {"SSEEnabled": True}
+    # the publisher needs both images to tell a verdict from a bookkeeping write
+    assert table["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
 
 
 def test_partners_table(template: dict[str, Any]) -> None:
@@ -780,6 +800,22 @@ ALARMS = {
         1,
         300,
     ),
+    "PublisherErrorsAlarm": (
+        "AWS/Lambda",
+        "Errors",
+        "Sum",
+        "GreaterThanOrEqualToThreshold",
+        1,
+        300,
+    ),
+    "PublisherDeadLetterQueueAlarm": (
+        "AWS/SQS",
+        "ApproximateNumberOfMessagesVisible",
+        "Maximum",
+        "GreaterThanThreshold",
+        0,
+        60,
+    ),
 }
 
 
@@ -816,6 +852,55 @@ def test_alarm_dimensions_point_at_our_resources(template: dict[str, Any]) -> No
     }
 
 
+# ------------------------------------------------------------------ verdict events
+
+
+def test_the_publisher_reads_the_ledger_stream_with_bounded_retries(
+    template: dict[str, Any],
+) -> None:
+    mapping = props(template, "PublisherEventSourceMapping")
+    assert mapping["EventSourceArn"] == {"Fn::GetAtt": ["LedgerTable", "StreamArn"]}
+    assert mapping["FunctionName"] == {"Ref": "PublisherFunction"}
+    assert mapping["StartingPosition"] == "TRIM_HORIZON"
+    assert mapping["BisectBatchOnFunctionError"] is True
+    assert 0 <= mapping["MaximumRetryAttempts"] <= 100
+    assert mapping["DestinationConfig"] == {
+        "OnFailure": {"Destination": {"Fn::GetAtt": ["PublisherDeadLetterQueue", "Arn"]}}
+    }
+    assert props(template, "PublisherDeadLetterQueue")["KmsMasterKeyId"] == {"Ref": "QueueKey"}
+
+
+def test_the_publisher_puts_on_the_stacks_bus_which_is_archived(template: dict[str, Any]) -> None:
+    function = props(template, "PublisherFunction")
+    assert function["Handler"] == "filegate.publish.handler.lambda_handler"
+    assert function["TracingConfig"] == {"Mode": "Active"}
+    assert function["Code"] == props(template, "IngestFunction")["Code"]
+    assert function["Environment"]["Variables"]["EVENT_BUS_NAME"] == {
+        "Fn::GetAtt": ["EventBus", "Name"]
+    }
+    assert props(template, "EventArchive")["SourceArn"] == {"Fn::GetAtt": ["EventBus", "Arn"]}
+    assert template["Outputs"]["EventBusName"]["Value"] == {"Fn::GetAtt": ["EventBus", "Name"]}
+
+
+def test_publisher_role_grants_exactly(template: dict[str, Any]) -> None:
+    granted = grants(template, "PublisherFunctionRole")
+    stream = [{"Fn::Sub": "${LedgerTable.Arn}/stream/*"}]
+    assert granted == {
+        "dynamodb:DescribeStream": stream,
+        "dynamodb:GetRecords": stream,
+        "dynamodb:GetShardIterator": stream,
+        "dynamodb:ListStreams": stream,
+        "events:PutEvents": [{"Fn::GetAtt": ["EventBus", "Arn"]}],
+        "sqs:SendMessage": [{"Fn::GetAtt": ["PublisherDeadLetterQueue", "Arn"]}],
+        "kms:GenerateDataKey": [{"Fn::GetAtt": ["QueueKey", "Arn"]}],
+        "kms:Decrypt": [{"Fn::GetAtt": ["QueueKey", "Arn"]}],
+        "logs:CreateLogStream": [{"Fn::GetAtt": ["PublisherFunctionLogGroup", "Arn"]}],
+        "logs:PutLogEvents": [{"Fn::GetAtt": ["PublisherFunctionLogGroup", "Arn"]}],
+        "xray:PutTraceSegments": ["*"],
+        "xray:PutTelemetryRecords": ["*"],
+    }
+
+
 # ------------------------------------------------------------------ checkov skips
 
 
@@ -839,6 +924,12 @@ EXPECTED_SKIPS = {
     ("StaleUploadsFunction", "CKV_AWS_116"),
     ("StaleUploadsFunction", "CKV_AWS_117"),
     ("StaleUploadsFunction", "CKV_AWS_173"),
+    # issue 12: the verdict-events publisher, argued like the other functions'.
+    ("PublisherFunctionLogGroup", "CKV_AWS_158"),
+    ("PublisherFunction", "CKV_AWS_115"),
+    ("PublisherFunction", "CKV_AWS_116"),
+    ("PublisherFunction", "CKV_AWS_117"),
+    ("PublisherFunction", "CKV_AWS_173"),
 }
 
 

@@ -26,6 +26,7 @@ from filegate.cli import (
     upload,
     uploads,
 )
+from filegate.cli import events as events_cli
 from filegate.cli import evidence as evidence_cli
 from filegate.cli import logs as logs_cli
 from filegate.cli import verify as verify_cli
@@ -51,6 +52,7 @@ app.command("verify")(verify_cli.verify_command)
 app.command("logs")(logs_cli.logs_command)
 app.command("evidence")(evidence_cli.evidence_command)
 app.add_typer(dlq.app, name="dlq")
+app.add_typer(events_cli.app, name="events")
 app.command("reconcile")(reconcile.reconcile)
 app.command("pause")(intake.pause)
 app.command("resume")(intake.resume)

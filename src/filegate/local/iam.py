@@ -13,12 +13,13 @@ makes is authorised against that role's policies. This module gives the local st
   presigned URL). A key the principals file does not list is not checked: the AWS CLI and
   ``filegate`` commands work with any credentials, as the runbook does. A listed key's request
   is described as IAM sees it (:func:`describe`: actions and resource ARNs for S3, DynamoDB,
-  SQS and KMS) and evaluated against the role's identity policies (:class:`PolicyEvaluator`):
-  an explicit Deny wins, else an Allow is needed, else it is denied. A denial answers as the
-  service does (S3: 403 ``AccessDenied`` XML; DynamoDB and KMS: 400 ``AccessDeniedException``
-  JSON; SQS: 403 ``AccessDenied``).
+  SQS, KMS and EventBridge's PutEvents) and evaluated against the role's identity policies
+  (:class:`PolicyEvaluator`): an explicit Deny wins, else an Allow is needed, else it is
+  denied. A denial answers as the service does (S3: 403 ``AccessDenied`` XML; DynamoDB and
+  KMS: 400 ``AccessDeniedException`` JSON; SQS: 403 ``AccessDenied``).
 - An SQS event source mapping polls with the function's role: :meth:`RoleSessions.mapping_refusal`
-  says why Lambda would refuse to create it, and the local stack refuses to start it.
+  says why Lambda would refuse to create it, and the local stack refuses to start it; a
+  DynamoDB stream mapping reads the stream with it (:meth:`RoleSessions.stream_mapping_refusal`).
 - S3 answers a GET or HEAD of a missing object with 403, not 404, to a principal without
   ``s3:ListBucket`` on the bucket (S3 API reference, HeadObject and GetObject, "Permissions").
 
@@ -60,6 +61,7 @@ logger = logging.getLogger(__name__)
 ENV_PRINCIPALS = ENV_EMULATOR_PRINCIPALS
 PRINCIPALS_FILE = "principals.json"
 MAPPING_ACTIONS = ("ReceiveMessage", "DeleteMessage", "GetQueueAttributes")
+STREAM_MAPPING_ACTIONS = ("DescribeStream", "GetRecords", "GetShardIterator", "ListStreams")
 # A worker's role session. Lambda gives an execution environment credentials for its lifetime
 # and retires environments on its own schedule; the twin's workers are warm for as long as the
 # stack runs, so each session lasts 12 hours (IAM's longest role session) and a worker is
@@ -166,6 +168,21 @@ class RoleSessions:
                 return (
                     "InvalidParameterValueException: The provided execution role does not have"
                     f" permissions to call {action} on SQS ({role_arn}, {queue_arn})"
+                )
+        return None
+
+    def stream_mapping_refusal(self, role_arn: str, stream_arn: str) -> str | None:
+        """Why Lambda would refuse a DynamoDB stream mapping for this role, or None: the
+        mapping reads the stream with the function's role (DynamoDB Developer Guide, "IAM
+        policy to allow an AWS Lambda function to access DynamoDB stream records")."""
+        evaluator = PolicyEvaluator(self._role_policies(role_arn.rsplit("/", 1)[-1]))
+        for action in STREAM_MAPPING_ACTIONS:
+            if evaluator.allowed(f"dynamodb:{action}", stream_arn):
+                return (
+                    f"InvalidParameterValueException: Cannot access stream {stream_arn}. Please"
+                    " ensure the role can perform the GetRecords, GetShardIterator,"
+                    " DescribeStream, and ListStreams Actions on your stream in IAM"
+                    f" ({role_arn})"
                 )
         return None
 
@@ -507,6 +524,18 @@ def _kms(operation: str, request: Mapping[str, Any], arn: _Arns) -> Checks:
     return [(operation, arn.of("kms", f"key/{key}") if key else "*")]
 
 
+def _events(operation: str, request: Mapping[str, Any], arn: _Arns) -> Checks:
+    # PutEvents is authorised on each entry's bus; no name is the account's default bus
+    # ("Actions, resources, and condition keys for Amazon EventBridge").
+    if operation != "PutEvents":
+        return [(operation, "*")]
+    buses = {str(entry.get("EventBusName") or "default") for entry in request.get("Entries", [])}
+    return [
+        (operation, bus if bus.startswith("arn:") else arn.of("events", f"event-bus/{bus}"))
+        for bus in sorted(buses)
+    ]
+
+
 def _sts(operation: str, _: Mapping[str, Any], __: _Arns) -> Checks:
     # GetCallerIdentity needs no permission (STS API reference, GetCallerIdentity).
     return [] if operation == "GetCallerIdentity" else [(operation, "*")]
@@ -517,6 +546,7 @@ _JSON_SERVICES: dict[str, Callable[[str, Mapping[str, Any], _Arns], Checks]] = {
     "sqs": _sqs,
     "kms": _kms,
     "sts": _sts,
+    "events": _events,
 }
 _QUERY_SERVICES: dict[str, Callable[[str, Mapping[str, Any], _Arns], Checks]] = {
     "sqs": _sqs,

@@ -28,7 +28,7 @@ from botocore.exceptions import ClientError
 from filegate import template as cfn
 from filegate.aws import Target, arn, partition
 from filegate.errors import StackError, StorageError
-from filegate.ledger import create_table, enable_point_in_time_recovery
+from filegate.ledger import create_table, enable_point_in_time_recovery, latest_stream_arn
 from filegate.local.stack_tables import create_table_request
 from filegate.ops.releases import FINGERPRINT_PARAMETER, function_fingerprint
 from filegate.package import Package
@@ -119,6 +119,21 @@ class ScheduleConfig:
 
 
 @dataclass(frozen=True)
+class StreamMappingConfig:
+    """An event source mapping on a DynamoDB stream, as the template declares it (the local
+    one is ``streams.StreamMapping``)."""
+
+    logical_id: str
+    stream_arn: str
+    function_name: str
+    starting_position: str = "TRIM_HORIZON"
+    batch_size: int = 100
+    bisect_on_error: bool = False
+    maximum_retry_attempts: int = -1  # -1: until the record expires
+    on_failure_arn: str | None = None
+
+
+@dataclass(frozen=True)
 class Deployment:
     """What a deployed stack offers the rest of the local stack."""
 
@@ -129,6 +144,7 @@ class Deployment:
     function_urls: list[FunctionUrlConfig] = field(default_factory=list)
     applied: list[str] = field(default_factory=list)
     schedules: list[ScheduleConfig] = field(default_factory=list)
+    stream_mappings: list[StreamMappingConfig] = field(default_factory=list)
 
 
 class Provisioner:
@@ -161,6 +177,7 @@ class Provisioner:
             parameters=parameters,
             function_urls=_function_urls(document, resolver),
             schedules=_schedules(document, resolver),
+            stream_mappings=_stream_mappings(document, resolver),
             applied=applied,
         )
 
@@ -176,7 +193,7 @@ class Provisioner:
         physical = self._physical_ids()
         resolver = self._resolver(document, values, physical)
         applied = _GapApplier(self._target, document, resolver, physical).apply_all(
-            only={ESM_LOGICAL_ID}
+            only=_mapping_ids(document)
         )
         return Deployment(
             stack_name=self._stack_name,
@@ -192,6 +209,7 @@ class Provisioner:
             ),
             function_urls=_function_urls(document, resolver),
             schedules=_schedules(document, resolver),
+            stream_mappings=_stream_mappings(document, resolver),
             applied=applied,
         )
 
@@ -208,7 +226,7 @@ class Provisioner:
         physical = self._physical_ids()
         resolver = self._resolver(document, values, physical)
         applier = _GapApplier(self._target, document, resolver, physical)
-        return applier.apply_all(only={*changed, ESM_LOGICAL_ID})
+        return applier.apply_all(only={*changed, *_mapping_ids(document)})
 
     def outputs(self) -> dict[str, str]:
         stack = self._cfn.describe_stacks(StackName=self._stack_name)["Stacks"][0]
@@ -218,7 +236,7 @@ class Provisioner:
         try:
             self._cfn.create_stack(
                 StackName=self._stack_name,
-                TemplateBody=cfn.template_text(),
+                TemplateBody=cfn.body_text(),
                 Parameters=parameters.as_cfn(),
                 Capabilities=["CAPABILITY_NAMED_IAM"],
             )
@@ -290,6 +308,9 @@ class _AttributeLookup:
         physical = self._physical.get(logical_id, "")
         if kind is None:
             raise StackError(f"cannot resolve !GetAtt {logical_id}.{attribute}: no such resource")
+        if kind == "AWS::DynamoDB::Table" and attribute == "StreamArn":
+            # The stream of the table in the DynamoDB process (stack_tables), not moto's copy.
+            return latest_stream_arn(self._target.client("dynamodb"), physical)
         arn = self._arn(kind, physical) if attribute == "Arn" else None
         answers = {
             "QueueUrl": physical,
@@ -315,6 +336,9 @@ class _AttributeLookup:
             "AWS::IAM::Role": lambda: arn("iam", region, f"role/{physical}", account, False),
             "AWS::Logs::LogGroup": lambda: arn("logs", region, f"log-group:{physical}:*", account),
             "AWS::Events::Rule": lambda: arn("events", region, f"rule/{physical}", account),
+            "AWS::Events::EventBus": lambda: arn(
+                "events", region, "event-bus/" + physical, account
+            ),
         }
         if kind not in arns:
             raise StackError(f"cannot resolve the Arn of a {kind} locally")
@@ -339,12 +363,13 @@ class _GapApplier:
     def apply_all(self, only: Collection[str] | None = None) -> list[str]:
         """Apply in dependency order (to the ``only`` logical ids, if given); say what."""
         applied: list[str] = []
+        # Tables first: a stream mapping's source is a table's stream in the DynamoDB process.
         steps: list[tuple[str, Callable[[str, dict[str, Any]], str | None]]] = [
+            ("AWS::DynamoDB::Table", self._table),
             ("AWS::Lambda::EventSourceMapping", self._disable_mapping),
             ("AWS::SQS::QueuePolicy", self._queue_policy),
             ("AWS::S3::BucketPolicy", self._bucket_policy),
             ("AWS::SNS::Subscription", self._subscription),
-            ("AWS::DynamoDB::Table", self._table),
             ("AWS::CloudWatch::Alarm", self._alarm),
             ("AWS::S3::Bucket", self._bucket),
         ]
@@ -431,6 +456,15 @@ class _GapApplier:
         return f"{logical_id}: versioning, public access block, CORS and notifications applied"
 
 
+def _mapping_ids(document: Mapping[str, Any]) -> set[str]:
+    """The logical ids of every event source mapping (the emulator's are disabled)."""
+    return {
+        logical_id
+        for logical_id, resource in document["Resources"].items()
+        if resource.get("Type") == "AWS::Lambda::EventSourceMapping"
+    }
+
+
 def _booleans(values: Mapping[str, Any]) -> dict[str, bool]:
     return {key: str(value).lower() == "true" for key, value in values.items()}
 
@@ -499,6 +533,35 @@ def _function_urls(document: Mapping[str, Any], resolver: cfn.Resolver) -> list[
             )
         )
     return urls
+
+
+def _stream_mappings(
+    document: Mapping[str, Any], resolver: cfn.Resolver
+) -> list[StreamMappingConfig]:
+    """Every enabled event source mapping of the template on a DynamoDB stream (moto's never
+    runs the code: ``streams`` reads the stream instead)."""
+    found = []
+    for logical_id, resource in document["Resources"].items():
+        if resource.get("Type") != "AWS::Lambda::EventSourceMapping":
+            continue
+        properties = resolver.resolve(resource["Properties"])
+        source = str(properties["EventSourceArn"])
+        if ":dynamodb:" not in source or str(properties.get("Enabled", True)).lower() == "false":
+            continue
+        destination = properties.get("DestinationConfig", {}).get("OnFailure", {})
+        found.append(
+            StreamMappingConfig(
+                logical_id=logical_id,
+                stream_arn=source,
+                function_name=split_function(str(properties["FunctionName"]))[0],
+                starting_position=str(properties.get("StartingPosition", "TRIM_HORIZON")),
+                batch_size=int(properties.get("BatchSize", 100)),
+                bisect_on_error=str(properties.get("BisectBatchOnFunctionError")).lower() == "true",
+                maximum_retry_attempts=int(properties.get("MaximumRetryAttempts", -1)),
+                on_failure_arn=destination.get("Destination"),
+            )
+        )
+    return found
 
 
 _RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")

@@ -85,6 +85,7 @@ from filegate.local.state import (
     write_running,
     write_state_file,
 )
+from filegate.local.streams import StreamMapping
 from filegate.outputs import ALERTS_TOPIC_ARN, QUEUE_URL
 from filegate.settings import (
     ENV_EMULATOR_DYNAMODB_URL,
@@ -132,6 +133,7 @@ class LocalStack:
         self._lambda_client: Any = None
         self._gateways: list[FunctionUrlGateway] = []
         self._schedules: list[ScheduledRuns] = []
+        self._streams: list[StreamMapping] = []
         self._urls: dict[str, str] = {}
         self._functions = LocalFunctions()
         self._invoke_server: InvokeServer | None = None
@@ -332,6 +334,7 @@ class LocalStack:
             )
         self._start_gateways(deployment, telemetry)
         self._start_schedules(deployment)
+        self._start_streams(deployment)
         self._follower.start()
 
     def _check_mapping_role(self, spec: FunctionSpec, queue_arn: str) -> None:
@@ -477,10 +480,62 @@ class LocalStack:
             runs.start()
             self._schedules.append(runs)
 
+    def _start_streams(self, deployment: Deployment) -> None:
+        """Feed each DynamoDB stream mapping's function from its stream, as Lambda does (one
+        warm worker each: one batch per shard at a time; `aws lambda invoke` runs it too)."""
+        assert self._work_dir is not None
+        parameters = deployment.parameters
+        for config in deployment.stream_mappings:
+            spec = prepare_function(
+                self._target,
+                config.function_name,
+                parameters.code_bucket,
+                parameters.code_key,
+                self._work_dir,
+            )
+            if self._role_sessions is not None:
+                refusal = self._role_sessions.stream_mapping_refusal(
+                    spec.role_arn, config.stream_arn
+                )
+                if refusal:
+                    raise LocalStackError(f"the event source mapping of {spec.name}: {refusal}")
+            workers = self._warm_workers(spec, 1)
+            self._register(spec, workers)
+            mapping = StreamMapping(self._target, config, self._functions)
+            mapping.start()
+            self._streams.append(mapping)
+            # A deploy of new code reaches it as it reaches a function URL's workers.
+            self._follower.follow(
+                spec.name,
+                functools.partial(self._code_sha256, spec.name),
+                functools.partial(self._switch_stream_function, deployment, spec.name, workers),
+                spec.code_sha256,
+            )
+
+    def _switch_stream_function(
+        self, deployment: Deployment, function: str, workers: list[Worker], code_sha256: str
+    ) -> None:
+        """A worker of the function's new code takes over its stream mapping's invocations."""
+        assert self._work_dir is not None
+        spec = prepare_function(
+            self._target,
+            function,
+            self._code_bucket(deployment),
+            code_key_for(code_sha256),
+            self._work_dir,
+        )
+        fresh = self._warm_workers(spec, 1)
+        self._register(spec, fresh)
+        self._retire(list(workers))  # an invocation in flight fails; the mapping retries it
+        workers[:] = fresh
+
     def _stop_schedules(self) -> None:
+        """The schedules and the stream mappings: what invokes functions on its own."""
         for runs in self._schedules:
             runs.stop()
-        self._schedules = []
+        for mapping in self._streams:
+            mapping.stop()
+        self._schedules, self._streams = [], []
 
     def _start_alarms(self, deployment: Deployment) -> None:
         """Evaluate the alarms; what they send to the alerts topic lands in an outbox queue."""

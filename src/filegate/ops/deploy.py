@@ -302,7 +302,7 @@ class Deployer:
         lambda_client = self._target.client("lambda")
         already = self._current_reservations(lambda_client) if kind == "UPDATE" else {}
         return [
-            preflight.template_size(cfn.template_text()),
+            preflight.template_size(cfn.body_text()),
             preflight.function_urls(self._target.region, document),
             preflight.unreserved_concurrency(lambda_client, reservations, already, knobs),
         ]
@@ -366,7 +366,7 @@ class Deployer:
                 StackName=self._stack,
                 ChangeSetName=name,
                 ChangeSetType=kind,
-                TemplateBody=cfn.template_text(),
+                TemplateBody=cfn.body_text(),
                 Parameters=parameters,
                 Capabilities=CAPABILITIES,
                 Description="filegate deploy",
