@@ -2,10 +2,11 @@
 
 A plan holds no URLs: each part's URL binds the SHA-256 the client computed for it, so the
 client asks the API (``POST /uploads/{id}/parts``) for them a page at a time, just before the
-first part of a page is sent (the part and the next unsent ones, at most ``REFRESH_BATCH``), so
-a plan of 10,000 parts never comes in one response. URLs and the declaration expire together
-(``expires_at``), and a large file over a slow link takes longer than that: ``PartUrls`` asks
-again before a part whose URL is about to expire is sent, or after S3 refused one as expired,
+first part of a page is sent (the part and the next unsent ones already hashed, ``hashed``, at
+most ``REFRESH_BATCH``), so a plan of 10,000 parts never comes in one response. URLs and the
+declaration expire together (``expires_at``), and a large file over a slow link takes longer
+than that: ``PartUrls`` asks again before a part whose URL is about to expire is sent, or
+after S3 refused one as expired,
 and keeps the declaration alive (an empty list of parts) while bytes flow and before
 completing. Each refresh moves the declaration's expiry on. Times are compared on the injected
 clock; a URL just signed again is used as it is even if that clock says it is near its expiry,
@@ -45,6 +46,7 @@ class PartUrls:
         self._upload_expiry = expiry
         self._refreshed_at: datetime | None = None
         self._started: set[int] = set()
+        self._hashed: set[int] = set()  # parts whose SHA-256 is known: they can be signed
         self._ask = ask
         self._clock = clock
         self._margin = timedelta(seconds=margin)
@@ -55,6 +57,11 @@ class PartUrls:
         signed."""
         with self._lock:
             self._started.update(numbers)
+
+    def hashed(self, number: int) -> None:
+        """The part's SHA-256 is known now: it may join the next page asked for."""
+        with self._lock:
+            self._hashed.add(number)
 
     def for_sending(self, number: int) -> dict[str, Any]:
         """The part to send now, signed again first if its URL is about to expire."""
@@ -92,7 +99,7 @@ class PartUrls:
 
     def _batch(self, number: int) -> list[int]:
         """This part, then the next unsent parts whose URLs are about to expire too."""
-        others = (n for n in self._numbers[number:] if n not in self._started)
+        others = (n for n in self._numbers[number:] if n in self._hashed and n not in self._started)
         batch = [number]
         for other in others:
             if len(batch) == REFRESH_BATCH:
