@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from filegate.errors import UploadClientError
+from filegate.errors import UploadBusyError, UploadClientError
 from filegate.settings import upload_state_dir
 from filegate.uploads.resume import (
     Continue,
@@ -308,3 +308,26 @@ def test_an_api_that_cannot_be_reached_keeps_the_state_for_the_next_run(
     with pytest.raises(UploadClientError, match="connection refused"):
         resumer.decide(file, identity(file))
     assert store.path_for(file).exists()
+
+
+# --- one run at a time per state -------------------------------------------------------------
+
+
+def test_a_second_hold_on_the_same_file_is_refused_naming_the_holder_until_it_lets_go(
+    store: ResumeStore, file: Path, tmp_path: Path
+) -> None:
+    # GIVEN a run holding the file's state (another process's store: its own open file)
+    other = ResumeStore(tmp_path / "uploads", API, "fg_secret_key", lambda _: None)
+    with store.hold(file):
+        # WHEN another run asks for it, THEN it is refused at once, naming the holder's pid
+        with pytest.raises(UploadBusyError) as raised, other.hold(file):
+            pass
+        assert f"another filegate upload (pid {os.getpid()})" in str(raised.value)
+        assert str(file) in str(raised.value)
+        # (another file, or the same file for another partner, is not held)
+        with other.hold(tmp_path / "other.bin"):
+            pass
+    # AND once the first lets go, the next run holds it, and no lock file is left behind
+    with other.hold(file):
+        pass
+    assert list((tmp_path / "uploads").glob("*.lock")) == []
