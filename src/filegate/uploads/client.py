@@ -49,7 +49,7 @@ import urllib3
 from filegate.errors import ConfigError, UploadClientError
 from filegate.uploads.digests import file_sha256
 from filegate.uploads.part_reader import FileChangedError, Part, PartReader
-from filegate.uploads.part_urls import Clock, PartUrls
+from filegate.uploads.part_urls import REFRESH_BATCH, Clock, PartUrls
 from filegate.uploads.resume import Continue, FileIdentity, Finished, Resumer, ResumeStore
 
 MiB = 1024 * 1024
@@ -400,12 +400,15 @@ class UploadClient:
         checksums: dict[int, str],
         etags: dict[int, str],
     ) -> None:
-        """This thread reads and hashes the parts in order; ``max_concurrency`` daemon threads
-        send them, from the moment the reader's pool is full (so the first page of URLs asked
-        for holds a pool's worth of parts, not one). After a failure no further part is read or
+        """This thread reads and hashes the parts in order and asks for their URLs a page
+        ahead; ``max_concurrency`` daemon threads send them, from the moment the reader's pool
+        is full. After a failure no further part is read or
         started; the first failure is raised once the parts in flight are done (a Ctrl-C: at
         once)."""
         ready: queue.Queue[Part | None] = queue.Queue()
+        # URLs are asked for by this thread in pages of half the pool, while the other half
+        # is being sent (in the first request: the first half of the parts read).
+        page = min(max(1, reader.slots // 2), REFRESH_BATCH)
         failures: list[BaseException] = []
         stop = threading.Event()
 
@@ -429,8 +432,10 @@ class UploadClient:
                     checksums[part.number] = part.checksum
                     urls.hashed(part.number)
                     ready.put(part)
-                    if read == reader.slots:  # the pool is full: the first page can be asked
+                    urls.prefetch(page)
+                    if read == reader.slots:  # the pool is full: let the parts go
                         _start(senders)
+                urls.prefetch(1)
             finally:
                 _start(senders)
                 for _ in senders:

@@ -283,30 +283,40 @@ class Resumer:
         self.store.remove(path)
 
     def _judge(self, state: ResumeState, file: FileIdentity) -> Decision:
-        upload_id, was = state.upload_id, state.file
-        unchanged = (was.size, was.mtime_ns) == (file.size, file.mtime_ns)
-        try:
-            view = self._api("GET", f"uploads/{upload_id}", None)
-        except UploadClientError as exc:
-            if exc.status != 404:
-                raise
-            self._notify(f"upload {upload_id} of {file.path} is unknown to this API; starting over")
+        view = self._view(state, file)
+        if view is None:
             return None
-        status = view.get("status")
-        if unchanged and (status == "ACCEPTED" or (state.completed and status != "ABORTED")):
+        upload_id, was, status = state.upload_id, state.file, view.get("status")
+        unchanged = (was.size, was.mtime_ns) == (file.size, file.mtime_ns)
+        sent = state.completed and status != "ABORTED"
+        if unchanged and (status == "ACCEPTED" or sent):
             self._notify(f"upload {upload_id} of {file.path} was sent before ({status}): not again")
             return Finished(view)
         if state.completed or status != "PENDING":
-            self._notify(f"upload {upload_id} of {file.path} is {status}; starting over")
+            self._notify(
+                f"{file.path} changed since upload {upload_id} sent it; sending it again"
+                if sent
+                else f"upload {upload_id} of {file.path} is {status}; starting over"
+            )
             return None
-        if not unchanged:
-            self._changed(state, file, "its size or modification time changed")
-            return None
-        held = self._held(state)
+        held = self._held(state) if unchanged else "its size or modification time changed"
         if isinstance(held, str):
             self._changed(state, file, held)
             return None
         return Continue({**state.plan, "expires_at": None}, held)
+
+    def _view(self, state: ResumeState, file: FileIdentity) -> dict[str, Any] | None:
+        """The upload as the API reports it; None if the API does not know it (said so)."""
+        try:
+            view: dict[str, Any] = self._api("GET", f"uploads/{state.upload_id}", None)
+        except UploadClientError as exc:
+            if exc.status != 404:
+                raise
+            self._notify(
+                f"upload {state.upload_id} of {file.path} is unknown to this API; starting over"
+            )
+            return None
+        return view
 
     def _held(self, state: ResumeState) -> dict[int, HeldPart] | str:
         """The parts S3 holds, with the checksums S3 verified; or why they cannot be used."""
