@@ -59,6 +59,8 @@ FINAL_STATUSES = frozenset({"ACCEPTED", "REJECTED", "EXPIRED", "ABORTED"})
 # EXPIRED) still turns it ACCEPTED or REJECTED. A client that sent its file waits for that.
 VERDICT_STATUSES = FINAL_STATUSES - {"EXPIRED"}
 _RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+# Threads asking for part URLs (a page each): two pages in flight hide the API's latency.
+_SIGNERS = 2
 # How S3 refuses a presigned request that came too late: past X-Amz-Expires (403), or past the
 # signing credentials' session (400).
 _EXPIRED_SIGNATURES = (b"Request has expired", b"<Code>ExpiredToken</Code>")
@@ -400,17 +402,21 @@ class UploadClient:
         checksums: dict[int, str],
         etags: dict[int, str],
     ) -> None:
-        """This thread reads and hashes the parts in order and asks for their URLs a page
-        ahead; ``max_concurrency`` daemon threads send them, from the moment the reader's pool
-        is full. After a failure no further part is read or
-        started; the first failure is raised once the parts in flight are done (a Ctrl-C: at
-        once)."""
+        """This thread reads and hashes the parts in order and hands pages of them to
+        ``_SIGNERS`` daemon threads, which ask for their URLs; ``max_concurrency`` daemon threads
+        send the parts, from the moment the reader's pool is full. Reading never waits for the
+        API. After a failure no further part is read or started; the first failure is raised
+        once the parts in flight are done (a Ctrl-C: at once)."""
         ready: queue.Queue[Part | None] = queue.Queue()
-        # URLs are asked for by this thread in pages of half the pool, while the other half
-        # is being sent (in the first request: the first half of the parts read).
-        page = min(max(1, reader.slots // 2), REFRESH_BATCH)
+        pages: queue.Queue[list[int] | None] = queue.Queue()
         failures: list[BaseException] = []
         stop = threading.Event()
+        # A page is half the pool: its URLs are asked for while the other half is sent.
+        page = min(max(1, reader.slots // 2), REFRESH_BATCH)
+
+        def fail(exc: BaseException) -> None:
+            failures.append(exc)
+            stop.set()
 
         def send() -> None:
             while (part := ready.get()) is not None:
@@ -418,30 +424,41 @@ class UploadClient:
                     if not stop.is_set():
                         etags[part.number] = self._part(reader, part, urls, counter)
                 except BaseException as exc:  # handed to the reading thread
-                    failures.append(exc)
-                    stop.set()
+                    fail(exc)
                 finally:
                     part.release()
+
+        def sign() -> None:
+            while (numbers := pages.get()) is not None:
+                try:
+                    urls.sign(numbers)
+                except BaseException as exc:  # handed to the reading thread
+                    fail(exc)
 
         senders = [
             threading.Thread(target=send, daemon=True) for _ in range(self._config.max_concurrency)
         ]
+        signers = [threading.Thread(target=sign, daemon=True) for _ in range(_SIGNERS)]
+        _start(signers)
         try:
             try:
                 for read, part in enumerate(reader.parts(stop), start=1):
                     checksums[part.number] = part.checksum
                     urls.hashed(part.number)
+                    if numbers := urls.page_ahead(page):
+                        pages.put(numbers)
                     ready.put(part)
-                    urls.prefetch(page)
                     if read == reader.slots:  # the pool is full: let the parts go
                         _start(senders)
-                urls.prefetch(1)
+                if numbers := urls.page_ahead(1):
+                    pages.put(numbers)
             finally:
                 _start(senders)
-                for _ in senders:
-                    ready.put(None)
-            for sender in senders:
-                sender.join()
+                for queued, workers in ((pages, signers), (ready, senders)):
+                    for _ in workers:
+                        queued.put(None)
+            for thread in signers + senders:
+                thread.join()
         except BaseException:
             stop.set()
             raise

@@ -11,10 +11,10 @@ and keeps the declaration alive (an empty list of parts) while bytes flow and be
 completing. Each refresh moves the declaration's expiry on. Times are compared on the injected
 clock; a URL just signed again is used as it is even if that clock says it is near its expiry,
 so a client clock ahead of the API's costs one refresh per half margin, never a loop.
-The reading thread asks for pages ahead of the senders (``prefetch``), as soon as enough parts
-are hashed; a request to the API is never made while the state's lock is held, so a sender whose
-URL is ready never waits behind another's request. Thread-safe: parts are sent from several
-threads. No AWS SDK here (the client's rule).
+The reading thread takes pages ahead of the senders (``page_ahead``), as soon as enough parts
+are hashed, and other threads ask for them (``sign``); a request to the API is never made while
+the state's lock is held, so a sender whose URL is ready never waits behind another's request.
+Thread-safe: parts are sent from several threads. No AWS SDK here (the client's rule).
 """
 
 from __future__ import annotations
@@ -71,16 +71,22 @@ class PartUrls:
             if number not in self._started and number not in self._parts:
                 self._unsigned[number] = None
 
-    def prefetch(self, at_least: int) -> None:
-        """Ask for the URLs of the parts hashed and not signed yet, once ``at_least`` of them
-        wait (at most a page): the reading thread calls this, ahead of the senders, so that a
-        sender rarely waits for a URL."""
+    def page_ahead(self, at_least: int) -> list[int]:
+        """The parts hashed and not signed yet, as a page to ask for (at most ``REFRESH_BATCH``),
+        once ``at_least`` of them wait; else none. The reading thread takes pages ahead of the
+        senders and another thread asks for them (``sign``), so that reading never waits for
+        the API and a sender rarely waits for a URL: a sender whose part is on a page asked
+        for waits for that answer."""
         with self._lock:
             if not self._unsigned or len(self._unsigned) < at_least:
-                return
+                return []
             batch = self._take_unsigned(REFRESH_BATCH)
             self._signing.update(batch)
-        self._sign(batch)
+            return batch
+
+    def sign(self, page: list[int]) -> None:
+        """Ask for a page taken by ``page_ahead``."""
+        self._sign(page)
 
     def for_sending(self, number: int) -> dict[str, Any]:
         """The part to send now, signed again first if its URL is about to expire."""
