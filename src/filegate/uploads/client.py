@@ -59,8 +59,7 @@ FINAL_STATUSES = frozenset({"ACCEPTED", "REJECTED", "EXPIRED", "ABORTED"})
 # EXPIRED) still turns it ACCEPTED or REJECTED. A client that sent its file waits for that.
 VERDICT_STATUSES = FINAL_STATUSES - {"EXPIRED"}
 _RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
-# Threads asking for part URLs (a page each): two pages in flight hide the API's latency.
-_SIGNERS = 2
+_SIGNERS = 2  # threads asking for part URLs: two pages in flight hide the API's latency
 # How S3 refuses a presigned request that came too late: past X-Amz-Expires (403), or past the
 # signing credentials' session (400).
 _EXPIRED_SIGNATURES = (b"Request has expired", b"<Code>ExpiredToken</Code>")
@@ -402,68 +401,39 @@ class UploadClient:
         checksums: dict[int, str],
         etags: dict[int, str],
     ) -> None:
-        """This thread reads and hashes the parts in order and hands pages of them to
-        ``_SIGNERS`` daemon threads, which ask for their URLs; ``max_concurrency`` daemon threads
-        send the parts, from the moment the reader's pool is full. Reading never waits for the
-        API. After a failure no further part is read or started; the first failure is raised
-        once the parts in flight are done (a Ctrl-C: at once)."""
-        ready: queue.Queue[Part | None] = queue.Queue()
-        pages: queue.Queue[list[int] | None] = queue.Queue()
-        failures: list[BaseException] = []
-        stop = threading.Event()
-        # A page is half the pool: its URLs are asked for while the other half is sent.
+        """This thread reads and hashes the parts in order and hands them over (``_Pipeline``):
+        their numbers to the signer threads, which ask for their URLs, and the parts to
+        ``max_concurrency`` sender threads, which send them from the moment the reader's pool is
+        full. Reading never waits for the API. After a failure no further part is read or
+        started; the first failure is raised once the parts in flight are done (a Ctrl-C: at
+        once)."""
+
+        def send(part: Part) -> None:
+            etags[part.number] = self._part(reader, part, urls, counter)
+
+        lines = _Pipeline(send, urls.sign, self._config.max_concurrency)
+        # While the pool fills, pages of half of it; once parts are sent, each part read is
+        # handed over at once, and the signers merge what queued up meanwhile.
         page = min(max(1, reader.slots // 2), REFRESH_BATCH)
-
-        def fail(exc: BaseException) -> None:
-            failures.append(exc)
-            stop.set()
-
-        def send() -> None:
-            while (part := ready.get()) is not None:
-                try:
-                    if not stop.is_set():
-                        etags[part.number] = self._part(reader, part, urls, counter)
-                except BaseException as exc:  # handed to the reading thread
-                    fail(exc)
-                finally:
-                    part.release()
-
-        def sign() -> None:
-            while (numbers := pages.get()) is not None:
-                try:
-                    urls.sign(numbers)
-                except BaseException as exc:  # handed to the reading thread
-                    fail(exc)
-
-        senders = [
-            threading.Thread(target=send, daemon=True) for _ in range(self._config.max_concurrency)
-        ]
-        signers = [threading.Thread(target=sign, daemon=True) for _ in range(_SIGNERS)]
-        _start(signers)
         try:
             try:
-                for read, part in enumerate(reader.parts(stop), start=1):
+                for read, part in enumerate(reader.parts(lines.stop), start=1):
                     checksums[part.number] = part.checksum
                     urls.hashed(part.number)
-                    if numbers := urls.page_ahead(page):
-                        pages.put(numbers)
-                    ready.put(part)
+                    lines.sign(urls.page_ahead(page))
+                    lines.send(part)
                     if read == reader.slots:  # the pool is full: let the parts go
-                        _start(senders)
-                if numbers := urls.page_ahead(1):
-                    pages.put(numbers)
+                        lines.start_sending()
+                        page = 1
+                lines.sign(urls.page_ahead(1))
             finally:
-                _start(senders)
-                for queued, workers in ((pages, signers), (ready, senders)):
-                    for _ in workers:
-                        queued.put(None)
-            for thread in signers + senders:
-                thread.join()
+                lines.close()
+            lines.join()
         except BaseException:
-            stop.set()
+            lines.stop.set()
             raise
-        if failures:
-            raise failures[0]
+        if lines.failures:
+            raise lines.failures[0]
 
     def _part_urls(self, plan: dict[str, Any], checksums: dict[int, str]) -> PartUrls:
         path = f"uploads/{plan['upload_id']}/parts"
@@ -609,53 +579,84 @@ class UploadClient:
         )
 
 
-def in_parallel(items: list[int], work: Callable[[int], str], workers: int) -> list[str]:
-    """``work(item)`` for each item on up to ``workers`` daemon threads; the results in order.
-
-    After a failure no further item starts, and the first failure is raised once the items in
-    flight are done. Daemon threads, unlike ThreadPoolExecutor's (joined at interpreter exit),
-    let a Ctrl-C end the process at once: a part cut off mid-way is one S3 does not keep. After
-    a KeyboardInterrupt here no further item starts either.
-    """
-    results: dict[int, str] = {}
-    failures: list[BaseException] = []
-    queue = iter(enumerate(items))
-    lock = threading.Lock()
-    stop = threading.Event()
-
-    def run() -> None:
-        while True:
-            with lock:
-                job = None if failures or stop.is_set() else next(queue, None)
-            if job is None:
-                return
-            try:
-                value = work(job[1])
-            except BaseException as exc:  # handed to the caller's thread
-                with lock:
-                    failures.append(exc)
-                return
-            with lock:
-                results[job[0]] = value
-
-    threads = [threading.Thread(target=run, daemon=True) for _ in range(min(workers, len(items)))]
-    for thread in threads:
-        thread.start()
-    try:
-        for thread in threads:
-            thread.join()
-    except BaseException:
-        stop.set()
-        raise
-    if failures:
-        raise failures[0]
-    return [results[index] for index in range(len(items))]
+def _daemon(target: Callable[[], None]) -> threading.Thread:
+    """Daemon threads, unlike ThreadPoolExecutor's (joined at interpreter exit), let a Ctrl-C
+    end the process at once: a part cut off mid-way is one S3 does not keep."""
+    return threading.Thread(target=target, daemon=True)
 
 
-def _start(threads: list[threading.Thread]) -> None:
-    for thread in threads:
-        if thread.ident is None:
+class _Pipeline:
+    """The threads of one multipart transfer: signers asking for pages of part URLs, senders
+    sending parts; the first failure of either, kept for the reading thread, stops both."""
+
+    def __init__(
+        self, send: Callable[[Part], None], sign: Callable[[list[int]], None], senders: int
+    ) -> None:
+        self.stop = threading.Event()
+        self.failures: list[BaseException] = []
+        self._send, self._sign = send, sign
+        self._parts: queue.Queue[Part | None] = queue.Queue()
+        self._pages: queue.Queue[list[int] | None] = queue.Queue()
+        self._signers = [
+            threading.Thread(target=self._signing, daemon=True) for _ in range(_SIGNERS)
+        ]
+        self._senders = [
+            threading.Thread(target=self._sending, daemon=True) for _ in range(senders)
+        ]
+        for thread in self._signers:
             thread.start()
+
+    def sign(self, numbers: list[int]) -> None:
+        if numbers:
+            self._pages.put(numbers)
+
+    def send(self, part: Part) -> None:
+        self._parts.put(part)
+
+    def start_sending(self) -> None:
+        for thread in self._senders:
+            if thread.ident is None:
+                thread.start()
+
+    def close(self) -> None:
+        """No more parts or pages: each thread ends once the queued ones are done."""
+        self.start_sending()
+        for _ in self._signers:
+            self._pages.put(None)
+        for _ in self._senders:
+            self._parts.put(None)
+
+    def join(self) -> None:
+        for thread in self._signers + self._senders:
+            thread.join()
+
+    def _fail(self, exc: BaseException) -> None:
+        self.failures.append(exc)
+        self.stop.set()
+
+    def _sending(self) -> None:
+        while (part := self._parts.get()) is not None:
+            try:
+                if not self.stop.is_set():
+                    self._send(part)
+            except BaseException as exc:  # handed to the reading thread
+                self._fail(exc)
+            finally:
+                part.release()
+
+    def _signing(self) -> None:
+        last = False
+        while not last and (numbers := self._pages.get()) is not None:
+            # The pages that queued up while the API answered go in one request: the slower
+            # the API, the larger the pages.
+            while not last and len(numbers) < REFRESH_BATCH and not self._pages.empty():
+                more = self._pages.get()
+                last = more is None  # this thread's end: no further page after it
+                numbers += more or []
+            try:
+                self._sign(numbers)
+            except BaseException as exc:  # handed to the reading thread
+                self._fail(exc)
 
 
 def _finished(path: Path, size: int, view: dict[str, Any]) -> UploadResult:
