@@ -830,7 +830,7 @@ def test_parts_are_read_and_sent_in_blocks_of_chunk_bytes_not_8_kib(
     [
         (256 * MiB, 50 * MiB, 32 * MiB),
         (64 * MiB, 50 * MiB, 32 * MiB),
-        (64 * MiB, 8 * MiB, 80 * MiB),
+        (64 * MiB, 8 * MiB, 96 * MiB),
     ],
     ids=["single-put", "multipart-parts-read-again", "multipart-parts-in-memory"],
 )
@@ -839,7 +839,7 @@ def test_a_200_mib_file_goes_through_in_bounded_memory(
 ) -> None:
     # GIVEN a sparse 200 MiB file (zeros): one PUT, or a plan of parts too large to keep in
     # memory (50 MiB: read again when sent), or of parts kept in memory (8 MiB, as S3's rule
-    # gives up to 78 GiB) in the client's pool of 64 MiB
+    # gives up to 78 GiB) in the client's pool of 80 MiB
     path = tmp_path / "huge.bin"
     with path.open("wb") as handle:
         handle.truncate(200 * MiB)

@@ -7,10 +7,10 @@ parts fit in the memory budget, its bytes: the sender PUTs those very bytes, so 
 against the part's SHA-256 is what was hashed, and the file is not read again. The bytes live in
 a fixed pool of reusable buffers (``buffer_bytes`` in all, one part each); the reader waits for a
 free one, so memory stays bounded whatever the file's size and reading stays at most a pool
-ahead of sending. When fewer than ``senders + 1`` parts fit (parts above 12.8 MiB with the
-defaults: files above about 78 GiB), buffering would cost concurrency, so the part's bytes are
-not kept: the sender reads its window from the file again (usually from the page cache), and a
-part changed on disk since it was hashed is refused by S3 (BadDigest).
+ahead of sending. When fewer than ``senders + 1`` parts fit (parts of 32 MiB and more with the
+defaults, 80 MiB and 4 senders: files above 160,000 MiB), buffering would cost concurrency, so
+the part's bytes are not kept: the sender reads its window from the file again (usually from
+the page cache), and a part changed on disk since it was hashed is refused by S3 (BadDigest).
 
 Parts S3 already holds (a resumed upload) are read and hashed too, never handed on: the whole
 file's SHA-256 needs their bytes, and each must still be the part S3 verified, or the file
