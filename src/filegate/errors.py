@@ -175,8 +175,22 @@ class PartsRejectedError(StorageError):
 
 
 class UploadClientError(FilegateError):
-    """The upload client could not finish an upload; ``status`` is the HTTP status, if any."""
+    """The upload client could not finish an upload; ``status`` is the HTTP status, if any,
+    ``field`` the request field the API named, ``unreachable`` True when the last attempt got
+    no answer at all (connection refused or reset, a timeout): the network, not the request."""
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        status: int | None = None,
+        field: str | None = None,
+        unreachable: bool = False,
+    ) -> None:
         super().__init__(message)
         self.status = status
+        self.field = field
+        self.unreachable = unreachable
+
+
+class UploadBusyError(UploadClientError):
+    """Another run holds the resume state of this file (same file, API and partner)."""

@@ -168,7 +168,7 @@ class Declaration:
     upload_id: str
     partner_id: str
     size: int
-    sha256: str
+    sha256: str | None  # hex; None: a multipart upload gives it at completion
     content_type: str
     method: str
     expires_at: datetime
@@ -408,17 +408,19 @@ class Ledger:
             values,
         )
 
-    def expect_checksum(self, key: str, checksum: str, now: datetime) -> UploadRecord | None:
+    def expect_checksum(
+        self, key: str, checksum: str, now: datetime, sha256: str | None = None
+    ) -> UploadRecord | None:
         """Record the checksum S3 must hold for a PENDING upload (a multipart upload's composite
-        SHA-256, before it is completed); ``None`` when it is no longer PENDING."""
+        SHA-256, before it is completed), and the declared whole-file ``sha256`` (hex) when the
+        partner gives it only now; ``None`` when the upload is no longer PENDING."""
         values = {":pending": UploadStatus.PENDING.value, ":checksum": checksum}
         values[":now"] = iso_utc(now)
-        return self._update_upload(
-            key,
-            "SET expected_checksum_sha256 = :checksum, updated_at = :now",
-            "processing_status = :pending",
-            values,
-        )
+        update = "SET expected_checksum_sha256 = :checksum, updated_at = :now"
+        if sha256 is not None:
+            values[":sha256"] = sha256
+            update += ", declared_sha256 = :sha256"
+        return self._update_upload(key, update, "processing_status = :pending", values)
 
     def _declared(self, declaration: Declaration) -> dict[str, Any]:
         now = iso_utc(self._clock())

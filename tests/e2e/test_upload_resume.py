@@ -6,7 +6,10 @@ It forwards a part's PUT to the URL S3 signed (same headers, same bytes) and rec
 number, or, for the parts it is told to hold, keeps the request waiting. The test polls the
 emulator's ListParts until the parts let through are held, then sends SIGINT to the CLI. The
 second run goes through the same relay, holding nothing, so the parts it forwards are the parts
-the client sent.
+the client sent. A network failure is the relay closing the connection of the parts it is told
+to drop, unanswered; a run of several files is held on its last file only (the relay knows each
+upload's file from the declarations it passed); a second run on a held file meets the first
+one's lock.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -45,7 +49,10 @@ class _Relay(ThreadingHTTPServer):
     upstream: str
     http: urllib3.PoolManager
     hold_from: int  # parts numbered this or above wait until released (0: none)
+    hold_files: set[str]  # ... of these files only (empty: of every file)
+    drop_from: int  # parts numbered this or above: the connection is closed unanswered (0: none)
     release: threading.Event
+    files: dict[str, str]  # upload id -> file name, from the declarations seen
     signed: dict[tuple[str, int], dict[str, Any]]  # (upload id, part) -> as the API signed it
     forwarded: list[tuple[str, int]]
     lock: threading.Lock
@@ -70,8 +77,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_PUT(self) -> None:
         _, _, upload_id, number = self.path.split("/")
-        if self.server.hold_from and int(number) >= self.server.hold_from:
-            self.server.release.wait()
+        relay = self.server
+        if relay.drop_from and int(number) >= relay.drop_from:
+            self.close_connection = True  # as a network that resets the connection
+            return
+        held_file = not relay.hold_files or relay.files.get(upload_id) in relay.hold_files
+        if relay.hold_from and int(number) >= relay.hold_from and held_file:
+            relay.release.wait()
             self.close_connection = True
             return
         body = self.rfile.read(int(self.headers["Content-Length"]))
@@ -90,6 +102,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.command, self.server.upstream + self.path.lstrip("/"), body=body, headers=headers
         )
         data = answer.data
+        declared = self.command == "POST" and self.path.rstrip("/").endswith("/uploads")
+        if declared and answer.status == 201:
+            plan = json.loads(data)
+            self.server.files[plan["upload_id"]] = json.loads(body)["filename"]
         if self.command == "POST" and self.path.endswith("/parts") and answer.status == 200:
             data = self._through_relay(json.loads(data))
         self._send(answer.status, data, {"Content-Type": "application/json"})
@@ -117,6 +133,7 @@ def relay(stack: Stack) -> Iterator[_Relay]:
     server.upstream = str(stack.env["upload_api_url"])
     server.http = urllib3.PoolManager(maxsize=8)
     server.hold_from, server.release = 0, threading.Event()
+    server.hold_files, server.drop_from, server.files = set(), 0, {}
     server.signed, server.forwarded, server.lock = {}, [], threading.Lock()
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
@@ -128,9 +145,9 @@ def relay(stack: Stack) -> Iterator[_Relay]:
         server.server_close()
 
 
-def command(file: Path) -> list[str]:
+def command(*files: Path) -> list[str]:
     """The one command both runs use (the API URL comes from the environment)."""
-    return [str(BIN / "filegate"), "upload", str(file), "--wait", "--output", "json"]
+    return [str(BIN / "filegate"), "upload", *map(str, files), "--wait", "--output", "json"]
 
 
 def environment(key: str, state: Path, relay: _Relay) -> dict[str, str]:
@@ -153,13 +170,14 @@ def held_parts(stack: Stack, upload: dict[str, Any], at_least: int = 0) -> list[
 
 
 def interrupt_after_parts(
-    stack: Stack, key: str, state: Path, relay: _Relay, file: Path
+    stack: Stack, key: str, state: Path, relay: _Relay, file: Path, *others: Path
 ) -> tuple[dict[str, Any], list[dict[str, Any]], subprocess.CompletedProcess[str]]:
-    """Run the command, SIGINT it once S3 holds the parts let through; the open upload, its
-    held parts (as ListParts gave them just before) and the finished process."""
+    """Run the command (``others`` first, then ``file``), SIGINT it once S3 holds the parts of
+    ``file`` let through; the open upload, its held parts (as ListParts gave them just
+    before) and the finished process."""
     relay.hold_from = HELD_BEFORE_SIGINT + 1
     process = subprocess.Popen(
-        command(file),
+        command(*others, file),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -177,9 +195,9 @@ def interrupt_after_parts(
     return upload, held, subprocess.CompletedProcess(process.args, process.returncode, out, err)
 
 
-def run_again(stack: Stack, key: str, state: Path, relay: _Relay, file: Path) -> Any:
+def run_again(stack: Stack, key: str, state: Path, relay: _Relay, *files: Path) -> Any:
     done = subprocess.run(
-        command(file),
+        command(*files),
         capture_output=True,
         text=True,
         env=environment(key, state, relay),
@@ -254,3 +272,127 @@ def test_a_file_changed_between_the_runs_starts_over_and_the_old_upload_is_abort
     old_item = stack.item(old["Key"])
     assert old_item is not None
     assert old_item["processing_status"]["S"] == "ABORTED"
+
+
+# --- what interrupts a run, and what the next run does (issue 11, item 3) --------------------
+
+
+def test_a_network_failure_keeps_the_upload_and_its_state_and_the_same_command_resumes(
+    stack: Stack, api_key: str, relay: _Relay, tmp_path: Path
+) -> None:
+    # GIVEN a 9-part upload whose parts from 3 on meet a network that drops the connection
+    file = tmp_path / "network.bin"
+    file.write_bytes(os.urandom(SIZE))
+    state = tmp_path / "state"
+    relay.drop_from = HELD_BEFORE_SIGINT + 1
+
+    # WHEN it is uploaded, THEN after its retries it exits 2 with a message saying that the
+    # same command resumes, no traceback, and neither the multipart upload nor its state is gone
+    first = subprocess.run(
+        command(file),
+        capture_output=True,
+        text=True,
+        env=environment(api_key, state, relay),
+        timeout=300,
+        check=False,
+    )
+    assert first.returncode == 2, first.stdout + first.stderr
+    said = first.stderr.replace("\n", " ")
+    assert "run the same command again to resume" in said
+    assert re.search(r"multipart upload up-\w+ was aborted", said) is None
+    assert "Traceback" not in first.stderr
+    assert len(list((state / "uploads").glob("*.json"))) == 1
+    upload = open_upload(stack, file)
+    assert upload is not None
+    held = held_parts(stack, upload)
+    assert [p["PartNumber"] for p in held] == [1, 2]
+
+    # WHEN the network is back and the same command runs again, THEN only the missing parts
+    # are sent and the file is ACCEPTED
+    relay.drop_from = 0
+    relay.forwarded.clear()
+    _, result = run_again(stack, api_key, state, relay, file)
+    assert result["status"] == "ACCEPTED"
+    assert result["resumed_bytes"] == 2 * PART
+    assert sorted(number for _, number in relay.forwarded) == list(range(3, 10))
+    assert list((state / "uploads").glob("*.json")) == []
+
+
+def test_a_run_of_several_files_interrupted_does_not_send_the_finished_ones_again(
+    stack: Stack, api_key: str, relay: _Relay, tmp_path: Path
+) -> None:
+    # GIVEN `filegate upload first.bin small.csv last.bin` interrupted by Ctrl-C while last.bin
+    # is on its way (first.bin, 9 parts, and small.csv, one PUT, were sent)
+    first, small, last = tmp_path / "first.bin", tmp_path / "small.csv", tmp_path / "last.bin"
+    first.write_bytes(os.urandom(SIZE))
+    small.write_text("id,amount\n1,100\n")
+    last.write_bytes(os.urandom(SIZE))
+    state = tmp_path / "state"
+    relay.hold_files = {last.name}
+    _, _, interrupted = interrupt_after_parts(stack, api_key, state, relay, last, first, small)
+    assert interrupted.returncode == 130, interrupted.stdout + interrupted.stderr
+    sent_first = [
+        number for upload_id, number in relay.forwarded if relay.files[upload_id] == first.name
+    ]
+    assert sorted(sent_first) == list(range(1, 10))
+
+    # WHEN the same command runs again
+    relay.hold_files = set()
+    relay.forwarded.clear()
+    done, _ = run_again(stack, api_key, state, relay, first, small, last)
+
+    # THEN first.bin and small.csv are reported under their first uploads, nothing of them is
+    # sent again (no new declaration, no part), last.bin resumes, and all three are ACCEPTED
+    results = {Path(r["file"]).name: r for r in json.loads(done.stdout)}
+    assert [r["status"] for r in results.values()] == ["ACCEPTED"] * 3
+    again = [relay.files[upload_id] for upload_id, _ in relay.forwarded]
+    assert set(again) == {last.name}
+    declared = [name for name in relay.files.values() if name in (first.name, small.name)]
+    assert sorted(declared) == sorted([first.name, small.name])  # once each, in the first run
+    assert results[last.name]["resumed_bytes"] == HELD_BEFORE_SIGINT * PART
+    assert list((state / "uploads").glob("*.json")) == []
+
+
+def test_a_second_run_on_the_same_file_is_refused_while_the_first_holds_its_state(
+    stack: Stack, api_key: str, relay: _Relay, tmp_path: Path
+) -> None:
+    # GIVEN a run of `filegate upload locked.bin` on its way (parts 3 on held by the relay)
+    file = tmp_path / "locked.bin"
+    file.write_bytes(os.urandom(SIZE))
+    state = tmp_path / "state"
+    relay.hold_from = HELD_BEFORE_SIGINT + 1
+    running = subprocess.Popen(
+        command(file),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment(api_key, state, relay),
+    )
+    try:
+        upload = wait_for(lambda: open_upload(stack, file), timeout=120)
+        wait_for(lambda: held_parts(stack, upload, HELD_BEFORE_SIGINT), timeout=120)
+
+        # WHEN the same command runs again meanwhile
+        second = subprocess.run(
+            command(file),
+            capture_output=True,
+            text=True,
+            env=environment(api_key, state, relay),
+            timeout=60,
+            check=False,
+        )
+
+        # THEN it stops at once with exit 2, saying which run holds the file, and sends nothing
+        assert second.returncode == 2, second.stdout + second.stderr
+        said = second.stderr.replace("\n", " ")
+        assert f"another filegate upload (pid {running.pid})" in said
+        assert "Traceback" not in second.stderr
+        assert len(relay.files) == 1  # one declaration: the first run's
+    finally:
+        running.send_signal(signal.SIGINT)
+        running.communicate(timeout=60)
+    # and the first run's state is whole: the same command resumes it
+    relay.hold_from = 0
+    relay.release.clear()
+    _, result = run_again(stack, api_key, state, relay, file)
+    assert result["status"] == "ACCEPTED"

@@ -554,6 +554,80 @@ def test_complete_assembles_the_object(
     assert stored["ChecksumSHA256"].endswith("-2")
 
 
+def declare_without_sha256(call: Call, key: str, content: bytes) -> dict[str, Any]:
+    body = {k: v for k, v in declaration(content=content).items() if k != "sha256"}
+    status, plan = call("POST", "/uploads", api_key=key, body=body)
+    assert status == 201, plan
+    return plan
+
+
+def test_a_multipart_upload_may_give_its_sha256_at_completion_recorded_before_s3_completes(
+    upload_api: Call, acme: tuple[Partner, str], s3: Any, small_threshold: None
+) -> None:
+    # GIVEN a multipart upload declared without the whole file's SHA-256
+    content = bytes(range(256)) * (9 * MiB // 256)
+    plan = declare_without_sha256(upload_api, acme[1], content)
+    assert plan["method"] == "MULTIPART"
+    status, view = upload_api("GET", f"/uploads/{plan['upload_id']}", api_key=acme[1])
+    assert (status, view["declared"]["sha256"]) == (200, None)
+    parts = upload_parts(s3, plan, content)
+    complete = f"/uploads/{plan['upload_id']}/complete"
+
+    # WHEN it is completed without it, THEN 400 naming sha256, and the upload stays open
+    status, answer = upload_api("POST", complete, api_key=acme[1], body={"parts": parts})
+    assert (status, answer["error"]["field"]) == (400, "sha256")
+    assert "declared without" in answer["error"]["message"]
+    assert s3.list_objects_v2(Bucket=UPLOAD_BUCKET).get("KeyCount") == 0
+
+    # WHEN it is completed with it, THEN the ledger holds it as the declared SHA-256, beside
+    # the composite S3 holds, and the object exists
+    sha256 = hashlib.sha256(content).hexdigest()
+    body = {"parts": parts, "sha256": sha256}
+    status, view = upload_api("POST", complete, api_key=acme[1], body=body)
+    assert (status, view["declared"]["sha256"]) == (200, sha256)
+    record = ledger_of().get_upload(plan["upload_id"])
+    assert record is not None
+    assert record.declared_sha256 == sha256
+    stored = s3.get_object(Bucket=UPLOAD_BUCKET, Key=plan["key"], ChecksumMode="ENABLED")
+    assert record.expected_checksum_sha256 == stored["ChecksumSHA256"]
+
+
+def test_a_completion_whose_sha256_differs_from_the_declared_one_is_400_and_stays_open(
+    upload_api: Call, acme: tuple[Partner, str], s3: Any, small_threshold: None
+) -> None:
+    content = bytes(range(256)) * (9 * MiB // 256)
+    plan = declare(upload_api, acme[1], content=content)  # with its SHA-256 up front
+    parts = upload_parts(s3, plan, content)
+    complete = f"/uploads/{plan['upload_id']}/complete"
+
+    other = hashlib.sha256(b"another file").hexdigest()
+    status, answer = upload_api(
+        "POST", complete, api_key=acme[1], body={"parts": parts, "sha256": other}
+    )
+
+    assert (status, answer["error"]["field"]) == (400, "sha256")
+    assert "differs" in answer["error"]["message"]
+    assert s3.list_objects_v2(Bucket=UPLOAD_BUCKET).get("KeyCount") == 0
+    # the same SHA-256 again, or none (a client of before), completes it
+    sha256 = hashlib.sha256(content).hexdigest()
+    status, _ = upload_api(
+        "POST", complete, api_key=acme[1], body={"parts": parts, "sha256": sha256}
+    )
+    assert status == 200
+
+
+def test_a_single_put_upload_must_declare_its_sha256(
+    upload_api: Call, acme: tuple[Partner, str], ledger: Ledger
+) -> None:
+    body = {k: v for k, v in declaration().items() if k != "sha256"}
+
+    status, answer = upload_api("POST", "/uploads", api_key=acme[1], body=body)
+
+    assert (status, answer["error"]["field"]) == (400, "sha256")
+    assert "single PUT" in answer["error"]["message"] or "one PUT" in answer["error"]["message"]
+    assert list(ledger.scan()) == []
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [

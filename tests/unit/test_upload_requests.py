@@ -25,6 +25,7 @@ from filegate.uploads.requests import (
     is_type_pattern,
     load_json,
     parse_completed_parts,
+    parse_completion,
     parse_parts_to_sign,
     parse_upload_request,
 )
@@ -55,10 +56,30 @@ def test_a_valid_body_is_normalised() -> None:
     assert request.sha256_base64 == "uU0nuZNNPgilLlLX2n2r+sSE7+N6U4DukIj3rOLvzek="
 
 
-@pytest.mark.parametrize("name", FIELDS)
+@pytest.mark.parametrize("name", [name for name in FIELDS if name != "sha256"])
 @pytest.mark.parametrize("absent", [..., None])
 def test_a_missing_field_is_named(name: str, absent: Any) -> None:
     assert field_of(body(**{name: absent})) == name
+
+
+@pytest.mark.parametrize("absent", [..., None])
+def test_the_sha256_may_be_left_for_the_completion(absent: Any) -> None:
+    request = parse_upload_request(body(sha256=absent))
+
+    assert (request.sha256, request.sha256_base64) == (None, None)
+
+
+def test_a_completion_may_give_the_whole_files_sha256() -> None:
+    part = {"part_number": 1, "etag": '"e1"', "checksum_sha256": C1}
+
+    given = parse_completion({"parts": [part], "sha256": SHA})
+    left_out = parse_completion({"parts": [part]})
+
+    assert given.sha256 == SHA.lower()
+    assert left_out.sha256 is None
+    with pytest.raises(InvalidRequestError) as raised:
+        parse_completion({"parts": [part], "sha256": "not hex"})
+    assert raised.value.field == "sha256"
 
 
 @pytest.mark.parametrize(

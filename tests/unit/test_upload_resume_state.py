@@ -16,12 +16,13 @@ from typing import Any
 
 import pytest
 
-from filegate.errors import UploadClientError
+from filegate.errors import UploadBusyError, UploadClientError
 from filegate.settings import upload_state_dir
 from filegate.uploads.resume import (
     Continue,
     FileIdentity,
     Finished,
+    HeldPart,
     Resumer,
     ResumeStore,
     write_atomically,
@@ -195,7 +196,7 @@ def remembered(store: ResumeStore, file: Path, api: FakeApi) -> Resumer:
 def test_no_state_declares_afresh_without_asking_the_api(store: ResumeStore, file: Path) -> None:
     api = FakeApi()
 
-    assert Resumer(store, api).decide(file, identity(file), lambda _: CHECKSUMS) is None
+    assert Resumer(store, api).decide(file, identity(file)) is None
     assert api.calls == []
 
 
@@ -205,10 +206,13 @@ def test_a_pending_upload_of_the_same_file_continues_without_its_held_parts(
     api = pending([part(1, "one="), part(2, "two=")])
     resumer = remembered(store, file, api)
 
-    decision = resumer.decide(file, identity(file), lambda _: CHECKSUMS)
+    decision = resumer.decide(file, identity(file))
 
     assert isinstance(decision, Continue)
-    assert decision.held == {1: ("e1", PART_SIZE), 2: ("e2", PART_SIZE)}
+    assert decision.held == {
+        1: HeldPart("e1", PART_SIZE, "one="),
+        2: HeldPart("e2", PART_SIZE, "two="),
+    }
     assert decision.resumed_bytes == 2 * PART_SIZE
     assert decision.plan["upload_id"] == UPLOAD_ID
     assert store.path_for(file).exists()  # kept until the upload completes
@@ -217,12 +221,12 @@ def test_a_pending_upload_of_the_same_file_continues_without_its_held_parts(
 def test_a_held_part_that_no_longer_matches_aborts_the_old_upload_and_starts_over(
     store: ResumeStore, file: Path, lines: list[str]
 ) -> None:
-    api = pending([part(1, "one="), part(2, "TWO CHANGED=")])
+    # (found by the client while it reads the held parts again: filegate.uploads.part_reader)
+    api = pending([part(1, "one=")])
     resumer = remembered(store, file, api)
 
-    decision = resumer.decide(file, identity(file), lambda _: CHECKSUMS)
+    resumer.changed(PLAN, file, "part 2 held in S3 no longer matches the file's bytes")
 
-    assert decision is None
     assert ("POST", f"uploads/{UPLOAD_ID}/abort") in api.calls
     assert any("part 2" in line and "aborted it, starting over" in line for line in lines)
     assert not store.path_for(file).exists()
@@ -236,7 +240,7 @@ def test_a_file_whose_size_or_mtime_changed_is_aborted_and_starts_over(
     stat = file.stat()
     os.utime(file, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
 
-    decision = resumer.decide(file, identity(file), lambda _: CHECKSUMS)
+    decision = resumer.decide(file, identity(file))
 
     assert decision is None
     assert ("POST", f"uploads/{UPLOAD_ID}/abort") in api.calls
@@ -251,7 +255,7 @@ def test_an_upload_no_longer_pending_starts_over_and_says_so(
     api = pending([], status=status)
     resumer = remembered(store, file, api)
 
-    assert resumer.decide(file, identity(file), lambda _: CHECKSUMS) is None
+    assert resumer.decide(file, identity(file)) is None
     assert lines == [f"upload {UPLOAD_ID} of {file.resolve()} is {status}; starting over"]
     assert not store.path_for(file).exists()
 
@@ -262,7 +266,7 @@ def test_an_upload_already_accepted_for_this_file_is_reported_not_sent_again(
     api = pending([], status="ACCEPTED")
     resumer = remembered(store, file, api)
 
-    decision = resumer.decide(file, identity(file), lambda _: CHECKSUMS)
+    decision = resumer.decide(file, identity(file))
 
     assert isinstance(decision, Finished)
     assert decision.view["status"] == "ACCEPTED"
@@ -275,7 +279,7 @@ def test_an_upload_the_api_does_not_know_starts_over(
     api = FakeApi({("GET", f"uploads/{UPLOAD_ID}"): 404})
     resumer = remembered(store, file, api)
 
-    assert resumer.decide(file, identity(file), lambda _: CHECKSUMS) is None
+    assert resumer.decide(file, identity(file)) is None
     assert "unknown to this API" in lines[0]
 
 
@@ -285,5 +289,45 @@ def test_an_api_that_fails_costs_the_resume_not_the_upload(
     api = FakeApi({("GET", f"uploads/{UPLOAD_ID}"): 503})
     resumer = remembered(store, file, api)
 
-    assert resumer.decide(file, identity(file), lambda _: CHECKSUMS) is None
+    assert resumer.decide(file, identity(file)) is None
     assert "cannot resume upload" in lines[0]
+
+
+def test_an_api_that_cannot_be_reached_keeps_the_state_for_the_next_run(
+    store: ResumeStore, file: Path
+) -> None:
+    # GIVEN an upload in flight whose API does not answer at all (connection refused)
+    class Unreachable(FakeApi):
+        def __call__(self, method: str, path: str, document: Any) -> Any:
+            raise UploadClientError(f"{method} /{path}: connection refused", unreachable=True)
+
+    resumer = remembered(store, file, Unreachable())
+
+    # WHEN the rerun asks whether it resumes, THEN the network error is raised and the state
+    # stays: the run after, once the API answers, resumes
+    with pytest.raises(UploadClientError, match="connection refused"):
+        resumer.decide(file, identity(file))
+    assert store.path_for(file).exists()
+
+
+# --- one run at a time per state -------------------------------------------------------------
+
+
+def test_a_second_hold_on_the_same_file_is_refused_naming_the_holder_until_it_lets_go(
+    store: ResumeStore, file: Path, tmp_path: Path
+) -> None:
+    # GIVEN a run holding the file's state (another process's store: its own open file)
+    other = ResumeStore(tmp_path / "uploads", API, "fg_secret_key", lambda _: None)
+    with store.hold(file):
+        # WHEN another run asks for it, THEN it is refused at once, naming the holder's pid
+        with pytest.raises(UploadBusyError) as raised, other.hold(file):
+            pass
+        assert f"another filegate upload (pid {os.getpid()})" in str(raised.value)
+        assert str(file) in str(raised.value)
+        # (another file, or the same file for another partner, is not held)
+        with other.hold(tmp_path / "other.bin"):
+            pass
+    # AND once the first lets go, the next run holds it, and no lock file is left behind
+    with other.hold(file):
+        pass
+    assert list((tmp_path / "uploads").glob("*.lock")) == []

@@ -1,7 +1,10 @@
 """`filegate upload FILE...`: partner uploads through the upload API, with progress bars.
 
-A multipart upload interrupted (Ctrl-C: exit 130, its state kept) resumes when the same command
-runs again: filegate.uploads.resume keeps its state in ``settings.upload_state_dir()``.
+A multipart upload interrupted (Ctrl-C: exit 130; a network failure: exit 2; its state kept in
+both cases) resumes when the same command runs again: filegate.uploads.resume keeps its state
+in ``settings.upload_state_dir()``. Files this command already sent keep theirs until it has
+finished, so that the rerun of an interrupted command reports them instead of sending them
+again. Another run on the same file holds its lock: exit 2, saying so.
 """
 
 from __future__ import annotations
@@ -106,6 +109,7 @@ def upload(
     if wait:
         with console_err.status("waiting for the ledger's verdict"):
             results = [client.wait(result) for result in results]
+    client.forget(files)  # the command is done with them: their kept states go
     _render(results, output)
     if wait and not all(result.accepted for result in results):
         raise typer.Exit(1)
@@ -131,7 +135,8 @@ def _upload_all(
         overall = progress.add_task("all files", total=total)
         for path in files:
             task = progress.add_task(path.name, total=path.stat().st_size)
-            results.append(client.upload(path, content_type, _Bars(progress, task, overall)))
+            bars = _Bars(progress, task, overall)
+            results.append(client.upload(path, content_type, bars, keep_record=True))
     return results
 
 

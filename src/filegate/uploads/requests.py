@@ -1,11 +1,12 @@
 """What a partner may send to the upload API, parsed and validated.
 
 This module owns the request bodies' rules: it turns the JSON of ``POST /uploads`` into a
-frozen ``UploadRequest``, the JSON of ``POST /uploads/{id}/complete`` into the parts list (each
-with its ETag and SHA-256) and that of ``POST /uploads/{id}/parts`` into the parts to sign (each
-with the SHA-256 its URL will bind), and it checks a request against a partner's limits.
-Every failure is a ``RequestError`` that names the field at fault; nothing
-else escapes, whatever the input. Standard library only.
+frozen ``UploadRequest`` (its whole-file ``sha256`` optional: a multipart upload may give it at
+completion instead), the JSON of ``POST /uploads/{id}/complete`` into a ``Completion`` (the
+parts, each with its ETag and SHA-256, and the whole file's SHA-256 if given) and that of
+``POST /uploads/{id}/parts`` into the parts to sign (each with the SHA-256 its URL will bind),
+and it checks a request against a partner's limits. Every failure is a ``RequestError`` that
+names the field at fault; nothing else escapes, whatever the input. Standard library only.
 """
 
 from __future__ import annotations
@@ -43,16 +44,19 @@ _ETAG_MAX = 1024
 
 @dataclass(frozen=True)
 class UploadRequest:
-    """A validated upload declaration. ``sha256`` is lowercase hex, ``content_type`` lowercase."""
+    """A validated upload declaration. ``sha256`` is lowercase hex (None: not given, to be
+    given at completion), ``content_type`` lowercase."""
 
     filename: str
     size: int
-    sha256: str
+    sha256: str | None
     content_type: str
 
     @property
-    def sha256_base64(self) -> str:
+    def sha256_base64(self) -> str | None:
         """The digest as S3's ``x-amz-checksum-sha256`` header carries it."""
+        if self.sha256 is None:
+            return None
         return base64.b64encode(bytes.fromhex(self.sha256)).decode("ascii")
 
 
@@ -64,6 +68,15 @@ class CompletedPart:
     part_number: int
     etag: str
     checksum_sha256: str
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A ``POST /uploads/{id}/complete`` body: the parts, and the whole file's SHA-256 (hex,
+    lowercase) when the client gives it here rather than in the declaration."""
+
+    parts: tuple[CompletedPart, ...]
+    sha256: str | None
 
 
 @dataclass(frozen=True)
@@ -92,9 +105,14 @@ def parse_upload_request(document: Any) -> UploadRequest:
     return UploadRequest(
         filename=_filename(_present(fields, "filename")),
         size=_size(_present(fields, "size")),
-        sha256=_sha256(_present(fields, "sha256")),
+        sha256=_optional_sha256(fields),
         content_type=_content_type(_present(fields, "content_type")),
     )
+
+
+def parse_completion(document: Any) -> Completion:
+    """Validate a ``POST /uploads/{id}/complete`` body: the parts, and ``sha256`` if given."""
+    return Completion(parse_completed_parts(document), _optional_sha256(_object(document)))
 
 
 def parse_completed_parts(document: Any) -> tuple[CompletedPart, ...]:
@@ -180,6 +198,11 @@ def _size(value: Any) -> int:
     if value < 1:
         raise InvalidRequestError(f"size must be at least 1 byte, not {value}", "size")
     return value
+
+
+def _optional_sha256(fields: Mapping[str, Any]) -> str | None:
+    value = fields.get("sha256")
+    return None if value is None else _sha256(value)
 
 
 def _sha256(value: Any) -> str:

@@ -1,4 +1,4 @@
-"""Resuming `filegate upload`: the state of a multipart upload in flight, and what to do with it.
+"""Resuming `filegate upload`: the state of an upload in flight, its lock, and what to do with it.
 
 While a multipart upload is on its way the client keeps one small JSON file per source file,
 per upload API and per partner (the file name is a SHA-256 of the three, so two stacks or two
@@ -6,20 +6,30 @@ partners never share one), in ``settings.upload_state_dir()``
 (``$FILEGATE_STATE_DIR/uploads``, else ``$XDG_STATE_HOME/filegate/uploads``, else
 ``~/.local/state/filegate/uploads``). It holds the upload's plan (id, key, part size and count,
 the API paths; never a URL or the API key) and the file's identity when it was declared:
-absolute path, size, ``mtime_ns`` and whole-file SHA-256. It is written atomically (a temporary
-file in the same directory, fsync, rename) before the first part is sent, and removed once the
-upload is completed, or aborted.
+absolute path, size and ``mtime_ns`` (and, once known, the whole-file SHA-256). It is written
+atomically (a temporary file in the same directory, fsync, rename) before the first part is
+sent, and removed once the upload is completed, or aborted. A run of several files
+(``filegate upload A B C``) keeps each finished file's state, marked ``completed``, until the
+whole command has finished: a run interrupted after A was sent reports A again, without
+sending it, when the same command runs again. A network failure (no answer after the retries)
+keeps the upload open and its state, as Ctrl-C does, so that the same command resumes it.
+
+One run at a time per state: ``ResumeStore.hold`` takes an exclusive lock (``flock``, released
+by the kernel if the process dies) on ``<state>.lock`` for the whole upload of the file; a
+second run on the same file, API and partner is refused at once (``UploadBusyError``, naming
+the holder's pid) instead of both writing the state and sending the same parts.
 
 Run again, the same command asks ``Resumer.decide``: the upload's status (``GET /uploads/{id}``)
 and the parts S3 holds (``GET /uploads/{id}/parts``, ListParts: the server's truth, not the
-state file's) decide. A PENDING upload of the same file (same size, ``mtime_ns`` and SHA-256,
-and every held part's SHA-256, as S3 verified it, equal to the part's in the file just read)
-continues without sending those parts again. A file that changed is never stitched: the old
-upload is aborted (``POST /uploads/{id}/abort``) and the file starts over, and one line says so.
-An upload that is no longer PENDING starts over too, unless it is ACCEPTED with this file's
-SHA-256 (then it is reported, nothing sent). A state file that cannot be read or parsed is
-reported in one line and the file starts over; one that cannot be written costs resumability,
-never the upload. No AWS SDK here (the client's rule).
+state file's) decide. A PENDING upload of the same file (same size and ``mtime_ns``) continues
+without sending those parts again; the client reads them once more, to rebuild the whole
+file's SHA-256, and each must still be the part S3 verified (``part_reader``), or the file
+changed. A file that changed is never stitched: the old upload is aborted
+(``POST /uploads/{id}/abort``) and the file starts over, and one line says so. An upload that
+is no longer PENDING starts over too, unless it is ACCEPTED (then it is reported, nothing
+sent). A state file that cannot be read or parsed is reported in one line and the file starts
+over; one that cannot be written costs resumability, never the upload. If the API cannot be
+reached to decide, the state is kept and the error raised. No AWS SDK here (the client's rule).
 """
 
 from __future__ import annotations
@@ -29,13 +39,17 @@ import hashlib
 import json
 import logging
 import os
+import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from filegate.errors import UploadClientError
+from filegate.errors import UploadBusyError, UploadClientError
+
+if sys.platform != "win32":
+    import fcntl
 
 logger = logging.getLogger(__name__)
 
@@ -43,8 +57,8 @@ STATE_VERSION = 1
 # The API call the client makes: (method, path relative to the API, JSON body or None).
 ApiCall = Callable[[str, str, Any], Any]
 Notify = Callable[[str], None]
-# The file's parts' SHA-256s (base64, by part number) at a given part size.
-PartChecksums = Callable[[int], dict[int, str]]
+# Attempts at a lock whose file another run removed between our open and our lock.
+_LOCK_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -54,10 +68,10 @@ class FileIdentity:
     path: str  # absolute
     size: int
     mtime_ns: int
-    sha256: str  # hex, the whole file's, as declared
+    sha256: str = ""  # hex, the whole file's, once known ("" before its parts are read)
 
     @classmethod
-    def of(cls, path: Path, sha256: str) -> FileIdentity:
+    def of(cls, path: Path, sha256: str = "") -> FileIdentity:
         stat = path.stat()
         return cls(str(path.resolve()), stat.st_size, stat.st_mtime_ns, sha256)
 
@@ -69,6 +83,7 @@ class ResumeState:
     api_url: str
     file: FileIdentity
     plan: dict[str, Any]
+    completed: bool = False  # sent and completed; kept until the whole command has finished
 
     @property
     def upload_id(self) -> str:
@@ -119,8 +134,60 @@ class ResumeStore:
         with contextlib.suppress(FileNotFoundError):
             self.path_for(file).unlink()
 
-    def new_state(self, file: FileIdentity, plan: dict[str, Any]) -> ResumeState:
-        return ResumeState(self._api_url, file, plan)
+    def new_state(
+        self, file: FileIdentity, plan: dict[str, Any], completed: bool = False
+    ) -> ResumeState:
+        return ResumeState(self._api_url, file, plan, completed)
+
+    @contextlib.contextmanager
+    def hold(self, file: Path) -> Iterator[None]:
+        """The file's state for this run alone, until the block ends (``UploadBusyError`` at
+        once if another run holds it). A lock that cannot be taken at all (no locking on this
+        platform, a read-only directory) costs that protection, never the upload."""
+        where = self.path_for(file).with_suffix(".lock")
+        if sys.platform == "win32":
+            yield
+            return
+        handle = self._locked(where, file)
+        try:
+            yield
+        finally:
+            if handle is not None:
+                with contextlib.suppress(OSError):
+                    where.unlink()  # while still locked: a waiting run sees it gone, retries
+                os.close(handle)
+
+    def _locked(self, where: Path, file: Path) -> int | None:
+        for _ in range(_LOCK_ATTEMPTS):
+            try:
+                where.parent.mkdir(parents=True, exist_ok=True)
+                handle = os.open(where, os.O_RDWR | os.O_CREAT, 0o600)
+            except OSError as exc:
+                self.notify(f"cannot lock the resume state {where} ({exc}); going on without")
+                return None
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.read(handle, 32).decode("ascii", "replace").strip() or "unknown"
+                os.close(handle)
+                raise UploadBusyError(
+                    f"another filegate upload (pid {holder}) is uploading {file} to this API as"
+                    " this partner; let it finish (or stop it), then run this command again"
+                    f" to resume (lock {where})"
+                ) from None
+            if _same_file(handle, where):
+                os.ftruncate(handle, 0)
+                os.write(handle, f"{os.getpid()}\n".encode("ascii"))
+                return handle
+            os.close(handle)  # removed by the run that held it, between our open and lock
+        return None
+
+
+def _same_file(handle: int, where: Path) -> bool:
+    try:
+        return os.fstat(handle).st_ino == where.stat().st_ino
+    except OSError:
+        return False
 
 
 def write_atomically(where: Path, text: str) -> None:
@@ -147,19 +214,28 @@ def _parse(document: Any) -> ResumeState:
     plan = document["plan"]
     if not isinstance(plan, dict) or not isinstance(plan.get("upload_id"), str):
         raise ValueError("no upload id in its plan")
-    return ResumeState(str(document["api_url"]), file, plan)
+    return ResumeState(str(document["api_url"]), file, plan, document.get("completed") is True)
+
+
+@dataclass(frozen=True)
+class HeldPart:
+    """A part S3 holds: its ETag, size and the SHA-256 (base64) S3 verified."""
+
+    etag: str
+    size: int
+    checksum: str
 
 
 @dataclass(frozen=True)
 class Continue:
-    """Go on with this plan; ``held`` are the parts S3 holds (number: (etag, size))."""
+    """Go on with this plan; ``held`` are the parts S3 holds, by part number."""
 
     plan: dict[str, Any]
-    held: dict[int, tuple[str, int]]
+    held: dict[int, HeldPart]
 
     @property
     def resumed_bytes(self) -> int:
-        return sum(size for _, size in self.held.values())
+        return sum(part.size for part in self.held.values())
 
 
 @dataclass(frozen=True)
@@ -180,13 +256,15 @@ class Resumer:
         self._api = api
         self._notify = store.notify
 
-    def decide(self, path: Path, file: FileIdentity, part_checksums: PartChecksums) -> Decision:
+    def decide(self, path: Path, file: FileIdentity) -> Decision:
         state = self.store.load(path)
         if state is None:
             return None
         try:
-            decision = self._judge(state, file, part_checksums)
+            decision = self._judge(state, file)
         except UploadClientError as exc:
+            if exc.unreachable:
+                raise  # the network, not the upload: keep the state for the next run
             self._notify(f"cannot resume upload {state.upload_id} of {path} ({exc}); starting over")
             decision = None
         if not isinstance(decision, Continue):
@@ -194,52 +272,70 @@ class Resumer:
         return decision
 
     def remember(self, file: FileIdentity, plan: dict[str, Any]) -> None:
-        self.store.save(self.store.new_state(file, plan))
+        self.store.save(self.store.new_state(file, _without_urls(plan)))
+
+    def completed(self, file: FileIdentity, plan: dict[str, Any]) -> None:
+        """Sent and completed: kept (marked so) until ``forget``, so that a rerun of an
+        interrupted command reports the file instead of sending it again."""
+        self.store.save(self.store.new_state(file, _without_urls(plan), completed=True))
 
     def forget(self, path: Path) -> None:
         self.store.remove(path)
 
-    def _judge(self, state: ResumeState, file: FileIdentity, checksums: PartChecksums) -> Decision:
-        upload_id, was = state.upload_id, state.file
-        try:
-            view = self._api("GET", f"uploads/{upload_id}", None)
-        except UploadClientError as exc:
-            if exc.status != 404:
-                raise
-            self._notify(f"upload {upload_id} of {file.path} is unknown to this API; starting over")
+    def _judge(self, state: ResumeState, file: FileIdentity) -> Decision:
+        view = self._view(state, file)
+        if view is None:
             return None
-        status = view.get("status")
-        if status == "ACCEPTED" and view.get("declared", {}).get("sha256") == file.sha256:
-            self._notify(f"upload {upload_id} of {file.path} was already ACCEPTED; nothing to send")
+        upload_id, was, status = state.upload_id, state.file, view.get("status")
+        unchanged = (was.size, was.mtime_ns) == (file.size, file.mtime_ns)
+        sent = state.completed and status != "ABORTED"
+        if unchanged and (status == "ACCEPTED" or sent):
+            self._notify(f"upload {upload_id} of {file.path} was sent before ({status}): not again")
             return Finished(view)
-        if status != "PENDING":
-            self._notify(f"upload {upload_id} of {file.path} is {status}; starting over")
+        if state.completed or status != "PENDING":
+            self._notify(
+                f"{file.path} changed since upload {upload_id} sent it; sending it again"
+                if sent
+                else f"upload {upload_id} of {file.path} is {status}; starting over"
+            )
             return None
-        if (was.size, was.mtime_ns, was.sha256) != (file.size, file.mtime_ns, file.sha256):
-            self._changed(state, file, "its size, modification time or SHA-256 changed")
-            return None
-        held = self._held(state, checksums)
+        held = self._held(state) if unchanged else "its size or modification time changed"
         if isinstance(held, str):
             self._changed(state, file, held)
             return None
         return Continue({**state.plan, "expires_at": None}, held)
 
-    def _held(
-        self, state: ResumeState, part_checksums: PartChecksums
-    ) -> dict[int, tuple[str, int]] | str:
-        """The parts S3 holds, each checked against the file's; or why they do not match."""
+    def _view(self, state: ResumeState, file: FileIdentity) -> dict[str, Any] | None:
+        """The upload as the API reports it; None if the API does not know it (said so)."""
+        try:
+            view: dict[str, Any] = self._api("GET", f"uploads/{state.upload_id}", None)
+        except UploadClientError as exc:
+            if exc.status != 404:
+                raise
+            self._notify(
+                f"upload {state.upload_id} of {file.path} is unknown to this API; starting over"
+            )
+            return None
+        return view
+
+    def _held(self, state: ResumeState) -> dict[int, HeldPart] | str:
+        """The parts S3 holds, with the checksums S3 verified; or why they cannot be used."""
         listing = self._api("GET", f"uploads/{state.upload_id}/parts", None)
         part_size = listing.get("part_size")
         if not isinstance(part_size, int) or part_size != state.plan.get("part_size"):
             return "the upload's part size is not the one it began with"
-        checksums = part_checksums(part_size)
-        held: dict[int, tuple[str, int]] = {}
-        for part in listing.get("parts", []):
-            number = int(part["part_number"])
-            if part.get("checksum_sha256") != checksums.get(number):
-                return f"part {number} held in S3 no longer matches the file's bytes"
-            held[number] = (str(part["etag"]).strip('"'), int(part["size"]))
-        return held
+        return {
+            int(part["part_number"]): HeldPart(
+                str(part["etag"]).strip('"'), int(part["size"]), str(part["checksum_sha256"])
+            )
+            for part in listing.get("parts", [])
+        }
+
+    def changed(self, state_plan: dict[str, Any], path: Path, why: str) -> None:
+        """The file changed under a resumed upload (found while its held parts were read)."""
+        file = FileIdentity.of(path)
+        self._changed(ResumeState("", file, state_plan), file, why)
+        self.store.remove(path)
 
     def _changed(self, state: ResumeState, file: FileIdentity, why: str) -> None:
         """Never stitched: abort the old upload and start over."""
@@ -249,3 +345,8 @@ class Resumer:
             f"{file.path} changed since upload {state.upload_id} began ({why}):"
             " aborted it, starting over"
         )
+
+
+def _without_urls(plan: dict[str, Any]) -> dict[str, Any]:
+    """The plan as kept on disk: never a URL or its signed headers."""
+    return {name: value for name, value in plan.items() if name not in ("url", "headers")}

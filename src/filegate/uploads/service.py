@@ -5,8 +5,11 @@ upload is declared in the ledger (PENDING) when it is planned (a PUT's URL signe
 upload created with its part size and count); a multipart upload's part URLs are signed on
 request, a page at a time, each for the SHA-256 the client computed for that part, and every
 request moves the upload's expiry on (a large file over a slow link outlives its first URLs);
-completing records the composite SHA-256 of the listed parts in the ledger before S3 is asked to
-complete (so the ingestion, which never reads the object, knows what S3 must hold); the parts S3
+a single PUT's whole-file SHA-256 is declared up front (its URL binds it), a multipart upload's
+may be declared up front or given at completion (the client then reads the file once, hashing
+while it sends: docs/integrity.md); completing records the composite SHA-256 of the listed parts
+(and a whole-file SHA-256 given then) in the ledger before S3 is asked to complete (so the
+ingestion, which never reads the object, knows what S3 must hold); the parts S3
 holds can be listed (ListParts) for a client that resumes; a partner sees only its own uploads
 (anyone else's is "not found"); a PENDING upload past its expiry is turned EXPIRED when read; an
 ACCEPTED upload's receipt is signed by the injected ``ReceiptKey`` (``filegate.receipts``).
@@ -48,7 +51,7 @@ from filegate.uploads.requests import (
     UploadRequest,
     check_limits,
     load_json,
-    parse_completed_parts,
+    parse_completion,
     parse_parts_to_sign,
     parse_upload_request,
 )
@@ -148,15 +151,19 @@ class UploadService:
     def complete(self, partner: Partner, upload_id: str, body: RawBody) -> dict[str, Any]:
         """CompleteMultipartUpload for a pending multipart upload; its status afterwards.
 
-        The composite SHA-256 of the listed parts goes to the ledger first: the object's event
-        may be judged before this call returns, and S3 refuses a list whose checksums are not
-        the stored parts' (a retried completion records its own list again).
+        The composite SHA-256 of the listed parts goes to the ledger first, with the whole
+        file's SHA-256 when the declaration left it for now: the object's event may be judged
+        before this call returns, and S3 refuses a list whose checksums are not the stored
+        parts' (a retried completion records its own list again).
         """
         record = self._current(partner, upload_id)
         multipart_id = _open_multipart(record)
-        parts = parse_completed_parts(load_json(*body))
+        completion = parse_completion(load_json(*body))
+        parts = completion.parts
+        sha256 = _whole_file_sha256(record, completion.sha256)
         expected = composite_sha256(p.checksum_sha256 for p in parts)
-        if self._ledger.expect_checksum(record.key, expected, self._clock()) is None:
+        expecting = self._ledger.expect_checksum(record.key, expected, self._clock(), sha256)
+        if expecting is None:
             raise UploadConflictError(f"upload {upload_id} is no longer pending")
         listed = [(p.part_number, p.etag, p.checksum_sha256) for p in parts]
         try:
@@ -166,7 +173,7 @@ class UploadService:
                 raise UploadConflictError(f"upload {upload_id} is no longer open in S3") from exc
             raise InvalidRequestError(str(exc), "parts") from exc
         logger.info("multipart upload completed", extra={"upload_id": upload_id})
-        return upload_view(record)
+        return upload_view(expecting)
 
     def sign_parts(self, partner: Partner, upload_id: str, body: RawBody) -> dict[str, Any]:
         """URLs for parts of a pending multipart upload, each bound to the SHA-256 the client
@@ -256,6 +263,13 @@ class UploadService:
         expires_at: datetime,
     ) -> dict[str, Any]:
         bucket = self._policy.bucket
+        if request.sha256_base64 is None:
+            raise InvalidRequestError(
+                f"sha256 is required for an upload of {request.size} bytes: at or below"
+                f" {self._policy.multipart_threshold} bytes it is one PUT, whose URL binds the"
+                " file's SHA-256 (only a multipart upload may give it at completion)",
+                "sha256",
+            )
         put = self._signer.presign_put(
             bucket, key, request.size, request.sha256_base64, request.content_type
         )
@@ -333,7 +347,8 @@ def upload_view(record: UploadRecord) -> dict[str, Any]:
         "status": record.status,
         "declared": {
             "size": record.declared_size,
-            "sha256": record.declared_sha256,
+            # None until completion for a multipart upload declared without it.
+            "sha256": record.declared_sha256 or None,
             "content_type": record.declared_content_type,
             "method": record.method,
         },
@@ -353,6 +368,26 @@ def upload_view(record: UploadRecord) -> dict[str, Any]:
             "part_count": record.checksum_part_count,
         }
     return view
+
+
+def _whole_file_sha256(record: UploadRecord, given: str | None) -> str | None:
+    """The whole-file SHA-256 to record at completion: the one given now if the declaration
+    left it out (then it is required); None when the declaration has it (a completion that
+    gives one must give the same)."""
+    declared = record.declared_sha256 or None
+    if declared is None and given is None:
+        raise InvalidRequestError(
+            f"sha256 is required: upload {record.upload_id} was declared without the file's"
+            " SHA-256, so completing it must give it (64 hexadecimal characters)",
+            "sha256",
+        )
+    if declared is not None and given is not None and given != declared:
+        raise InvalidRequestError(
+            f"sha256 {given} differs from the {declared} declared for upload"
+            f" {record.upload_id}: has the file changed since it was declared?",
+            "sha256",
+        )
+    return given if declared is None else None
 
 
 def _open_multipart(record: UploadRecord) -> str:
