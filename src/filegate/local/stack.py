@@ -194,6 +194,7 @@ class LocalStack:
 
     def _adopt_when_ready(self) -> None:
         cfn = self._target.client("cloudformation")
+        reported = ""
         while not self._stopping.wait(ADOPT_POLL_SECONDS):
             try:
                 stack = cfn.describe_stacks(StackName=self.settings.stack_name)["Stacks"][0]
@@ -202,14 +203,23 @@ class LocalStack:
             if stack["StackStatus"] not in _ADOPTABLE:
                 continue  # being created, or rolled back: a retry deletes and creates it
             try:
-                self._adopt()
+                deployment = Provisioner(self._target, self.settings.stack_name).adopt()
+            except Exception as exc:
+                # The deploy that created the stack may still be applying what the emulator
+                # ignores (the stack's tables, whose streams the mappings read): try again at
+                # the next poll, logging each new reason once.
+                if str(exc) != reported:
+                    reported = str(exc)
+                    logger.warning("the deployed stack is not ready to run yet: %s", exc)
+                continue
+            try:
+                self._adopt(deployment)
             except Exception:
                 logger.exception("cannot run the deployed stack %s", self.settings.stack_name)
             return
 
-    def _adopt(self) -> None:
+    def _adopt(self, deployment: Deployment) -> None:
         self._progress(f"stack {self.settings.stack_name} deployed: starting its function")
-        deployment = Provisioner(self._target, self.settings.stack_name).adopt()
         self.deployment = deployment
         self._start_pipeline(deployment)
         self._start_alarms(deployment)
