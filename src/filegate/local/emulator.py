@@ -83,16 +83,16 @@ def serve(port: int, host: str = "127.0.0.1", publish_metrics: bool = True) -> N
 
 def application(moto_app: WsgiApp, settings: EmulatorSettings | None = None) -> WsgiApp:
     """moto's WSGI app composed with filegate's middleware, in the order AWS checks a request:
-        S3 authenticates it before it authorises it, so a forged or expired URL is refused as such
-        (``s3_presign``), then the signer's role is checked (``iam``, when the local stack names
-        its principals in ``settings``); then DynamoDB goes to its own process
-        (``dynamodb_process``, when ``settings`` name one) and Lambda Invoke to the local stack's
-        workers (``invoke_forwarding``, when they name the invoke server); an S3 payload is checked
-        against its checksums (``s3_checksum_check``); Lambda's GetAccountSettings, which moto lacks, is
-        answered from moto's functions (``lambda_account``); a TemplateBody over 51,200 bytes is
-    refused as CloudFormation refuses it (``cfn_template_size``); moto answers the rest, its DynamoDB
-        requests one at a time (``dynamodb_atomic``). With a profile file named, each request is
-        profiled (outermost)."""
+    S3 authenticates it before it authorises it, so a forged or expired URL is refused as such
+    (``s3_presign``), then the signer's role is checked (``iam``, when the local stack names
+    its principals in ``settings``); then DynamoDB goes to its own process
+    (``dynamodb_process``, when ``settings`` name one) and Lambda Invoke to the local stack's
+    workers (``invoke_forwarding``, when they name the invoke server); an S3 payload is checked
+    against its checksums (``s3_checksum_check``); a TemplateBody over 51,200 bytes is refused
+    as CloudFormation refuses it (``cfn_template_size``); Lambda's GetAccountSettings, which
+    moto lacks, is answered from moto's functions (``lambda_account``); moto answers the rest,
+    its DynamoDB requests one at a time (``dynamodb_atomic``). With a profile file named, each
+    request is profiled (outermost)."""
     settings = settings or EmulatorSettings()
     app: WsgiApp = OneDynamoDBRequestAtATime(AccountSettings(moto_app))
     app = InlineTemplateLimit(app)  # CloudFormation's 51,200 bytes of TemplateBody
