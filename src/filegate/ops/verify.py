@@ -41,6 +41,7 @@ from filegate.ops.logs import InvocationFilter, LogReader
 from filegate.ops.wiring import (
     STREAM_VIEW,
     bucket_arn,
+    events_mapping_problems,
     function_name,
     on_failure_destination,
     policy_lets_bucket_send,
@@ -348,30 +349,11 @@ class Verifier:
         ]
 
     def _events_mapping_problems(self, mapping: dict[str, Any], table: dict[str, Any]) -> list[str]:
-        uuid, state = mapping.get("UUID"), str(mapping.get("State"))
         runner = self.ref.local is not None and self.ref.local.runs_mapping()
-        problems = []
-        if state != "Enabled" and not (state == "Disabled" and runner):
-            problems.append(
-                f"{state}: enable it (aws lambda update-event-source-mapping --uuid {uuid}"
-                " --enabled)"
-            )
-        # The local stack's runner reads the table's latest stream itself (local/streams.py).
-        latest = str(table.get("LatestStreamArn", ""))
-        if not runner and mapping.get("EventSourceArn") != latest:
-            problems.append(
-                f"it reads {mapping.get('EventSourceArn')}, not the table's current stream"
-                f" {latest}: create a mapping on the current one"
-            )
         dlq_arn = MessageQueue(self.ref.output(EVENTS_DLQ_URL), self.client("sqs")).arn()
-        if on_failure_destination(mapping) != dlq_arn:
-            problems.append(
-                f"its on-failure destination is {on_failure_destination(mapping) or 'none'},"
-                f" not {dlq_arn}, so a batch given up on would be lost; set it (aws lambda"
-                f" update-event-source-mapping --uuid {uuid} --destination-config"
-                f" OnFailure={{Destination={dlq_arn}}})"
-            )
-        return problems
+        return events_mapping_problems(
+            mapping, str(table.get("LatestStreamArn", "")), dlq_arn, local_runner=runner
+        )
 
     def event_bus(self) -> CheckResult:
         name, events = self.ref.output(EVENT_BUS_NAME), self.client("events")

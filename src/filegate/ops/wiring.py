@@ -56,6 +56,39 @@ def on_failure_destination(mapping: dict[str, Any]) -> str:
     return str((config.get("OnFailure") or {}).get("Destination") or "")
 
 
+def events_mapping_problems(
+    mapping: dict[str, Any], latest_stream: str, dlq_arn: str, local_runner: bool = False
+) -> list[str]:
+    """What is wrong with the publisher's mapping, each with what mends it; [] when nothing.
+
+    It must be Enabled, read the table's current stream (a stream disabled and enabled again
+    is a new one, with a new ARN, and the old mapping reads nothing new) and send what it gives
+    up on to the events dead-letter queue. ``local_runner``: the local stack's runner feeds
+    the function instead of the emulator's mapping (disabled on purpose), and reads the
+    table's current stream itself (local/streams.py).
+    """
+    uuid, state = mapping.get("UUID"), str(mapping.get("State"))
+    problems = []
+    if state != "Enabled" and not (state == "Disabled" and local_runner):
+        problems.append(
+            f"{state}: enable it (aws lambda update-event-source-mapping --uuid {uuid} --enabled)"
+        )
+    source = mapping.get("EventSourceArn")
+    if not local_runner and source != latest_stream:
+        problems.append(
+            f"it reads {source}, not the table's current stream {latest_stream}: create a"
+            " mapping on the current one and delete this one"
+        )
+    destination = on_failure_destination(mapping)
+    if destination != dlq_arn:
+        problems.append(
+            f"its on-failure destination is {destination or 'none'}, not {dlq_arn}, so a batch"
+            f" given up on would be lost; set it (aws lambda update-event-source-mapping --uuid"
+            f" {uuid} --destination-config OnFailure={{Destination={dlq_arn}}})"
+        )
+    return problems
+
+
 def _statements(policy: dict[str, Any]) -> list[dict[str, Any]]:
     statements = policy.get("Statement", [])
     return statements if isinstance(statements, list) else [statements]
