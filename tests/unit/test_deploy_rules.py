@@ -10,6 +10,7 @@ import pytest
 
 from filegate import template as cfn
 from filegate.errors import LocalStackError
+from filegate.local.cfn_template_size import refusal
 from filegate.local.change_sets import references, resource_diff
 from filegate.local.lambda_account import account_settings, reservation_refused
 from filegate.local.provision import split_function
@@ -266,4 +267,15 @@ def test_the_template_key_is_its_sha256() -> None:
     text = cfn.template_text().encode()
     assert template_key(hashlib.sha256(text).hexdigest()) == (
         f"filegate/templates/{hashlib.sha256(text).hexdigest()}.yml"
+    )
+
+
+def test_the_twin_counts_an_inline_template_in_bytes_as_cloudformation_does() -> None:
+    assert refusal("é" * 25_600) is None  # 51,200 bytes
+    message = refusal("é" * 25_601)  # 51,202 bytes, 25,601 characters
+    assert message is not None
+    assert message.startswith("1 validation error detected: Value '")
+    assert message.endswith(
+        "at 'templateBody' failed to satisfy constraint: Member must have length less than or"
+        " equal to 51200"
     )
