@@ -4,9 +4,9 @@ through a change set.
 One path for AWS and the local stack: build (or take) the zip, upload it under its
 content-addressed key, upload the template (read once: the bytes the preflight measured, its
 comments included) under its own (``filegate/templates/<sha256>.yml``), create a change set
-from its S3 URL (``TemplateURL``: CloudFormation takes up to 1 MB from S3, only 51,200 bytes
-inline) (CREATE when the stack is missing, else UPDATE,
-with every other parameter kept at its previous value), show its changes, then either stop
+that CloudFormation reads the template for from that object's URL (``TemplateURL``, up to
+1 MB; inline it would stop at 51,200 bytes), CREATE when the stack is missing, else UPDATE
+with every other parameter kept at its previous value; show its changes, then either stop
 (``dry_run``: the change set is deleted) or execute it and stream the stack's events until
 the stack settles. Before anything is created, the account preflight (``ops.preflight``:
 template size, function URLs in the region, unreserved concurrency) must pass: a dry run

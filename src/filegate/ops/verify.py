@@ -320,17 +320,20 @@ class Verifier:
     def events_mapping(self) -> CheckResult:
         function = self.ref.output(EVENTS_FUNCTION_NAME)
         table = self._ledger().describe()["Table"]
-        ours = [
-            m for m in self._mappings_of(function) if reads_stream_of(m, str(table["TableArn"]))
-        ]
+        latest = table.get("LatestStreamArn")
+        ours = sorted(  # the one on the current stream first, if there are several
+            (m for m in self._mappings_of(function) if reads_stream_of(m, str(table["TableArn"]))),
+            key=lambda m: m.get("EventSourceArn") != latest,
+        )
         if not ours:
             return CheckResult(
                 EVENTS_MAPPING,
                 False,
                 f"no mapping from the stream of {table['TableName']} to {function}: no verdict"
-                " event is published; restore the stack's PublisherEventSourceMapping"
-                " (`filegate deploy` after deleting it from the stack, or recreate it as the"
-                " template declares)",
+                " event is published; recreate it as the template's PublisherEventSourceMapping"
+                f" declares it (aws lambda create-event-source-mapping --function-name {function}"
+                f" --event-source-arn {latest} --starting-position TRIM_HORIZON ...): a deploy"
+                " of the same template does not restore what was deleted outside CloudFormation",
             )
         problems = self._events_mapping_problems(ours[0], table)
         detail = f"stream -> {function}: " + ("; ".join(problems) or "Enabled")
