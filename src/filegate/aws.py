@@ -6,7 +6,8 @@ module: it builds its own clients from the runtime's environment.
 
 Every ARN filegate builds by hand (outside the template, which says ``${AWS::Partition}``)
 comes from ``arn``: its partition follows the region (``aws``, ``aws-cn`` in China,
-``aws-us-gov`` in GovCloud...), as botocore's endpoint data says.
+``aws-us-gov`` in GovCloud...), as botocore's endpoint data says; ``dns_suffix`` is that
+partition's domain, for the URLs filegate builds (a template's S3 URL).
 """
 
 from __future__ import annotations
@@ -52,6 +53,21 @@ def arn(service: str, region: str, resource: str, account: str = "", regional: b
     still follows ``region``.
     """
     return f"arn:{partition(region)}:{service}:{region if regional else ''}:{account}:{resource}"
+
+
+@functools.cache
+def dns_suffix(region: str) -> str:
+    """The DNS suffix of ``region``'s partition: ``amazonaws.com``, ``amazonaws.com.cn``...
+
+    From botocore's partition data (``partitions.json``, ``outputs.dnsSuffix``); a region it
+    does not know (a made-up local one) is taken to be in ``aws``.
+    """
+    data = botocore.session.get_session().get_component("data_loader").load_data("partitions")
+    wanted = partition(region)
+    for entry in data["partitions"]:
+        if entry["id"] == wanted:
+            return str(entry["outputs"]["dnsSuffix"])
+    return "amazonaws.com"
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ Owns loading the YAML (short-form tags included) and resolving Ref, Fn::GetAtt, 
 Fn::Join, Fn::If and Conditions against a stack's values. ``filegate deploy`` uses it for
 the change set's parameters, the preflight and the function's fingerprint; the local stack
 uses it to apply what the emulator skips, so the template stays the one source of truth.
-``body_text`` is the template as both send it to CloudFormation (its comment lines left out).
+Both send ``template_text`` as it is, comments included, through S3 (``ops.artifacts``).
 """
 
 from __future__ import annotations
@@ -26,17 +26,6 @@ _SUB_VARIABLE = re.compile(r"\$\{([^}!]+)\}")
 def template_text() -> str:
     """The template's text, read from the installed package."""
     return resources.files("filegate").joinpath("templates", TEMPLATE_NAME).read_text("utf-8")
-
-
-def body_text() -> str:
-    """The template as ``filegate deploy`` and the local stack send it (``TemplateBody``): its
-    comment lines left out. CloudFormation takes at most 51,200 bytes of TemplateBody, and the
-    template's comments (its reasons) are a fifth of it. The result must load to the same
-    document; if it does not (a ``#`` line inside a block scalar), the text goes as it is."""
-    text = template_text()
-    kept = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
-    body = "\n".join(kept) + "\n"
-    return body if load(body) == load(text) else text
 
 
 class _CfnLoader(yaml.SafeLoader):

@@ -27,11 +27,15 @@ CHECKS = [
     "bucket notification",
     "queue policy",
     "event source mapping",
+    "ledger stream",
+    "events mapping",
+    "event bus",
     "errors (15 min)",
     "smoke upload",
     "ledger item",
     "function logs",
     "dead-letter queue",
+    "events dead-letter queue",
     "alarms",
 ]
 EVIDENCE_FILES = {

@@ -24,6 +24,7 @@ from filegate.stackref import StackRef
 
 STACK = "ops-stack"
 FUNCTION = "fg-ingest"
+EVENTS_FUNCTION = f"{FUNCTION}-events"
 BUCKET = "fg-ops-uploads"
 TABLE = "fg-ops-ledger"
 KEY = "partner-a/report.csv"
@@ -51,6 +52,7 @@ def build_stack() -> StackRef:
     client("lambda").create_event_source_mapping(
         EventSourceArn=queue_arn, FunctionName=FUNCTION, Enabled=True, BatchSize=10
     )
+    events = _events()  # after the item writes' table exists, before the alarms
     for name in ("errors", "dlq-not-empty"):
         put_alarm(f"{FUNCTION}-{name}", topic)
     client("cloudformation").create_stack(
@@ -69,6 +71,7 @@ def build_stack() -> StackRef:
         "FunctionName": FUNCTION,
         "FunctionArn": function_arn,
         "AlertsTopicArn": topic,
+        **events,
     }
     return StackRef(Target(region=REGION), STACK, outputs)
 
@@ -138,7 +141,8 @@ def record_processed(
 def put_invocation(request_id: str, lines: list[str], at_ms: int) -> None:
     logs = client("logs")
     group, stream = f"/aws/lambda/{FUNCTION}", f"2025/09/28/[$LATEST]{request_id[:8]}"
-    if not logs.describe_log_groups(logGroupNamePrefix=group)["logGroups"]:
+    found = logs.describe_log_groups(logGroupNamePrefix=group)["logGroups"]
+    if group not in [g["logGroupName"] for g in found]:  # not /aws/lambda/<name>-events
         logs.create_log_group(logGroupName=group)
     logs.create_log_stream(logGroupName=group, logStreamName=stream)
     messages = [
@@ -177,13 +181,43 @@ def _bucket(queue_arn: str) -> None:
     )
 
 
-def _function() -> str:
-    role = client("iam").create_role(RoleName=f"{FUNCTION}-role", AssumeRolePolicyDocument="{}")
+def _events() -> dict[str, str]:
+    """The verdict events' path as the template leaves it: the ledger's stream (old and new
+    images), the publisher and its mapping on that stream with its on-failure queue, the bus
+    and its archive. moto tries to run the publisher (in docker) on each ledger write once the
+    mapping exists; it fails to, logs it and leaves the write alone."""
+    ddb = client("dynamodb")
+    ddb.update_table(
+        TableName=TABLE,
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )
+    stream_arn = ddb.describe_table(TableName=TABLE)["Table"]["LatestStreamArn"]
+    dlq_url = client("sqs").create_queue(QueueName=f"{EVENTS_FUNCTION}-dlq")["QueueUrl"]
+    _function(EVENTS_FUNCTION)
+    client("lambda").create_event_source_mapping(
+        EventSourceArn=stream_arn,
+        FunctionName=EVENTS_FUNCTION,
+        Enabled=True,
+        StartingPosition="TRIM_HORIZON",
+        DestinationConfig={"OnFailure": {"Destination": _arn(dlq_url)}},
+    )
+    events = client("events")
+    bus_arn = events.create_event_bus(Name=EVENTS_FUNCTION)["EventBusArn"]
+    events.create_archive(ArchiveName=f"{EVENTS_FUNCTION}-archive", EventSourceArn=bus_arn)
+    return {
+        "EventBusName": EVENTS_FUNCTION,
+        "EventsFunctionName": EVENTS_FUNCTION,
+        "EventsDeadLetterQueueUrl": dlq_url,
+    }
+
+
+def _function(name: str = FUNCTION) -> str:
+    role = client("iam").create_role(RoleName=f"{name}-role", AssumeRolePolicyDocument="{}")
     code = io.BytesIO()
     with zipfile.ZipFile(code, "w") as archive:
         archive.writestr("handler.py", "def lambda_handler(event, context):\n    return {}\n")
     created = client("lambda").create_function(
-        FunctionName=FUNCTION,
+        FunctionName=name,
         Runtime="python3.12",
         Role=role["Role"]["Arn"],
         Handler="handler.lambda_handler",

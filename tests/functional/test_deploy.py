@@ -21,9 +21,11 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from builders import REGION
 from werkzeug.serving import make_server
 
+from filegate import template as cfn_template
 from filegate.aws import Target
 from filegate.errors import DeployError, ReleaseError
 from filegate.local import cfn_models
@@ -692,3 +694,81 @@ def test_a_reservation_the_account_cannot_give_fails_the_create(
         assert functions == []
     else:
         assert reasons == []
+
+
+# ---------------------------------------------------------------- the template through S3
+
+
+def stored_template(text: str) -> tuple[str, bytes]:
+    """The template's content-addressed key in the artifact bucket, and what that object holds."""
+    key = f"filegate/templates/{hashlib.sha256(text.encode()).hexdigest()}.yml"
+    body = boto3.client("s3", region_name=REGION).get_object(Bucket=ARTIFACTS, Key=key)["Body"]
+    return key, body.read()
+
+
+def stack_template() -> str:
+    cfn = boto3.client("cloudformation", region_name=REGION)
+    return str(cfn.get_template(StackName=STACK)["TemplateBody"])
+
+
+def test_the_change_set_reads_the_exact_template_from_the_artifact_bucket(
+    served: StackLocation, tmp_path: Path
+) -> None:
+    text = cfn_template.template_text()
+
+    result = run(served, code_zip(tmp_path, "one"))
+
+    assert result.stack_status == "CREATE_COMPLETE"
+    key, stored = stored_template(text)
+    assert stored == text.encode()  # the exact bytes, comments included
+    assert result.template is not None
+    assert result.template.url == f"https://{ARTIFACTS}.s3.{REGION}.amazonaws.com/{key}"
+    # CloudFormation read the stack's template from that object: the same text
+    assert stack_template() == text
+
+
+def test_a_template_over_51200_bytes_deploys_through_s3_on_the_twin(
+    served: StackLocation, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN the template grown past the inline limit even without its comment lines
+    # (Metadata is part of the document; comments alone would also do it now)
+    grown = cfn_template.template_text() + "Metadata:\n  Notes: " + "n" * 52_000 + "\n"
+    without_comments = [ln for ln in grown.splitlines() if not ln.lstrip().startswith("#")]
+    assert len("\n".join(without_comments).encode()) > 51_200
+    monkeypatch.setattr(cfn_template, "template_text", lambda: grown)
+
+    result = run(served, code_zip(tmp_path, "one"))
+
+    assert (result.outcome, result.stack_status) == ("deployed", "CREATE_COMPLETE")
+    assert [c.passed for c in result.preflight if c.name == "template size"] == [True]
+    assert stored_template(grown)[1] == grown.encode()
+    assert stack_template() == grown
+    assert result.outputs["FunctionName"] == PARAMETERS["LambdaName"]
+
+
+def test_the_twin_refuses_a_template_body_over_51200_bytes_as_cloudformation_does(
+    served: StackLocation,
+) -> None:
+    cfn = served.target.client("cloudformation")
+    small = "Resources:\n  Topic:\n    Type: AWS::SNS::Topic\n"
+    at_limit = small + "#" * (51_200 - len(small))
+    over = at_limit + "#"
+
+    with pytest.raises(ClientError) as refused:
+        cfn.create_change_set(
+            StackName=STACK, ChangeSetName="big", ChangeSetType="CREATE", TemplateBody=over
+        )
+    error = refused.value.response["Error"]
+    assert (error["Code"], refused.value.response["ResponseMetadata"]["HTTPStatusCode"]) == (
+        "ValidationError",
+        400,
+    )
+    assert "Member must have length less than or equal to 51200" in error["Message"]
+    with pytest.raises(ClientError):
+        cfn.validate_template(TemplateBody=over)
+    assert cfn.list_stacks()["StackSummaries"] == []  # nothing was created
+    # 51,200 bytes exactly is accepted
+    cfn.create_change_set(
+        StackName=STACK, ChangeSetName="fits", ChangeSetType="CREATE", TemplateBody=at_limit
+    )
+    assert [s["StackName"] for s in cfn.list_stacks()["StackSummaries"]] == [STACK]

@@ -6,12 +6,15 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 import pytest
 from ops_builders import (
     BUCKET,
+    EVENTS_FUNCTION,
     FUNCTION,
     KEY,
+    TABLE,
     build_stack,
     client,
     put_alarm,
@@ -50,10 +53,14 @@ def test_a_healthy_stack_passes_every_check_for_a_processed_key(ref: StackRef) -
         v.NOTIFICATION,
         v.QUEUE_POLICY,
         v.MAPPING,
+        v.LEDGER_STREAM,
+        v.EVENTS_MAPPING,
+        v.EVENT_BUS,
         v.ERRORS,
         v.ITEM,
         v.LOGS,
         v.DLQ,
+        v.EVENTS_DLQ,
         v.ALARMS,
     ]
     assert report.key == KEY
@@ -102,9 +109,58 @@ def an_error_counted(ref: StackRef) -> None:
     )
 
 
+def stream_disabled(ref: StackRef) -> None:
+    client("dynamodb").update_table(TableName=TABLE, StreamSpecification={"StreamEnabled": False})
+
+
+def events_mapping(ref: StackRef) -> dict[str, Any]:
+    lam = client("lambda")
+    return dict(
+        lam.list_event_source_mappings(FunctionName=EVENTS_FUNCTION)["EventSourceMappings"][0]
+    )
+
+
+def events_mapping_deleted(ref: StackRef) -> None:
+    client("lambda").delete_event_source_mapping(UUID=events_mapping(ref)["UUID"])
+
+
+def events_mapping_disabled(ref: StackRef) -> None:
+    client("lambda").update_event_source_mapping(UUID=events_mapping(ref)["UUID"], Enabled=False)
+
+
+def events_mapping_without_destination(ref: StackRef) -> None:
+    client("lambda").update_event_source_mapping(
+        UUID=events_mapping(ref)["UUID"], DestinationConfig={"OnFailure": {}}
+    )
+
+
+def archive_deleted(ref: StackRef) -> None:
+    events = client("events")
+    (archive,) = events.list_archives()["Archives"]
+    events.delete_archive(ArchiveName=archive["ArchiveName"])
+
+
+def bus_deleted(ref: StackRef) -> None:
+    events = client("events")
+    for archive in events.list_archives()["Archives"]:
+        events.delete_archive(ArchiveName=archive["ArchiveName"])
+    events.delete_event_bus(Name=EVENTS_FUNCTION)
+
+
+def events_dlq_message(ref: StackRef) -> None:
+    client("sqs").send_message(QueueUrl=ref.output("EventsDeadLetterQueueUrl"), MessageBody="{}")
+
+
 @pytest.mark.parametrize(
     ("breakage", "check", "says"),
     [
+        (stream_disabled, v.LEDGER_STREAM, "its stream is disabled"),
+        (events_mapping_deleted, v.EVENTS_MAPPING, f"no mapping from the stream of {TABLE}"),
+        (events_mapping_disabled, v.EVENTS_MAPPING, "Disabled: enable it"),
+        (events_mapping_without_destination, v.EVENTS_MAPPING, "on-failure destination is none"),
+        (archive_deleted, v.EVENT_BUS, "no enabled archive (none)"),
+        (bus_deleted, v.EVENT_BUS, f"no event bus {EVENTS_FUNCTION}"),
+        (events_dlq_message, v.EVENTS_DLQ, "`filegate events redrive`"),
         (dlq_message, v.DLQ, "1 messages"),
         (alarm_firing, v.ALARMS, f"in ALARM: {FUNCTION}-errors"),
         (notification_removed, v.NOTIFICATION, "no s3:ObjectCreated events"),

@@ -10,11 +10,13 @@ import pytest
 
 from filegate import template as cfn
 from filegate.errors import LocalStackError
+from filegate.local.cfn_template_size import refusal
 from filegate.local.change_sets import references, resource_diff
 from filegate.local.lambda_account import account_settings, reservation_refused
 from filegate.local.provision import split_function
 from filegate.local.runtime import code_key_for
 from filegate.ops import preflight
+from filegate.ops.artifacts import template_key, template_url
 from filegate.ops.deploy import StackEvent, failure_message, template_reservations
 
 FUNCTION = {"Type": "AWS::Lambda::Function", "Properties": {"Code": {"S3Key": {"Ref": "CodeKey"}}}}
@@ -199,11 +201,13 @@ def test_a_template_that_reserves_nothing_needs_no_headroom() -> None:
     assert (check.passed, check.detail) == (True, "the template reserves no concurrency")
 
 
-def test_template_body_is_at_most_51200_bytes() -> None:
-    assert preflight.template_size("x" * 51_200).passed
-    too_big = preflight.template_size("é" * 25_601)  # 51,202 bytes: the limit is in bytes
+def test_a_template_read_through_templateurl_may_have_1_mb_not_51200_bytes() -> None:
+    assert preflight.template_size("x" * 51_201).passed  # over the inline limit: irrelevant
+    assert preflight.template_size("x" * 1_000_000).passed
+    too_big = preflight.template_size("é" * 500_001)  # 1,000,002 bytes: the limit is in bytes
     assert not too_big.passed
-    assert "TemplateURL" in too_big.remedy
+    assert "TemplateURL" in too_big.detail
+    assert "nested" in too_big.remedy
 
 
 @pytest.mark.parametrize(
@@ -234,9 +238,44 @@ def test_the_twin_refuses_a_reservation_as_lambda_does() -> None:
     assert reservation_refused(account, "new", 0, 10) is None  # no reservation, no check
 
 
-def test_the_template_is_sent_without_its_comments_and_fits_templatebody() -> None:
-    body = cfn.body_text()
+def test_the_template_is_sent_with_its_comments_and_fits_templateurl() -> None:
+    text = cfn.template_text()
 
-    assert cfn.load(body) == cfn.load()
-    assert not [line for line in body.splitlines() if line.lstrip().startswith("#")]
-    assert preflight.template_size(body).passed
+    assert [line for line in text.splitlines() if line.lstrip().startswith("#")]
+    assert preflight.template_size(text).passed
+
+
+@pytest.mark.parametrize(
+    ("bucket", "region", "url"),
+    [
+        ("code", "us-east-1", "https://code.s3.us-east-1.amazonaws.com/k.yml"),
+        ("code", "eu-central-1", "https://code.s3.eu-central-1.amazonaws.com/k.yml"),
+        ("code", "cn-north-1", "https://code.s3.cn-north-1.amazonaws.com.cn/k.yml"),
+        ("code", "us-gov-west-1", "https://code.s3.us-gov-west-1.amazonaws.com/k.yml"),
+        ("my.code", "eu-west-1", "https://s3.eu-west-1.amazonaws.com/my.code/k.yml"),
+    ],
+)
+def test_the_template_url_is_the_objects_regional_https_url(
+    bucket: str, region: str, url: str
+) -> None:
+    # virtual-hosted and regional in every region, us-east-1 included; path-style for a
+    # dotted bucket, which S3's wildcard certificate does not match
+    assert template_url(bucket, region, "k.yml") == url
+
+
+def test_the_template_key_is_its_sha256() -> None:
+    text = cfn.template_text().encode()
+    assert template_key(hashlib.sha256(text).hexdigest()) == (
+        f"filegate/templates/{hashlib.sha256(text).hexdigest()}.yml"
+    )
+
+
+def test_the_twin_counts_an_inline_template_in_bytes_as_cloudformation_does() -> None:
+    assert refusal("é" * 25_600) is None  # 51,200 bytes
+    message = refusal("é" * 25_601)  # 51,202 bytes, 25,601 characters
+    assert message is not None
+    assert message.startswith("1 validation error detected: Value '")
+    assert message.endswith(
+        "at 'templateBody' failed to satisfy constraint: Member must have length less than or"
+        " equal to 51200"
+    )

@@ -1,9 +1,11 @@
 """Deploys the template into the emulator and applies what the emulator ignores.
 
 The same template goes through the CloudFormation API (``create_stack``: moto's change sets
-lose the outputs). Then, read from that template and resolved against the stack, the local
-stack applies what moto skips (docs/local-mode.md): queue and bucket policies,
-alarms, SNS subscriptions, bucket versioning, public access block, CORS and notifications,
+lose the outputs), as ``filegate deploy`` sends it: stored in the artifact bucket with its
+comments and read by CloudFormation from its S3 URL (``ops.artifacts``). Then, read from
+that template and resolved against the stack, the local stack applies what moto skips
+(docs/local-mode.md): queue and bucket policies, alarms, SNS subscriptions, bucket
+versioning, public access block, CORS and notifications,
 the stack's tables in the local stack's DynamoDB process (``stack_tables``: moto's
 CloudFormation makes them in the main emulator, which forwards every DynamoDB request) and
 their point-in-time recovery; and it
@@ -30,6 +32,7 @@ from filegate.aws import Target, arn, partition
 from filegate.errors import StackError, StorageError
 from filegate.ledger import create_table, enable_point_in_time_recovery, latest_stream_arn
 from filegate.local.stack_tables import create_table_request
+from filegate.ops.artifacts import ArtifactStore
 from filegate.ops.releases import FINGERPRINT_PARAMETER, function_fingerprint
 from filegate.package import Package
 from filegate.queues import MessageQueue
@@ -233,10 +236,15 @@ class Provisioner:
         return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
 
     def _create_stack(self, parameters: StackParameters) -> None:
+        # As `filegate deploy` sends it: stored in the artifact bucket, read through its S3 URL
+        # (the emulator refuses a TemplateBody over 51,200 bytes, as CloudFormation does).
+        template = ArtifactStore(self._target, parameters.code_bucket).upload_template(
+            cfn.template_text()
+        )
         try:
             self._cfn.create_stack(
                 StackName=self._stack_name,
-                TemplateBody=cfn.body_text(),
+                TemplateURL=template.url,
                 Parameters=parameters.as_cfn(),
                 Capabilities=["CAPABILITY_NAMED_IAM"],
             )

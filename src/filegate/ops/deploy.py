@@ -1,8 +1,12 @@
-"""``filegate deploy``: the Lambda package to the artifact bucket, the stack through a change set.
+"""``filegate deploy``: the Lambda package and the template to the artifact bucket, the stack
+through a change set.
 
 One path for AWS and the local stack: build (or take) the zip, upload it under its
-content-addressed key, create a change set (CREATE when the stack is missing, else UPDATE,
-with every other parameter kept at its previous value), show its changes, then either stop
+content-addressed key, upload the template (read once: the bytes the preflight measured, its
+comments included) under its own (``filegate/templates/<sha256>.yml``), create a change set
+that CloudFormation reads the template for from that object's URL (``TemplateURL``, up to
+1 MB; inline it would stop at 51,200 bytes), CREATE when the stack is missing, else UPDATE
+with every other parameter kept at its previous value; show its changes, then either stop
 (``dry_run``: the change set is deleted) or execute it and stream the stack's events until
 the stack settles. Before anything is created, the account preflight (``ops.preflight``:
 template size, function URLs in the region, unreserved concurrency) must pass: a dry run
@@ -43,7 +47,13 @@ from filegate import package
 from filegate import template as cfn
 from filegate.errors import DeployError
 from filegate.ops import preflight
-from filegate.ops.artifacts import Artifact, ArtifactStore, default_bucket_name, zip_digest
+from filegate.ops.artifacts import (
+    Artifact,
+    ArtifactStore,
+    StoredTemplate,
+    default_bucket_name,
+    zip_digest,
+)
 from filegate.ops.preflight import PreflightCheck
 from filegate.ops.releases import (
     FINGERPRINT_PARAMETER,
@@ -120,6 +130,7 @@ class DeployResult:
     applied_locally: list[str] = field(default_factory=list)
     preflight: list[PreflightCheck] = field(default_factory=list)
     replaced_failed_create: bool = False
+    template: StoredTemplate | None = None
 
     @property
     def preflight_passed(self) -> bool:
@@ -172,6 +183,10 @@ class Deployer:
         self._cfn = location.target.client("cloudformation")
         self._observer = observer
         self._sleep = sleep
+        # Read once: what the preflight measures, the parameters are checked against and the
+        # artifact bucket receives are the same bytes.
+        self._text = cfn.template_text()
+        self._document = cfn.load(self._text)
 
     def run(self, options: DeployOptions) -> DeployResult:
         existing = self._existing_stack()
@@ -192,10 +207,17 @@ class Deployer:
             store = self._artifact_store(current, options.artifact_bucket)
             self._observer.step(f"uploading the package to s3://{store.bucket}/")
             artifact = store.upload(path)
+        template = store.upload_template(self._text)
+        self._observer.step(f"uploaded the template to s3://{template.bucket}/{template.key}")
         result = DeployResult(self._stack, kind, "deployed", artifact, preflight=checks)
         result.replaced_failed_create = failed is not None
-        values = _with_fingerprint(previous, {**options.parameters, **_code(artifact)})
-        change_set = self._create_change_set(kind, _listed(previous, values))
+        result.template = template
+        values = _with_fingerprint(
+            self._document, previous, {**options.parameters, **_code(artifact)}
+        )
+        change_set = self._create_change_set(
+            kind, _listed(self._document, previous, values), template.url
+        )
         result.changes = self._wait_for_changes(change_set)
         if not result.changes or options.dry_run:
             result.outcome = "dry-run" if result.changes else "no-changes"
@@ -297,12 +319,12 @@ class Deployer:
     def _preflight(self, kind: str, values: dict[str, str]) -> list[PreflightCheck]:
         """The account preflight for this deploy (see ``ops.preflight``)."""
         self._observer.step("preflight: template size, function URLs, unreserved concurrency")
-        document = cfn.load()
+        document = self._document
         reservations, knobs = template_reservations(document, values, self._target.region)
         lambda_client = self._target.client("lambda")
         already = self._current_reservations(lambda_client) if kind == "UPDATE" else {}
         return [
-            preflight.template_size(cfn.body_text()),
+            preflight.template_size(self._text),
             preflight.function_urls(self._target.region, document),
             preflight.unreserved_concurrency(lambda_client, reservations, already, knobs),
         ]
@@ -341,7 +363,7 @@ class Deployer:
         return store
 
     def _check_parameters(self, previous: dict[str, str], overrides: dict[str, str]) -> None:
-        declared = cfn.load().get("Parameters", {})
+        declared = self._document.get("Parameters", {})
         unknown = sorted(set(overrides) - set(declared))
         if unknown:
             raise DeployError(
@@ -358,7 +380,9 @@ class Deployer:
 
     # ---------------------------------------------------------------- the change set
 
-    def _create_change_set(self, kind: str, parameters: list[dict[str, Any]]) -> str:
+    def _create_change_set(
+        self, kind: str, parameters: list[dict[str, Any]], template_url: str
+    ) -> str:
         name = f"filegate-{datetime.now(UTC).strftime('%Y%m%d%H%M%S%f')}"
         self._observer.step(f"creating change set {name} ({kind})")
         try:
@@ -366,7 +390,7 @@ class Deployer:
                 StackName=self._stack,
                 ChangeSetName=name,
                 ChangeSetType=kind,
-                TemplateBody=cfn.body_text(),
+                TemplateURL=template_url,
                 Parameters=parameters,
                 Capabilities=CAPABILITIES,
                 Description="filegate deploy",
@@ -508,16 +532,20 @@ def _code(artifact: Artifact) -> dict[str, str]:
     return {"CodeBucket": artifact.bucket, "CodeKey": artifact.key}
 
 
-def _with_fingerprint(previous: dict[str, str], values: dict[str, str]) -> dict[str, str]:
+def _with_fingerprint(
+    document: dict[str, Any], previous: dict[str, str], values: dict[str, str]
+) -> dict[str, str]:
     """``values`` plus the digest of the function's configuration they resolve to, so that a
     change of configuration alone publishes a version (``ops.releases``)."""
-    fingerprint = function_fingerprint(cfn.load(), {**previous, **values}, cfn.Resolver)
+    fingerprint = function_fingerprint(document, {**previous, **values}, cfn.Resolver)
     return {**values, FINGERPRINT_PARAMETER: fingerprint}
 
 
-def _listed(previous: dict[str, str], values: dict[str, str]) -> list[dict[str, Any]]:
+def _listed(
+    document: dict[str, Any], previous: dict[str, str], values: dict[str, str]
+) -> list[dict[str, Any]]:
     """The change set's parameters: the given values, every other one kept as it was."""
-    declared = cfn.load().get("Parameters", {})
+    declared = document.get("Parameters", {})
     listed: list[dict[str, Any]] = []
     for name in declared:
         if name in values:

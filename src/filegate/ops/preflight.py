@@ -2,9 +2,12 @@
 
 Three checks, each a ``PreflightCheck`` (name, passed, detail, what to do):
 
-- **template size**: ``filegate deploy`` sends the template as ``TemplateBody``, which
-  CloudFormation takes up to 51,200 bytes (through an S3 ``TemplateURL``, up to 1 MB)
-  (CloudFormation user guide, "AWS CloudFormation quotas").
+- **template size**: ``filegate deploy`` stores the template in the artifact bucket and
+  CloudFormation reads it from there (``TemplateURL``), which it takes up to 1 MB (API
+  reference, CreateChangeSet, ``TemplateURL``: "max size: 1 MB"; older pages said 460,800
+  bytes); inline (``TemplateBody``) it would stop at 51,200 bytes, a limit filegate never
+  meets (CloudFormation user guide, "AWS CloudFormation quotas"). 1 MB is read as 1,000,000
+  bytes, the lower reading.
 - **function URLs in the region**: ``AWS::Lambda::Url`` does not exist in every region; a
   template that uses it cannot even make a change set there (``FUNCTION_URL_MISSING``).
 - **unreserved concurrency**: Lambda keeps 100 of the account's concurrency unreserved, so
@@ -30,8 +33,8 @@ TEMPLATE_SIZE = "template size"
 FUNCTION_URLS = "function URLs in region"
 CONCURRENCY = "unreserved concurrency"
 
-TEMPLATE_BODY_LIMIT = 51_200  # bytes, TemplateBody of CreateChangeSet
-TEMPLATE_URL_LIMIT = 1_000_000  # bytes, a template read from S3 (TemplateURL)
+TEMPLATE_BODY_LIMIT = 51_200  # bytes, TemplateBody of CreateChangeSet (not used by filegate)
+TEMPLATE_URL_LIMIT = 1_000_000  # bytes, a template read from S3 (TemplateURL), what filegate sends
 MINIMUM_UNRESERVED = 100  # Lambda keeps this much of the account's concurrency unreserved
 
 # The one list: regions where AWS::Lambda::Url does not exist. From cfn-lint's region
@@ -69,17 +72,18 @@ class PreflightCheck:
     remedy: str = ""
 
 
-def template_size(body: str) -> PreflightCheck:
-    size = len(body.encode("utf-8"))
-    detail = f"{size:,} bytes sent as TemplateBody (at most {TEMPLATE_BODY_LIMIT:,})"
-    if size <= TEMPLATE_BODY_LIMIT:
+def template_size(text: str) -> PreflightCheck:
+    """The template as stored in S3 and read by CloudFormation through ``TemplateURL``."""
+    size = len(text.encode("utf-8"))
+    detail = f"{size:,} bytes read from S3 through TemplateURL (at most {TEMPLATE_URL_LIMIT:,})"
+    if size <= TEMPLATE_URL_LIMIT:
         return PreflightCheck(TEMPLATE_SIZE, True, detail)
     return PreflightCheck(
         TEMPLATE_SIZE,
         False,
         detail,
-        f"shrink the template below {TEMPLATE_BODY_LIMIT:,} bytes (a template read from S3"
-        f" through TemplateURL may have up to {TEMPLATE_URL_LIMIT:,})",
+        f"shrink the template below {TEMPLATE_URL_LIMIT:,} bytes, or split it into nested"
+        ' stacks (CloudFormation user guide, "AWS CloudFormation quotas")',
     )
 
 

@@ -9,11 +9,15 @@ everything that is wrong at once:
 3. S3 can reach it: the bucket notifies the queue of created objects, the queue policy lets
    the bucket send, and an enabled event source mapping feeds the queue to the function (in
    this architecture S3 never invokes the function itself);
-4. the function's ``AWS/Lambda`` ``Errors`` summed over the last 15 minutes is 0;
-5. a smoke upload (``smoke/test-<epoch>.txt``) reaches the ledger as RECEIVED with its size,
+4. the verdict events can leave (docs/events.md): the ledger table's stream is enabled with
+   ``NEW_AND_OLD_IMAGES``; the publisher's event source mapping reads that stream, is Enabled
+   (locally: the local stack's runner feeds it) and has the events dead-letter queue as its
+   on-failure destination; the event bus exists with an enabled archive;
+5. the function's ``AWS/Lambda`` ``Errors`` summed over the last 15 minutes is 0;
+6. a smoke upload (``smoke/test-<epoch>.txt``) reaches the ledger as RECEIVED with its size,
    type and version, within ``timeout`` seconds, and the function's logs show it processed;
-6. the dead-letter queue is empty;
-7. none of the stack's alarms (``ops.alarms.stack_alarms``, what `filegate alarms` lists) is
+7. the dead-letter queue is empty, and so is the events dead-letter queue;
+8. none of the stack's alarms (``ops.alarms.stack_alarms``, what `filegate alarms` lists) is
    in ALARM.
 
 An AWS error inside a check fails that check; a stack that cannot be described at all raises
@@ -34,10 +38,22 @@ from filegate.errors import FilegateError, StackError
 from filegate.ledger import Ledger, LedgerItem, Status
 from filegate.ops.alarms import stack_alarms
 from filegate.ops.logs import InvocationFilter, LogReader
-from filegate.ops.wiring import bucket_arn, function_name, policy_lets_bucket_send
+from filegate.ops.wiring import (
+    STREAM_VIEW,
+    bucket_arn,
+    events_mapping_problems,
+    function_name,
+    on_failure_destination,
+    policy_lets_bucket_send,
+    reads_stream_of,
+    stream_view,
+)
 from filegate.outputs import (
     BUCKET_NAME,
     DLQ_URL,
+    EVENT_BUS_NAME,
+    EVENTS_DLQ_URL,
+    EVENTS_FUNCTION_NAME,
     FUNCTION_NAME,
     QUEUE_ARN,
     QUEUE_URL,
@@ -58,11 +74,15 @@ FUNCTION = "function deployed"
 NOTIFICATION = "bucket notification"
 QUEUE_POLICY = "queue policy"
 MAPPING = "event source mapping"
+LEDGER_STREAM = "ledger stream"
+EVENTS_MAPPING = "events mapping"
+EVENT_BUS = "event bus"
 ERRORS = "errors (15 min)"
 SMOKE = "smoke upload"
 ITEM = "ledger item"
 LOGS = "function logs"
 DLQ = "dead-letter queue"
+EVENTS_DLQ = "events dead-letter queue"
 ALARMS = "alarms"
 
 _WRITTEN_STATUSES = frozenset(status.value for status in Status)
@@ -160,12 +180,16 @@ class Verifier:
             (NOTIFICATION, self.bucket_notification),
             (QUEUE_POLICY, self.queue_policy),
             (MAPPING, self.event_source_mapping),
+            (LEDGER_STREAM, self.ledger_stream),
+            (EVENTS_MAPPING, self.events_mapping),
+            (EVENT_BUS, self.event_bus),
             (ERRORS, self.errors_metric),
         ):
             checks.append(self._guarded(name, check))
         object_checks, key = self._object_checks(key)
         checks += object_checks
         checks.append(self._guarded(DLQ, self.dead_letter_queue))
+        checks.append(self._guarded(EVENTS_DLQ, self.events_dead_letter_queue))
         checks.append(self._guarded(ALARMS, self.alarms))
         return VerifyReport(self.ref.stack_name, tuple(checks), key)
 
@@ -277,6 +301,95 @@ class Verifier:
             )
         return CheckResult(MAPPING, False, f"queue -> {target}: {state}")
 
+    # ------------------------------------------------------------ ledger -> events
+    def ledger_stream(self) -> CheckResult:
+        table = self._ledger().describe()["Table"]
+        name, view = table["TableName"], stream_view(table)
+        if view == STREAM_VIEW:
+            return CheckResult(LEDGER_STREAM, True, f"{name}: stream enabled, {view}")
+        found = f"its stream is {view}" if view else "its stream is disabled"
+        return CheckResult(
+            LEDGER_STREAM,
+            False,
+            f"{name}: {found}, so no verdict event is published; enable it as the template"
+            f" declares (aws dynamodb update-table --table-name {name} --stream-specification"
+            f" StreamEnabled=true,StreamViewType={STREAM_VIEW}), then point the events mapping"
+            " at the new stream",
+        )
+
+    def events_mapping(self) -> CheckResult:
+        function = self.ref.output(EVENTS_FUNCTION_NAME)
+        table = self._ledger().describe()["Table"]
+        latest = table.get("LatestStreamArn")
+        ours = sorted(  # the one on the current stream first, if there are several
+            (m for m in self._mappings_of(function) if reads_stream_of(m, str(table["TableArn"]))),
+            key=lambda m: m.get("EventSourceArn") != latest,
+        )
+        if not ours:
+            return CheckResult(
+                EVENTS_MAPPING,
+                False,
+                f"no mapping from the stream of {table['TableName']} to {function}: no verdict"
+                " event is published; recreate it as the template's PublisherEventSourceMapping"
+                f" declares it (aws lambda create-event-source-mapping --function-name {function}"
+                f" --event-source-arn {latest} --starting-position TRIM_HORIZON ...): a deploy"
+                " of the same template does not restore what was deleted outside CloudFormation",
+            )
+        problems = self._events_mapping_problems(ours[0], table)
+        detail = f"stream -> {function}: " + ("; ".join(problems) or "Enabled")
+        if not problems:
+            destination = on_failure_destination(ours[0]).rsplit(":", 1)[-1]
+            detail += f", on failure -> {destination}"
+        return CheckResult(EVENTS_MAPPING, not problems, detail)
+
+    def _mappings_of(self, function: str) -> list[dict[str, Any]]:
+        pages = self.client("lambda").get_paginator("list_event_source_mappings")
+        return [
+            m
+            for page in pages.paginate(FunctionName=function)
+            for m in page.get("EventSourceMappings", [])
+            if function_name(m.get("FunctionArn", "")) == function
+        ]
+
+    def _events_mapping_problems(self, mapping: dict[str, Any], table: dict[str, Any]) -> list[str]:
+        runner = self.ref.local is not None and self.ref.local.runs_mapping()
+        dlq_arn = MessageQueue(self.ref.output(EVENTS_DLQ_URL), self.client("sqs")).arn()
+        return events_mapping_problems(
+            mapping, str(table.get("LatestStreamArn", "")), dlq_arn, local_runner=runner
+        )
+
+    def event_bus(self) -> CheckResult:
+        name, events = self.ref.output(EVENT_BUS_NAME), self.client("events")
+        try:
+            bus_arn = str(events.describe_event_bus(Name=name)["Arn"])
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+                raise
+            return CheckResult(
+                EVENT_BUS,
+                False,
+                f"no event bus {name}: the publisher cannot publish; restore the stack's"
+                " EventBus (see `aws cloudformation detect-stack-drift`)",
+            )
+        archives = events.list_archives(EventSourceArn=bus_arn).get("Archives", [])
+        enabled = [a for a in archives if a.get("State") == "ENABLED"]
+        if not enabled:
+            found = ", ".join(f"{a['ArchiveName']} {a.get('State')}" for a in archives)
+            return CheckResult(
+                EVENT_BUS,
+                False,
+                f"{name}: no enabled archive ({found or 'none'}), so its events cannot be"
+                f" replayed; create one (aws events create-archive --archive-name {name}"
+                f" --event-source-arn {bus_arn} --retention-days 90)",
+            )
+        archive = enabled[0]
+        return CheckResult(
+            EVENT_BUS,
+            True,
+            f"{name}, archived in {archive['ArchiveName']}"
+            f" ({archive.get('RetentionDays') or 'indefinite'} days)",
+        )
+
     # ------------------------------------------------------------ health signals
     def errors_metric(self) -> CheckResult:
         name = self.ref.output(FUNCTION_NAME)
@@ -303,6 +416,17 @@ class Verifier:
         if visible or hidden:
             detail += ": inspect them with `filegate dlq list`"
         return CheckResult(DLQ, visible == 0 and hidden == 0, detail)
+
+    def events_dead_letter_queue(self) -> CheckResult:
+        dead_letters = MessageQueue(self.ref.output(EVENTS_DLQ_URL), self.client("sqs"))
+        visible, hidden = dead_letters.counts()
+        detail = f"{visible} messages ({hidden} in flight)"
+        if visible or hidden:
+            detail += (
+                ": ledger changes were not published; `filegate events redrive` publishes them"
+                " again (docs/runbook.md, section 9)"
+            )
+        return CheckResult(EVENTS_DLQ, visible == 0 and hidden == 0, detail)
 
     def alarms(self) -> CheckResult:
         found = stack_alarms(self.ref, self.client)
