@@ -99,6 +99,8 @@ class WebhookSecrets:
 
     def delete(self, partner_id: str) -> bool:
         """Delete it at once (no recovery window: `set` makes a new one); False if absent."""
+        if not self.exists(partner_id):
+            return False  # asked first: moto's forced delete of a missing secret succeeds
         try:
             self._client.delete_secret(
                 SecretId=self.name(partner_id), ForceDeleteWithoutRecovery=True
