@@ -39,7 +39,7 @@ class Endpoint:
         received, answer = self.requests, status
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - the http.server protocol
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 received.append((dict(self.headers), body))
                 self.send_response(answer)

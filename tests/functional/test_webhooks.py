@@ -20,6 +20,7 @@ from moto.server import ThreadedMotoServer
 from typer.testing import CliRunner
 
 from filegate.cli import app, main
+from filegate.publish import handler
 from filegate.publish.exceptions import SignatureError
 from filegate.publish.mapping import UPLOAD_ACCEPTED, VerdictEvent
 from filegate.publish.secrets import WebhookSecrets
@@ -72,7 +73,8 @@ def test_a_signed_webhook_verifies_and_any_change_does_not() -> None:
     assert signed.detail_type == WEBHOOK_DETAIL_TYPE
     assert sorted(body) == ["partner_id", "payload", "signature", "timestamp"]
     assert body["signature"] == sign("s3cret", int(NOW.timestamp()), body["payload"])
-    assert body["signature"].startswith("v1=") and len(body["signature"]) == 3 + 64
+    assert body["signature"].startswith("v1=")
+    assert len(body["signature"]) == 3 + 64
     assert verify("s3cret", body, NOW) == event.detail
     tampered = {**body, "payload": body["payload"].replace("a.csv", "b.csv")}
     for wrong, secret, now in (
@@ -117,6 +119,27 @@ def test_a_partner_without_a_secret_has_no_webhook_until_the_cache_expires(
 
     assert (cached, fresh) == (None, "value-1")
     assert secrets_client.get_secret_value(SecretId=f"{PREFIX}acme")["SecretString"] == "value-1"
+
+
+def test_the_publisher_signs_a_copy_for_each_event_of_a_partner_with_a_secret_only(
+    secrets_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WEBHOOK_SECRET_PREFIX", PREFIX)
+    monkeypatch.setenv("EVENT_BUS_NAME", BUS)
+    handler.build_secrets.cache_clear()  # its client must be made inside moto
+    WebhookSecrets(PREFIX, secrets_client).put("acme", "acme-secret")
+    events = [
+        VerdictEvent(UPLOAD_ACCEPTED, NOW, detail("acme")),
+        VerdictEvent(UPLOAD_ACCEPTED, NOW, detail("globex")),
+        VerdictEvent(UPLOAD_ACCEPTED, NOW, {**detail(), "partner_id": None}),
+    ]
+
+    signed = handler.webhooks(events, NOW)
+    handler.build_secrets.cache_clear()
+
+    (webhook,) = signed
+    assert webhook.detail["partner_id"] == "acme"
+    assert verify("acme-secret", webhook.detail, NOW) == detail("acme")
 
 
 # --- `filegate partner webhook set|show|remove` ---
@@ -188,7 +211,8 @@ def test_set_creates_the_route_and_the_secret_it_prints_once(
     # THEN the secret printed is the one stored under the stack's prefix, and said once
     assert len(shown["secret"]) == 64
     stored = secrets.get_secret_value(SecretId=f"{PREFIX}{partner_id}")["SecretString"]
-    assert stored == shown["secret"] and "shown once" in result.stderr
+    assert stored == shown["secret"]
+    assert "shown once" in result.stderr
     # AND the rule routes this partner's "Partner Webhook" events, and only those
     rule = events.describe_rule(Name=name, EventBusName=BUS)
     assert json.loads(rule["EventPattern"]) == {
@@ -272,7 +296,8 @@ def test_set_refuses_a_url_eventbridge_would_not_call(
     )
 
     assert code == 2
-    assert says in printed and "Traceback" not in printed
+    assert says in printed
+    assert "Traceback" not in printed
 
 
 def test_an_unknown_partner_or_an_out_of_range_retry_count_is_refused(
@@ -289,5 +314,7 @@ def test_an_unknown_partner_or_an_out_of_range_retry_count_is_refused(
         *where(endpoint),
     )
 
-    assert unknown[0] == 2 and "partner 'ghost-000000' does not exist" in unknown[1]
-    assert too_many[0] == 2 and "--retries" in too_many[1]
+    assert unknown[0] == 2
+    assert "partner 'ghost-000000' does not exist" in unknown[1]
+    assert too_many[0] == 2
+    assert "--retries" in too_many[1]

@@ -86,7 +86,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             PUBLISHED_MESSAGE,
             extra={"event": published.document(eventbridge_id), "s3_key": published.detail["key"]},
         )
-    return {"records": len(records), "published": len(events), "webhooks": len(ids) - len(events)}
+    return {"records": len(records), "published": len(events)}
 
 
 def _mapped(record: Any) -> VerdictEvent | None:
