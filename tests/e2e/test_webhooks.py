@@ -27,7 +27,7 @@ import pytest
 from filegate.publish.exceptions import SignatureError
 from filegate.publish.webhook import verify
 from tests.e2e.conftest import Stack, filegate, wait_for
-from tests.e2e.test_events import upload
+from tests.e2e.test_events import alarm_state, upload
 from tests.e2e.test_uploads import _declare, _verdict
 
 
@@ -36,13 +36,14 @@ class Endpoint:
 
     def __init__(self, status: int) -> None:
         self.requests: list[tuple[dict[str, str], bytes]] = []
-        received, answer = self.requests, status
+        self.status = status
+        received, endpoint = self.requests, self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 received.append((dict(self.headers), body))
-                self.send_response(answer)
+                self.send_response(endpoint.status)
                 self.end_headers()
 
             def log_message(self, *_: Any) -> None:
@@ -139,21 +140,33 @@ def test_each_verdict_of_a_partner_with_a_webhook_arrives_once_signed_and_none_w
 def test_an_endpoint_answering_500_is_retried_then_the_event_goes_to_the_dead_letter_queue(
     stack: Stack, tmp_path: Path
 ) -> None:
+    """... and docs/runbook.md, "11. Partner webhook not delivered", as written."""
     partner = add_partner(stack, "failing partner")
     dead_letters = stack.env["WebhookDeadLetterQueueUrl"]
     with endpoint(500) as server:
-        set_webhook(stack, partner["partner_id"], server.url, "--retries", "2")
+        webhook = set_webhook(stack, partner["partner_id"], server.url, "--retries", "2")
         key = upload(stack, partner, tmp_path, "refused.csv")
         # WHEN the endpoint refused the first attempt and both retries
         wait_for(lambda: stack.queue_depth(dead_letters) >= 1, timeout=60)
         attempts = server.of(key)
+        # THEN it was tried 1 + 2 times, and the dead-letter queue holds the event with why
+        assert len(attempts) == 3
+        message = dead_letter(stack)
+        # ... and the alarm the runbook starts from reports it
+        alarm = f"{stack.env['FunctionName']}-webhooks-dlq-not-empty"
+        wait_for(lambda: alarm_state(stack, alarm) == "ALARM", timeout=90, interval=2)
 
-    # THEN it was tried 1 + 2 times, and the dead-letter queue holds the event with why
-    assert len(attempts) == 3
-    answer = stack.sqs.receive_message(
-        QueueUrl=dead_letters, MessageAttributeNames=["All"], MaxNumberOfMessages=10
-    )
-    (message,) = answer["Messages"]
+        # WHEN the partner's endpoint works again and the webhooks are redriven (runbook)
+        server.status = 200
+        redriven = filegate(stack.state_dir, "partner", "webhook", "redrive", "--output", "json")
+        assert redriven.returncode == 0, redriven.stderr + redriven.stdout
+        wait_for(lambda: len(server.of(key)) == 4, timeout=30)
+        delivered = server.of(key)[-1]
+
+    # THEN it arrived, still verifying with the secret, and the queue is empty
+    assert [r["redriven"] for r in json.loads(redriven.stdout)] == [True]
+    assert verify(webhook["secret"], delivered, datetime.now(UTC))["key"] == key
+    assert stack.queue_depth(dead_letters) == 0
     event = json.loads(message["Body"])
     assert event["detail-type"] == "Partner Webhook"
     assert json.loads(event["detail"]["payload"])["key"] == key
@@ -162,3 +175,16 @@ def test_an_endpoint_answering_500_is_retried_then_the_event_goes_to_the_dead_le
     assert why["EXHAUSTED_RETRY_CONDITION"] == "MaximumRetryAttempts"
     assert why["ERROR_CODE"] == "HTTP_500"
     assert why["RULE_ARN"].endswith(f"-wh-{partner['partner_id']}")
+
+
+def dead_letter(stack: Stack) -> dict[str, Any]:
+    """The one message of the webhook dead-letter queue, read as the runbook reads it (and
+    made visible again at once, for the redrive)."""
+    answer = stack.sqs.receive_message(
+        QueueUrl=stack.env["WebhookDeadLetterQueueUrl"],
+        MessageAttributeNames=["All"],
+        MaxNumberOfMessages=10,
+        VisibilityTimeout=0,
+    )
+    (message,) = answer["Messages"]
+    return dict(message)

@@ -4,7 +4,7 @@ Each command finds the stack (the running local stack unless --profile, --endpoi
 --target aws say otherwise), builds the partner registry on its PartnersTableName output and
 calls one method. An API key is printed once, by `add` and `rotate-key`; only its hash is kept.
 `add` and `update` take the partner's quotas (docs/quotas.md); `usage` shows its use of them.
-`webhook set|show|remove` manage the partner's signed webhook (``ops.webhooks``,
+`webhook set|show|remove|redrive` manage the partner's signed webhook (``ops.webhooks``,
 docs/webhooks.md); `set` prints its signing secret once.
 """
 
@@ -268,6 +268,27 @@ def webhook_show(on: StackOptions, partner_id: PartnerIdArgument) -> None:
         return
     rows = [(k, _cell(v)) for k, v in document.items()]
     console.print(rows_table(f"partner {partner_id} webhook", ("field", "value"), rows))
+
+
+@webhook_app.command("redrive")
+@stack_options
+def webhook_redrive(
+    on: StackOptions,
+    limit: Annotated[int, typer.Option("--max", min=1, help="At most this many webhooks")] = 100,
+) -> None:
+    """Put the webhooks of the webhook dead-letter queue back on the bus (once the partner's
+    endpoint works again); exit 1 when any is left there."""
+    results = PartnerWebhooks(on.resolve()).redrive(limit)
+    if on.output is OutputFormat.json:
+        print_json(results)
+    else:
+        for result in results:
+            state = "redriven" if result["redriven"] else "left: not a webhook event"
+            console.print(f"{result['message_id']}  {result.get('partner_id', '-')}  {state}")
+        if not results:
+            console_err.print("the webhook dead-letter queue is empty")
+    if any(not result["redriven"] for result in results):
+        raise typer.Exit(1)
 
 
 @webhook_app.command("remove")

@@ -5,13 +5,18 @@ its EventBridge route, made, shown and removed together.
 Secrets Manager calls) and creates or updates the connection, the API destination and the
 partner's rule with its target, retries and dead-letter queue (``publish.bus.WebhookRoutes``:
 the only EventBridge calls). The secret is returned once, to be shown once; nothing else can
-read it back but the publisher. docs/webhooks.md is the design.
+read it back but the publisher. ``redrive`` puts the events of the webhook dead-letter queue
+back on the bus once the partner's endpoint works again (docs/runbook.md, section 11): the
+same signed detail, so the partner's rule delivers it again and its signature still verifies
+(unless the secret was replaced since). docs/webhooks.md is the design.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -24,13 +29,15 @@ from filegate.outputs import (
     WEBHOOK_ROLE_ARN,
     WEBHOOK_SECRET_PREFIX,
 )
-from filegate.publish.bus import RetryPolicy, WebhookRoute, WebhookRoutes
+from filegate.publish.bus import EventBus, RetryPolicy, WebhookRoute, WebhookRoutes
+from filegate.publish.mapping import VerdictEvent
 from filegate.publish.secrets import WebhookSecrets, new_secret
 from filegate.publish.webhook import WEBHOOK_DETAIL_TYPE
-from filegate.queues import MessageQueue
+from filegate.queues import Message, MessageQueue
 from filegate.stackref import StackRef
 from filegate.uploads.partners import PartnerRegistry
 
+REDRIVE_VISIBILITY_SECONDS = 300  # a message being redriven is hidden from a second redrive
 MAX_URL_LENGTH = 2048  # CreateApiDestination's InvocationEndpoint
 LOCAL_HTTP_HOST = "127.0.0.1"
 _URL_CHARACTERS = re.compile(r"[-()_.!~*';/?:@&=+$,%A-Za-z0-9]+")
@@ -110,8 +117,49 @@ class PartnerWebhooks:
         removed = self._routes.delete(partner_id)
         return self._secrets.delete(partner_id) or removed
 
+    def redrive(self, limit: int) -> list[dict[str, Any]]:
+        """Up to ``limit`` dead-lettered webhooks put back on the bus, each deleted once the
+        bus took it; one that is not a webhook event stays (visible again at once)."""
+        queue = MessageQueue(self._ref.output(WEBHOOK_DLQ_URL), self._ref.client("sqs"))
+        bus = EventBus(self._ref.output(EVENT_BUS_NAME), self._ref.client("events"))
+        done: list[dict[str, Any]] = []
+        while len(done) < limit:
+            wanted = min(10, limit - len(done))
+            messages = queue.receive(wanted, REDRIVE_VISIBILITY_SECONDS, wait_seconds=0)
+            if not messages:
+                break
+            for message in messages:
+                event = _dead_webhook(message)
+                if event is None:
+                    queue.release([message])
+                    done.append({"message_id": message.message_id, "redriven": False})
+                    continue
+                bus.publish([event])
+                queue.delete(message)
+                partner = event.detail.get("partner_id")
+                done.append(
+                    {"message_id": message.message_id, "partner_id": partner, "redriven": True}
+                )
+        return done
+
     def _known(self, partner_id: str) -> None:
         if self._partners.get(partner_id) is None:
             raise PartnerError(
                 f"partner {partner_id!r} does not exist in this stack: see `filegate partner list`"
             )
+
+
+def _dead_webhook(message: Message) -> VerdictEvent | None:
+    """The ``Partner Webhook`` event a dead letter holds (EventBridge sends the event itself)."""
+    try:
+        event = json.loads(message.body)
+    except ValueError:
+        return None
+    if not isinstance(event, dict) or event.get("detail-type") != WEBHOOK_DETAIL_TYPE:
+        return None
+    detail = event.get("detail")
+    return (
+        VerdictEvent(WEBHOOK_DETAIL_TYPE, datetime.now(UTC), detail)
+        if isinstance(detail, dict)
+        else None
+    )
