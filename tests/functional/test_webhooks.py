@@ -10,6 +10,7 @@ import sys
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -93,6 +94,21 @@ def test_the_signature_is_hmac_sha256_of_timestamp_dot_payload() -> None:
     assert sign("key", 1765022400, '{"a":1}') == (
         "v1=ebe7ceeab1c6cca703730bcf06e14432891fa8fc28341746aac30f7d46ba4d97"
     )
+
+
+def test_the_partners_snippet_in_the_docs_verifies_a_webhook_and_refuses_a_tampered_one() -> None:
+    text = (Path(__file__).parents[2] / "docs" / "webhooks.md").read_text()
+    snippet = text.split("## Verifying a webhook", 1)[1].split("```python", 1)[1].split("```")[0]
+    namespace: dict[str, Any] = {}
+    exec(snippet, namespace)  # the documentation's own code, run as a partner would
+    now = datetime.now(UTC)
+    signed = webhook_event(VerdictEvent(UPLOAD_ACCEPTED, now, detail()), "s3cret", now).detail
+    body = json.dumps(signed).encode()
+
+    assert namespace["verify"]("s3cret", body) == detail()
+    tampered = json.dumps({**signed, "payload": signed["payload"].replace("acme", "acmf")})
+    with pytest.raises(ValueError, match="bad signature"):
+        namespace["verify"]("s3cret", tampered.encode())
 
 
 # --- the publisher's secrets: existence means a webhook, kept a minute ---
