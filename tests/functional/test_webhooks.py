@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 
 from filegate.cli import app, main
 from filegate.publish import handler
+from filegate.publish.bus import webhook_name
 from filegate.publish.exceptions import SignatureError
 from filegate.publish.mapping import UPLOAD_ACCEPTED, VerdictEvent
 from filegate.publish.secrets import WebhookSecrets
@@ -109,6 +110,17 @@ def test_the_partners_snippet_in_the_docs_verifies_a_webhook_and_refuses_a_tampe
     tampered = json.dumps({**signed, "payload": signed["payload"].replace("acme", "acmf")})
     with pytest.raises(ValueError, match="bad signature"):
         namespace["verify"]("s3cret", tampered.encode())
+
+
+def test_webhook_names_stay_within_eventbridges_64_characters_under_the_roles_prefix() -> None:
+    short = webhook_name("filegate-ingest", "acme-x1y2z3")
+    stack = "s" * 53  # LambdaName's longest
+    long_one, other = webhook_name(stack, "acme-x1y2z3"), webhook_name(stack, "acme-x1y2z4")
+
+    assert short == "filegate-ingest-wh-acme-x1y2z3"
+    assert len(long_one) <= 64
+    assert long_one.startswith(f"{stack}-wh-")
+    assert long_one != other
 
 
 # --- the publisher's secrets: existence means a webhook, kept a minute ---
