@@ -48,5 +48,9 @@ OUTPUTS = frozenset(
         "EventBusName",
         "EventsFunctionName",
         "EventsDeadLetterQueueUrl",
+        # issue 12: partner webhooks
+        "WebhookSecretPrefix",
+        "WebhookRoleArn",
+        "WebhookDeadLetterQueueUrl",
     }
 )

@@ -28,6 +28,9 @@ RECEIPT_KEY_ARN: Final = "ReceiptKeyArn"
 EVENT_BUS_NAME: Final = "EventBusName"
 EVENTS_FUNCTION_NAME: Final = "EventsFunctionName"
 EVENTS_DLQ_URL: Final = "EventsDeadLetterQueueUrl"
+WEBHOOK_SECRET_PREFIX: Final = "WebhookSecretPrefix"  # noqa: S105 (an output name)
+WEBHOOK_ROLE_ARN: Final = "WebhookRoleArn"
+WEBHOOK_DLQ_URL: Final = "WebhookDeadLetterQueueUrl"
 
 ALL: Final = frozenset(
     {
@@ -48,5 +51,8 @@ ALL: Final = frozenset(
         EVENT_BUS_NAME,
         EVENTS_FUNCTION_NAME,
         EVENTS_DLQ_URL,
+        WEBHOOK_SECRET_PREFIX,
+        WEBHOOK_ROLE_ARN,
+        WEBHOOK_DLQ_URL,
     }
 )

@@ -83,7 +83,7 @@ VENDORED = ("aws-lambda-powertools", "aws-xray-sdk", "wrapt", "typing-extensions
 # sampling rules when Powertools' Tracer starts outside Lambda (on Lambda, LAMBDA_TASK_ROOT set,
 # it samples locally): the only service data shipped. A client of any
 # other service fails in the function (UnknownServiceError), locally as on AWS.
-SDK_SERVICES = ("s3", "dynamodb", "events", "kms", "xray")
+SDK_SERVICES = ("s3", "dynamodb", "events", "kms", "secretsmanager", "xray")
 _SERVICE_DATA = (("botocore", "data"), ("boto3", "data"))
 # What the AWS Lambda Python runtime ships (the local workers get it too, behind the zip).
 RUNTIME_PROVIDED = ("boto3", "botocore", "jmespath", "s3transfer", "urllib3", "dateutil", "six")

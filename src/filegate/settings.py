@@ -31,6 +31,8 @@ ENV_RECEIPT_KEY_ID = "RECEIPT_KEY_ID"
 ENV_STALE_UPLOAD_SECONDS = "STALE_UPLOAD_SECONDS"
 # --- read by the verdict-events publisher Lambda (set by the template) ---
 ENV_EVENT_BUS_NAME = "EVENT_BUS_NAME"
+# the partner webhooks' secrets' name prefix; unset: no webhooks (an older stack)
+ENV_WEBHOOK_SECRET_PREFIX = "WEBHOOK_SECRET_PREFIX"  # noqa: S105 (a variable name)
 
 # --- the upload client (`filegate upload`) ---
 ENV_API_URL = "FILEGATE_API_URL"
@@ -208,14 +210,17 @@ class StaleUploadsSettings:
 
 @dataclass(frozen=True)
 class PublisherSettings:
-    """What the verdict-events publisher needs: the EventBridge bus it puts events on."""
+    """What the verdict-events publisher needs: the EventBridge bus it puts events on, and
+    where the partner webhooks' secrets are (None: no webhooks)."""
 
     event_bus_name: str
+    webhook_secret_prefix: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> PublisherSettings:
         env = os.environ if env is None else env
-        return cls(event_bus_name=_required(env, ENV_EVENT_BUS_NAME))
+        prefix = env.get(ENV_WEBHOOK_SECRET_PREFIX, "").strip() or None
+        return cls(_required(env, ENV_EVENT_BUS_NAME), prefix)
 
 
 def resolve_region(explicit: str | None = None, env: Mapping[str, str] | None = None) -> str:

@@ -106,6 +106,7 @@ def test_filegate_alarms_shows_the_states(alarm_stack: Stack) -> None:
         f"{function}-stale-uploads",
         f"{function}-events-errors",
         f"{function}-events-dlq-not-empty",
+        f"{function}-webhooks-dlq-not-empty",
     }
     assert alarms[f"{function}-stale-uploads"]["state"] == "OK"  # nothing left open: no data
     assert alarms[f"{function}-errors"]["metric"] == f"AWS/Lambda Errors (FunctionName={function})"

@@ -70,6 +70,11 @@ RESOURCES = {
     "PublisherEventSourceMapping": "AWS::Lambda::EventSourceMapping",
     "PublisherErrorsAlarm": "AWS::CloudWatch::Alarm",
     "PublisherDeadLetterQueueAlarm": "AWS::CloudWatch::Alarm",
+    # issue 12: partner webhooks
+    "WebhookDeadLetterQueue": "AWS::SQS::Queue",
+    "WebhookDeadLetterQueuePolicy": "AWS::SQS::QueuePolicy",
+    "WebhookRole": "AWS::IAM::Role",
+    "WebhookDeadLetterQueueAlarm": "AWS::CloudWatch::Alarm",
 }
 ENV_VARS = {
     "DDB_TABLE",
@@ -816,6 +821,14 @@ ALARMS = {
         0,
         60,
     ),
+    "WebhookDeadLetterQueueAlarm": (
+        "AWS/SQS",
+        "ApproximateNumberOfMessagesVisible",
+        "Maximum",
+        "GreaterThanThreshold",
+        0,
+        60,
+    ),
 }
 
 
@@ -891,6 +904,12 @@ def test_publisher_role_grants_exactly(template: dict[str, Any]) -> None:
         "dynamodb:GetShardIterator": stream,
         "dynamodb:ListStreams": stream,
         "events:PutEvents": [{"Fn::GetAtt": ["EventBus", "Arn"]}],
+        "secretsmanager:GetSecretValue": [
+            {
+                "Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}"
+                ":${AWS::AccountId}:secret:${LambdaName}/webhooks/*"
+            }
+        ],
         "sqs:SendMessage": [{"Fn::GetAtt": ["PublisherDeadLetterQueue", "Arn"]}],
         "kms:GenerateDataKey": [{"Fn::GetAtt": ["QueueKey", "Arn"]}],
         "kms:Decrypt": [{"Fn::GetAtt": ["QueueKey", "Arn"]}],
@@ -930,6 +949,9 @@ EXPECTED_SKIPS = {
     ("PublisherFunction", "CKV_AWS_116"),
     ("PublisherFunction", "CKV_AWS_117"),
     ("PublisherFunction", "CKV_AWS_173"),
+    # issue 12: EventBridge cannot send to a dead-letter queue under a customer managed key
+    # without a key-policy grant; SSE-SQS encrypts it.
+    ("WebhookDeadLetterQueue", "CKV_AWS_27"),
 }
 
 
@@ -1095,3 +1117,39 @@ def test_the_stale_uploads_alarm_watches_what_the_scheduled_function_publishes(
         "logs:CreateLogStream": [{"Fn::GetAtt": ["StaleUploadsFunctionLogGroup", "Arn"]}],
         "logs:PutLogEvents": [{"Fn::GetAtt": ["StaleUploadsFunctionLogGroup", "Arn"]}],
     }
+
+
+# ------------------------------------------------------------------ partner webhooks
+
+
+def test_webhook_role_may_only_invoke_the_stacks_webhook_destinations(
+    template: dict[str, Any],
+) -> None:
+    trust = props(template, "WebhookRole")["AssumeRolePolicyDocument"]["Statement"]
+    assert [s["Principal"] for s in trust] == [{"Service": "events.amazonaws.com"}]
+    destinations = (
+        "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}"
+        ":api-destination/${LambdaName}-wh-*"
+    )
+    assert grants(template, "WebhookRole") == {
+        "events:InvokeApiDestination": [{"Fn::Sub": destinations}]
+    }
+
+
+def test_webhook_dead_letter_queue_takes_messages_from_the_stacks_rules_only(
+    template: dict[str, Any],
+) -> None:
+    policy = props(template, "WebhookDeadLetterQueuePolicy")
+    (statement,) = policy["PolicyDocument"]["Statement"]
+    assert policy["Queues"] == [{"Ref": "WebhookDeadLetterQueue"}]
+    assert (statement["Principal"], statement["Action"]) == (
+        {"Service": "events.amazonaws.com"},
+        "sqs:SendMessage",
+    )
+    rules = (
+        "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:rule/${LambdaName}-events/*"
+    )
+    assert statement["Condition"] == {"ArnLike": {"aws:SourceArn": {"Fn::Sub": rules}}}
+    assert props(template, "EventBus")["Name"] == {"Fn::Sub": "${LambdaName}-events"}
+    env = props(template, "PublisherFunction")["Environment"]["Variables"]
+    assert env["WEBHOOK_SECRET_PREFIX"] == {"Fn::Sub": "${LambdaName}/webhooks/"}

@@ -1,9 +1,11 @@
-"""`filegate partner add|update|usage|list|disable|rotate-key`: manage who may upload.
+"""`filegate partner add|update|usage|list|disable|rotate-key|webhook`: manage who may upload.
 
 Each command finds the stack (the running local stack unless --profile, --endpoint-url or
 --target aws say otherwise), builds the partner registry on its PartnersTableName output and
 calls one method. An API key is printed once, by `add` and `rotate-key`; only its hash is kept.
 `add` and `update` take the partner's quotas (docs/quotas.md); `usage` shows its use of them.
+`webhook set|show|remove|redrive` manage the partner's signed webhook (``ops.webhooks``,
+docs/webhooks.md); `set` prints its signing secret once.
 """
 
 from __future__ import annotations
@@ -15,12 +17,22 @@ import typer
 from filegate import stackref
 from filegate.cli.options import StackOptions, stack_options
 from filegate.cli.render import OutputFormat, console, console_err, print_json, rows_table
+from filegate.ops.webhooks import PartnerWebhooks
 from filegate.outputs import PARTNERS_TABLE_NAME, UPLOAD_API_URL
+from filegate.publish.bus import RetryPolicy
 from filegate.quotas import DAILY_BYTES, DAILY_UPLOADS, MAX_PENDING, RATE, Quotas
 from filegate.uploads.partners import Partner, PartnerRegistry
 
 app = typer.Typer(help="Partners: who may upload, where, and with which key.", no_args_is_help=True)
+webhook_app = typer.Typer(
+    help="A partner's signed webhook: its verdict events POSTed to its URL.", no_args_is_help=True
+)
+app.add_typer(webhook_app, name="webhook")
 
+WEBHOOK_WARNING = (
+    "[yellow]warning:[/yellow] this webhook secret is shown once: hand it to the partner now;"
+    " it verifies each webhook's signature (docs/webhooks.md)"
+)
 KEY_WARNING = (
     "[yellow]warning:[/yellow] this API key is shown once and is not stored (only its hash is):"
     " hand it to the partner now"
@@ -216,3 +228,75 @@ def _cell(value: Any) -> str:
             f"{k}={v:,}" if isinstance(v, int) else f"{k}={v}" for k, v in value.items()
         )
     return str(value)
+
+
+_RETRY = RetryPolicy()
+
+
+@webhook_app.command("set")
+@stack_options
+def webhook_set(
+    on: StackOptions,
+    partner_id: PartnerIdArgument,
+    url: Annotated[str, typer.Argument(help="The partner's https:// endpoint")],
+    retries: Annotated[
+        int,
+        typer.Option("--retries", min=0, max=185, help="Retry attempts before the DLQ"),
+    ] = _RETRY.attempts,
+    max_age: Annotated[
+        int,
+        typer.Option("--max-age", min=60, max=86400, help="Seconds an event is retried for"),
+    ] = _RETRY.max_age_seconds,
+) -> None:
+    """Send the partner's verdict events, signed, to URL; a new secret each time (shown once)."""
+    done = PartnerWebhooks(on.resolve()).set(partner_id, url, RetryPolicy(retries, max_age))
+    if on.output is OutputFormat.json:
+        print_json(done.document())
+    else:
+        rows = [(k, _cell(v)) for k, v in done.document().items()]
+        console.print(rows_table(f"partner {partner_id} webhook", ("field", "value"), rows))
+    console_err.print(WEBHOOK_WARNING)
+
+
+@webhook_app.command("show")
+@stack_options
+def webhook_show(on: StackOptions, partner_id: PartnerIdArgument) -> None:
+    """Show the partner's webhook: URL, rule, retries, dead-letter queue (never the secret)."""
+    document = PartnerWebhooks(on.resolve()).show(partner_id)
+    if on.output is OutputFormat.json:
+        print_json(document)
+        return
+    rows = [(k, _cell(v)) for k, v in document.items()]
+    console.print(rows_table(f"partner {partner_id} webhook", ("field", "value"), rows))
+
+
+@webhook_app.command("redrive")
+@stack_options
+def webhook_redrive(
+    on: StackOptions,
+    limit: Annotated[int, typer.Option("--max", min=1, help="At most this many webhooks")] = 100,
+) -> None:
+    """Put the webhooks of the webhook dead-letter queue back on the bus (once the partner's
+    endpoint works again); exit 1 when any is left there."""
+    results = PartnerWebhooks(on.resolve()).redrive(limit)
+    if on.output is OutputFormat.json:
+        print_json(results)
+    else:
+        for result in results:
+            state = "redriven" if result["redriven"] else "left: not a webhook event"
+            console.print(f"{result['message_id']}  {result.get('partner_id', '-')}  {state}")
+        if not results:
+            console_err.print("the webhook dead-letter queue is empty")
+    if any(not result["redriven"] for result in results):
+        raise typer.Exit(1)
+
+
+@webhook_app.command("remove")
+@stack_options
+def webhook_remove(on: StackOptions, partner_id: PartnerIdArgument) -> None:
+    """Stop the partner's webhook: delete its rule, destination, connection and secret."""
+    removed = PartnerWebhooks(on.resolve()).remove(partner_id)
+    if on.output is OutputFormat.json:
+        print_json({"partner_id": partner_id, "removed": removed})
+    else:
+        console.print(f"partner {partner_id}: webhook {'removed' if removed else 'not set'}")

@@ -9,6 +9,7 @@ requests served one at a time, as DynamoDB's writes are atomic (``dynamodb_atomi
 payloads checked against their checksums (``s3_checksum_check``), Lambda Invoke run on the local
 stack's workers (``invoke_forwarding``), Lambda's GetAccountSettings (``lambda_account``),
 CloudFormation's 51,200-byte limit on an inline template (``cfn_template_size``),
+EventBridge's API-destination targets called after a PutEvents (``api_destinations``),
 profiling (``profiling``); moto's app and server themselves are built in ``moto_server``, so
 this module imports nothing of moto's. What cannot be done around moto is a seam into it
 (``patches``, ``cfn_models``), each correcting a behaviour AWS documents or buying measured
@@ -33,6 +34,7 @@ from typing import Any
 from filegate.aws import Target
 from filegate.errors import LocalStackError
 from filegate.local import cfn_models, patches, s3_checksum_check, s3_presign
+from filegate.local.api_destinations import ApiDestinationDelivery
 from filegate.local.cfn_template_size import InlineTemplateLimit
 from filegate.local.dynamodb_atomic import OneDynamoDBRequestAtATime
 from filegate.local.dynamodb_process import DynamoDBForwarding
@@ -90,11 +92,13 @@ def application(moto_app: WsgiApp, settings: EmulatorSettings | None = None) -> 
     workers (``invoke_forwarding``, when they name the invoke server); an S3 payload is checked
     against its checksums (``s3_checksum_check``); a TemplateBody over 51,200 bytes is refused
     as CloudFormation refuses it (``cfn_template_size``); Lambda's GetAccountSettings, which
-    moto lacks, is answered from moto's functions (``lambda_account``); moto answers the rest,
-    its DynamoDB requests one at a time (``dynamodb_atomic``). With a profile file named, each
-    request is profiled (outermost)."""
+    moto lacks, is answered from moto's functions (``lambda_account``); a PutEvents moto
+    accepted is delivered to its rules' API destinations (``api_destinations``); moto answers
+    the rest, its DynamoDB requests one at a time (``dynamodb_atomic``). With a profile file
+    named, each request is profiled (outermost)."""
     settings = settings or EmulatorSettings()
     app: WsgiApp = OneDynamoDBRequestAtATime(AccountSettings(moto_app))
+    app = ApiDestinationDelivery(app)
     app = InlineTemplateLimit(app)  # CloudFormation's 51,200 bytes of TemplateBody
     app = s3_checksum_check.ChecksumCheck(app)  # S3 checks a payload after authenticating it
     if settings.invoke_url:

@@ -13,10 +13,10 @@ makes is authorised against that role's policies. This module gives the local st
   presigned URL). A key the principals file does not list is not checked: the AWS CLI and
   ``filegate`` commands work with any credentials, as the runbook does. A listed key's request
   is described as IAM sees it (:func:`describe`: actions and resource ARNs for S3, DynamoDB,
-  SQS, KMS and EventBridge's PutEvents) and evaluated against the role's identity policies
-  (:class:`PolicyEvaluator`): an explicit Deny wins, else an Allow is needed, else it is
-  denied. A denial answers as the service does (S3: 403 ``AccessDenied`` XML; DynamoDB and
-  KMS: 400 ``AccessDeniedException`` JSON; SQS: 403 ``AccessDenied``).
+  SQS, KMS, EventBridge's PutEvents and Secrets Manager) and evaluated against the role's
+  identity policies (:class:`PolicyEvaluator`): an explicit Deny wins, else an Allow is
+  needed, else it is denied. A denial answers as the service does (S3: 403 ``AccessDenied``
+  XML; DynamoDB and KMS: 400 ``AccessDeniedException`` JSON; SQS: 403 ``AccessDenied``).
 - An SQS event source mapping polls with the function's role: :meth:`RoleSessions.mapping_refusal`
   says why Lambda would refuse to create it, and the local stack refuses to start it; a
   DynamoDB stream mapping reads the stream with it (:meth:`RoleSessions.stream_mapping_refusal`).
@@ -536,6 +536,20 @@ def _events(operation: str, request: Mapping[str, Any], arn: _Arns) -> Checks:
     ]
 
 
+def _secretsmanager(operation: str, request: Mapping[str, Any], arn: _Arns) -> Checks:
+    # A secret is named by its name or its ARN; a policy's ARN pattern matches the name part
+    # (AWS's ARN adds "-" and 6 random characters, which a "<prefix>*" pattern also covers).
+    secret = str(request.get("SecretId") or request.get("Name") or "")
+    if not secret:
+        return [(operation, "*")]
+    return [
+        (
+            operation,
+            secret if secret.startswith("arn:") else arn.of("secretsmanager", f"secret:{secret}"),
+        )
+    ]
+
+
 def _sts(operation: str, _: Mapping[str, Any], __: _Arns) -> Checks:
     # GetCallerIdentity needs no permission (STS API reference, GetCallerIdentity).
     return [] if operation == "GetCallerIdentity" else [(operation, "*")]
@@ -547,6 +561,7 @@ _JSON_SERVICES: dict[str, Callable[[str, Mapping[str, Any], _Arns], Checks]] = {
     "kms": _kms,
     "sts": _sts,
     "events": _events,
+    "secretsmanager": _secretsmanager,
 }
 _QUERY_SERVICES: dict[str, Callable[[str, Mapping[str, Any], _Arns], Checks]] = {
     "sqs": _sqs,

@@ -17,3 +17,12 @@ class PublishError(FilegateError):
 
 class RecordError(FilegateError):
     """A stream record is not a ledger item change this publisher understands; names the field."""
+
+
+class SignatureError(FilegateError):
+    """A webhook body does not verify (``webhook.verify``): names what is wrong with it."""
+
+
+class WebhookError(FilegateError):
+    """A partner webhook's secret, connection, destination or rule could not be read or
+    changed; names the resource and what to do."""

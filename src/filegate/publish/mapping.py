@@ -75,7 +75,10 @@ class VerdictEvent:
 
     @property
     def event_id(self) -> str:
-        return str(self.detail["event_id"])
+        # A partner webhook's detail carries the event's id inside its signed payload only.
+        return str(
+            self.detail.get("event_id") or f"{self.detail_type} for {self.detail.get('partner_id')}"
+        )
 
     def entry(self, event_bus_name: str) -> dict[str, Any]:
         """The PutEvents request entry."""
