@@ -168,7 +168,7 @@ def test_an_endpoint_answering_500_is_retried_then_the_event_goes_to_the_dead_le
     assert verify(webhook["secret"], delivered, datetime.now(UTC))["key"] == key
     assert stack.queue_depth(dead_letters) == 0
     event = json.loads(message["Body"])
-    assert event["detail-type"] == "Partner Webhook"
+    assert (event["source"], event["detail-type"]) == ("filegate.webhooks", "Partner Webhook")
     assert json.loads(event["detail"]["payload"])["key"] == key
     why = {k: v["StringValue"] for k, v in message["MessageAttributes"].items()}
     assert why["RETRY_ATTEMPTS"] == "2"

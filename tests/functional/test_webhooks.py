@@ -26,7 +26,13 @@ from filegate.publish.bus import webhook_name
 from filegate.publish.exceptions import SignatureError
 from filegate.publish.mapping import UPLOAD_ACCEPTED, VerdictEvent
 from filegate.publish.secrets import WebhookSecrets
-from filegate.publish.webhook import WEBHOOK_DETAIL_TYPE, sign, verify, webhook_event
+from filegate.publish.webhook import (
+    WEBHOOK_DETAIL_TYPE,
+    WEBHOOK_SOURCE,
+    sign,
+    verify,
+    webhook_event,
+)
 
 STACK = "filegate-webhook-cli-test"
 BUS = "wh-test-events"
@@ -62,6 +68,39 @@ TEMPLATE = {
 
 def detail(partner_id: str = "acme") -> dict[str, Any]:
     return {"event_id": "e-1", "key": f"{partner_id}/up-x/a.csv", "partner_id": partner_id}
+
+
+# --- the copies' own source ---
+
+
+def test_a_rule_on_source_filegate_gets_each_verdict_once_not_the_webhook_copy() -> None:
+    """A consumer that matches on ``source: filegate`` alone (as docs/events.md allows) must
+    see each ledger change once: the webhook's signed copy goes out under its own source."""
+    with mock_aws():
+        events = boto3.client("events", region_name=REGION)
+        sqs = boto3.client("sqs", region_name=REGION)
+        events.create_event_bus(Name="bus")
+        queue_url = sqs.create_queue(QueueName="consumer")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
+        events.put_rule(
+            Name="consumer", EventBusName="bus", EventPattern=json.dumps({"source": ["filegate"]})
+        )
+        events.put_targets(
+            Rule="consumer",
+            EventBusName="bus",
+            Targets=[{"Id": "q", "Arn": arn["Attributes"]["QueueArn"]}],
+        )
+        # GIVEN a verdict and the signed copy the publisher puts for a partner with a webhook
+        verdict = VerdictEvent(UPLOAD_ACCEPTED, NOW, detail())
+        copy = webhook_event(verdict, "s3cret", NOW)
+        # WHEN both are put on the bus, as the publisher puts them
+        answer = events.put_events(Entries=[verdict.entry("bus"), copy.entry("bus")])
+        assert answer["FailedEntryCount"] == 0
+        # THEN the consumer's queue holds the verdict only
+        received = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)
+        bodies = [json.loads(m["Body"]) for m in received.get("Messages", [])]
+        assert [(b["source"], b["detail-type"]) for b in bodies] == [("filegate", UPLOAD_ACCEPTED)]
+        assert copy.entry("bus")["Source"] == WEBHOOK_SOURCE
 
 
 # --- the signature (pure) ---
@@ -244,7 +283,7 @@ def test_set_creates_the_route_and_the_secret_it_prints_once(
     # AND the rule routes this partner's "Partner Webhook" events, and only those
     rule = events.describe_rule(Name=name, EventBusName=BUS)
     assert json.loads(rule["EventPattern"]) == {
-        "source": ["filegate"],
+        "source": [WEBHOOK_SOURCE],
         "detail-type": [WEBHOOK_DETAIL_TYPE],
         "detail": {"partner_id": [partner_id]},
     }

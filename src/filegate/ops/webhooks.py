@@ -32,7 +32,7 @@ from filegate.outputs import (
 from filegate.publish.bus import EventBus, RetryPolicy, WebhookRoute, WebhookRoutes
 from filegate.publish.mapping import VerdictEvent
 from filegate.publish.secrets import WebhookSecrets, new_secret
-from filegate.publish.webhook import WEBHOOK_DETAIL_TYPE
+from filegate.publish.webhook import WEBHOOK_DETAIL_TYPE, WEBHOOK_SOURCE
 from filegate.queues import Message, MessageQueue
 from filegate.stackref import StackRef
 from filegate.uploads.partners import PartnerRegistry
@@ -103,6 +103,7 @@ class PartnerWebhooks:
             dead_letter_arn,
             retry,
             WEBHOOK_DETAIL_TYPE,
+            WEBHOOK_SOURCE,
         )
         return WebhookSet(route, secret, self._secrets.name(partner_id))
 
@@ -159,7 +160,7 @@ def _dead_webhook(message: Message) -> VerdictEvent | None:
         return None
     detail = event.get("detail")
     return (
-        VerdictEvent(WEBHOOK_DETAIL_TYPE, datetime.now(UTC), detail)
+        VerdictEvent(WEBHOOK_DETAIL_TYPE, datetime.now(UTC), detail, WEBHOOK_SOURCE)
         if isinstance(detail, dict)
         else None
     )

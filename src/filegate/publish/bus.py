@@ -158,6 +158,7 @@ class WebhookRoutes:
         dead_letter_arn: str,
         retry: RetryPolicy,
         detail_type: str,
+        source: str,
     ) -> WebhookRoute:
         """Create or update the connection, the destination, the rule and its target."""
         name = webhook_name(self.stack_name, partner_id)
@@ -165,7 +166,7 @@ class WebhookRoutes:
             connection_arn = self._connection(name, partner_id)
             destination_arn = self._destination(name, connection_arn, url, partner_id)
             pattern = {
-                "source": ["filegate"],
+                "source": [source],
                 "detail-type": [detail_type],
                 "detail": {"partner_id": [partner_id]},
             }

@@ -67,11 +67,13 @@ _OBJECT_IDENTITY = ("sequencer_key", "version_id", "etag", "event_time")
 
 @dataclass(frozen=True)
 class VerdictEvent:
-    """One event for the bus: its detail-type, its time (the ledger change's) and its detail."""
+    """One event for the bus: its detail-type, its time (the ledger change's), its detail and
+    its source (``filegate``; a partner webhook's signed copy has its own)."""
 
     detail_type: str
     time: datetime
     detail: dict[str, Any]
+    source: str = SOURCE
 
     @property
     def event_id(self) -> str:
@@ -83,7 +85,7 @@ class VerdictEvent:
     def entry(self, event_bus_name: str) -> dict[str, Any]:
         """The PutEvents request entry."""
         return {
-            "Source": SOURCE,
+            "Source": self.source,
             "DetailType": self.detail_type,
             "Detail": _json(self.detail),
             "Time": self.time,
@@ -94,7 +96,7 @@ class VerdictEvent:
         """The event as EventBridge delivers it to a rule's target (the fields filegate sets)."""
         return {
             "id": eventbridge_id,
-            "source": SOURCE,
+            "source": self.source,
             "detail-type": self.detail_type,
             "time": self.time.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "detail": self.detail,

@@ -25,6 +25,9 @@ from filegate.publish.exceptions import SignatureError
 from filegate.publish.mapping import VerdictEvent
 
 WEBHOOK_DETAIL_TYPE = "Partner Webhook"
+# A source of their own: a consumer's rule on source `filegate` sees each verdict once, never
+# the webhooks' signed copies (docs/events.md).
+WEBHOOK_SOURCE = "filegate.webhooks"
 SCHEME = "v1"
 # A delivery older than this is refused by `verify` (a replayed request); EventBridge retries
 # for up to a day, so a partner that wants them must allow as much (docs/webhooks.md).
@@ -47,7 +50,7 @@ def webhook_event(event: VerdictEvent, secret: str, now: datetime) -> VerdictEve
         "signature": sign(secret, timestamp, payload),
         "timestamp": timestamp,
     }
-    return VerdictEvent(WEBHOOK_DETAIL_TYPE, event.time, detail)
+    return VerdictEvent(WEBHOOK_DETAIL_TYPE, event.time, detail, WEBHOOK_SOURCE)
 
 
 def verify(
