@@ -246,7 +246,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(HTTPStatus.OK, fake.view())
 
     def _drain(self) -> tuple[int, str, bytes]:
-        """Read the body in bounded reads; keep it only when small (JSON), hash it always."""
+        """Read the body in bounded reads; keep it only for the API (JSON; a page of 1,000
+        part numbers and checksums is ~80 KB), hash it always."""
         left = int(self.headers.get("Content-Length") or 0)
         digest, size, kept = hashlib.sha256(), 0, bytearray()
         while left:
@@ -255,7 +256,7 @@ class _Handler(BaseHTTPRequestHandler):
                 break
             digest.update(chunk)
             size, left = size + len(chunk), left - len(chunk)
-            if size <= 64 * 1024:
+            if self.path.startswith("/api/"):
                 kept += chunk
         return size, digest.hexdigest(), bytes(kept)
 
@@ -499,26 +500,29 @@ def paths_of(fake: FakeService, method: str) -> list[str]:
     return [seen.path for seen in fake.seen if seen.method == method]
 
 
-def test_part_urls_are_asked_for_in_pages_each_part_with_its_sha256(
+def test_part_urls_are_asked_for_in_pages_as_large_as_the_api_allows_each_with_its_sha256(
     fake: FakeService, tmp_path: Path
 ) -> None:
-    # GIVEN a file of 70 parts: more than one page of part URLs (64)
-    data = write_random(tmp_path / "big.bin", 70 * fake.part_size)
+    # GIVEN a file of 1,200 parts (of 1 KiB): more than one page of part URLs (the API's page
+    # limit is 1,000), all within how far the client hashes ahead of sending
+    fake.threshold, fake.part_size = 1024, 1024
+    data = write_random(tmp_path / "big.bin", 1200 * fake.part_size)
 
     make_client(fake, max_concurrency=1).upload(tmp_path / "big.bin")
 
-    # THEN the URLs came in pages of at most 64 parts, each part once and in order (a page
-    # holds the parts read and hashed so far), each bound to its part's SHA-256
+    # THEN the URLs came in few pages, the largest a full page of 1,000 parts (the parts hashed
+    # ahead, not a pool of parts held in memory, bound a page), each part asked for once, each
+    # bound to its part's SHA-256
     pages = [r.json["parts"] for r in fake.requests("POST", PARTS_PATH)]
-    assert len(pages) >= 2
-    assert all(1 <= len(page) <= 64 for page in pages)
-    asked = [p["part_number"] for page in pages for p in page]
-    assert asked == list(range(1, 71))
+    assert 2 <= len(pages) <= 3
+    assert max(len(page) for page in pages) == 1000
+    asked = sorted(p["part_number"] for page in pages for p in page)
+    assert asked == list(range(1, 1201))
     checksums = {p["part_number"]: p["checksum_sha256"] for page in pages for p in page}
-    for number in (1, 70):
+    for number in (1, 1000, 1001, 1200):
         part = data[(number - 1) * fake.part_size :][: fake.part_size]
         assert checksums[number] == checksum(part)
-    assert paths_of(fake, "PUT") == [f"/s3/part/{n}" for n in range(1, 71)]
+    assert paths_of(fake, "PUT") == [f"/s3/part/{n}" for n in range(1, 1201)]
     assert len(fake.requests("POST", f"/api/uploads/{UPLOAD_ID}/complete")) == 1
 
 
@@ -638,37 +642,18 @@ def test_a_part_s3_refuses_for_its_checksum_is_read_and_sent_again(
     assert fake.requests("POST", f"/api/uploads/{UPLOAD_ID}/abort") == []
 
 
-def test_a_part_changed_on_disk_after_it_was_read_is_sent_as_read_and_hashed(
+def test_a_part_changed_on_disk_between_its_hashing_and_its_sending_gives_up_and_aborts(
     fake: FakeService, tmp_path: Path
 ) -> None:
-    # GIVEN a file whose first part is rewritten once it was read and hashed (its URL asked for)
-    path = tmp_path / "big.bin"
-    data = write_random(path, 3 * fake.part_size)
-    fake.on_sign = lambda _: _rewrite(path, 10)
-
-    # WHEN it is uploaded
-    result = make_client(fake, max_attempts=3, max_concurrency=1).upload(path)
-
-    # THEN the part went out as it was read (the bytes in memory that were hashed, never read
-    # again), and the completion's whole-file SHA-256 is that of the bytes sent
-    (first,) = fake.requests("PUT", "/s3/part/1")
-    assert first.sha256 == sha256(data[: fake.part_size])
-    (complete,) = fake.requests("POST", f"/api/uploads/{UPLOAD_ID}/complete")
-    assert complete.json["sha256"] == result.sha256 == sha256(data)
-
-
-def test_a_part_too_large_to_keep_that_changed_since_it_was_hashed_gives_up_and_aborts(
-    fake: FakeService, tmp_path: Path
-) -> None:
-    # GIVEN parts too large for the memory budget (read again when sent) and a file whose first
-    # part is rewritten once it was hashed
+    # GIVEN a file whose first part is rewritten once it was hashed (its URL asked for): the
+    # client keeps only digests, and reads a part from the file when it sends it
     path = tmp_path / "big.bin"
     write_random(path, 3 * fake.part_size)
     fake.on_sign = lambda _: _rewrite(path, 10)
 
     # WHEN it is uploaded
     with pytest.raises(UploadClientError) as raised:
-        make_client(fake, max_attempts=3, max_concurrency=1, buffer_bytes=0).upload(path)
+        make_client(fake, max_attempts=3, max_concurrency=1).upload(path)
 
     # THEN S3 refused part 1 three times, the error names the file and the part, and the
     # multipart upload was aborted, never completed
@@ -863,16 +848,16 @@ def test_parts_are_read_and_sent_in_blocks_of_chunk_bytes_not_8_kib(
     [
         (256 * MiB, 50 * MiB, 32 * MiB),
         (64 * MiB, 50 * MiB, 32 * MiB),
-        (64 * MiB, 8 * MiB, 96 * MiB),
+        (64 * MiB, 8 * MiB, 32 * MiB),
     ],
-    ids=["single-put", "multipart-parts-read-again", "multipart-parts-in-memory"],
+    ids=["single-put", "multipart-parts-of-50-mib", "multipart-parts-of-8-mib"],
 )
 def test_a_200_mib_file_goes_through_in_bounded_memory(
     fake: FakeService, tmp_path: Path, threshold: int, part_size: int, limit: int
 ) -> None:
-    # GIVEN a sparse 200 MiB file (zeros): one PUT, or a plan of parts too large to keep in
-    # memory (50 MiB: read again when sent), or of parts kept in memory (8 MiB, as S3's rule
-    # gives up to 78 GiB) in the client's pool of 80 MiB
+    # GIVEN a sparse 200 MiB file (zeros): one PUT, or a plan of parts of 50 MiB, or of 8 MiB
+    # (as S3's rule gives up to 78 GiB); the client hashes up to 512 MiB ahead of sending but
+    # keeps only digests: a part is read from the file again when sent
     path = tmp_path / "huge.bin"
     with path.open("wb") as handle:
         handle.truncate(200 * MiB)
@@ -889,7 +874,7 @@ def test_a_200_mib_file_goes_through_in_bounded_memory(
         tracemalloc.stop()
 
     # THEN every byte arrived, no read took more than chunk_bytes, and the peak stayed under
-    # the limit: the pool, whatever the file's size
+    # the limit: blocks being hashed and sent, whatever the part's or the file's size
     puts = [s for s in fake.seen if s.method == "PUT"]
     assert sum(s.size for s in puts) == 200 * MiB
     assert max(progress.reports) <= chunk

@@ -1,18 +1,21 @@
-"""The partner-side upload client: declare, read once while sending, and read the verdict.
+"""The partner-side upload client: declare, hash ahead while sending, and read the verdict.
 
 For each file: ``POST /uploads`` to declare it, then either one presigned PUT or the multipart
 plan's parts in parallel, and with ``wait`` the ledger's verdict. A file that will likely go in
 one PUT (up to ``hash_first_bytes``, the stack's default threshold) is hashed first: the PUT's
-URL binds its SHA-256. A multipart upload is declared without it and its file read once
-(``filegate.uploads.part_reader``): each part is read into a bounded pool of buffers, hashed
-(its SHA-256, which its URL binds, and the whole file's, in order), its URL asked for a page at
-a time (``part_urls``), and the very bytes hashed are sent; ``complete`` lists every part's ETag
-and SHA-256 and gives the whole file's SHA-256 (docs/integrity.md). Memory stays bounded
-whatever the size. Failed requests and parts are retried with exponential backoff and jitter,
+URL binds its SHA-256. A multipart upload is declared without it and its file hashed ahead of
+the senders (``filegate.uploads.part_reader``): the reading thread hashes each part in order
+(its SHA-256, which its URL binds, and the whole file's), keeping only the digests, and stays at
+most ``ahead_bytes`` ahead of the parts being sent; the parts' URLs are asked for in large pages
+as soon as they are hashed (``part_urls``), and each sender reads its part from the file again
+when it sends it (usually from the page cache: the lead is bounded); ``complete`` lists every
+part's ETag and SHA-256 and gives the whole file's SHA-256 (docs/integrity.md). Memory is a
+read block per sender and a few being hashed, whatever the size. Failed requests and parts are
+retried with exponential backoff and jitter,
 except a 429 whose Retry-After is longer than 5 s (a partner quota, docs/quotas.md), which fails
 at once with the API's message naming the quota. A part S3 refuses because its bytes do not
-match its SHA-256 (BadDigest: damaged on the way, or, for a part too large to keep in memory and
-read again, the file changed since it was hashed) is sent again, up to ``max_attempts`` times;
+match its SHA-256 (BadDigest: damaged on the way, or the file changed between the part's
+hashing and its sending) is read and sent again, up to ``max_attempts`` times;
 then the client gives up with an error naming the file and the part, and aborts the multipart
 upload. A part whose URL is about to expire (or that S3 refused as expired) is signed again
 through the API first (``part_urls``), which also keeps the declaration alive while a large file
@@ -63,6 +66,9 @@ _RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 # Seconds: a 429 asking to wait longer than this is not retried (see _beyond_backoff).
 _LONGEST_RETRY_AFTER = 5.0
 _SIGNERS = 2  # threads asking for part URLs: two pages in flight hide the API's latency
+# Sending starts once this much is hashed and its URLs asked for (8 parts of 8 MiB): enough
+# for the senders' first parts; the later pages are larger (``_send_parts``).
+_FIRST_PAGE_BYTES = 64 * MiB
 # How S3 refuses a presigned request that came too late: past X-Amz-Expires (403), or past the
 # signing credentials' session (400).
 _EXPIRED_SIGNATURES = (b"Request has expired", b"<Code>ExpiredToken</Code>")
@@ -81,9 +87,10 @@ class TransferConfig:
     chunk_bytes: int = MiB
     timeout_seconds: float = 120.0
     refresh_margin_seconds: float = 60.0
-    # Parts read ahead and in flight are kept in memory up to this many bytes in all
-    # (filegate.uploads.part_reader): the file is read once.
-    buffer_bytes: int = 80 * MiB
+    # How far hashing may run ahead of sending (filegate.uploads.part_reader): parts hashed and
+    # not yet sent, whose bytes are not kept (read again, from the page cache, when sent). The
+    # larger, the larger the pages of part URLs asked for (each request to the API costs).
+    ahead_bytes: int = 512 * MiB
     # Files up to this size are hashed before they are declared: a single PUT's URL binds the
     # SHA-256, and the stack's default multipart threshold is 64 MiB. Above it the SHA-256
     # goes with the completion (the API asks for it up front if it plans a PUT all the same).
@@ -97,7 +104,7 @@ class TransferConfig:
             "chunk_bytes": 64 * 1024 <= self.chunk_bytes <= 64 * MiB,
             "timeout_seconds": self.timeout_seconds > 0,
             "refresh_margin_seconds": self.refresh_margin_seconds >= 0,
-            "buffer_bytes": 0 <= self.buffer_bytes <= 1024 * MiB,
+            "ahead_bytes": 0 <= self.ahead_bytes <= 4096 * MiB,
             "hash_first_bytes": self.hash_first_bytes >= 0,
         }
         for name, ok in checks.items():
@@ -172,29 +179,6 @@ class _FileSlice:
 
     def close(self) -> None:
         self._file.close()
-
-
-class _BufferSlice:
-    """A part's bytes already in memory (those that were hashed), sent in chunks without a
-    copy: memoryview slices of the reader's buffer."""
-
-    def __init__(self, data: memoryview, chunk_bytes: int, on_read: Callable[[int], None]) -> None:
-        self._data, self._chunk_bytes, self._on_read = data, chunk_bytes, on_read
-
-    def chunks(self) -> Iterator[memoryview]:
-        for start in range(0, len(self._data), self._chunk_bytes):
-            chunk = self._data[start : start + self._chunk_bytes]
-            self._on_read(len(chunk))
-            yield chunk
-
-    def close(self) -> None:
-        """Nothing to close: the buffer goes back to the reader's pool once the part is done."""
-
-
-class _Body(Protocol):
-    def chunks(self) -> Iterator[bytes] | Iterator[memoryview]: ...
-
-    def close(self) -> None: ...
 
 
 def guess_content_type(path: Path) -> str:
@@ -359,7 +343,7 @@ class UploadClient:
         counter: _Counter,
         resumed: Continue | None,
     ) -> str:
-        """Read each part once (``part_reader``), send those S3 does not hold, complete with
+        """Hash each part ahead (``part_reader``), send those S3 does not hold, complete with
         every part and the whole file's SHA-256; return that SHA-256."""
         held = resumed.held if resumed else {}
         counter.add(sum(part.size for part in held.values()))
@@ -372,7 +356,7 @@ class UploadClient:
             size,
             int(plan["part_size"]),
             self._config.max_concurrency,
-            self._config.buffer_bytes,
+            self._config.ahead_bytes,
             self._config.chunk_bytes,
             checksums,
         )
@@ -414,30 +398,32 @@ class UploadClient:
         checksums: dict[int, str],
         etags: dict[int, str],
     ) -> None:
-        """This thread reads and hashes the parts in order and hands them over (``_Pipeline``):
-        their numbers to the signer threads, which ask for their URLs, and the parts to
-        ``max_concurrency`` sender threads, which send them from the moment the reader's pool is
-        full. Reading never waits for the API. After a failure no further part is read or
-        started; the first failure is raised once the parts in flight are done (a Ctrl-C: at
-        once)."""
+        """This thread hashes the parts in order and hands them over (``_Pipeline``): their
+        numbers, in large pages, to the signer threads, which ask for their URLs, and the parts
+        to ``max_concurrency`` sender threads, which read and send them from the moment the
+        first page is asked for. Hashing never waits for the API. After a failure no further
+        part is hashed or started; the first failure is raised once the parts in flight are
+        done (a Ctrl-C: at once)."""
 
         def send(part: Part) -> None:
             etags[part.number] = self._part(reader, part, urls, counter)
 
-        lines = _Pipeline(send, urls.sign, self._config.max_concurrency)
-        # Pages of half the parts read ahead of those in flight: each request to the API costs
-        # (measured: one a part held a 1 GiB upload to 0.73 of aws s3 cp), and a page asked for
-        # while the other half waits is signed before a sender needs it.
-        ahead = reader.slots - min(self._config.max_concurrency, reader.slots - 1)
-        page = min(max(1, ahead // 2), REFRESH_BATCH)
+        senders = self._config.max_concurrency
+        lines = _Pipeline(send, urls.sign, senders)
+        # Pages of half the parts hashed ahead of those in flight: each request to the API costs
+        # (measured: one a part held a 1 GiB upload to 0.73 of aws s3 cp, pages of 3 to 0.77),
+        # and a page asked for while the other half is sent is signed before a sender needs it.
+        # The first page is small, so that sending starts at once.
+        page = min(max(1, (reader.slots - senders) // 2), REFRESH_BATCH)
+        first = min(page, max(1, _FIRST_PAGE_BYTES // reader.part_size))
         try:
             try:
                 for read, part in enumerate(reader.parts(lines.stop), start=1):
                     checksums[part.number] = part.checksum
                     urls.hashed(part.number)
-                    lines.sign(urls.page_ahead(page))
+                    lines.sign(urls.page_ahead(first if read <= first else page))
                     lines.send(part)
-                    if read == reader.slots:  # the pool is full: let the parts go
+                    if read == first:
                         lines.start_sending()
                 lines.sign(urls.page_ahead(1))
             finally:
@@ -464,20 +450,8 @@ class UploadClient:
         number = part.number
         target = _Target(signed["url"], signed["headers"], lambda: urls.after_expired(number))
         what = f"part {number} of {reader.path}"
-        data = part.data
-        body = (
-            (lambda on_read: _BufferSlice(data, self._config.chunk_bytes, on_read))
-            if data is not None
-            else None
-        )
         return self._put(
-            reader.path,
-            target,
-            (part.offset, part.size),
-            counter,
-            urls.keep_alive,
-            what,
-            body,
+            reader.path, target, (part.offset, part.size), counter, urls.keep_alive, what
         )
 
     def _abort(self, path: Path, plan: dict[str, Any]) -> None:
@@ -495,17 +469,12 @@ class UploadClient:
         counter: _Counter,
         on_chunk: Callable[[], None] = lambda: None,
         what: str | None = None,
-        buffered: Callable[[Callable[[int], None]], _Body] | None = None,
     ) -> str:
         """PUT [offset, offset + size) of the file to a presigned URL; return the ETag. Each
-        attempt sends the ``buffered`` bytes (those that were hashed) or, without them, reads
-        the window from the file again (after a BadDigest too)."""
+        attempt reads the window from the file (after a BadDigest too: damaged on the way)."""
         offset, size = window
-        if buffered is None:
-            damaged = "they did not match the SHA-256 computed when the file was read; is the"
-            damaged += " file being written while it is uploaded?"
-        else:
-            damaged = "they did not match the SHA-256 of the bytes read: damaged on the way"
+        damaged = "they did not match the SHA-256 computed when the file was hashed; is the"
+        damaged += " file being written while it is uploaded?"
         for attempt in self._attempts(what or f"upload of {path}"):
             sent = 0
 
@@ -515,11 +484,7 @@ class UploadClient:
                 counter.add(count)
                 on_chunk()
 
-            body: _Body = (
-                buffered(on_read)
-                if buffered
-                else _FileSlice(path, offset, size, self._config.chunk_bytes, on_read)
-            )
+            body = _FileSlice(path, offset, size, self._config.chunk_bytes, on_read)
             try:
                 response = self._http.request(
                     "PUT",

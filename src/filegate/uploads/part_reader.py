@@ -1,16 +1,17 @@
-"""Reading a multipart upload's parts once, in order, hashing each while the parts go out.
+"""Hashing a multipart upload's parts ahead of the senders, in order, keeping only digests.
 
-``PartReader`` reads a file part after part (the plan's part size), each exactly once: every
-block updates the part's SHA-256 (which its URL will bind) and the whole file's SHA-256 (given
-at completion: docs/integrity.md), in file order. A part is handed on with its checksum and, when
-parts fit in the memory budget, its bytes: the sender PUTs those very bytes, so what S3 checks
-against the part's SHA-256 is what was hashed, and the file is not read again. The bytes live in
-a fixed pool of reusable buffers (``buffer_bytes`` in all, one part each); the reader waits for a
-free one, so memory stays bounded whatever the file's size and reading stays at most a pool
-ahead of sending. When fewer than ``senders + 1`` parts fit (parts of 32 MiB and more with the
-defaults, 80 MiB and 4 senders: files above 160,000 MiB), buffering would cost concurrency, so
-the part's bytes are not kept: the sender reads its window from the file again (usually from
-the page cache), and a part changed on disk since it was hashed is refused by S3 (BadDigest).
+``PartReader`` reads a file part after part (the plan's part size), sequentially, in blocks of
+``chunk_bytes``: every block updates its part's SHA-256 (which the part's URL will bind) on the
+reading thread and the whole file's SHA-256 (given at completion: docs/integrity.md) on a
+helper thread, so the two hashes run on two cores (hashlib releases the GIL). The bytes are
+dropped once hashed: a part is handed on with its place and checksum only, and its sender reads
+it from the file again when it sends it, usually from the operating system's page cache, since
+the reader is at most ``ahead_bytes`` ahead of the parts being sent (``slots`` parts: a part
+hashed takes a slot, a part sent gives it back; at least ``senders + 1``). Memory is the blocks
+in flight, whatever the file's size. A part changed on disk between its hashing and its sending
+no longer matches the SHA-256 its URL binds: S3 refuses it (BadDigest) and the client handles
+that (``filegate.uploads.client``). Hashing ahead lets the part URLs be asked for in large
+pages (``filegate.uploads.part_urls``): each request to the API costs.
 
 Parts S3 already holds (a resumed upload) are read and hashed too, never handed on: the whole
 file's SHA-256 needs their bytes, and each must still be the part S3 verified, or the file
@@ -27,14 +28,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from io import FileIO
 from pathlib import Path
-from typing import Any
 
 from filegate.errors import UploadClientError
 
 MiB = 1024 * 1024
-# How long a wait for a free buffer lasts before the stop signal is looked at again.
+# How long a wait for a free slot lasts before the stop signal is looked at again.
 _POLL_SECONDS = 0.1
-_STOPPED = bytearray()  # what waiting for a buffer gives once the transfer is stopped
+# Blocks read but not yet hashed into the whole file's SHA-256: enough to keep both threads busy.
+_QUEUED = 4
 
 
 class FileChangedError(UploadClientError):
@@ -43,27 +44,25 @@ class FileChangedError(UploadClientError):
 
 @dataclass
 class Part:
-    """One part read and hashed: its place in the file, its SHA-256 (base64) and its bytes
-    (None: to be read from the file again when sent). ``release`` hands the buffer back."""
+    """One part hashed: its place in the file and its SHA-256 (base64); ``release`` gives its
+    slot back once it is sent (or given up)."""
 
     number: int
     offset: int
     size: int
     checksum: str
-    data: memoryview | None
-    _pool: queue.Queue[bytearray | None]
-    _buffer: bytearray | None
+    _slots: queue.Queue[None]
     _released: bool = False
 
     def release(self) -> None:
-        """Hand the part's buffer (or, unbuffered, its place in the pool) back; once."""
+        """Give the part's slot back; once."""
         if not self._released:
-            self._released, self.data = True, None
-            self._pool.put(self._buffer)
+            self._released = True
+            self._slots.put(None)
 
 
 class PartReader:
-    """The parts of ``path`` at ``part_size``, read once each, in order; see the module."""
+    """The parts of ``path`` at ``part_size``, hashed in order ahead of sending; see the module."""
 
     def __init__(
         self,
@@ -71,77 +70,59 @@ class PartReader:
         size: int,
         part_size: int,
         senders: int,
-        buffer_bytes: int,
+        ahead_bytes: int,
         chunk_bytes: int,
         held: dict[int, str] | None = None,
     ) -> None:
         self.path, self.size, self.part_size = path, size, part_size
-        self.buffered = buffer_bytes // part_size >= senders + 1
-        self.slots = buffer_bytes // part_size if self.buffered else senders + 1
-        self._pool: queue.Queue[bytearray | None] = queue.Queue()
+        self.slots = max(senders + 1, ahead_bytes // part_size)
+        self._slots: queue.Queue[None] = queue.Queue()
         for _ in range(self.slots):
-            self._pool.put(None)  # buffers are allocated on first use
+            self._slots.put(None)
         self._chunk_bytes = chunk_bytes
         self._held = dict(held or {})
-        self._whole = hashlib.sha256()
-        self._done = False
+        self._sha256: str | None = None
 
     @property
     def sha256(self) -> str:
         """The whole file's SHA-256 (hex), once every part has been read."""
-        if not self._done:
+        if self._sha256 is None:
             raise RuntimeError("the whole file's SHA-256 is known once every part is read")
-        return self._whole.hexdigest()
+        return self._sha256
 
     def parts(self, stop: threading.Event) -> Iterator[Part]:
         """Each part S3 does not hold yet, in order; stops early once ``stop`` is set."""
-        with self.path.open("rb", buffering=0) as handle:
-            for number, offset in enumerate(range(0, self.size, self.part_size), start=1):
-                length = min(self.part_size, self.size - offset)
-                if number in self._held:
-                    self._check_held(handle, number, length)
-                    continue
-                slot = self._free_slot(stop)
-                if slot is _STOPPED:
-                    return
-                yield self._read(handle, number, offset, length, slot)
-        self._done = True
+        whole = _WholeHasher()
+        try:
+            with self.path.open("rb", buffering=0) as handle:
+                for number, offset in enumerate(range(0, self.size, self.part_size), start=1):
+                    length = min(self.part_size, self.size - offset)
+                    if number in self._held:
+                        if self._hash(handle, number, length, whole) != self._held[number]:
+                            raise FileChangedError(
+                                f"part {number} held in S3 no longer matches the file's bytes",
+                                field="file",
+                            )
+                        continue
+                    if not self._take_slot(stop):
+                        return
+                    checksum = self._hash(handle, number, length, whole)
+                    yield Part(number, offset, length, checksum, self._slots)
+        finally:
+            digest = whole.close()
+        self._sha256 = digest
 
-    def _free_slot(self, stop: threading.Event) -> bytearray | None:
-        """A buffer (None: not allocated yet, or unbuffered), or ``_STOPPED``."""
+    def _take_slot(self, stop: threading.Event) -> bool:
+        """Wait until fewer than ``slots`` parts are hashed and not yet sent; False: stopped."""
         while not stop.is_set():
             try:
-                return self._pool.get(timeout=_POLL_SECONDS)
+                self._slots.get(timeout=_POLL_SECONDS)
+                return True
             except queue.Empty:
                 continue
-        return _STOPPED
+        return False
 
-    def _read(
-        self, handle: FileIO, number: int, offset: int, length: int, slot: bytearray | None
-    ) -> Part:
-        if not self.buffered:
-            checksum = self._hash_through(handle, number, length)
-            return Part(number, offset, length, checksum, None, self._pool, None)
-        buffer = slot if slot is not None else bytearray(self.part_size)
-        view = memoryview(buffer)[:length]
-        self._fill(handle, view, number)
-        part = hashlib.sha256(view)
-        self._whole.update(view)
-        checksum = _base64(part)
-        return Part(number, offset, length, checksum, view, self._pool, buffer)
-
-    def _fill(self, handle: FileIO, view: memoryview, number: int) -> None:
-        filled = 0
-        while filled < len(view):
-            count = handle.readinto(view[filled:])
-            if not count:
-                raise UploadClientError(
-                    f"{self.path} is shorter than when its upload was declared (part {number}):"
-                    " was it truncated? Upload it again"
-                )
-            filled += count
-
-    def _hash_through(self, handle: FileIO, number: int, length: int) -> str:
+    def _hash(self, handle: FileIO, number: int, length: int, whole: _WholeHasher) -> str:
         part = hashlib.sha256()
         left = length
         while left:
@@ -151,17 +132,30 @@ class PartReader:
                     f"{self.path} is shorter than when its upload was declared (part {number}):"
                     " was it truncated? Upload it again"
                 )
+            whole.feed(block)
             part.update(block)
-            self._whole.update(block)
             left -= len(block)
-        return _base64(part)
-
-    def _check_held(self, handle: FileIO, number: int, length: int) -> None:
-        if self._hash_through(handle, number, length) != self._held[number]:
-            raise FileChangedError(
-                f"part {number} held in S3 no longer matches the file's bytes", field="file"
-            )
+        return base64.b64encode(part.digest()).decode("ascii")
 
 
-def _base64(digest: Any) -> str:
-    return base64.b64encode(digest.digest()).decode("ascii")
+class _WholeHasher:
+    """A helper thread that hashes the blocks fed, in order, into the whole file's SHA-256."""
+
+    def __init__(self) -> None:
+        self._blocks: queue.Queue[bytes | None] = queue.Queue(_QUEUED)
+        self._digest = hashlib.sha256()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def feed(self, block: bytes) -> None:
+        self._blocks.put(block)
+
+    def close(self) -> str:
+        """Wait for the blocks fed so far; the SHA-256 (hex) of them all."""
+        self._blocks.put(None)
+        self._thread.join()
+        return self._digest.hexdigest()
+
+    def _run(self) -> None:
+        while (block := self._blocks.get()) is not None:
+            self._digest.update(block)

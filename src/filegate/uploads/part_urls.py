@@ -3,17 +3,17 @@
 A plan holds no URLs: each part's URL binds the SHA-256 the client computed for it, so the
 client asks the API (``POST /uploads/{id}/parts``) for them a page at a time, just before the
 first part of a page is sent (the part and the next unsent ones already hashed, ``hashed``, at
-most ``REFRESH_BATCH``), so a plan of 10,000 parts never comes in one response. URLs and the
-declaration expire together (``expires_at``), and a large file over a slow link takes longer
-than that: ``PartUrls`` asks again before a part whose URL is about to expire is sent, or
-after S3 refused one as expired,
-and keeps the declaration alive (an empty list of parts) while bytes flow and before
-completing. Each refresh moves the declaration's expiry on. Times are compared on the injected
-clock; a URL just signed again is used as it is even if that clock says it is near its expiry,
-so a client clock ahead of the API's costs one refresh per half margin, never a loop.
-The reading thread takes pages ahead of the senders (``page_ahead``), as soon as enough parts
-are hashed, and other threads ask for them (``sign``); a request to the API is never made while
-the state's lock is held, so a sender whose URL is ready never waits behind another's request.
+most ``REFRESH_BATCH``, the API's page limit), so a plan of 10,000 parts never comes in one
+response. URLs and the declaration expire together (``expires_at``), and a large file over a
+slow link takes longer than that: ``PartUrls`` asks again before a part whose URL is about to
+expire is sent, or after S3 refused one as expired, and keeps the declaration alive (an empty
+list of parts) while bytes flow and before completing. Each refresh moves the declaration's
+expiry on. Times are compared on the injected clock; a URL just signed again is used as it is
+even if that clock says it is near its expiry, so a client clock ahead of the API's costs one
+refresh per half margin, never a loop. The reading thread takes pages ahead of the senders
+(``page_ahead``), as soon as enough parts are hashed, and other threads ask for them
+(``sign``); a request to the API is never made while the state's lock is held, so a sender
+whose URL is ready never waits behind another's request.
 Thread-safe: parts are sent from several threads. No AWS SDK here (the client's rule).
 """
 
@@ -33,9 +33,10 @@ logger = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 # POST /uploads/{upload_id}/parts for these part numbers (with their checksums); the answer.
 AskForParts = Callable[[list[int]], dict[str, Any]]
-# Parts signed in one request: enough to stay ahead of the parallel senders, far below the
-# API's page limit (1,000), so one answer stays small.
-REFRESH_BATCH = 64
+# Parts signed in one request at most: the API's page limit (the plan's sign_parts.max_parts;
+# 1,000 URLs are ~1.8 MB of the function's 6 MB response). Each request is a Lambda invocation
+# and DynamoDB calls, so the client asks for pages as large as the parts hashed ahead allow.
+REFRESH_BATCH = 1_000
 
 
 class PartUrls:
