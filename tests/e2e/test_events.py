@@ -10,7 +10,6 @@ valid against docs/events.schema.json, and `filegate events tail` prints them.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -23,7 +22,7 @@ import pytest
 from filegate.events import ObjectEvent, notification_record
 from filegate.uploads.client import UploadClient
 from tests.e2e.conftest import Stack, filegate, own_stack, wait_for
-from tests.e2e.test_uploads import _declare, _verdict
+from tests.e2e.upload_api import rejected_upload
 
 SCHEMA = json.loads((Path(__file__).parents[2] / "docs" / "events.schema.json").read_text())
 RULE = "e2e-partner-events"
@@ -144,16 +143,7 @@ def test_each_verdict_reaches_a_rule_target_once_and_a_duplicate_s3_event_none(
     received = Received(stack, target)
     # GIVEN one upload ACCEPTED and one REJECTED
     accepted = upload(stack, partner, tmp_path, "accepted.csv")
-    declared, other = b"declared!", b"other one"
-    plan = _declare(stack, partner["api_key"], len(declared), hashlib.sha256(declared).hexdigest())
-    stack.s3.put_object(
-        Bucket=stack.bucket,
-        Key=plan["key"],
-        Body=other,
-        ContentType="application/octet-stream",
-        ChecksumAlgorithm="SHA256",
-    )
-    assert _verdict(stack, partner["api_key"], plan["upload_id"])["status"] == "REJECTED"
+    plan = rejected_upload(stack, partner)
     wait_for(lambda: received.of(accepted) and received.of(plan["key"]), timeout=30)
     # WHEN the accepted upload's S3 notification is delivered again, and ingested (duplicate)
     resend_notification(stack, accepted)

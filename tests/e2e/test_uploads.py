@@ -16,6 +16,7 @@ from botocore.config import Config
 from filegate.parts import composite_sha256
 from filegate.uploads.client import UploadClient
 from tests.e2e.conftest import BIN, Stack, cli_env, filegate, wait_for
+from tests.e2e.upload_api import await_verdict, declare_upload, upload_view
 
 PRESIGN_EXPIRY = timedelta(seconds=900)  # the template's default PresignExpirySeconds
 
@@ -76,54 +77,20 @@ def test_client_uploads_single_and_multipart_and_both_are_accepted(
         assert item["size"]["N"] == str(result["size"])
 
 
-def _declare(stack: Stack, key: str, size: int, sha256: str) -> dict:
-    http = urllib3.PoolManager()
-    answer = http.request(
-        "POST",
-        stack.env["upload_api_url"] + "uploads",
-        headers={"x-api-key": key},
-        body=json.dumps(
-            {
-                "filename": "x.bin",
-                "size": size,
-                "sha256": sha256,
-                "content_type": "application/octet-stream",
-            }
-        ).encode(),
-    )
-    assert answer.status == 201, answer.data
-    return dict(json.loads(answer.data))
-
-
 def _put(url: str, headers: dict, body: bytes) -> urllib3.HTTPResponse:
     return urllib3.PoolManager().request(
         "PUT", url, body=body, headers={**headers, "content-length": str(len(body))}
     )
 
 
-def _view(stack: Stack, key: str, upload_id: str) -> dict:
-    answer = urllib3.PoolManager().request(
-        "GET", stack.env["upload_api_url"] + f"uploads/{upload_id}", headers={"x-api-key": key}
-    )
-    return dict(json.loads(answer.data))
-
-
-def _verdict(stack: Stack, key: str, upload_id: str) -> dict:
-    def final() -> dict | None:
-        view = _view(stack, key, upload_id)
-        return view if view["status"] != "PENDING" else None
-
-    return dict(wait_for(final, timeout=15))
-
-
 def test_a_single_put_with_a_wrong_checksum_is_refused_as_s3_does(
     stack: Stack, partner: dict
 ) -> None:
-    plan = _declare(stack, partner["api_key"], 9, hashlib.sha256(b"original!").hexdigest())
+    plan = declare_upload(stack, partner["api_key"], 9, hashlib.sha256(b"original!").hexdigest())
     refused = _put(plan["url"], plan["headers"], b"tampered!")
     assert refused.status == 400
     assert b"BadDigest" in refused.data
-    assert _view(stack, partner["api_key"], plan["upload_id"])["status"] == "PENDING"
+    assert upload_view(stack, partner["api_key"], plan["upload_id"])["status"] == "PENDING"
 
 
 def _b64(data: bytes) -> str:
@@ -144,7 +111,7 @@ def test_a_multipart_part_refused_for_its_checksum_is_sent_again_and_completion_
 ) -> None:
     # GIVEN a multipart plan, and each part's URL asked for with the part's SHA-256
     body = b"m" * (66 * 1024 * 1024)  # above the 64 MiB threshold: a multipart plan
-    plan = _declare(stack, partner["api_key"], len(body), hashlib.sha256(body).hexdigest())
+    plan = declare_upload(stack, partner["api_key"], len(body), hashlib.sha256(body).hexdigest())
     assert (plan["method"], "parts" in plan) == ("MULTIPART", False)
     size = plan["part_size"]
     chunks = [body[offset : offset + size] for offset in range(0, len(body), size)]
@@ -179,7 +146,7 @@ def test_a_multipart_part_refused_for_its_checksum_is_sent_again_and_completion_
     # verified: the composite SHA-256 over the parts
     done = _api(stack, partner["api_key"], "POST", plan["complete"]["path"], {"parts": listed})
     assert done.status == 200, done.data
-    view = _verdict(stack, partner["api_key"], plan["upload_id"])
+    view = await_verdict(stack, partner["api_key"], plan["upload_id"])
     assert view["status"] == "ACCEPTED"
     assert view["checksum"] == {
         "sha256": composite_sha256(p["checksum_sha256"] for p in listed),
@@ -200,7 +167,9 @@ def test_an_object_whose_s3_checksum_is_not_the_declared_sha256_is_rejected_nami
 ) -> None:
     # GIVEN a declared upload, and a bucket writer that puts other bytes of the same size there
     declared, other = b"declared!", b"other one"
-    plan = _declare(stack, partner["api_key"], len(declared), hashlib.sha256(declared).hexdigest())
+    plan = declare_upload(
+        stack, partner["api_key"], len(declared), hashlib.sha256(declared).hexdigest()
+    )
     stack.s3.put_object(
         Bucket=stack.bucket,
         Key=plan["key"],
@@ -209,7 +178,7 @@ def test_an_object_whose_s3_checksum_is_not_the_declared_sha256_is_rejected_nami
         ChecksumAlgorithm="SHA256",
     )
     # THEN the ingestion, from HeadObject alone, rejects it naming both checksums
-    view = _verdict(stack, partner["api_key"], plan["upload_id"])
+    view = await_verdict(stack, partner["api_key"], plan["upload_id"])
     assert view["status"] == "REJECTED"
     assert _b64(other) in view["reason"]
     assert _b64(declared) in view["reason"]
@@ -249,7 +218,9 @@ def test_a_wrong_size_is_refused_by_s3_and_rejected_by_the_ingestion(
 ) -> None:
     declared = b"short"
     longer = b"longer than declared"
-    plan = _declare(stack, partner["api_key"], len(declared), hashlib.sha256(declared).hexdigest())
+    plan = declare_upload(
+        stack, partner["api_key"], len(declared), hashlib.sha256(declared).hexdigest()
+    )
     headers = {
         k: v
         for k, v in plan["headers"].items()
@@ -261,7 +232,7 @@ def test_a_wrong_size_is_refused_by_s3_and_rejected_by_the_ingestion(
     assert b"<Code>SignatureDoesNotMatch</Code>" in refused.data
     # An object of the wrong size that reaches the key some other way is still rejected.
     stack.s3.put_object(Bucket=stack.bucket, Key=plan["key"], Body=longer)
-    view = _verdict(stack, partner["api_key"], plan["upload_id"])
+    view = await_verdict(stack, partner["api_key"], plan["upload_id"])
     assert view["status"] == "REJECTED"
     assert "size" in view["reason"]
 
@@ -296,7 +267,9 @@ def test_the_local_s3_refuses_tampered_expired_and_sigv2_urls_and_uploads_still_
 
     # WHEN a declared PUT is sent with another type than signed, or to another key
     content = b"id\n1\n"
-    plan = _declare(stack, partner["api_key"], len(content), hashlib.sha256(content).hexdigest())
+    plan = declare_upload(
+        stack, partner["api_key"], len(content), hashlib.sha256(content).hexdigest()
+    )
     retyped = _put(plan["url"], {**plan["headers"], "Content-Type": "text/html"}, content)
     moved = _put(plan["url"].replace("/x.bin?", "/y.bin?"), plan["headers"], content)
     # THEN S3's answer: 403 SignatureDoesNotMatch, as its XML error body

@@ -12,7 +12,6 @@ webhook dead-letter queue.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 from collections.abc import Iterator
@@ -28,7 +27,7 @@ from filegate.publish.exceptions import SignatureError
 from filegate.publish.webhook import verify
 from tests.e2e.conftest import Stack, filegate, wait_for
 from tests.e2e.test_events import alarm_state, upload
-from tests.e2e.test_uploads import _declare, _verdict
+from tests.e2e.upload_api import rejected_upload
 
 
 class Endpoint:
@@ -87,20 +86,6 @@ def set_webhook(stack: Stack, partner_id: str, url: str, *options: str) -> dict[
     return dict(json.loads(done.stdout))
 
 
-def rejected_upload(stack: Stack, partner: dict[str, Any]) -> str:
-    declared, other = b"declared!", b"other one"
-    plan = _declare(stack, partner["api_key"], len(declared), hashlib.sha256(declared).hexdigest())
-    stack.s3.put_object(
-        Bucket=stack.bucket,
-        Key=plan["key"],
-        Body=other,
-        ContentType="application/octet-stream",
-        ChecksumAlgorithm="SHA256",
-    )
-    assert _verdict(stack, partner["api_key"], plan["upload_id"])["status"] == "REJECTED"
-    return str(plan["key"])
-
-
 def test_each_verdict_of_a_partner_with_a_webhook_arrives_once_signed_and_none_without(
     stack: Stack, tmp_path: Path
 ) -> None:
@@ -109,7 +94,7 @@ def test_each_verdict_of_a_partner_with_a_webhook_arrives_once_signed_and_none_w
         webhook = set_webhook(stack, hooked["partner_id"], server.url)
         # WHEN the hooked partner's uploads are ACCEPTED and REJECTED, the other's ACCEPTED
         accepted = upload(stack, hooked, tmp_path, "accepted.csv")
-        rejected = rejected_upload(stack, hooked)
+        rejected = rejected_upload(stack, hooked)["key"]
         upload(stack, plain, tmp_path, "plain.csv")
         # ... and a later upload of the hooked partner's has arrived (anything else came first)
         later = upload(stack, hooked, tmp_path, "later.csv")
