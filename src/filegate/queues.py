@@ -15,17 +15,18 @@ polls through its own ``QueueAccess``, as Lambda's poller would).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from filegate.errors import QueueError
 
 MAX_BATCH = 10  # SQS's limit for ReceiveMessage and the *Batch calls
+T = TypeVar("T")
 _PERMISSION = {
     "ReceiveMessage": "sqs:ReceiveMessage",
     "SendMessage": "sqs:SendMessage",
@@ -95,6 +96,33 @@ class MessageQueue:
             request["MessageAttributes"] = sendable_attributes(message_attributes)
         with self._translated("SendMessage"):
             return str(self._sqs.send_message(**request)["MessageId"])
+
+    def work_off(
+        self, limit: int, visibility_seconds: int, handle: Callable[[Message], tuple[T, bool]]
+    ) -> list[T]:
+        """Receive up to ``limit`` messages and hand each to ``handle`` once, which answers
+        what to report and whether the message is done: done ones are deleted; the others
+        are made visible again at the end (also when ``handle`` fails half-way), not received
+        again by this call."""
+        results: list[T] = []
+        held: dict[str, Message] = {}  # received, not done: released at the end
+        try:
+            while len(results) < limit:
+                wanted = min(MAX_BATCH, limit - len(results))
+                received = self.receive(wanted, visibility_seconds, wait_seconds=0)
+                batch = [m for m in received if m.message_id not in held]
+                if not batch:
+                    break  # empty, or only messages already handled
+                for message in batch:
+                    held[message.message_id] = message
+                    result, done = handle(message)
+                    if done:
+                        self.delete(message)
+                        del held[message.message_id]
+                    results.append(result)
+        finally:
+            self.release(list(held.values()))
+        return results
 
     def delete(self, message: Message) -> None:
         with self._translated("DeleteMessage"):

@@ -48,6 +48,7 @@ from urllib.parse import urlencode
 
 from filegate.aws import Target
 from filegate.local.iam import WsgiApp
+from filegate.queues import MessageQueue, queue_url
 
 logger = logging.getLogger(__name__)
 
@@ -183,17 +184,22 @@ class Deliveries:
         self._clock = clock
 
     def put_events(self, accepted: Iterable[tuple[dict[str, Any], str]]) -> None:
+        rules: dict[str, list[dict[str, Any]]] = {}  # each bus's rules, listed once a request
         for entry, event_id in accepted:
             try:
-                self._route(entry, event_id)
+                bus = str(entry.get("EventBusName") or "default").rsplit("/", 1)[-1]
+                if bus not in rules:
+                    rules[bus] = self._rules(bus)
+                self._route(bus, rules[bus], entry, event_id)
             except Exception:  # a background thread: log, never die silently
                 logger.exception("API-destination delivery of event %s failed", event_id)
 
-    def _route(self, entry: Mapping[str, Any], event_id: str) -> None:
-        bus = str(entry.get("EventBusName") or "default").rsplit("/", 1)[-1]
-        for rule in self._rules(bus):
+    def _route(
+        self, bus: str, rules: list[dict[str, Any]], entry: Mapping[str, Any], event_id: str
+    ) -> None:
+        for rule in rules:
             event = _event(entry, event_id, self._target.region, rule["Arn"].split(":")[4])
-            if not self._matches(rule, event):
+            if not matches(json.loads(rule["EventPattern"]), event):
                 continue
             answer = self._events.list_targets_by_rule(Rule=rule["Name"], EventBusName=bus)
             for target in answer.get("Targets", []):
@@ -210,12 +216,6 @@ class Deliveries:
             if not answer.get("NextToken"):
                 return [r for r in rules if r.get("EventPattern")]
             request["NextToken"] = answer["NextToken"]
-
-    def _matches(self, rule: Mapping[str, Any], event: Mapping[str, Any]) -> bool:
-        answer = self._events.test_event_pattern(
-            EventPattern=rule["EventPattern"], Event=json.dumps(event)
-        )
-        return bool(answer.get("Result"))
 
     def describe(self, destination_arn: str) -> tuple[dict[str, Any], dict[str, Any]]:
         """The API destination of a target ARN, and its connection."""
@@ -241,11 +241,9 @@ class Deliveries:
         return {**connection, "AuthParameters": auth}
 
     def dead_letter(self, queue_arn: str, event: Mapping[str, Any], why: dict[str, str]) -> None:
-        parts = queue_arn.split(":")
         sqs = self._target.client("sqs")
-        url = sqs.get_queue_url(QueueName=parts[5], QueueOwnerAWSAccountId=parts[4])["QueueUrl"]
         attributes = {k: {"DataType": "String", "StringValue": v} for k, v in why.items()}
-        sqs.send_message(QueueUrl=url, MessageBody=json.dumps(event), MessageAttributes=attributes)
+        MessageQueue(queue_url(sqs, queue_arn), sqs).send(json.dumps(event), attributes)
 
     def pause(self, attempt: int) -> None:
         self._sleep(min(FIRST_PAUSE_SECONDS * 2**attempt, MAX_PAUSE_SECONDS))

@@ -134,21 +134,13 @@ class Redrive:
 
     def run(self, limit: int) -> list[Redriven]:
         """Up to ``limit`` dead-letter messages, each redriven once: deleted when published,
-        visible again at once when not."""
-        done: list[Redriven] = []
-        while len(done) < limit:
-            wanted = min(10, limit - len(done))
-            messages = self._queue.receive(wanted, REDRIVE_VISIBILITY_SECONDS, wait_seconds=0)
-            if not messages:
-                break
-            for message in messages:
-                result = self._one(message)
-                if result.published:
-                    self._queue.delete(message)
-                else:
-                    self._queue.release([message])
-                done.append(result)
-        return done
+        visible again at the end when not."""
+
+        def handle(message: Message) -> tuple[Redriven, bool]:
+            result = self._one(message)
+            return result, result.published
+
+        return self._queue.work_off(limit, REDRIVE_VISIBILITY_SECONDS, handle)
 
     def _one(self, message: Message) -> Redriven:
         try:

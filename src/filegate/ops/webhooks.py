@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from filegate.errors import ConfigError, PartnerError
+from filegate.ops.events import REDRIVE_VISIBILITY_SECONDS
 from filegate.outputs import (
     EVENT_BUS_NAME,
     FUNCTION_NAME,
@@ -37,7 +38,6 @@ from filegate.queues import Message, MessageQueue
 from filegate.stackref import StackRef
 from filegate.uploads.partners import PartnerRegistry
 
-REDRIVE_VISIBILITY_SECONDS = 300  # a message being redriven is hidden from a second redrive
 MAX_URL_LENGTH = 2048  # CreateApiDestination's InvocationEndpoint
 LOCAL_HTTP_HOST = "127.0.0.1"
 _URL_CHARACTERS = re.compile(r"[-()_.!~*';/?:@&=+$,%A-Za-z0-9]+")
@@ -120,28 +120,19 @@ class PartnerWebhooks:
 
     def redrive(self, limit: int) -> list[dict[str, Any]]:
         """Up to ``limit`` dead-lettered webhooks put back on the bus, each deleted once the
-        bus took it; one that is not a webhook event stays (visible again at once)."""
+        bus took it; one that is not a webhook event stays (visible again at the end)."""
         queue = MessageQueue(self._ref.output(WEBHOOK_DLQ_URL), self._ref.client("sqs"))
         bus = EventBus(self._ref.output(EVENT_BUS_NAME), self._ref.client("events"))
-        done: list[dict[str, Any]] = []
-        while len(done) < limit:
-            wanted = min(10, limit - len(done))
-            messages = queue.receive(wanted, REDRIVE_VISIBILITY_SECONDS, wait_seconds=0)
-            if not messages:
-                break
-            for message in messages:
-                event = _dead_webhook(message)
-                if event is None:
-                    queue.release([message])
-                    done.append({"message_id": message.message_id, "redriven": False})
-                    continue
-                bus.publish([event])
-                queue.delete(message)
-                partner = event.detail.get("partner_id")
-                done.append(
-                    {"message_id": message.message_id, "partner_id": partner, "redriven": True}
-                )
-        return done
+
+        def handle(message: Message) -> tuple[dict[str, Any], bool]:
+            event = _dead_webhook(message)
+            if event is None:
+                return {"message_id": message.message_id, "redriven": False}, False
+            bus.publish([event])
+            partner = event.detail.get("partner_id")
+            return {"message_id": message.message_id, "partner_id": partner, "redriven": True}, True
+
+        return queue.work_off(limit, REDRIVE_VISIBILITY_SECONDS, handle)
 
     def _known(self, partner_id: str) -> None:
         if self._partners.get(partner_id) is None:

@@ -238,8 +238,8 @@ class UploadClient:
     def _upload(
         self, path: Path, content_type: str | None, counter: _Counter, keep_record: bool
     ) -> UploadResult:
-        size = path.stat().st_size
         identity = FileIdentity.of(path)
+        size = identity.size
         decision = self._resumer.decide(path, identity) if self._resumer else None
         if isinstance(decision, Finished):
             result = _finished(path, size, decision.view)
@@ -589,12 +589,8 @@ class _Pipeline:
         self._send, self._sign = send, sign
         self._parts: queue.Queue[Part | None] = queue.Queue()
         self._pages: queue.Queue[list[int] | None] = queue.Queue()
-        self._signers = [
-            threading.Thread(target=self._signing, daemon=True) for _ in range(_SIGNERS)
-        ]
-        self._senders = [
-            threading.Thread(target=self._sending, daemon=True) for _ in range(senders)
-        ]
+        self._signers = [_daemon(self._signing) for _ in range(_SIGNERS)]
+        self._senders = [_daemon(self._sending) for _ in range(senders)]
         for thread in self._signers:
             thread.start()
 
