@@ -86,8 +86,10 @@ class PartUrls:
             return batch
 
     def sign(self, page: list[int]) -> None:
-        """Ask for a page taken by ``page_ahead``."""
-        self._sign(page)
+        """Ask for a page taken by ``page_ahead``, or several merged, in requests of at most
+        ``REFRESH_BATCH`` parts (the API refuses more)."""
+        for start in range(0, len(page), REFRESH_BATCH):
+            self._sign(page[start : start + REFRESH_BATCH])
 
     def for_sending(self, number: int) -> dict[str, Any]:
         """The part to send now, signed again first if its URL is about to expire."""
