@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from filegate import quotas
-from filegate.errors import LedgerError, QuotaBusyError, QuotaExceededError
+from filegate.errors import LedgerError, QuotaBusyError, QuotaExceededError, error_code
 from filegate.events import iso_utc, key_prefix, sequencer_key
 
 if TYPE_CHECKING:
@@ -238,7 +238,7 @@ class Ledger:
         try:
             response = self._ddb.update_item(**self._update_request(entry))
         except ClientError as exc:
-            if _error_code(exc) != _CONDITION_CHECK_FAILED:
+            if error_code(exc) != _CONDITION_CHECK_FAILED:
                 raise self._failure("UpdateItem", entry.key, exc) from exc
             old = _old_item(exc)
             self._settle(entry.key, old)
@@ -525,7 +525,7 @@ class Ledger:
             try:
                 self._ddb.transact_write_items(TransactItems=list(items))  # type: ignore[arg-type]
             except ClientError as exc:
-                if _error_code(exc) != _TRANSACTION_CANCELED:
+                if error_code(exc) != _TRANSACTION_CANCELED:
                     raise self._failure("TransactWriteItems", key, exc) from exc
                 reasons = [dict(r) for r in exc.response.get("CancellationReasons", [])]
                 if reasons and all(r.get("Code") != _CONFLICT for r in reasons):
@@ -556,7 +556,7 @@ class Ledger:
                 ReturnValues="ALL_NEW",
             )
         except ClientError as exc:
-            if _error_code(exc) == _CONDITION_CHECK_FAILED:
+            if error_code(exc) == _CONDITION_CHECK_FAILED:
                 return None
             raise self._failure("UpdateItem", key, exc) from exc
         except BotoCoreError as exc:
@@ -586,7 +586,7 @@ class Ledger:
     def _failure(self, operation: str, key: str, exc: Exception) -> LedgerError:
         return LedgerError(
             f"{operation} on ledger table {self.table_name} for key {key!r} failed "
-            f"({_error_code(exc)}): "
+            f"({error_code(exc)}): "
             "check that the table exists and the function's role may read and write it"
         )
 
@@ -617,9 +617,9 @@ def create_table(dynamodb_client: DynamoDBClient, request: Mapping[str, Any]) ->
     try:
         dynamodb_client.create_table(**request)
     except ClientError as exc:
-        if _error_code(exc) == "ResourceInUseException":
+        if error_code(exc) == "ResourceInUseException":
             return False
-        raise LedgerError(f"CreateTable {name} failed ({_error_code(exc)})") from exc
+        raise LedgerError(f"CreateTable {name} failed ({error_code(exc)})") from exc
     except BotoCoreError as exc:
         raise LedgerError(f"CreateTable {name} failed: {exc}") from exc
     return True
@@ -631,7 +631,7 @@ def latest_stream_arn(dynamodb_client: DynamoDBClient, table_name: str) -> str:
         table = dynamodb_client.describe_table(TableName=table_name)["Table"]
     except (ClientError, BotoCoreError) as exc:
         raise LedgerError(
-            f"DescribeTable {table_name} failed ({_error_code(exc)}): check that the table exists"
+            f"DescribeTable {table_name} failed ({error_code(exc)}): check that the table exists"
         ) from exc
     stream_arn = table.get("LatestStreamArn")
     if not stream_arn:
@@ -679,10 +679,10 @@ def stream_records(
                 break
             iterator = answer.get("NextShardIterator")
     except ClientError as exc:
-        if _error_code(exc) in ("TrimmedDataAccessException", "ResourceNotFoundException"):
+        if error_code(exc) in ("TrimmedDataAccessException", "ResourceNotFoundException"):
             return None
         raise LedgerError(
-            f"reading stream {stream_arn} failed ({_error_code(exc)}): check that the caller may"
+            f"reading stream {stream_arn} failed ({error_code(exc)}): check that the caller may"
             " dynamodb:GetShardIterator and dynamodb:GetRecords on it"
         ) from exc
     except BotoCoreError as exc:
@@ -703,7 +703,7 @@ def enable_point_in_time_recovery(dynamodb_client: DynamoDBClient, table_name: s
         )
     except (ClientError, BotoCoreError) as exc:
         raise LedgerError(
-            f"UpdateContinuousBackups on table {table_name} failed ({_error_code(exc)}): check"
+            f"UpdateContinuousBackups on table {table_name} failed ({error_code(exc)}): check"
             " that the table exists and the caller may dynamodb:UpdateContinuousBackups"
         ) from exc
 
@@ -798,9 +798,3 @@ def _to_upload(plain: Mapping[str, Any]) -> UploadRecord:
         checksum_part_count=plain.get("checksum_part_count"),
         event_time=plain.get("event_time"),
     )
-
-
-def _error_code(exc: Exception) -> str:
-    if not isinstance(exc, ClientError):
-        return type(exc).__name__
-    return str(exc.response.get("Error", {}).get("Code", "Unknown"))

@@ -34,7 +34,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from filegate.errors import FilegateError, StackError
+from filegate.errors import FilegateError, StackError, is_error
 from filegate.ledger import Ledger, LedgerItem, Status
 from filegate.ops.alarms import stack_alarms
 from filegate.ops.logs import InvocationFilter, LogReader
@@ -363,7 +363,7 @@ class Verifier:
         try:
             bus_arn = str(events.describe_event_bus(Name=name)["Arn"])
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+            if not is_error(exc, "ResourceNotFoundException"):
                 raise
             return CheckResult(
                 EVENT_BUS,

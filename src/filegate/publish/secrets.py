@@ -19,6 +19,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from filegate.errors import is_error
 from filegate.publish.exceptions import WebhookError
 
 TTL_SECONDS = 60.0
@@ -62,7 +63,7 @@ class WebhookSecrets:
         try:
             answer = self._client.get_secret_value(SecretId=self.name(partner_id))
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in _MISSING:
+            if is_error(exc, *_MISSING):
                 return None
             raise self._error("read", partner_id, exc) from exc
         except BotoCoreError as exc:
@@ -76,7 +77,7 @@ class WebhookSecrets:
             try:
                 self._client.put_secret_value(SecretId=name, SecretString=value)
             except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") not in _MISSING:
+                if not is_error(exc, *_MISSING):
                     raise
                 self._client.create_secret(
                     Name=name,
@@ -90,7 +91,7 @@ class WebhookSecrets:
         try:
             self._client.describe_secret(SecretId=self.name(partner_id))
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in _MISSING:
+            if is_error(exc, *_MISSING):
                 return False
             raise self._error("describe", partner_id, exc) from exc
         except BotoCoreError as exc:
@@ -106,7 +107,7 @@ class WebhookSecrets:
                 SecretId=self.name(partner_id), ForceDeleteWithoutRecovery=True
             )
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in _MISSING:
+            if is_error(exc, *_MISSING):
                 return False
             raise self._error("delete", partner_id, exc) from exc
         except BotoCoreError as exc:
