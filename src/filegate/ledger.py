@@ -466,55 +466,41 @@ class Ledger:
         values = {":pending": UploadStatus.PENDING.value, ":status": status.value}
         values[":now"] = iso_utc(now)
         update = "SET processing_status = :status, updated_at = :now"
-        if self._close_releasing(key, update, condition, values):
+        closed = f"attribute_exists(s3_key) AND {condition}"
+        if self._release_hold(key, key_prefix(key), update, closed, values):
             return self._upload(key)
         # Not PENDING any more, or declared without a hold (before quotas): a plain close.
         return self._update_upload(key, update, condition, values)
 
-    def _close_releasing(
-        self, key: str, update: str, condition: str, values: Mapping[str, str]
+    def _settle(self, key: str, item: Mapping[str, Any]) -> None:
+        """Give back the pending count an item that left PENDING still holds (at most once:
+        the transaction removes the hold on the condition that it is still there)."""
+        partner_id = item.get(quotas.HOLD_ATTRIBUTE)
+        if not partner_id or item.get("processing_status") == UploadStatus.PENDING:
+            return
+        values = {":pending": UploadStatus.PENDING.value}
+        self._release_hold(key, str(partner_id), "", "processing_status <> :pending", values)
+
+    def _release_hold(
+        self, key: str, partner_id: str, update: str, condition: str, values: Mapping[str, str]
     ) -> bool:
-        """Close a PENDING item that holds a pending count and give the count back, in one
-        transaction; False when the item is not (or no longer) such an item."""
-        partner_id = key_prefix(key)
+        """In one transaction: ``update`` the item at ``key`` and remove its hold on
+        ``partner_id``'s pending count, on ``condition`` and the hold being there, and give the
+        count back; False when no quotas are kept or the conditions fail (nothing written)."""
         if self.partners_table is None:
             return False
-        close = {
+        item = {
             "TableName": self.table_name,
             "Key": {"s3_key": {"S": key}},
-            "UpdateExpression": f"{update} REMOVE {quotas.HOLD_ATTRIBUTE}",
-            "ConditionExpression": (
-                f"attribute_exists(s3_key) AND {condition} AND {quotas.HOLD_ATTRIBUTE} = :hold"
-            ),
+            "UpdateExpression": f"{update} REMOVE {quotas.HOLD_ATTRIBUTE}".lstrip(),
+            "ConditionExpression": f"{condition} AND {quotas.HOLD_ATTRIBUTE} = :hold",
             "ExpressionAttributeValues": {
                 **{k: _attribute(v) for k, v in values.items()},
                 ":hold": {"S": partner_id},
             },
         }
         release = quotas.release_pending(self.partners_table, partner_id)
-        return not self._transact([{"Update": close}, {"Update": release}], key)
-
-    def _settle(self, key: str, item: Mapping[str, Any]) -> None:
-        """Give back the pending count an item that left PENDING still holds (at most once:
-        the transaction removes the hold on the condition that it is still there)."""
-        partner_id = item.get(quotas.HOLD_ATTRIBUTE)
-        status = item.get("processing_status")
-        if not partner_id or status == UploadStatus.PENDING or self.partners_table is None:
-            return
-        settle = {
-            "TableName": self.table_name,
-            "Key": {"s3_key": {"S": key}},
-            "UpdateExpression": f"REMOVE {quotas.HOLD_ATTRIBUTE}",
-            "ConditionExpression": (
-                f"{quotas.HOLD_ATTRIBUTE} = :hold AND processing_status <> :pending"
-            ),
-            "ExpressionAttributeValues": {
-                ":hold": {"S": str(partner_id)},
-                ":pending": {"S": UploadStatus.PENDING.value},
-            },
-        }
-        release = quotas.release_pending(self.partners_table, str(partner_id))
-        self._transact([{"Update": settle}, {"Update": release}], key)
+        return not self._transact([{"Update": item}, {"Update": release}], key)
 
     def _transact(self, items: Sequence[Mapping[str, Any]], key: str) -> list[dict[str, Any]]:
         """TransactWriteItems; [] when written, else one cancellation reason per item (its
