@@ -171,9 +171,11 @@ class Verifier:
         self._progress = progress or (lambda _: None)
         self._clock = clock or (lambda: datetime.now(UTC))
         self._sleep = sleep
+        self._table: dict[str, Any] | None = None
 
     def run(self, key: str | None = None) -> VerifyReport:
         """All checks; with ``key``, that object's item and logs instead of a smoke upload."""
+        self._table = None  # each run reads the ledger's table afresh
         checks = [self._step(STACK, self.stack_status)]
         for name, check in (
             (FUNCTION, self.function_deployed),
@@ -303,7 +305,7 @@ class Verifier:
 
     # ------------------------------------------------------------ ledger -> events
     def ledger_stream(self) -> CheckResult:
-        table = self._ledger().describe()["Table"]
+        table = self._ledger_table()
         name, view = table["TableName"], stream_view(table)
         if view == STREAM_VIEW:
             return CheckResult(LEDGER_STREAM, True, f"{name}: stream enabled, {view}")
@@ -319,7 +321,7 @@ class Verifier:
 
     def events_mapping(self) -> CheckResult:
         function = self.ref.output(EVENTS_FUNCTION_NAME)
-        table = self._ledger().describe()["Table"]
+        table = self._ledger_table()
         latest = table.get("LatestStreamArn")
         ours = sorted(  # the one on the current stream first, if there are several
             (m for m in self._mappings_of(function) if reads_stream_of(m, str(table["TableArn"]))),
@@ -481,6 +483,13 @@ class Verifier:
 
     def _ledger(self) -> Ledger:
         return Ledger(self.ref.output(TABLE_NAME), self.client("dynamodb"))
+
+    def _ledger_table(self) -> dict[str, Any]:
+        """The ledger's DescribeTable ``Table``, read once per run (``run`` forgets it): the
+        stream and the publisher's mapping are both checked against it."""
+        if self._table is None:
+            self._table = self._ledger().describe()["Table"]
+        return self._table
 
     def _wait(self, probe: Callable[[], Any]) -> Any:
         deadline = time.monotonic() + self.timeout
