@@ -1,10 +1,26 @@
 """The filegate exception family: one root, one subclass per concern.
 
 Each message says what failed, on which resource, and what to do about it. AWS errors are
-translated into these where the AWS call is made (``raise ... from exc``).
+translated into these where the AWS call is made (``raise ... from exc``); ``error_code`` and
+``is_error`` are the one reading of a botocore error's code those translations share.
 """
 
 from __future__ import annotations
+
+from botocore.exceptions import ClientError
+
+
+def error_code(exc: BaseException) -> str:
+    """The AWS error code of a botocore ``ClientError`` (``"Unknown"`` when it names none); of
+    any other exception (a ``BotoCoreError``: no answer from AWS), its class name."""
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code", "Unknown"))
+    return type(exc).__name__
+
+
+def is_error(exc: BaseException, *codes: str) -> bool:
+    """Whether ``exc`` is a ``ClientError`` whose AWS error code is one of ``codes``."""
+    return isinstance(exc, ClientError) and error_code(exc) in codes
 
 
 class FilegateError(Exception):

@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from filegate import quotas
-from filegate.errors import LedgerError, QuotaBusyError, QuotaExceededError
+from filegate.errors import LedgerError, QuotaBusyError, QuotaExceededError, error_code
 from filegate.events import iso_utc, key_prefix, sequencer_key
 
 if TYPE_CHECKING:
@@ -238,7 +238,7 @@ class Ledger:
         try:
             response = self._ddb.update_item(**self._update_request(entry))
         except ClientError as exc:
-            if _error_code(exc) != _CONDITION_CHECK_FAILED:
+            if error_code(exc) != _CONDITION_CHECK_FAILED:
                 raise self._failure("UpdateItem", entry.key, exc) from exc
             old = _old_item(exc)
             self._settle(entry.key, old)
@@ -466,55 +466,41 @@ class Ledger:
         values = {":pending": UploadStatus.PENDING.value, ":status": status.value}
         values[":now"] = iso_utc(now)
         update = "SET processing_status = :status, updated_at = :now"
-        if self._close_releasing(key, update, condition, values):
+        closed = f"attribute_exists(s3_key) AND {condition}"
+        if self._release_hold(key, key_prefix(key), update, closed, values):
             return self._upload(key)
         # Not PENDING any more, or declared without a hold (before quotas): a plain close.
         return self._update_upload(key, update, condition, values)
 
-    def _close_releasing(
-        self, key: str, update: str, condition: str, values: Mapping[str, str]
+    def _settle(self, key: str, item: Mapping[str, Any]) -> None:
+        """Give back the pending count an item that left PENDING still holds (at most once:
+        the transaction removes the hold on the condition that it is still there)."""
+        partner_id = item.get(quotas.HOLD_ATTRIBUTE)
+        if not partner_id or item.get("processing_status") == UploadStatus.PENDING:
+            return
+        values = {":pending": UploadStatus.PENDING.value}
+        self._release_hold(key, str(partner_id), "", "processing_status <> :pending", values)
+
+    def _release_hold(
+        self, key: str, partner_id: str, update: str, condition: str, values: Mapping[str, str]
     ) -> bool:
-        """Close a PENDING item that holds a pending count and give the count back, in one
-        transaction; False when the item is not (or no longer) such an item."""
-        partner_id = key_prefix(key)
+        """In one transaction: ``update`` the item at ``key`` and remove its hold on
+        ``partner_id``'s pending count, on ``condition`` and the hold being there, and give the
+        count back; False when no quotas are kept or the conditions fail (nothing written)."""
         if self.partners_table is None:
             return False
-        close = {
+        item = {
             "TableName": self.table_name,
             "Key": {"s3_key": {"S": key}},
-            "UpdateExpression": f"{update} REMOVE {quotas.HOLD_ATTRIBUTE}",
-            "ConditionExpression": (
-                f"attribute_exists(s3_key) AND {condition} AND {quotas.HOLD_ATTRIBUTE} = :hold"
-            ),
+            "UpdateExpression": f"{update} REMOVE {quotas.HOLD_ATTRIBUTE}".lstrip(),
+            "ConditionExpression": f"{condition} AND {quotas.HOLD_ATTRIBUTE} = :hold",
             "ExpressionAttributeValues": {
                 **{k: _attribute(v) for k, v in values.items()},
                 ":hold": {"S": partner_id},
             },
         }
         release = quotas.release_pending(self.partners_table, partner_id)
-        return not self._transact([{"Update": close}, {"Update": release}], key)
-
-    def _settle(self, key: str, item: Mapping[str, Any]) -> None:
-        """Give back the pending count an item that left PENDING still holds (at most once:
-        the transaction removes the hold on the condition that it is still there)."""
-        partner_id = item.get(quotas.HOLD_ATTRIBUTE)
-        status = item.get("processing_status")
-        if not partner_id or status == UploadStatus.PENDING or self.partners_table is None:
-            return
-        settle = {
-            "TableName": self.table_name,
-            "Key": {"s3_key": {"S": key}},
-            "UpdateExpression": f"REMOVE {quotas.HOLD_ATTRIBUTE}",
-            "ConditionExpression": (
-                f"{quotas.HOLD_ATTRIBUTE} = :hold AND processing_status <> :pending"
-            ),
-            "ExpressionAttributeValues": {
-                ":hold": {"S": str(partner_id)},
-                ":pending": {"S": UploadStatus.PENDING.value},
-            },
-        }
-        release = quotas.release_pending(self.partners_table, str(partner_id))
-        self._transact([{"Update": settle}, {"Update": release}], key)
+        return not self._transact([{"Update": item}, {"Update": release}], key)
 
     def _transact(self, items: Sequence[Mapping[str, Any]], key: str) -> list[dict[str, Any]]:
         """TransactWriteItems; [] when written, else one cancellation reason per item (its
@@ -525,7 +511,7 @@ class Ledger:
             try:
                 self._ddb.transact_write_items(TransactItems=list(items))  # type: ignore[arg-type]
             except ClientError as exc:
-                if _error_code(exc) != _TRANSACTION_CANCELED:
+                if error_code(exc) != _TRANSACTION_CANCELED:
                     raise self._failure("TransactWriteItems", key, exc) from exc
                 reasons = [dict(r) for r in exc.response.get("CancellationReasons", [])]
                 if reasons and all(r.get("Code") != _CONFLICT for r in reasons):
@@ -556,7 +542,7 @@ class Ledger:
                 ReturnValues="ALL_NEW",
             )
         except ClientError as exc:
-            if _error_code(exc) == _CONDITION_CHECK_FAILED:
+            if error_code(exc) == _CONDITION_CHECK_FAILED:
                 return None
             raise self._failure("UpdateItem", key, exc) from exc
         except BotoCoreError as exc:
@@ -586,7 +572,7 @@ class Ledger:
     def _failure(self, operation: str, key: str, exc: Exception) -> LedgerError:
         return LedgerError(
             f"{operation} on ledger table {self.table_name} for key {key!r} failed "
-            f"({_error_code(exc)}): "
+            f"({error_code(exc)}): "
             "check that the table exists and the function's role may read and write it"
         )
 
@@ -617,9 +603,9 @@ def create_table(dynamodb_client: DynamoDBClient, request: Mapping[str, Any]) ->
     try:
         dynamodb_client.create_table(**request)
     except ClientError as exc:
-        if _error_code(exc) == "ResourceInUseException":
+        if error_code(exc) == "ResourceInUseException":
             return False
-        raise LedgerError(f"CreateTable {name} failed ({_error_code(exc)})") from exc
+        raise LedgerError(f"CreateTable {name} failed ({error_code(exc)})") from exc
     except BotoCoreError as exc:
         raise LedgerError(f"CreateTable {name} failed: {exc}") from exc
     return True
@@ -631,7 +617,7 @@ def latest_stream_arn(dynamodb_client: DynamoDBClient, table_name: str) -> str:
         table = dynamodb_client.describe_table(TableName=table_name)["Table"]
     except (ClientError, BotoCoreError) as exc:
         raise LedgerError(
-            f"DescribeTable {table_name} failed ({_error_code(exc)}): check that the table exists"
+            f"DescribeTable {table_name} failed ({error_code(exc)}): check that the table exists"
         ) from exc
     stream_arn = table.get("LatestStreamArn")
     if not stream_arn:
@@ -679,10 +665,10 @@ def stream_records(
                 break
             iterator = answer.get("NextShardIterator")
     except ClientError as exc:
-        if _error_code(exc) in ("TrimmedDataAccessException", "ResourceNotFoundException"):
+        if error_code(exc) in ("TrimmedDataAccessException", "ResourceNotFoundException"):
             return None
         raise LedgerError(
-            f"reading stream {stream_arn} failed ({_error_code(exc)}): check that the caller may"
+            f"reading stream {stream_arn} failed ({error_code(exc)}): check that the caller may"
             " dynamodb:GetShardIterator and dynamodb:GetRecords on it"
         ) from exc
     except BotoCoreError as exc:
@@ -703,7 +689,7 @@ def enable_point_in_time_recovery(dynamodb_client: DynamoDBClient, table_name: s
         )
     except (ClientError, BotoCoreError) as exc:
         raise LedgerError(
-            f"UpdateContinuousBackups on table {table_name} failed ({_error_code(exc)}): check"
+            f"UpdateContinuousBackups on table {table_name} failed ({error_code(exc)}): check"
             " that the table exists and the caller may dynamodb:UpdateContinuousBackups"
         ) from exc
 
@@ -798,9 +784,3 @@ def _to_upload(plain: Mapping[str, Any]) -> UploadRecord:
         checksum_part_count=plain.get("checksum_part_count"),
         event_time=plain.get("event_time"),
     )
-
-
-def _error_code(exc: Exception) -> str:
-    if not isinstance(exc, ClientError):
-        return type(exc).__name__
-    return str(exc.response.get("Error", {}).get("Code", "Unknown"))

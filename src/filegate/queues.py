@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from filegate.errors import QueueError
+from filegate.errors import QueueError, error_code
 
 MAX_BATCH = 10  # SQS's limit for ReceiveMessage and the *Batch calls
 T = TypeVar("T")
@@ -182,7 +182,7 @@ class MessageQueue:
         try:
             yield
         except ClientError as exc:
-            code = _code(exc)
+            code = error_code(exc)
             raise QueueError(self._failure(operation, code, _hint(code))) from exc
         except BotoCoreError as exc:
             raise QueueError(self._failure(operation, type(exc).__name__, "")) from exc
@@ -199,7 +199,7 @@ def create_queue(sqs_client: Any, name: str) -> MessageQueue:
         url = str(sqs_client.create_queue(QueueName=name)["QueueUrl"])
     except (ClientError, BotoCoreError) as exc:
         raise QueueError(
-            f"CreateQueue {name} failed ({_code(exc)}): check that the caller may"
+            f"CreateQueue {name} failed ({error_code(exc)}): check that the caller may"
             f" {_PERMISSION['CreateQueue']}"
         ) from exc
     return MessageQueue(url, sqs_client)
@@ -211,7 +211,7 @@ def queue_url(sqs_client: Any, queue_arn: str) -> str:
     try:
         response = sqs_client.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)
     except (ClientError, BotoCoreError) as exc:
-        code = _code(exc)
+        code = error_code(exc)
         raise QueueError(
             f"GetQueueUrl for queue {queue_arn} failed ({code}): check that the queue exists"
             f" and the caller may {_PERMISSION['GetQueueUrl']}"
@@ -235,12 +235,6 @@ def _message(raw: Mapping[str, Any]) -> Message:
         attributes=dict(raw.get("Attributes", {})),
         message_attributes=dict(raw.get("MessageAttributes", {})),
     )
-
-
-def _code(exc: Exception) -> str:
-    if isinstance(exc, ClientError):
-        return str(exc.response.get("Error", {}).get("Code", "Unknown"))
-    return type(exc).__name__
 
 
 def _hint(code: str) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from filegate.errors import ReceiptError
+from filegate.errors import ReceiptError, error_code
 from filegate.receipts import SIGNING_ALGORITHM, Receipt
 
 MAX_RAW_MESSAGE = 4096  # AWS KMS API reference, Sign: a RAW message up to 4096 bytes
@@ -101,7 +101,7 @@ class ReceiptKey:
                 SigningAlgorithm=receipt.signing_algorithm,
             )
         except ClientError as exc:
-            if _code(exc) == "KMSInvalidSignatureException":
+            if error_code(exc) == "KMSInvalidSignatureException":
                 return False
             raise self._failure("Verify", exc) from exc
         except BotoCoreError as exc:
@@ -118,12 +118,6 @@ class ReceiptKey:
 
     def _failure(self, operation: str, exc: Exception) -> ReceiptError:
         return ReceiptError(
-            f"KMS {operation} on key {self.key_id} failed ({_code(exc)}): check that the key"
+            f"KMS {operation} on key {self.key_id} failed ({error_code(exc)}): check that the key"
             f" exists, is enabled and lets the caller kms:{operation}"
         )
-
-
-def _code(exc: Exception) -> str:
-    if isinstance(exc, ClientError):
-        return str(exc.response.get("Error", {}).get("Code", "Unknown"))
-    return type(exc).__name__

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Final, cast
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from filegate.errors import PartsRejectedError, StorageError
+from filegate.errors import PartsRejectedError, StorageError, error_code
 from filegate.parts import (  # noqa: F401 - re-exported: the signer's limits
     MAX_PART_COUNT,
     MAX_PART_SIZE,
@@ -147,7 +147,7 @@ class ObjectStore:
             try:
                 response = self._s3.head_object(**_head_request(bucket, key, version_id))
             except ClientError as exc:
-                if _error_code(exc) in MISSING_OBJECT_CODES:
+                if error_code(exc) in MISSING_OBJECT_CODES:
                     return None
                 raise
         return _object_info(response)
@@ -282,7 +282,7 @@ class BucketOps:
             try:
                 self._s3.head_bucket(Bucket=bucket)
             except ClientError as exc:
-                if _error_code(exc) in MISSING_BUCKET_CODES:
+                if error_code(exc) in MISSING_BUCKET_CODES:
                     return False
                 raise
         return True
@@ -293,7 +293,7 @@ class BucketOps:
             try:
                 self._s3.create_bucket(**create_bucket_request(bucket, region))
             except ClientError as exc:
-                if _error_code(exc) == "BucketAlreadyOwnedByYou":
+                if error_code(exc) == "BucketAlreadyOwnedByYou":
                     return False
                 raise
         return True
@@ -338,7 +338,7 @@ class BucketOps:
             try:
                 self._s3.head_object(Bucket=bucket, Key=key)
             except ClientError as exc:
-                if _error_code(exc) in MISSING_OBJECT_CODES:
+                if error_code(exc) in MISSING_OBJECT_CODES:
                     return False
                 raise
         return True
@@ -354,7 +354,7 @@ class BucketOps:
             try:
                 return self._s3.get_object(Bucket=bucket, Key=key)["Body"].read()
             except ClientError as exc:
-                if _error_code(exc) in MISSING_OBJECT_CODES:
+                if error_code(exc) in MISSING_OBJECT_CODES:
                     return None
                 raise
 
@@ -366,7 +366,7 @@ class BucketOps:
                     Bucket=bucket, Key=key, Body=body, ContentType=content_type, IfNoneMatch="*"
                 )
             except ClientError as exc:
-                if _error_code(exc) in _PRECONDITION_CODES | {"ConditionalRequestConflict"}:
+                if error_code(exc) in _PRECONDITION_CODES | {"ConditionalRequestConflict"}:
                     return False
                 raise
         return True
@@ -569,7 +569,7 @@ def _abort_multipart(s3: S3Client, bucket: str, key: str, upload_id: str) -> boo
         try:
             s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
         except ClientError as exc:
-            if _error_code(exc) != "NoSuchUpload":
+            if error_code(exc) != "NoSuchUpload":
                 raise
             return False
     return True
@@ -613,7 +613,7 @@ def _translated(operation: str, bucket: str, key: str) -> Iterator[None]:
     try:
         yield
     except ClientError as exc:
-        raise StorageError(_failure(operation, bucket, key, _error_code(exc))) from exc
+        raise StorageError(_failure(operation, bucket, key, error_code(exc))) from exc
     except BotoCoreError as exc:
         raise StorageError(_failure(operation, bucket, key, type(exc).__name__)) from exc
 
@@ -625,7 +625,7 @@ def _rejected_parts(bucket: str, key: str) -> Iterator[None]:
         yield
     except StorageError as exc:
         cause = exc.__cause__
-        code = _error_code(cause) if isinstance(cause, ClientError) else ""
+        code = error_code(cause) if isinstance(cause, ClientError) else ""
         if code not in _PARTS_CODES:
             raise
         raise PartsRejectedError(
@@ -634,10 +634,6 @@ def _rejected_parts(bucket: str, key: str) -> Iterator[None]:
             " and the SHA-256 (base64) its URL was signed with",
             code,
         ) from cause
-
-
-def _error_code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", "Unknown"))
 
 
 def _failure(operation: str, bucket: str, key: str, reason: str) -> str:

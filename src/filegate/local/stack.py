@@ -308,14 +308,11 @@ class LocalStack:
         return process, log_path
 
     def _start_pipeline(self, deployment: Deployment) -> None:
-        assert self._work_dir is not None
         mapping, parameters = deployment.mapping, deployment.parameters
-        spec = prepare_function(
-            self._target,
+        spec = self._prepare(
             mapping.function,
             parameters.code_bucket,
             None if mapping.qualifier else parameters.code_key,
-            self._work_dir,
             qualifier=mapping.qualifier,
         )
         self._check_mapping_role(spec, mapping.queue_arn)
@@ -347,11 +344,16 @@ class LocalStack:
         self._start_streams(deployment)
         self._follower.start()
 
-    def _check_mapping_role(self, spec: FunctionSpec, queue_arn: str) -> None:
-        """Lambda refuses a mapping whose function's role may not consume the queue."""
+    def _check_mapping_role(
+        self, spec: FunctionSpec, source_arn: str, stream: bool = False
+    ) -> None:
+        """Lambda refuses a mapping whose function's role may not read its source: the queue,
+        or (``stream``) the DynamoDB stream."""
         if self._role_sessions is None:
             return
-        refusal = self._role_sessions.mapping_refusal(spec.role_arn, queue_arn)
+        sessions = self._role_sessions
+        refused = sessions.stream_mapping_refusal if stream else sessions.mapping_refusal
+        refusal = refused(spec.role_arn, source_arn)
         if refusal:
             raise LocalStackError(f"the event source mapping of {spec.name}: {refusal}")
 
@@ -389,19 +391,10 @@ class LocalStack:
 
     def _switch_mapping(self, deployment: Deployment, version: str) -> None:
         """Workers of ``version`` take over the mapping; the old ones finish their batch."""
-        assert self._work_dir is not None
         assert self._esm is not None
-        mapping = deployment.mapping
-        spec = prepare_function(
-            self._target,
-            mapping.function,
-            self._code_bucket(deployment),
-            None,
-            self._work_dir,
-            qualifier=version,
-        )
-        workers = self._warm_workers(spec, self._mapping_workers(deployment))
-        self._register(spec, workers)
+        function = deployment.mapping.function
+        spec = self._prepare(function, self._code_bucket(deployment), None, qualifier=version)
+        workers = self._serve(spec, self._mapping_workers(deployment))
         self._retire(self._esm.swap(workers))
         write_running(self.settings, spec)
 
@@ -409,14 +402,8 @@ class LocalStack:
         self, deployment: Deployment, gateway: FunctionUrlGateway, function: str, code_sha256: str
     ) -> None:
         """Workers of the function's new code take over its URL (what a code update does)."""
-        assert self._work_dir is not None
-        code_bucket = self._code_bucket(deployment)
-        spec = prepare_function(
-            self._target, function, code_bucket, code_key_for(code_sha256), self._work_dir
-        )
-        workers = self._warm_workers(spec, self.settings.workers)
-        self._register(spec, workers)
-        self._retire(gateway.swap(workers))
+        spec = self._updated(deployment, function, code_sha256)
+        self._retire(gateway.swap(self._serve(spec, self.settings.workers)))
 
     def _code_bucket(self, deployment: Deployment) -> str:
         """The stack's CodeBucket now (a deploy may have named another)."""
@@ -424,6 +411,30 @@ class LocalStack:
         stack = cfn.describe_stacks(StackName=deployment.stack_name)["Stacks"][0]
         values = {p["ParameterKey"]: p["ParameterValue"] for p in stack.get("Parameters", [])}
         return str(values.get("CodeBucket", deployment.parameters.code_bucket))
+
+    def _prepare(
+        self, function: str, code_bucket: str, code_key: str | None, qualifier: str | None = None
+    ) -> FunctionSpec:
+        """The function's code fetched and unpacked in the work directory (``prepare_function``)."""
+        assert self._work_dir is not None
+        return prepare_function(
+            self._target, function, code_bucket, code_key, self._work_dir, qualifier=qualifier
+        )
+
+    def _deployed(self, deployment: Deployment, function: str) -> FunctionSpec:
+        """The function with the code the deployment's parameters name (at adoption)."""
+        parameters = deployment.parameters
+        return self._prepare(function, parameters.code_bucket, parameters.code_key)
+
+    def _updated(self, deployment: Deployment, function: str, code_sha256: str) -> FunctionSpec:
+        """The function with the new code a deploy gave it (from the stack's CodeBucket now)."""
+        return self._prepare(function, self._code_bucket(deployment), code_key_for(code_sha256))
+
+    def _serve(self, spec: FunctionSpec, count: int) -> list[Worker]:
+        """``count`` warm workers of ``spec``, registered for direct invocations."""
+        workers = self._warm_workers(spec, count)
+        self._register(spec, workers)
+        return workers
 
     def _retire(self, workers: list[Worker]) -> None:
         for worker in workers:
@@ -442,18 +453,9 @@ class LocalStack:
 
     def _start_gateways(self, deployment: Deployment, telemetry: Telemetry) -> None:
         """Serve each function URL of the template on 127.0.0.1 (api_port, then upwards)."""
-        assert self._work_dir is not None
-        parameters = deployment.parameters
         for offset, url in enumerate(deployment.function_urls):
-            spec = prepare_function(
-                self._target,
-                url.function_name,
-                parameters.code_bucket,
-                parameters.code_key,
-                self._work_dir,
-            )
-            workers = self._warm_workers(spec, self.settings.workers)
-            self._register(spec, workers)
+            spec = self._deployed(deployment, url.function_name)
+            workers = self._serve(spec, self.settings.workers)
             port = self.settings.api_port + offset
             gateway = FunctionUrlGateway(
                 workers,
@@ -475,17 +477,8 @@ class LocalStack:
     def _start_schedules(self, deployment: Deployment) -> None:
         """Run each scheduled function of the template at its rate, as EventBridge does
         (one warm worker each; `aws lambda invoke` runs it at once)."""
-        assert self._work_dir is not None
-        parameters = deployment.parameters
         for schedule in deployment.schedules:
-            spec = prepare_function(
-                self._target,
-                schedule.function_name,
-                parameters.code_bucket,
-                parameters.code_key,
-                self._work_dir,
-            )
-            self._register(spec, self._warm_workers(spec, 1))
+            self._serve(self._deployed(deployment, schedule.function_name), 1)
             runs = ScheduledRuns(self._functions, schedule, self.settings.region)
             runs.start()
             self._schedules.append(runs)
@@ -493,24 +486,10 @@ class LocalStack:
     def _start_streams(self, deployment: Deployment) -> None:
         """Feed each DynamoDB stream mapping's function from its stream, as Lambda does (one
         warm worker each: one batch per shard at a time; `aws lambda invoke` runs it too)."""
-        assert self._work_dir is not None
-        parameters = deployment.parameters
         for config in deployment.stream_mappings:
-            spec = prepare_function(
-                self._target,
-                config.function_name,
-                parameters.code_bucket,
-                parameters.code_key,
-                self._work_dir,
-            )
-            if self._role_sessions is not None:
-                refusal = self._role_sessions.stream_mapping_refusal(
-                    spec.role_arn, config.stream_arn
-                )
-                if refusal:
-                    raise LocalStackError(f"the event source mapping of {spec.name}: {refusal}")
-            workers = self._warm_workers(spec, 1)
-            self._register(spec, workers)
+            spec = self._deployed(deployment, config.function_name)
+            self._check_mapping_role(spec, config.stream_arn, stream=True)
+            workers = self._serve(spec, 1)
             mapping = StreamMapping(self._target, config, self._functions)
             mapping.start()
             self._streams.append(mapping)
@@ -526,16 +505,7 @@ class LocalStack:
         self, deployment: Deployment, function: str, workers: list[Worker], code_sha256: str
     ) -> None:
         """A worker of the function's new code takes over its stream mapping's invocations."""
-        assert self._work_dir is not None
-        spec = prepare_function(
-            self._target,
-            function,
-            self._code_bucket(deployment),
-            code_key_for(code_sha256),
-            self._work_dir,
-        )
-        fresh = self._warm_workers(spec, 1)
-        self._register(spec, fresh)
+        fresh = self._serve(self._updated(deployment, function, code_sha256), 1)
         self._retire(list(workers))  # an invocation in flight fails; the mapping retries it
         workers[:] = fresh
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from filegate.errors import error_code, is_error
 from filegate.publish.exceptions import PublishError, WebhookError
 from filegate.publish.mapping import VerdictEvent
 
@@ -82,11 +83,9 @@ class EventBus:
         try:
             response = self._events.put_events(Entries=[e.entry(self.name) for e in events])
         except (ClientError, BotoCoreError) as exc:
-            code = exc.response.get("Error", {}).get("Code") if isinstance(exc, ClientError) else ""
             # A refused request (throttling, a service error) counts as every entry refused.
-            return [{"ErrorCode": code or type(exc).__name__, "ErrorMessage": str(exc)}] * len(
-                events
-            )
+            code = error_code(exc) or type(exc).__name__
+            return [{"ErrorCode": code, "ErrorMessage": str(exc)}] * len(events)
         entries: list[dict[str, Any]] = response.get("Entries", [])
         if len(entries) != len(events):
             raise PublishError(
@@ -285,7 +284,7 @@ class WebhookRoutes:
         try:
             answer: dict[str, Any] = getattr(self._events, operation)(**request)
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in _MISSING:
+            if is_error(exc, *_MISSING):
                 return None
             raise
         return answer

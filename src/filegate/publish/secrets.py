@@ -19,6 +19,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from filegate.errors import is_error
 from filegate.publish.exceptions import WebhookError
 
 TTL_SECONDS = 60.0
@@ -59,15 +60,8 @@ class WebhookSecrets:
         return value
 
     def _read(self, partner_id: str) -> str | None:
-        try:
-            answer = self._client.get_secret_value(SecretId=self.name(partner_id))
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in _MISSING:
-                return None
-            raise self._error("read", partner_id, exc) from exc
-        except BotoCoreError as exc:
-            raise self._error("read", partner_id, exc) from exc
-        return str(answer["SecretString"])
+        answer = self._call("read", partner_id, self._client.get_secret_value)
+        return None if answer is None else str(answer["SecretString"])
 
     def put(self, partner_id: str, value: str) -> None:
         """Create the partner's secret, or give it a new value."""
@@ -76,7 +70,7 @@ class WebhookSecrets:
             try:
                 self._client.put_secret_value(SecretId=name, SecretString=value)
             except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") not in _MISSING:
+                if not is_error(exc, *_MISSING):
                     raise
                 self._client.create_secret(
                     Name=name,
@@ -87,31 +81,26 @@ class WebhookSecrets:
             raise self._error("write", partner_id, exc) from exc
 
     def exists(self, partner_id: str) -> bool:
-        try:
-            self._client.describe_secret(SecretId=self.name(partner_id))
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in _MISSING:
-                return False
-            raise self._error("describe", partner_id, exc) from exc
-        except BotoCoreError as exc:
-            raise self._error("describe", partner_id, exc) from exc
-        return True
+        return self._call("describe", partner_id, self._client.describe_secret) is not None
 
     def delete(self, partner_id: str) -> bool:
         """Delete it at once (no recovery window: `set` makes a new one); False if absent."""
         if not self.exists(partner_id):
             return False  # asked first: moto's forced delete of a missing secret succeeds
+        delete = self._client.delete_secret
+        return self._call("delete", partner_id, delete, ForceDeleteWithoutRecovery=True) is not None
+
+    def _call(
+        self, verb: str, partner_id: str, operation: Callable[..., Any], **request: Any
+    ) -> dict[str, Any] | None:
+        """``operation``'s answer on the partner's secret, None when that secret does not exist."""
         try:
-            self._client.delete_secret(
-                SecretId=self.name(partner_id), ForceDeleteWithoutRecovery=True
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in _MISSING:
-                return False
-            raise self._error("delete", partner_id, exc) from exc
-        except BotoCoreError as exc:
-            raise self._error("delete", partner_id, exc) from exc
-        return True
+            answer: dict[str, Any] = operation(SecretId=self.name(partner_id), **request)
+        except (ClientError, BotoCoreError) as exc:
+            if is_error(exc, *_MISSING):
+                return None
+            raise self._error(verb, partner_id, exc) from exc
+        return answer
 
     def _error(self, verb: str, partner_id: str, exc: Exception) -> WebhookError:
         return WebhookError(
