@@ -42,6 +42,7 @@ from filegate.errors import (
     PartnerError,
     PartnerNotFoundError,
     QuotaExceededError,
+    error_code,
 )
 from filegate.events import iso_utc
 from filegate.quotas import DEFAULT_QUOTAS, Quotas, QuotaUse
@@ -239,7 +240,7 @@ class PartnerRegistry:
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
-            if _error_code(exc) != _CONDITION_CHECK_FAILED:
+            if error_code(exc) != _CONDITION_CHECK_FAILED:
                 raise self._failure("update_item", key["partner_id"]["S"], exc) from exc
             old: dict[str, Any] = dict(exc.response.get("Item") or {})  # type: ignore[call-overload]
             return old
@@ -260,7 +261,7 @@ class PartnerRegistry:
                 ExpressionAttributeValues={":one": {"N": "1"}, ":window": {"N": str(window)}},
             )
         except ClientError as exc:
-            if _error_code(exc) != _CONDITION_CHECK_FAILED:
+            if error_code(exc) != _CONDITION_CHECK_FAILED:
                 raise self._failure("update_item", key["partner_id"]["S"], exc) from exc
             return False
         except BotoCoreError as exc:
@@ -325,11 +326,11 @@ class PartnerRegistry:
                 },
             )
         except (ClientError, BotoCoreError) as exc:
-            if _error_code(exc) != _CONDITION_CHECK_FAILED:
+            if error_code(exc) != _CONDITION_CHECK_FAILED:
                 logger.warning(
                     "the API key's hash was not upgraded to %s (%s); it keeps working as it is",
                     HMAC_SCHEME,
-                    _error_code(exc),
+                    error_code(exc),
                     extra={"partner_id": partner_id},
                 )
 
@@ -377,7 +378,7 @@ class PartnerRegistry:
         try:
             return getattr(self._ddb, operation)(TableName=self.table_name, **request)
         except ClientError as exc:
-            if _error_code(exc) == _CONDITION_CHECK_FAILED and operation == "update_item":
+            if error_code(exc) == _CONDITION_CHECK_FAILED and operation == "update_item":
                 raise PartnerNotFoundError(
                     f"no partner {partner_id!r} in table {self.table_name}: "
                     "`filegate partner list` shows the partners"
@@ -390,7 +391,7 @@ class PartnerRegistry:
         action = "".join(word.capitalize() for word in operation.split("_"))
         return PartnerError(
             f"{action} on partners table {self.table_name} for partner {partner_id!r} failed "
-            f"({_error_code(exc)}): check that the table exists and that the caller may use it"
+            f"({error_code(exc)}): check that the table exists and that the caller may use it"
         )
 
 
@@ -511,9 +512,3 @@ def _quotas(item: Mapping[str, Any]) -> quotas.Quotas:
         name: int(item[name]["N"]) for name in quotas.QUOTA_NAMES if "N" in item.get(name, {})
     }
     return replace(quotas.DEFAULT_QUOTAS, **stored)
-
-
-def _error_code(exc: Exception) -> str:
-    if not isinstance(exc, ClientError):
-        return type(exc).__name__
-    return str(exc.response.get("Error", {}).get("Code", "Unknown"))
