@@ -19,7 +19,7 @@ from moto import mock_aws
 from moto.s3.utils import compute_checksum
 
 from filegate.local import patches
-from filegate.local.patches.s3_multipart import JoinedParts, RunningChecksum
+from filegate.local.patches.s3_multipart import JoinedParts, PartsChecksum, RunningChecksum
 
 REGION = "eu-central-1"
 BUCKET = "multipart-bucket"
@@ -196,3 +196,47 @@ def test_deleting_the_joined_object_closes_its_parts_files(s3: Any) -> None:
 
     assert joined.closed
     assert all(part._value_buffer.closed for part in parts)
+
+
+class _UnreadPart(_Part):
+    """A part whose bytes must not be read: S3 builds a composite from the part checksums."""
+
+    @property  # type: ignore[override]
+    def value(self) -> bytes:
+        raise AssertionError("the completion read a part's bytes")
+
+    @value.setter
+    def value(self, _: bytes) -> None:
+        pass
+
+
+def _sha256(body: bytes) -> str:
+    return base64.b64encode(hashlib.sha256(body).digest()).decode()
+
+
+def test_a_composite_sha256_is_built_from_the_verified_part_checksums_not_the_bytes() -> None:
+    # S3 user guide, "Checking object integrity": a multipart object's composite checksum is
+    # the checksum of the parts' checksums, which S3 verified when each part arrived.
+    checksum = PartsChecksum("SHA256", None)
+    for body in PARTS:
+        checksum.add(_UnreadPart(body), verified=_sha256(body))
+
+    kind, value, count = checksum.build() or ("", "", 0)
+
+    digests = b"".join(hashlib.sha256(body).digest() for body in PARTS)
+    assert (kind, count) == ("COMPOSITE", len(PARTS))
+    assert value == base64.b64encode(hashlib.sha256(digests).digest()).decode()
+
+
+def test_a_part_without_a_verified_checksum_makes_the_composite_hash_every_part() -> None:
+    from moto.s3.models import MultipartChecksumBuilder
+
+    checksum = PartsChecksum("SHA256", None)
+    checksum.add(_Part(PARTS[0]), verified=_sha256(PARTS[0]))
+    checksum.add(_Part(PARTS[1]))  # sent without the header: nothing was verified
+    checksum.add(_Part(PARTS[2]), verified=_sha256(PARTS[2]))
+    moto_builder = MultipartChecksumBuilder("SHA256", None)
+    for body in PARTS:
+        moto_builder.addPart(body)
+
+    assert checksum.build() == moto_builder.build()

@@ -14,8 +14,11 @@ composed in ``emulator.application`` and sees the S3 multipart calls before moto
 - ListParts reports each part's ``ChecksumSHA256`` (moto reports none; S3 API reference,
   ListParts, "Part").
 
-moto computes the object's composite checksum itself at completion, from the parts' bytes
-(``patches.s3_multipart``). What can only be corrected inside moto (a PUT's body, HeadObject's
+The part checksums it verified are kept in :data:`verified_parts`, one table for the process:
+the completion seam (``patches.s3_multipart``) builds the object's composite SHA-256 from them,
+as S3 builds a composite checksum from the checksums of the parts (S3 user guide, "Checking
+object integrity in Amazon S3": "Using part-level checksums for multipart uploads"), instead of
+reading every part's bytes again. What can only be corrected inside moto (a PUT's body, HeadObject's
 checksum type and ``-<N>``) is ``patches.s3_checksums``. A body sent ``aws-chunked`` (an SDK's
 trailing checksum) is passed on unchecked: the twin does not decode chunked payloads here
 (docs/aws-fidelity.md). This module imports nothing of moto's.
@@ -42,6 +45,38 @@ WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 PartKey = tuple[str, int]  # (upload id, part number)
 
 
+class VerifiedParts:
+    """The SHA-256 (base64, as the header carried it) of each stored part whose body matched it,
+    by (upload id, part number); thread-safe."""
+
+    def __init__(self) -> None:
+        self._parts: dict[PartKey, str] = {}
+        self._lock = threading.Lock()
+
+    def keep(self, part: PartKey, checksum: str | None) -> None:
+        with self._lock:
+            if checksum:
+                self._parts[part] = checksum
+            else:
+                self._parts.pop(part, None)
+
+    def get(self, part: PartKey) -> str | None:
+        with self._lock:
+            return self._parts.get(part)
+
+    def of_upload(self, upload_id: str) -> dict[int, str]:
+        with self._lock:
+            return {number: c for (u, number), c in self._parts.items() if u == upload_id}
+
+    def forget(self, upload_id: str) -> None:
+        with self._lock:
+            for part in [p for p in self._parts if p[0] == upload_id]:
+                del self._parts[part]
+
+
+verified_parts = VerifiedParts()  # upload ids are unique, so one table serves every app
+
+
 def digest_of(body: bytes, algorithm: str) -> str | None:
     """``body``'s checksum as S3's header carries it (base64); None for an algorithm the
     standard library cannot compute (CRC32C, CRC64NVME: left to moto)."""
@@ -59,10 +94,9 @@ def digest_of(body: bytes, algorithm: str) -> str | None:
 class ChecksumCheck:
     """S3's checksum rules for multipart uploads, around moto's app (see the module docstring)."""
 
-    def __init__(self, app: WsgiApp) -> None:
+    def __init__(self, app: WsgiApp, parts: VerifiedParts = verified_parts) -> None:
         self._app = app
-        self._parts: dict[PartKey, str] = {}  # the SHA-256 of each part moto stored
-        self._lock = threading.Lock()
+        self._parts = parts  # the SHA-256 of each part moto stored
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         query = parse_qs(environ.get("QUERY_STRING", ""))
@@ -77,7 +111,7 @@ class ChecksumCheck:
         if method == "GET":
             return self._list_parts(environ, start_response, upload_id)
         if method == "DELETE":
-            self._forget(upload_id)
+            self._parts.forget(upload_id)
         return self._app(environ, start_response)
 
     def _upload_part(
@@ -95,12 +129,7 @@ class ChecksumCheck:
         return self._app(environ, _on_success(start_response, lambda: self._keep(environ, part)))
 
     def _keep(self, environ: dict[str, Any], part: PartKey) -> None:
-        checksum = environ.get("HTTP_X_AMZ_CHECKSUM_SHA256")
-        with self._lock:
-            if checksum:
-                self._parts[part] = checksum
-            else:
-                self._parts.pop(part, None)
+        self._parts.keep(part, environ.get("HTTP_X_AMZ_CHECKSUM_SHA256"))
 
     def _complete(
         self, environ: dict[str, Any], start_response: Callable[..., Any], upload_id: str
@@ -109,7 +138,8 @@ class ChecksumCheck:
         problem = self._listed_problem(upload_id, body)
         if problem:
             return _error(start_response, "InvalidPart", problem)
-        return self._app(environ, _on_success(start_response, lambda: self._forget(upload_id)))
+        forget = _on_success(start_response, lambda: self._parts.forget(upload_id))
+        return self._app(environ, forget)
 
     def _listed_problem(self, upload_id: str, body: bytes) -> str | None:
         """Why a completion's listed checksums are not the stored parts'; None if they are.
@@ -117,8 +147,7 @@ class ChecksumCheck:
         for part in _LISTED_PART.finditer(body):
             number = _element(part.group(1), "PartNumber")
             listed = _element(part.group(1), "ChecksumSHA256")
-            with self._lock:
-                stored = self._parts.get((upload_id, int(number))) if number.isdigit() else None
+            stored = self._parts.get((upload_id, int(number))) if number.isdigit() else None
             if stored is not None and listed != stored:
                 return (
                     f"One or more of the specified parts could not be found. The part might not"
@@ -144,8 +173,7 @@ class ChecksumCheck:
         return [body]
 
     def _with_checksums(self, upload_id: str, body: bytes) -> bytes:
-        with self._lock:
-            known = {n: c for (u, n), c in self._parts.items() if u == upload_id}
+        known = self._parts.of_upload(upload_id)
 
         def add(match: re.Match[bytes]) -> bytes:
             checksum = known.get(int(match.group(1)))
@@ -154,11 +182,6 @@ class ChecksumCheck:
             return match.group(0) + f"<ChecksumSHA256>{escape(checksum)}</ChecksumSHA256>".encode()
 
         return _PART_NUMBER.sub(add, body)
-
-    def _forget(self, upload_id: str) -> None:
-        with self._lock:
-            for part in [p for p in self._parts if p[0] == upload_id]:
-                del self._parts[part]
 
 
 def _int(query: dict[str, list[str]]) -> int:
