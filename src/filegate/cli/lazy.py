@@ -1,13 +1,14 @@
 """The top-level group's subcommands, each imported when it is first looked up.
 
 A command's module imports its library (boto3 through ``filegate.aws``, ``filegate.ops``, the
-local twin's modules, rich tables): importing them all cost ``filegate upload`` about 0.25 s
-of start it did not use (docs/benchmarks-uploads.md, "The CLI's start"). ``LazyGroup`` knows
-only names and where each command lives; running `filegate upload` imports the upload
-command's module alone, `filegate --help` imports them all (it shows their help). This is
-click's "Lazily Loading Subcommands" pattern (https://click.palletsprojects.com/en/stable/
-complex/#lazily-loading-subcommands), done through the commands mapping typer's group reads,
-so that lookup, listing, help and "Did you mean" suggestions see every name.
+local twin's modules, rich tables), and typer builds each command's parameters: doing it for
+every command cost `filegate upload` about 0.3 s of start it did not use
+(docs/benchmarks-uploads.md, "The CLI's start"). ``LazyGroup`` knows only names and where each
+command lives; running `filegate upload` imports and builds the upload command alone, `filegate
+--help` imports them all (it shows their help). This is click's "Lazily Loading Subcommands"
+(https://click.palletsprojects.com/en/stable/complex/#lazily-loading-subcommands), done
+through the commands mapping typer's group reads, so that lookup, listing, help and "Did you
+mean" suggestions see every name.
 """
 
 from __future__ import annotations
@@ -32,9 +33,12 @@ class LazyCommands(MutableMapping[str, Any]):
         self._load = load
 
     def __getitem__(self, name: str) -> Any:
-        command = self._commands[name]
+        command = self._commands[name]  # KeyError: no such command
         if command is None:
-            command = self._commands[name] = self._load(name)
+            try:
+                command = self._commands[name] = self._load(name)
+            except KeyError as exc:  # a fault in the command's module, not "no such command"
+                raise RuntimeError(f"cannot load the command {name!r}: {exc!r}") from exc
         return command
 
     def __setitem__(self, name: str, command: Any) -> None:
