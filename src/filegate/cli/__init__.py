@@ -45,6 +45,8 @@ COMMANDS = {
 
 
 class Commands(LazyGroup):
+    """The top-level group: the commands of ``COMMANDS``, each imported when it runs."""
+
     lazy = COMMANDS
 
 
