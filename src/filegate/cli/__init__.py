@@ -3,6 +3,10 @@
 Each command parses options, calls one library function, and renders the result. Known
 failures (FilegateError) become one sentence on stderr and exit code 2; checks that ran and
 failed exit 1.
+
+A command's module is imported when the command runs (``filegate.cli.lazy``): `filegate
+upload` imports neither boto3 nor the operations nor the local twin. ``COMMANDS`` names them
+all, in the order `filegate --help` lists them.
 """
 
 from __future__ import annotations
@@ -12,52 +16,54 @@ import sys
 import typer
 from rich.markup import escape
 
-from filegate.cli import (
-    alarms,
-    build,
-    demo,
-    deploy,
-    dlq,
-    intake,
-    local,
-    partner,
-    receipt,
-    reconcile,
-    upload,
-    uploads,
-)
-from filegate.cli import events as events_cli
-from filegate.cli import evidence as evidence_cli
-from filegate.cli import logs as logs_cli
-from filegate.cli import verify as verify_cli
+from filegate.cli.lazy import LazyGroup
 from filegate.cli.render import console_err
 from filegate.errors import FilegateError
+
+COMMANDS = {
+    "demo": "filegate.cli.demo:demo",
+    "package": "filegate.cli.build:build_package",
+    "upload": "filegate.cli.upload:upload",
+    "verify": "filegate.cli.verify:verify_command",
+    "logs": "filegate.cli.logs:logs_command",
+    "evidence": "filegate.cli.evidence:evidence_command",
+    "reconcile": "filegate.cli.reconcile:reconcile",
+    "pause": "filegate.cli.intake:pause",
+    "resume": "filegate.cli.intake:resume",
+    "intake": "filegate.cli.intake:status",
+    "deploy": "filegate.cli.deploy:deploy",
+    "releases": "filegate.cli.deploy:releases",
+    "rollback": "filegate.cli.deploy:rollback",
+    "alarms": "filegate.cli.alarms:app",
+    "local": "filegate.cli.local:app",
+    "partner": "filegate.cli.partner:app",
+    "uploads": "filegate.cli.uploads:app",
+    "receipt": "filegate.cli.receipt:app",
+    "dlq": "filegate.cli.dlq:app",
+    "events": "filegate.cli.events:app",
+}
+
+
+class Commands(LazyGroup):
+    """The top-level group: the commands of ``COMMANDS``, each imported when it runs."""
+
+    lazy = COMMANDS
+
 
 app = typer.Typer(
     name="filegate",
     help="Partner uploads to S3, recorded in a DynamoDB ledger: on AWS or on one machine.",
+    cls=Commands,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-app.add_typer(alarms.app, name="alarms")
-app.add_typer(local.app, name="local")
-app.add_typer(partner.app, name="partner")
-app.add_typer(uploads.app, name="uploads")
-app.add_typer(receipt.app, name="receipt")
-app.command("demo")(demo.demo)
-app.command("package")(build.build_package)
-app.command("upload")(upload.upload)
-app.command("verify")(verify_cli.verify_command)
-app.command("logs")(logs_cli.logs_command)
-app.command("evidence")(evidence_cli.evidence_command)
-app.add_typer(dlq.app, name="dlq")
-app.add_typer(events_cli.app, name="events")
-app.command("reconcile")(reconcile.reconcile)
-app.command("pause")(intake.pause)
-app.command("resume")(intake.resume)
-app.command("intake")(intake.status)
-deploy.register(app)
+
+
+@app.callback()
+def _filegate() -> None:
+    # Makes typer build a group although no command is registered here (Commands holds them).
+    pass
 
 
 def main() -> None:

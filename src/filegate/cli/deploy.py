@@ -29,13 +29,6 @@ from filegate.ops.deploy import DeployOptions, DeployResult, ResourceChange, Sta
 from filegate.ops.deploy import deploy as run_deploy
 
 
-def register(app: typer.Typer) -> None:
-    """Add the three commands to the top-level app."""
-    app.command("deploy")(deploy)
-    app.command("releases")(releases)
-    app.command("rollback")(rollback)
-
-
 class _ProgressObserver:
     """Steps and stack events on stderr, with a bar over the resources being changed."""
 

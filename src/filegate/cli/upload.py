@@ -26,7 +26,6 @@ from rich.progress import (
 
 from filegate.cli.render import OutputFormat, console, console_err, print_json, rows_table
 from filegate.errors import ConfigError
-from filegate.local.state import read_state
 from filegate.settings import LocalSettings, upload_api_url, upload_state_dir
 from filegate.uploads.client import UploadClient, UploadResult
 from filegate.uploads.resume import ResumeStore
@@ -50,6 +49,8 @@ def _api_url(explicit: str | None) -> str:
     url = upload_api_url(explicit)
     if url:
         return url
+    from filegate.local.state import read_state  # the local twin's modules, only when asked
+
     state = read_state(LocalSettings.resolve())
     if state is not None and state.env().get("upload_api_url"):
         return str(state.env()["upload_api_url"])

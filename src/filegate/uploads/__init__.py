@@ -2,18 +2,7 @@
 
 ``api`` is the Lambda entry point; it imports only this package, settings, errors, events,
 ledger, storage, Powertools and (lazily) boto3, as the Lambda package ships nothing else.
+The upload client (``client``, for `filegate upload`) talks HTTP only: the package root
+imports nothing, so that importing the client does not bring the API's modules (partners,
+service, storage) and botocore with it.
 """
-
-from filegate.uploads.partners import Partner, PartnerRegistry
-from filegate.uploads.requests import UploadRequest, parse_upload_request
-from filegate.uploads.service import UploadPolicy, UploadService, new_upload_id
-
-__all__ = [
-    "Partner",
-    "PartnerRegistry",
-    "UploadPolicy",
-    "UploadRequest",
-    "UploadService",
-    "new_upload_id",
-    "parse_upload_request",
-]
