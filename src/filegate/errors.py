@@ -7,12 +7,13 @@ translated into these where the AWS call is made (``raise ... from exc``); ``err
 
 from __future__ import annotations
 
-from botocore.exceptions import ClientError
-
 
 def error_code(exc: BaseException) -> str:
     """The AWS error code of a botocore ``ClientError`` (``"Unknown"`` when it names none); of
     any other exception (a ``BotoCoreError``: no answer from AWS), its class name."""
+    # Imported here: the upload client imports this module and does not use botocore.
+    from botocore.exceptions import ClientError
+
     if isinstance(exc, ClientError):
         return str(exc.response.get("Error", {}).get("Code", "Unknown"))
     return type(exc).__name__
@@ -20,6 +21,8 @@ def error_code(exc: BaseException) -> str:
 
 def is_error(exc: BaseException, *codes: str) -> bool:
     """Whether ``exc`` is a ``ClientError`` whose AWS error code is one of ``codes``."""
+    from botocore.exceptions import ClientError
+
     return isinstance(exc, ClientError) and error_code(exc) in codes
 
 
