@@ -142,3 +142,51 @@ def test_head_object_with_checksum_mode_returns_a_puts_full_object_sha256_and_it
     head = s3.head_object(Bucket=BUCKET, Key=KEY, ChecksumMode="ENABLED")
 
     assert (head["ChecksumSHA256"], head["ChecksumType"]) == (b64(b"whole"), "FULL_OBJECT")
+
+
+@pytest.fixture
+def marked_s3(aws_env: None) -> Iterator[Any]:
+    """moto's app with the seams, behind a stand-in for the middleware that marks every part
+    as checked (and checks nothing)."""
+    from filegate.local.s3_checksum_check import CHECKED
+
+    app = moto_application()
+
+    def marking(environ: dict[str, Any], start_response: Any) -> Any:
+        if "partNumber=" in environ.get("QUERY_STRING", "") and "mark" in environ["PATH_INFO"]:
+            environ[CHECKED] = True
+        return app(environ, start_response)
+
+    port = free_port()
+    with patches.applied():
+        server = make_server("127.0.0.1", port, marking, threaded=True)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{port}"
+        try:
+            client = Target(region=REGION, endpoint_url=url).client("s3")
+            client.create_bucket(
+                Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION}
+            )
+            yield client
+        finally:
+            requests.post(f"{url}/moto-api/reset", timeout=10)
+            server.shutdown()
+
+
+def test_a_part_the_middleware_checked_is_not_hashed_again_by_the_seam(marked_s3: Any) -> None:
+    # The seam refuses a mismatching part the middleware did not check (positive control) and
+    # takes the middleware's word for one it did: each byte of a part is hashed once.
+    def send(key: str) -> Any:
+        upload_id = marked_s3.create_multipart_upload(
+            Bucket=BUCKET, Key=key, ChecksumAlgorithm="SHA256"
+        )["UploadId"]
+        return marked_s3.upload_part(
+            Bucket=BUCKET, Key=key, UploadId=upload_id, PartNumber=1,
+            Body=b"what arrived", ChecksumSHA256=b64(b"what was hashed"),
+        )  # fmt: skip
+
+    with pytest.raises(ClientError) as refused:
+        send("acme/not-checked.bin")
+    assert refused.value.response["Error"]["Code"] == "BadDigest"
+
+    assert send("acme/mark-checked.bin")["ResponseMetadata"]["HTTPStatusCode"] == 200

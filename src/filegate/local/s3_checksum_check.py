@@ -42,6 +42,9 @@ _LISTED_PART = re.compile(rb"<Part>(.*?)</Part>", re.S)
 _PART_NUMBER = re.compile(rb"<PartNumber>(\d+)</PartNumber>")
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+# Set in the WSGI environ of a part whose checksum headers this middleware checked. An HTTP client
+# cannot set it: the server puts request headers under "HTTP_..." keys only.
+CHECKED = "filegate.checksums_checked"
 PartKey = tuple[str, int]  # (upload id, part number)
 
 
@@ -126,6 +129,7 @@ class ChecksumCheck:
             if actual is not None and actual != declared:
                 message = f"The {algorithm} you specified did not match the calculated checksum."
                 return _error(start_response, "BadDigest", message)
+        environ[CHECKED] = True  # not hashed again by patches.s3_checksums
         return self._app(environ, _on_success(start_response, lambda: self._keep(environ, part)))
 
     def _keep(self, environ: dict[str, Any], part: PartKey) -> None:
