@@ -1,11 +1,12 @@
 """`filegate deploy`, releases and rollback against in-process moto: the AWS code path.
 
 With no endpoint, the deploy takes the path it takes on AWS: a CREATE change set built from
---parameter values, then UPDATE change sets keeping every other parameter. moto's
-CloudFormation gets the models and change-set fixes the local emulator runs with
-(``cfn_models.installed``). The deploys name their artifact bucket (--artifact-bucket): moto
-does not evaluate ``aws:SecureTransport``, so the default bucket's TLS-only policy refuses
-every request here; that bucket's creation is tested on its own.
+--parameter values, then UPDATE change sets keeping every other parameter. CloudFormation is
+the emulator's (``twin``): moto's app in filegate's middleware, which serves the change sets,
+with the models and seams the local emulator runs with (``cfn_models.installed``). The
+deploys name their artifact bucket (--artifact-bucket): moto does not evaluate
+``aws:SecureTransport``, so the default bucket's TLS-only policy refuses every request here;
+that bucket's creation is tested on its own.
 """
 
 from __future__ import annotations
@@ -72,25 +73,36 @@ class Recorder:
 
 
 @pytest.fixture
-def cloud(aws: None) -> Iterator[StackLocation]:
+def twin(aws: None) -> Iterator[str]:
+    """The emulator's composed app (moto's app and filegate's middleware) served in this
+    process, on moto with the models and seams the local emulator runs with
+    (``cfn_models.installed``): CloudFormation's change sets are middleware
+    (``local/cfn_change_sets.py``), and GetAccountSettings, which moto lacks, too
+    (``local/lambda_account.py``)."""
     with cfn_models.installed():
-        s3 = boto3.client("s3", region_name=REGION)
-        s3.create_bucket(Bucket=ARTIFACTS, CreateBucketConfiguration={"LocationConstraint": REGION})
-        yield StackLocation(Target(region=REGION), STACK)
+        app = application(moto_application())
+        server = make_server("127.0.0.1", free_port(), app, threaded=True)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            yield f"http://127.0.0.1:{server.server_port}"
+        finally:
+            server.shutdown()
 
 
 @pytest.fixture
-def served(cloud: StackLocation) -> Iterator[StackLocation]:
-    """The same cloud through the emulator's composed app (moto's app and filegate's
-    middleware, served in this process): what GetAccountSettings needs, which moto lacks and
-    the middleware answers (``local/lambda_account.py``)."""
-    server = make_server("127.0.0.1", free_port(), application(moto_application()), threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{server.server_port}"
-        yield StackLocation(Target(region=REGION, endpoint_url=url), STACK)
-    finally:
-        server.shutdown()
+def cloud(twin: str, monkeypatch: pytest.MonkeyPatch) -> StackLocation:
+    """The AWS code path: no endpoint; CloudFormation (every client of it, the tests' own
+    too) reaches the composed app, every other service in-process moto."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_CLOUDFORMATION", twin)
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket=ARTIFACTS, CreateBucketConfiguration={"LocationConstraint": REGION})
+    return StackLocation(Target(region=REGION), STACK)
+
+
+@pytest.fixture
+def served(cloud: StackLocation, twin: str) -> StackLocation:
+    """The same cloud with every service through the composed app."""
+    return StackLocation(Target(region=REGION, endpoint_url=twin), STACK)
 
 
 def code_zip(tmp_path: Path, marker: str) -> Path:
