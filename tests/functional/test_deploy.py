@@ -566,6 +566,51 @@ def test_a_stack_delete_keeps_retain_except_on_create_resources(cloud: StackLoca
     assert queue_names() == {"kept", "retain-except-on-create"}
 
 
+def test_a_rolled_back_stack_refuses_an_update_change_set(cloud: StackLocation) -> None:
+    # AWS: ROLLBACK_COMPLETE exists only after a failed create, and only a delete is possible
+    # (user guide, stack status codes); moto took an UPDATE change set on such a stack.
+    boto3.client("s3", region_name=REGION).create_bucket(
+        Bucket="filegate-policy-test", CreateBucketConfiguration={"LocationConstraint": REGION}
+    )
+    assert create_policy_stack("policies") == "ROLLBACK_COMPLETE"
+    cfn = boto3.client("cloudformation", region_name=REGION)
+
+    with pytest.raises(ClientError) as refused:
+        cfn.create_change_set(
+            StackName="policies",
+            ChangeSetName="c2",
+            ChangeSetType="UPDATE",
+            TemplateBody=POLICY_TEMPLATE,
+        )
+
+    error = refused.value.response["Error"]
+    assert error["Code"] == "ValidationError"
+    assert "is in ROLLBACK_COMPLETE state and can not be updated" in error["Message"]
+    assert cfn.describe_stacks(StackName="policies")["Stacks"][0]["StackStatus"] == (
+        "ROLLBACK_COMPLETE"
+    )
+
+
+def test_the_stack_id_a_create_change_set_gave_names_the_created_stack(
+    cloud: StackLocation,
+) -> None:
+    cfn = boto3.client("cloudformation", region_name=REGION)
+    created = cfn.create_change_set(
+        StackName="policies",
+        ChangeSetName="c1",
+        ChangeSetType="CREATE",
+        TemplateBody=POLICY_TEMPLATE,
+    )
+    reviewed = cfn.describe_stacks(StackName=created["StackId"])["Stacks"][0]
+    assert reviewed["StackStatus"] == "REVIEW_IN_PROGRESS"
+
+    cfn.execute_change_set(ChangeSetName=created["Id"])
+
+    stack = cfn.describe_stacks(StackName=created["StackId"])["Stacks"][0]
+    assert (stack["StackName"], stack["StackStatus"]) == ("policies", "CREATE_COMPLETE")
+    assert queue_names() == {"kept", "retain-except-on-create", "plain"}
+
+
 # ---------------------------------------------------------------- the account preflight
 
 
@@ -756,6 +801,25 @@ def test_a_template_over_51200_bytes_deploys_through_s3_on_the_twin(
     assert stored_template(grown)[1] == grown.encode()
     assert stack_template() == grown
     assert result.outputs["FunctionName"] == PARAMETERS["LambdaName"]
+
+
+def test_a_template_url_naming_no_object_is_refused_as_cloudformation_refuses_it(
+    cloud: StackLocation,
+) -> None:
+    cfn = boto3.client("cloudformation", region_name=REGION)
+    missing = f"https://{ARTIFACTS}.s3.{REGION}.amazonaws.com/filegate/templates/missing.yml"
+
+    with pytest.raises(ClientError) as refused:
+        cfn.create_change_set(
+            StackName=STACK, ChangeSetName="c1", ChangeSetType="CREATE", TemplateURL=missing
+        )
+
+    error = refused.value.response["Error"]
+    assert (error["Code"], error["Message"]) == (
+        "ValidationError",
+        "TemplateURL must reference a valid S3 object to which you have access.",
+    )
+    assert cfn.list_stacks()["StackSummaries"] == []
 
 
 def test_the_twin_refuses_a_template_body_over_51200_bytes_as_cloudformation_does(

@@ -9,7 +9,8 @@ change sets did not:
   resource (a Lambda version), computed on plain template dicts (``change_sets``) against what
   the stack holds; a change set with nothing to change is FAILED with AWS's reason;
 - a CREATE change set makes a ``REVIEW_IN_PROGRESS`` stack, which is listed and described,
-  refuses an update and can be deleted (API reference, CreateChangeSet, ``ChangeSetType``);
+  refuses an update and can be deleted (API reference, CreateChangeSet, ``ChangeSetType``; user
+  guide, "Stack status codes"), and a rolled-back stack refuses an update too;
 - executing it gives the stack the template's outputs and parameters (moto's CreateStack and
   UpdateStack do), and each resource it creates, modifies or removes gets its own stack event
   before the stack's ``*_COMPLETE``;
@@ -34,8 +35,9 @@ Two seams into moto stay (``cfn_models``), because no public API shows or decide
 resource failed a create and what the create had made (``cfn_models.failed_create``), and a
 stack delete that keeps ``RetainExceptOnCreate`` resources (moto knows only ``Retain``).
 Change sets live in this process's memory, as moto's stacks do. Not modelled: the rollback of a
-failed update (ExecuteChangeSet answers moto's error), the StackId of a CREATE change set's
-stack (the review stack's id is replaced by the one moto gives the created stack).
+failed update (ExecuteChangeSet answers moto's error), and the StackId of a CREATE change
+set's stack: the created stack has the id moto gives it (a call naming the review stack's id
+reaches it).
 """
 
 from __future__ import annotations
@@ -147,6 +149,7 @@ class _Region:
     shadows: dict[str, Shadow] = field(default_factory=dict)
     deployed: dict[str, Deployed] = field(default_factory=dict)
     extra_events: dict[str, list[tuple[str, list[Event]]]] = field(default_factory=dict)
+    renamed: dict[str, str] = field(default_factory=dict)  # review stack id -> moto's
 
 
 class _Request:
@@ -158,6 +161,11 @@ class _Request:
 
     def get(self, name: str) -> str | None:
         return self.form.get(name, [None])[0]
+
+    def name_stack(self, stack_id: str) -> None:
+        """The same request naming the stack by another id."""
+        self.form["StackName"] = [stack_id]
+        self.body = urlencode(self.form, doseq=True).encode()
 
     def members(self, prefix: str) -> list[dict[str, str]]:
         found: dict[int, dict[str, str]] = {}
@@ -216,6 +224,9 @@ class ChangeSets:
         request.region = credential[2]
         with self._lock:
             state = self._region(environ, credential[1], credential[2])
+            renamed = state.renamed.get(request.get("StackName") or "")
+            if renamed:
+                request.name_stack(renamed)
             try:
                 answer: tuple[int, bytes] = getattr(self, handler)(request, state)
             except Refused as refused:
@@ -323,7 +334,9 @@ class ChangeSets:
         if failure is not None:
             return failure  # moto's refusal, as it gave it
         for other in [c for c in state.change_sets.values() if c.stack_id == change_set.stack_id]:
-            if other is not change_set:  # AWS deletes a stack's other change sets on execute
+            # "CloudFormation retains all change sets until you update the stack" (user guide,
+            # "Delete a change set for a CloudFormation stack")
+            if other is not change_set:
                 state.change_sets.pop(other.id)
         return _ok("ExecuteChangeSet", {})
 
@@ -345,11 +358,11 @@ class ChangeSets:
             if stack_id is None:  # refused before moto made a stack: the review stack stays
                 state.shadows[review.id] = review
                 return status, body
-            change_set.stack_id = stack_id
+            change_set.stack_id = state.renamed[review.id] = stack_id
             self._roll_back(request, state, change_set, review, _message(body))
             return None
         stack_id = _text(_parse(body), "StackId")
-        change_set.stack_id = stack_id
+        change_set.stack_id = state.renamed[review.id] = stack_id
         change_set.execution = "EXECUTE_COMPLETE"
         state.deployed[stack_id] = Deployed(change_set.text, change_set.parameters)
         events = self._moto_events(request, stack_id)
