@@ -82,7 +82,9 @@ def twin(aws: None) -> Iterator[str]:
     with cfn_models.installed():
         app = application(moto_application())
         server = make_server("127.0.0.1", free_port(), app, threaded=True)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        # shutdown() waits for serve_forever's next poll: 0.5 s by default, each test
+        serving = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
+        serving.start()
         try:
             yield f"http://127.0.0.1:{server.server_port}"
         finally:

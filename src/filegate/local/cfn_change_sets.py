@@ -2,8 +2,8 @@
 
 :class:`ChangeSets` answers CreateChangeSet, DescribeChangeSet, ListChangeSets,
 ExecuteChangeSet and DeleteChangeSet itself and executes a change set through moto's own
-CreateStack / UpdateStack (``emulator.application`` composes it). What AWS shows and moto's
-change sets did not:
+CreateStack / UpdateStack (``emulator.application`` composes it; the Query protocol is
+``cfn_wire``'s). What AWS shows and moto's own change sets did not:
 - a change set lists what CloudFormation would change: resources whose template changed, those
   that refer to a changed parameter (``Ref`` or ``Fn::Sub``) and those that refer to a replaced
   resource (a Lambda version), computed on plain template dicts (``change_sets``) against what
@@ -25,11 +25,11 @@ change sets did not:
 moto decides which resources an UpdateStack modifies by comparing template text (and ``Ref``s
 to changed parameters), so the template it is sent carries, in each resource's ``Metadata``,
 a revision (``filegate:revision``) that changes exactly when the change set modifies the
-resource; GetTemplate answers the text the stack was given. Stacks created with CreateStack go
-through here too (the template and every parameter, defaults included, are what the next
-change set is compared with). A stack this middleware holds and moto does not (under review,
-or rolled back) is answered here for DescribeStacks, ListStacks, DescribeStackEvents,
-DescribeStackResources, ListStackResources, GetTemplate and DeleteStack.
+resource, and every parameter's value (defaults included), so that moto's comparison of
+parameters is the change set's; GetTemplate answers the text the stack was given. Stacks
+created with CreateStack go through here for the same reason. A stack this middleware holds and
+moto does not (under review, or rolled back) is answered here for DescribeStacks, ListStacks,
+DescribeStackEvents, DescribeStackResources, ListStackResources, GetTemplate and DeleteStack.
 
 Two seams into moto stay (``cfn_models``), because no public API shows or decides it: which
 resource failed a create and what the create had made (``cfn_models.failed_create``), and a
@@ -47,14 +47,13 @@ import json
 import re
 import threading
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any, ClassVar
-from urllib.parse import parse_qs, unquote, urlencode, urlparse
+from urllib.parse import unquote, urlparse
 from xml.etree import ElementTree as ET
-from xml.sax.saxutils import escape
 
 import yaml
 
@@ -62,9 +61,22 @@ from filegate import template as cfn
 from filegate.errors import StackError
 from filegate.local import cfn_models
 from filegate.local.cfn_template_size import is_cloudformation_form
+from filegate.local.cfn_wire import (
+    Answer,
+    MotoApp,
+    Refused,
+    Request,
+    WsgiApp,
+    edit_list,
+    listed,
+    member,
+    message,
+    ok,
+    parse,
+    text,
+)
 from filegate.local.change_sets import changed_parameters, replacement, resource_diff
 
-NS = "http://cloudformation.amazonaws.com/doc/2010-05-15/"
 REVISION = "filegate:revision"
 NO_CHANGES = (
     "The submitted information didn't contain changes. Submit different information to"
@@ -72,25 +84,13 @@ NO_CHANGES = (
 )
 STACK_TYPE = "AWS::CloudFormation::Stack"
 _CREDENTIAL = re.compile(r"Credential=([^/]+)/[^/]+/([^/]+)/cloudformation/aws4_request")
-_FORM = "application/x-www-form-urlencoded"
+_DONE = {"Add": "CREATE_COMPLETE", "Modify": "UPDATE_COMPLETE", "Remove": "DELETE_COMPLETE"}
 
-WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 Event = dict[str, Any]
-
-ET.register_namespace("", NS)
 
 
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-class Refused(Exception):
-    """A request CloudFormation refuses: answered 400 with ``code`` and the message."""
-
-    def __init__(self, message: str, code: str = "ValidationError", status: int = 400) -> None:
-        super().__init__(message)
-        self.code = code
-        self.status = status
 
 
 @dataclass
@@ -111,11 +111,24 @@ class ChangeSet:
     execution: str = "AVAILABLE"
     created: str = field(default_factory=_now)
 
+    def summary(self) -> dict[str, Any]:
+        return {
+            "StackId": self.stack_id,
+            "StackName": self.stack_name,
+            "ChangeSetId": self.id,
+            "ChangeSetName": self.name,
+            "ExecutionStatus": self.execution,
+            "Status": self.status,
+            "StatusReason": self.reason,
+            "CreationTime": self.created,
+            "Description": self.description,
+        }
+
 
 @dataclass
 class Deployed:
-    """What a stack was last given: its template text, its parameters, its resources'
-    revisions (the ``Metadata`` moto was sent)."""
+    """What a stack was last given: its template text, every parameter's value, its
+    resources' revisions (the ``Metadata`` moto was sent)."""
 
     text: str
     parameters: dict[str, str]
@@ -132,12 +145,53 @@ class Shadow:
     created: str
     parameters: dict[str, str]
     text: str
-    events: list[Event]
+    events: list[Event] = field(default_factory=list)
     deleted: str | None = None
 
     @property
     def active(self) -> bool:
         return self.status != "DELETE_COMPLETE"
+
+    def event(
+        self, logical_id: str, kind: str, status: str, physical: str, reason: str | None = None
+    ) -> None:
+        self.events.append(
+            {
+                "StackId": self.id,
+                "EventId": str(uuid.uuid4()),
+                "StackName": self.name,
+                "LogicalResourceId": logical_id,
+                "PhysicalResourceId": physical,
+                "ResourceType": kind,
+                "Timestamp": _now(),
+                "ResourceStatus": status,
+                "ResourceStatusReason": reason,
+            }
+        )
+
+    def stack_event(self, status: str, reason: str | None = None) -> None:
+        self.status = status
+        self.event(self.name, STACK_TYPE, status, self.id, reason)
+
+    def described(self) -> dict[str, Any]:
+        return {
+            "StackId": self.id,
+            "StackName": self.name,
+            "Parameters": _parameter_list(self.parameters),
+            "CreationTime": self.created,
+            "DeletionTime": self.deleted,
+            "StackStatus": self.status,
+            "DisableRollback": False,
+        }
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "StackId": self.id,
+            "StackName": self.name,
+            "CreationTime": self.created,
+            "DeletionTime": self.deleted,
+            "StackStatus": self.status,
+        }
 
 
 @dataclass
@@ -148,40 +202,18 @@ class _Region:
     change_sets: dict[str, ChangeSet] = field(default_factory=dict)
     shadows: dict[str, Shadow] = field(default_factory=dict)
     deployed: dict[str, Deployed] = field(default_factory=dict)
+    # stack id -> [(the moto event they come just before, events)]
     extra_events: dict[str, list[tuple[str, list[Event]]]] = field(default_factory=dict)
     renamed: dict[str, str] = field(default_factory=dict)  # review stack id -> moto's
 
+    def shadow(self, name: str) -> Shadow | None:
+        """The stack held here under that id, or active under that name."""
+        if name in self.shadows:
+            return self.shadows[name]
+        return next((s for s in self.shadows.values() if s.name == name and s.active), None)
 
-class _Request:
-    def __init__(self, environ: dict[str, Any], body: bytes, region: str) -> None:
-        self.environ = environ
-        self.body = body
-        self.form = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
-        self.region = region
-
-    def get(self, name: str) -> str | None:
-        return self.form.get(name, [None])[0]
-
-    def name_stack(self, stack_id: str) -> None:
-        """The same request naming the stack by another id."""
-        self.form["StackName"] = [stack_id]
-        self.body = urlencode(self.form, doseq=True).encode()
-
-    def members(self, prefix: str) -> list[dict[str, str]]:
-        found: dict[int, dict[str, str]] = {}
-        for key, values in self.form.items():
-            match = re.fullmatch(rf"{prefix}\.member\.(\d+)\.(\w+)", key)
-            if match:
-                found.setdefault(int(match[1]), {})[match[2]] = values[0]
-        return [found[index] for index in sorted(found)]
-
-    def strings(self, prefix: str) -> list[str]:
-        found = {}
-        for key, values in self.form.items():
-            match = re.fullmatch(rf"{prefix}\.member\.(\d+)", key)
-            if match:
-                found[int(match[1])] = values[0]
-        return [found[index] for index in sorted(found)]
+    def stack_change_sets(self, stack_id: str) -> list[ChangeSet]:
+        return [c for c in self.change_sets.values() if c.stack_id == stack_id]
 
 
 class ChangeSets:
@@ -206,6 +238,7 @@ class ChangeSets:
 
     def __init__(self, app: WsgiApp) -> None:
         self._app = app
+        self._moto = MotoApp(app)
         self._lock = threading.Lock()
         self._regions: dict[tuple[str, str], _Region] = {}
         self._accounts: dict[str, str] = {}
@@ -216,22 +249,21 @@ class ChangeSets:
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = environ["wsgi.input"].read(length) if length else b""
         environ["wsgi.input"] = io.BytesIO(body)
-        request = _Request(environ, body, "")
+        request = Request(environ, body)
         handler = self._HANDLED.get(request.get("Action") or "")
         credential = _CREDENTIAL.search(str(environ.get("HTTP_AUTHORIZATION", "")))
         if handler is None or credential is None:
             return self._app(environ, start_response)
         request.region = credential[2]
         with self._lock:
-            state = self._region(environ, credential[1], credential[2])
-            renamed = state.renamed.get(request.get("StackName") or "")
-            if renamed:
-                request.name_stack(renamed)
             try:
-                answer: tuple[int, bytes] = getattr(self, handler)(request, state)
+                state = self._region(environ, credential[1], request.region)
+                renamed = state.renamed.get(request.get("StackName") or "")
+                if renamed:
+                    request.name_stack(renamed)
+                status, payload = getattr(self, handler)(request, state)
             except Refused as refused:
-                answer = refused.status, _error(str(refused), refused.code)
-        status, payload = answer
+                status, payload = refused.answer()
         start_response(
             f"{status} {HTTPStatus(status).phrase}",
             [("Content-Type", "text/xml"), ("Content-Length", str(len(payload)))],
@@ -240,353 +272,356 @@ class ChangeSets:
 
     # ---------------------------------------------------------------- change sets
 
-    def _create_change_set(self, request: _Request, state: _Region) -> tuple[int, bytes]:
+    def _create_change_set(self, request: Request, state: _Region) -> Answer:
         name = request.get("ChangeSetName") or ""
-        stack_name = request.get("StackName") or ""
-        kind = request.get("ChangeSetType") or "CREATE"
         if not name[:1].isalpha():
             raise Refused(f"Invalid change set name: {name}")
-        given = request.members("Parameters")
-        if kind == "CREATE":
-            if self._current(request, state, stack_name) is not None:
-                raise Refused(
-                    f"Stack [{stack_name}] already exists and cannot be created again with"
-                    f" the changeSet [{name}]."
-                )
-            text = self._template_text(request, None)
-            document = _load(text)
-            stack_id = _arn(request.region, state.account, "stack", stack_name)
-            parameters = _with_defaults(document, _values(given, {}))
-            changes = [
-                {"Action": "Add", "LogicalResourceId": n, "ResourceType": r.get("Type", "")}
-                for n, r in document["Resources"].items()
-            ]
-            created = _now()
-            state.shadows[stack_id] = Shadow(
-                stack_id, stack_name, "REVIEW_IN_PROGRESS", created, parameters, text, []
-            )
-            state.shadows[stack_id].events.append(
-                _stack_event(state.shadows[stack_id], "REVIEW_IN_PROGRESS", "User Initiated")
-            )
-            old: dict[str, Any] | None = None
-            changed: set[str] = set()
+        if (request.get("ChangeSetType") or "CREATE") == "CREATE":
+            change_set = self._creating(request, state, name)
         else:
-            stack_id = self._updatable(request, state, stack_name)
-            deployed = self._deployed(request, state, stack_id)
-            text = self._template_text(request, deployed)
-            document = _load(text)
-            parameters = _with_defaults(document, _values(given, deployed.parameters))
-            old = _load(deployed.text)
-            changed = changed_parameters(deployed.parameters, parameters)
-            changes = _changes(old, document, changed)
-        change_set = ChangeSet(
-            id=_arn(request.region, state.account, "changeSet", name),
-            name=name,
-            stack_id=stack_id,
-            stack_name=stack_name,
-            kind=kind,
-            text=text,
-            document=document,
-            parameters=parameters,
-            capabilities=request.strings("Capabilities"),
-            description=request.get("Description"),
-            changes=changes,
+            change_set = self._updating(request, state, name)
+        state.change_sets[change_set.id] = change_set
+        return ok("CreateChangeSet", {"Id": change_set.id, "StackId": change_set.stack_id})
+
+    def _creating(self, request: Request, state: _Region, name: str) -> ChangeSet:
+        """A CREATE change set, and the REVIEW_IN_PROGRESS stack it makes."""
+        stack_name = request.get("StackName") or ""
+        if self._current(request, state, stack_name) is not None:
+            raise Refused(
+                f"Stack [{stack_name}] already exists and cannot be created again with the"
+                f" changeSet [{name}]."
+            )
+        text_ = self._template_text(request, None)
+        document = _load(text_)
+        parameters = _with_defaults(document, _values(request.members("Parameters"), {}))
+        review = Shadow(
+            _arn(request.region, state.account, "stack", stack_name),
+            stack_name,
+            "REVIEW_IN_PROGRESS",
+            _now(),
+            parameters,
+            text_,
         )
-        if old is not None and not changes and not changed and old == document:
+        review.stack_event("REVIEW_IN_PROGRESS", "User Initiated")
+        state.shadows[review.id] = review
+        change_set = _new_change_set(request, state.account, name, review.id, text_, document)
+        change_set.parameters = parameters
+        change_set.changes = _changes({}, document, set())
+        return change_set
+
+    def _updating(self, request: Request, state: _Region, name: str) -> ChangeSet:
+        """An UPDATE change set: what the template and parameters change in the stack."""
+        stack_id = self._updatable(request, state, request.get("StackName") or "")
+        deployed = self._deployed(request, state, stack_id)
+        text_ = self._template_text(request, deployed)
+        document = _load(text_)
+        given = _values(request.members("Parameters"), deployed.parameters)
+        parameters = _with_defaults(document, given)
+        old = _load(deployed.text)
+        changed = changed_parameters(deployed.parameters, parameters)
+        change_set = _new_change_set(request, state.account, name, stack_id, text_, document)
+        change_set.kind, change_set.parameters = "UPDATE", parameters
+        change_set.changes = _changes(old, document, changed)
+        if not change_set.changes and not changed and old == document:
             change_set.status, change_set.execution = "FAILED", "UNAVAILABLE"
             change_set.reason = NO_CHANGES
-        state.change_sets[change_set.id] = change_set
-        return _ok("CreateChangeSet", {"Id": change_set.id, "StackId": stack_id})
+        return change_set
 
-    def _describe_change_set(self, request: _Request, state: _Region) -> tuple[int, bytes]:
-        change_set = self._change_set(request, state)
+    def _describe_change_set(self, request: Request, state: _Region) -> Answer:
+        change_set = self._find_change_set(request, state)
         described = {
-            **_summary(change_set),
+            **change_set.summary(),
             "Parameters": _parameter_list(change_set.parameters),
             "Capabilities": change_set.capabilities,
             "Changes": [{"Type": "Resource", "ResourceChange": c} for c in change_set.changes],
         }
-        return _ok("DescribeChangeSet", described)
+        return ok("DescribeChangeSet", described)
 
-    def _list_change_sets(self, request: _Request, state: _Region) -> tuple[int, bytes]:
-        found = self._current(request, state, request.get("StackName") or "")
-        if found is None:
+    def _list_change_sets(self, request: Request, state: _Region) -> Answer:
+        stack_id = self._current(request, state, request.get("StackName") or "")
+        if stack_id is None:
             raise Refused(f"Stack [{request.get('StackName')}] does not exist")
-        listed = [_summary(c) for c in state.change_sets.values() if c.stack_id == found]
-        return _ok("ListChangeSets", {"Summaries": listed})
+        summaries = [c.summary() for c in state.stack_change_sets(stack_id)]
+        return ok("ListChangeSets", {"Summaries": summaries})
 
-    def _delete_change_set(self, request: _Request, state: _Region) -> tuple[int, bytes]:
-        state.change_sets.pop(self._change_set(request, state).id)
-        return _ok("DeleteChangeSet", {})
+    def _delete_change_set(self, request: Request, state: _Region) -> Answer:
+        state.change_sets.pop(self._find_change_set(request, state).id)
+        return ok("DeleteChangeSet", {})
 
-    def _execute_change_set(self, request: _Request, state: _Region) -> tuple[int, bytes]:
-        change_set = self._change_set(request, state)
+    def _execute_change_set(self, request: Request, state: _Region) -> Answer:
+        change_set = self._find_change_set(request, state)
         if change_set.status != "CREATE_COMPLETE" or change_set.execution != "AVAILABLE":
             raise Refused(
                 f"ChangeSet [{change_set.id}] cannot be executed in its current status of"
                 f" [{change_set.status}]",
                 code="InvalidChangeSetStatus",
             )
-        if change_set.kind == "CREATE":
-            failure = self._execute_create(request, state, change_set)
-        else:
-            failure = self._execute_update(request, state, change_set)
-        if failure is not None:
-            return failure  # moto's refusal, as it gave it
-        for other in [c for c in state.change_sets.values() if c.stack_id == change_set.stack_id]:
-            # "CloudFormation retains all change sets until you update the stack" (user guide,
-            # "Delete a change set for a CloudFormation stack")
+        execute = self._execute_create if change_set.kind == "CREATE" else self._execute_update
+        refused = execute(request, state, change_set)
+        if refused is not None:
+            return refused  # moto's refusal, as it gave it
+        # "CloudFormation retains all change sets until you update the stack" (user guide,
+        # "Delete a change set for a CloudFormation stack")
+        for other in state.stack_change_sets(change_set.stack_id):
             if other is not change_set:
                 state.change_sets.pop(other.id)
-        return _ok("ExecuteChangeSet", {})
+        return ok("ExecuteChangeSet", {})
 
     def _execute_create(
-        self, request: _Request, state: _Region, change_set: ChangeSet
-    ) -> tuple[int, bytes] | None:
+        self, request: Request, state: _Region, change_set: ChangeSet
+    ) -> Answer | None:
         review = state.shadows.pop(change_set.stack_id)
-        status, body = self._call(
-            request,
-            "CreateStack",
-            {
-                "StackName": change_set.stack_name,
-                "TemplateBody": json.dumps(change_set.document, default=str),
-                **_parameter_form(change_set.parameters),
-            },
+        template = json.dumps(change_set.document, default=str)
+        params = {"StackName": change_set.stack_name, "TemplateBody": template}
+        status, body = self._moto.call(
+            request, "CreateStack", {**params, **_parameter_form(change_set.parameters)}
         )
-        if status != 200:
-            stack_id = self._half_made(request, change_set.stack_name)
-            if stack_id is None:  # refused before moto made a stack: the review stack stays
-                state.shadows[review.id] = review
-                return status, body
-            change_set.stack_id = state.renamed[review.id] = stack_id
-            self._roll_back(request, state, change_set, review, _message(body))
-            return None
-        stack_id = _text(_parse(body), "StackId")
+        stack_id = (
+            text(parse(body), "StackId")
+            if status == 200
+            else self._half_made(request, change_set.stack_name)
+        )
+        if not stack_id:  # refused before moto made a stack: the review stack stays
+            state.shadows[review.id] = review
+            return status, body
         change_set.stack_id = state.renamed[review.id] = stack_id
+        if status != 200:
+            self._roll_back(request, state, change_set, review, message(body))
+            return None
         change_set.execution = "EXECUTE_COMPLETE"
         state.deployed[stack_id] = Deployed(change_set.text, change_set.parameters)
         events = self._moto_events(request, stack_id)
         if events:
-            physical = self._physical_ids(request, stack_id)
-            last = events[-1]
+            reviewed = [{**e, "StackId": stack_id} for e in review.events]
+            created = self._resource_events(request, change_set, events[-1])
             state.extra_events[stack_id] = [
-                (events[0]["EventId"], [{**e, "StackId": stack_id} for e in review.events]),
-                (last["EventId"], _resource_events(change_set, physical, last, "CREATE")),
+                (events[0]["EventId"], reviewed),
+                (events[-1]["EventId"], created),
             ]
         return None
 
     def _execute_update(
-        self, request: _Request, state: _Region, change_set: ChangeSet
-    ) -> tuple[int, bytes] | None:
+        self, request: Request, state: _Region, change_set: ChangeSet
+    ) -> Answer | None:
+        stack_id = change_set.stack_id
+        revisions = self._revisions(request, state, change_set)
+        template = json.dumps(_marked(change_set.document, revisions), default=str)
+        params = {"StackName": stack_id, "TemplateBody": template}
+        status, body = self._moto.call(
+            request, "UpdateStack", {**params, **_parameter_form(change_set.parameters)}
+        )
+        if status != 200:
+            change_set.execution = "EXECUTE_FAILED"
+            return status, body
+        change_set.execution = "EXECUTE_COMPLETE"
+        state.deployed[stack_id] = Deployed(change_set.text, change_set.parameters, revisions)
+        events = self._moto_events(request, stack_id)
+        if events:
+            done = self._resource_events(request, change_set, events[-1])
+            state.extra_events.setdefault(stack_id, []).append((events[-1]["EventId"], done))
+        return None
+
+    def _revisions(self, request: Request, state: _Region, change_set: ChangeSet) -> dict[str, str]:
+        """Each resource's revision after the change set: a new one where it modifies it."""
         deployed = self._deployed(request, state, change_set.stack_id)
         resources = change_set.document["Resources"]
         revisions = {n: r for n, r in deployed.revisions.items() if n in resources}
         for change in change_set.changes:
             if change["Action"] == "Modify":
                 revisions[change["LogicalResourceId"]] = change_set.id.rsplit("/", 1)[-1]
-        status, body = self._call(
-            request,
-            "UpdateStack",
-            {
-                "StackName": change_set.stack_id,
-                "TemplateBody": json.dumps(_marked(change_set.document, revisions), default=str),
-                **_parameter_form(change_set.parameters),
-            },
-        )
-        if status != 200:
-            change_set.execution = "EXECUTE_FAILED"
-            return status, body
-        change_set.execution = "EXECUTE_COMPLETE"
-        state.deployed[change_set.stack_id] = Deployed(
-            change_set.text, change_set.parameters, revisions
-        )
-        events = self._moto_events(request, change_set.stack_id)
-        if events:
-            physical = self._physical_ids(request, change_set.stack_id)
-            done = _resource_events(change_set, physical, events[-1], "UPDATE")
-            state.extra_events.setdefault(change_set.stack_id, []).append(
-                (events[-1]["EventId"], done)
-            )
-        return None
+        return revisions
 
     def _roll_back(
-        self, request: _Request, state: _Region, change_set: ChangeSet, review: Shadow, error: str
+        self, request: Request, state: _Region, change_set: ChangeSet, review: Shadow, error: str
     ) -> None:
         """What CloudFormation does when a resource of a stack's first create fails."""
         stack_id = change_set.stack_id
         failed, created = cfn_models.failed_create(state.account, request.region, stack_id)
         logical_id, kind, reason = failed or (change_set.stack_name, STACK_TYPE, error)
-        shadow = Shadow(
+        stack = Shadow(
             stack_id,
-            change_set.stack_name,
-            "ROLLBACK_IN_PROGRESS",
+            review.name,
+            "CREATE_IN_PROGRESS",
             review.created,
-            change_set.parameters,
-            change_set.text,
-            [{**e, "StackId": stack_id} for e in review.events],
+            review.parameters,
+            review.text,
         )
-        shadow.events += self._moto_events(request, stack_id)
-
-        def record(name: str, kind: str, status: str, physical: str, why: str | None) -> None:
-            shadow.events.append(_event(shadow, name, kind, status, physical, why))
-
+        stack.events = [{**e, "StackId": stack_id} for e in review.events]
+        stack.events += self._moto_events(request, stack_id)
         for name, type_, physical in created:
-            record(name, type_, "CREATE_COMPLETE", physical, None)
-        record(logical_id, kind, "CREATE_FAILED", "", reason)
-        shadow.events.append(
-            _stack_event(
-                shadow,
-                "ROLLBACK_IN_PROGRESS",
-                f"The following resource(s) failed to create: [{logical_id}]."
-                " Rollback requested by user.",
-            )
+            stack.event(name, type_, "CREATE_COMPLETE", physical)
+        stack.event(logical_id, kind, "CREATE_FAILED", "", reason)
+        stack.stack_event(
+            "ROLLBACK_IN_PROGRESS",
+            f"The following resource(s) failed to create: [{logical_id}]."
+            " Rollback requested by user.",
         )
-        resources = change_set.document["Resources"]
-        kept = {n for n, _, _ in created if resources[n].get("DeletionPolicy") == "Retain"}
-        status, body = self._call(request, "DeleteStack", {"StackName": stack_id})
-        for name, type_, physical in created:
-            if name in kept:
-                record(name, type_, "DELETE_SKIPPED", physical, None)
-        if status == 200:
-            for name, type_, physical in reversed(created):
-                if name not in kept:
-                    record(name, type_, "DELETE_COMPLETE", physical, None)
-            shadow.status = "ROLLBACK_COMPLETE"
-            shadow.events.append(_stack_event(shadow, shadow.status))
-        else:  # what failed to delete is still there, as on AWS
-            shadow.status = "ROLLBACK_FAILED"
-            shadow.events.append(_stack_event(shadow, shadow.status, _message(body)))
-        state.shadows[stack_id] = shadow
+        self._delete_created(request, stack, change_set.document["Resources"], created)
+        state.shadows[stack_id] = stack
         change_set.execution = "EXECUTE_FAILED"
+
+    def _delete_created(
+        self,
+        request: Request,
+        stack: Shadow,
+        resources: dict[str, Any],
+        created: list[tuple[str, str, str]],
+    ) -> None:
+        """A failed create's rollback: moto's DeleteStack deletes what the create made but
+        ``Retain`` resources (``cfn_models`` keeps it from keeping RetainExceptOnCreate)."""
+        kept = [c for c in created if resources[c[0]].get("DeletionPolicy") == "Retain"]
+        status, body = self._moto.call(request, "DeleteStack", {"StackName": stack.id})
+        for name, type_, physical in kept:
+            stack.event(name, type_, "DELETE_SKIPPED", physical)
+        if status != 200:  # what failed to delete is still there, as on AWS
+            stack.stack_event("ROLLBACK_FAILED", message(body))
+            return
+        for name, type_, physical in reversed(created):
+            if (name, type_, physical) not in kept:
+                stack.event(name, type_, "DELETE_COMPLETE", physical)
+        stack.stack_event("ROLLBACK_COMPLETE")
+
+    def _resource_events(
+        self, request: Request, change_set: ChangeSet, final: Event
+    ) -> list[Event]:
+        """One event per changed resource, at the time of the stack's own final event."""
+        resources = listed(
+            self._moto.call(request, "DescribeStackResources", {"StackName": final["StackId"]}),
+            "StackResources",
+        )
+        physical = {r.get("LogicalResourceId"): r.get("PhysicalResourceId", "") for r in resources}
+        return [
+            {
+                **final,
+                "EventId": str(uuid.uuid4()),
+                "LogicalResourceId": c["LogicalResourceId"],
+                "PhysicalResourceId": physical.get(c["LogicalResourceId"], ""),
+                "ResourceType": c["ResourceType"],
+                "ResourceStatus": _DONE[c["Action"]],
+                "ResourceStatusReason": None,
+            }
+            for c in change_set.changes
+        ]
 
     # ---------------------------------------------------------------- stacks
 
-    def _create_stack(self, request: _Request, state: _Region) -> tuple[int, bytes]:
+    def _create_stack(self, request: Request, state: _Region) -> Answer:
+        """moto's CreateStack, sent the template as the change sets send it (JSON) and every
+        parameter's value, so that a change set later compares with what moto holds."""
         name = request.get("StackName") or ""
-        if self._shadow(state, name) is not None:
+        if state.shadow(name) is not None:
             raise Refused(f"Stack [{name}] already exists", code="AlreadyExistsException")
-        text = self._template_text(request, None)
-        document = _load(text)
+        text_ = self._template_text(request, None)
+        document = _load(text_)
         parameters = _with_defaults(document, _values(request.members("Parameters"), {}))
         form = {
             k: v[0]
             for k, v in request.form.items()
             if k not in ("TemplateBody", "TemplateURL") and not k.startswith("Parameters.")
         }
-        form.update(_parameter_form(parameters))
         form["TemplateBody"] = json.dumps(document, default=str)
-        status, body = self._raw_call(request, form)
+        status, body = self._moto.form(request, {**form, **_parameter_form(parameters)})
         if status == 200:
-            state.deployed[_text(_parse(body), "StackId")] = Deployed(text, parameters)
+            state.deployed[text(parse(body), "StackId")] = Deployed(text_, parameters)
         return status, body
 
-    def _update_stack(self, request: _Request, state: _Region) -> tuple[int, bytes]:
+    def _update_stack(self, request: Request, state: _Region) -> Answer:
         """A direct UpdateStack: moto's, after which moto's template is the one compared."""
-        name = request.get("StackName") or ""
-        shadow = self._shadow(state, name)
-        if shadow is not None:
-            raise Refused(f"Stack:{shadow.id} is in {shadow.status} state and can not be updated.")
-        state.deployed.pop(self._moto_id(request, name) or "", None)
-        return self._pass(request)
+        self._updatable(request, state, request.get("StackName") or "")
+        state.deployed.pop(self._moto_id(request, request.get("StackName") or "") or "", None)
+        return self._moto.passed(request)
 
-    def _delete_stack(self, request: _Request, state: _Region) -> tuple[int, bytes]:
+    def _delete_stack(self, request: Request, state: _Region) -> Answer:
         name = request.get("StackName") or ""
-        shadow = self._shadow(state, name)
+        shadow = state.shadow(name)
         if shadow is None:
             stack_id = self._moto_id(request, name)
-            answer = self._pass(request)
+            answer = self._moto.passed(request)
         else:
             stack_id = shadow.id
             if shadow.active:
-                shadow.events.append(_stack_event(shadow, "DELETE_IN_PROGRESS", "User Initiated"))
-                shadow.status, shadow.deleted = "DELETE_COMPLETE", _now()
-                shadow.events.append(_stack_event(shadow, "DELETE_COMPLETE"))
-            answer = _ok("DeleteStack", {})
-        for change_set in [c for c in state.change_sets.values() if c.stack_id == stack_id]:
+                shadow.stack_event("DELETE_IN_PROGRESS", "User Initiated")
+                shadow.deleted = _now()
+                shadow.stack_event("DELETE_COMPLETE")
+            answer = ok("DeleteStack", {})
+        for change_set in state.stack_change_sets(stack_id or ""):
             state.change_sets.pop(change_set.id)
         return answer
 
-    def _describe_stacks(self, request: _Request, state: _Region) -> tuple[int, bytes]:
+    def _describe_stacks(self, request: Request, state: _Region) -> Answer:
         name = request.get("StackName")
-        shadow = self._shadow(state, name) if name else None
+        shadow = state.shadow(name) if name else None
         if shadow is not None:
-            return _ok("DescribeStacks", {"Stacks": [_stack(shadow)]})
-        status, body = self._pass(request)
+            return ok("DescribeStacks", {"Stacks": [shadow.described()]})
+        status, body = self._moto.passed(request)
         if name or status != 200:
             return status, body
-        active = [_stack(s) for s in state.shadows.values() if s.active]
-        return status, _edit_list(body, "Stacks", set(), active)
+        active = [member(s.described()) for s in state.shadows.values() if s.active]
+        return status, edit_list(body, "Stacks", lambda members: members + active)
 
-    def _list_stacks(self, request: _Request, state: _Region) -> tuple[int, bytes]:
-        status, body = self._pass(request)
+    def _list_stacks(self, request: Request, state: _Region) -> Answer:
+        status, body = self._moto.passed(request)
         if status != 200:
             return status, body
         wanted = set(request.strings("StackStatusFilter"))
-        shown = [
-            {
-                "StackId": s.id,
-                "StackName": s.name,
-                "CreationTime": s.created,
-                "DeletionTime": s.deleted,
-                "StackStatus": s.status,
-            }
-            for s in state.shadows.values()
-            if not wanted or s.status in wanted
-        ]
-        return status, _edit_list(body, "StackSummaries", set(state.shadows), shown)
+        shown = [s.summary() for s in state.shadows.values() if not wanted or s.status in wanted]
 
-    def _describe_stack_events(self, request: _Request, state: _Region) -> tuple[int, bytes]:
-        shadow = self._shadow(state, request.get("StackName") or "")
+        def edit(members: list[ET.Element]) -> list[ET.Element]:
+            kept = [m for m in members if text(m, "StackId") not in state.shadows]
+            return kept + [member(summary) for summary in shown]
+
+        return status, edit_list(body, "StackSummaries", edit)
+
+    def _describe_stack_events(self, request: Request, state: _Region) -> Answer:
+        shadow = state.shadow(request.get("StackName") or "")
         if shadow is not None:
-            return _ok("DescribeStackEvents", {"StackEvents": shadow.events[::-1]})
-        status, body = self._pass(request)
+            return ok("DescribeStackEvents", {"StackEvents": shadow.events[::-1]})
+        status, body = self._moto.passed(request)
         if status != 200:
             return status, body
-        root = _parse(body)
-        container = _find(root, "StackEvents")
-        members = list(container) if container is not None else []
-        extras = state.extra_events.get(_text(members[0], "StackId")) if members else None
-        if container is None or not extras:
-            return status, body
-        before = dict(extras)
-        chronological: list[ET.Element] = []
-        for member in reversed(members):
-            chronological += [_element(e) for e in before.get(_text(member, "EventId"), [])]
-            chronological.append(member)
-        container[:] = chronological[::-1]
-        return status, bytes(ET.tostring(root, encoding="utf-8"))
 
-    def _describe_stack_resources(self, request: _Request, state: _Region) -> tuple[int, bytes]:
-        if self._shadow(state, request.get("StackName") or "") is not None:
-            return _ok("DescribeStackResources", {"StackResources": []})  # it holds none
-        return self._pass(request)
+        def edit(members: list[ET.Element]) -> list[ET.Element]:
+            """moto's events (newest first), each preceded by the ones recorded before it."""
+            before = (
+                dict(state.extra_events.get(text(members[0], "StackId"), [])) if members else {}
+            )
+            chronological: list[ET.Element] = []
+            for event in reversed(members):
+                chronological += [member(e) for e in before.get(text(event, "EventId"), [])]
+                chronological.append(event)
+            return chronological[::-1]
 
-    def _list_stack_resources(self, request: _Request, state: _Region) -> tuple[int, bytes]:
-        if self._shadow(state, request.get("StackName") or "") is not None:
-            return _ok("ListStackResources", {"StackResourceSummaries": []})
-        return self._pass(request)
+        return status, edit_list(body, "StackEvents", edit)
 
-    def _get_template(self, request: _Request, state: _Region) -> tuple[int, bytes]:
+    def _describe_stack_resources(self, request: Request, state: _Region) -> Answer:
+        if state.shadow(request.get("StackName") or "") is not None:
+            return ok("DescribeStackResources", {"StackResources": []})  # it holds none
+        return self._moto.passed(request)
+
+    def _list_stack_resources(self, request: Request, state: _Region) -> Answer:
+        if state.shadow(request.get("StackName") or "") is not None:
+            return ok("ListStackResources", {"StackResourceSummaries": []})
+        return self._moto.passed(request)
+
+    def _get_template(self, request: Request, state: _Region) -> Answer:
         name = request.get("StackName") or ""
-        shadow = self._shadow(state, name)
+        shadow = state.shadow(name)
         deployed = state.deployed.get(self._moto_id(request, name) or "") if not shadow else None
-        text = shadow.text if shadow else deployed.text if deployed else None
-        if text is None:
-            return self._pass(request)
-        return _ok("GetTemplate", {"TemplateBody": text})
+        text_ = shadow.text if shadow else deployed.text if deployed else None
+        if text_ is None:
+            return self._moto.passed(request)
+        return ok("GetTemplate", {"TemplateBody": text_})
 
     # ---------------------------------------------------------------- lookups
 
     def _region(self, environ: dict[str, Any], access_key: str, region: str) -> _Region:
-        account = self._accounts.get(access_key)
+        account = self._accounts.get(access_key) or self._moto.account(environ)
         if account is None:
-            status, body = self._sts_identity(environ)
-            if status != 200:
-                raise Refused("cannot tell the caller's account (STS GetCallerIdentity failed)")
-            account = self._accounts[access_key] = _text(_parse(body), "Account")
+            raise Refused("cannot tell the caller's account: STS GetCallerIdentity failed")
+        self._accounts[access_key] = account
         return self._regions.setdefault((account, region), _Region(account))
 
-    def _change_set(self, request: _Request, state: _Region) -> ChangeSet:
+    def _find_change_set(self, request: Request, state: _Region) -> ChangeSet:
         wanted = request.get("ChangeSetName") or ""
         stack = request.get("StackName")
         for change_set in state.change_sets.values():
@@ -596,24 +631,15 @@ class ChangeSets:
                 return change_set
         raise Refused(f"ChangeSet [{wanted}] does not exist", "ChangeSetNotFound", 404)
 
-    def _shadow(self, state: _Region, name: str) -> Shadow | None:
-        """The stack this middleware holds under that id, or active under that name."""
-        if name in state.shadows:
-            return state.shadows[name]
-        for shadow in state.shadows.values():
-            if shadow.name == name and shadow.active:
-                return shadow
-        return None
-
-    def _current(self, request: _Request, state: _Region, name: str) -> str | None:
+    def _current(self, request: Request, state: _Region, name: str) -> str | None:
         """The id of the stack that name (or id) is now, wherever it is held."""
-        shadow = self._shadow(state, name)
+        shadow = state.shadow(name)
         if shadow is not None:
             return shadow.id if shadow.active or name == shadow.id else None
         return self._moto_id(request, name)
 
-    def _updatable(self, request: _Request, state: _Region, name: str) -> str:
-        shadow = self._shadow(state, name)
+    def _updatable(self, request: Request, state: _Region, name: str) -> str:
+        shadow = state.shadow(name)
         if shadow is not None and shadow.active:
             raise Refused(f"Stack:{shadow.id} is in {shadow.status} state and can not be updated.")
         stack_id = self._moto_id(request, name)
@@ -621,62 +647,48 @@ class ChangeSets:
             raise Refused(f"Stack [{name}] does not exist")
         return stack_id
 
-    def _moto_id(self, request: _Request, name: str) -> str | None:
+    def _moto_id(self, request: Request, name: str) -> str | None:
         """The id of moto's live stack of that name (ListStacks: describing a half-made stack
         would have moto create its resources, to resolve its outputs)."""
         if name.startswith("arn:"):
             return name
-        for summary in self._summaries(request):
+        for summary in listed(self._moto.call(request, "ListStacks", {}), "StackSummaries"):
             if summary["StackName"] == name and summary["StackStatus"] != "DELETE_COMPLETE":
-                return str(summary["StackId"])
+                return summary["StackId"]
         return None
 
-    def _half_made(self, request: _Request, name: str) -> str | None:
-        for summary in self._summaries(request):
+    def _half_made(self, request: Request, name: str) -> str | None:
+        """The stack moto's failed CreateStack left (still creating, under that name)."""
+        for summary in listed(self._moto.call(request, "ListStacks", {}), "StackSummaries"):
             if summary["StackName"] == name and summary["StackStatus"] == "CREATE_IN_PROGRESS":
-                return str(summary["StackId"])
+                return summary["StackId"]
         return None
 
-    def _summaries(self, request: _Request) -> list[dict[str, str]]:
-        status, body = self._call(request, "ListStacks", {})
-        container = _find(_parse(body), "StackSummaries") if status == 200 else None
-        return [_flat(member) for member in container] if container is not None else []
-
-    def _deployed(self, request: _Request, state: _Region, stack_id: str) -> Deployed:
+    def _deployed(self, request: Request, state: _Region, stack_id: str) -> Deployed:
         """What the stack was last given: as sent through here, else as moto tells it."""
         if stack_id in state.deployed:
             return state.deployed[stack_id]
-        status, body = self._call(request, "GetTemplate", {"StackName": stack_id})
-        text = _text(_parse(body), "TemplateBody") if status == 200 else ""
-        status, body = self._call(request, "DescribeStacks", {"StackName": stack_id})
-        parameters: dict[str, str] = {}
-        container = _find(_parse(body), "Parameters") if status == 200 else None
-        for member in container if container is not None else []:
-            found = _flat(member)
-            parameters[found["ParameterKey"]] = found.get("ParameterValue", "")
-        document = _load(text)
-        revisions = {
-            name: str(resource.get("Metadata", {}).get(REVISION))
-            for name, resource in document["Resources"].items()
-            if REVISION in resource.get("Metadata", {})
+        status, body = self._moto.call(request, "GetTemplate", {"StackName": stack_id})
+        document = _load(text(parse(body), "TemplateBody") if status == 200 else "")
+        described = self._moto.call(request, "DescribeStacks", {"StackName": stack_id})
+        parameters = {
+            p["ParameterKey"]: p.get("ParameterValue", "") for p in listed(described, "Parameters")
         }
-        return Deployed(json.dumps(_marked(document, {}), default=str), parameters, revisions)
+        revisions = {
+            name: str(resource["Metadata"][REVISION])
+            for name, resource in document["Resources"].items()
+            if REVISION in (resource.get("Metadata") or {})
+        }
+        unmarked = json.dumps(_marked(document, {}), default=str)
+        return Deployed(unmarked, parameters, revisions)
 
-    def _moto_events(self, request: _Request, stack_id: str) -> list[Event]:
+    def _moto_events(self, request: Request, stack_id: str) -> list[Event]:
         """moto's events of the stack, oldest first."""
-        status, body = self._call(request, "DescribeStackEvents", {"StackName": stack_id})
-        container = _find(_parse(body), "StackEvents") if status == 200 else None
-        return [_flat(member) for member in container][::-1] if container is not None else []
+        answer = self._moto.call(request, "DescribeStackEvents", {"StackName": stack_id})
+        return list(reversed(listed(answer, "StackEvents")))
 
-    def _physical_ids(self, request: _Request, stack_id: str) -> dict[str, str]:
-        status, body = self._call(request, "DescribeStackResources", {"StackName": stack_id})
-        container = _find(_parse(body), "StackResources") if status == 200 else None
-        found = [_flat(member) for member in container] if container is not None else []
-        return {r.get("LogicalResourceId", ""): r.get("PhysicalResourceId", "") for r in found}
-
-    def _template_text(self, request: _Request, deployed: Deployed | None) -> str:
-        body = request.get("TemplateBody")
-        url = request.get("TemplateURL")
+    def _template_text(self, request: Request, deployed: Deployed | None) -> str:
+        body, url = request.get("TemplateBody"), request.get("TemplateURL")
         if body:
             return body
         if url:
@@ -685,7 +697,7 @@ class ChangeSets:
             return deployed.text
         raise Refused("Either Template URL or Template Body must be specified.")
 
-    def _read_template_url(self, request: _Request, url: str) -> str:
+    def _read_template_url(self, request: Request, url: str) -> str:
         """The object a TemplateURL names, read from the emulator's S3 (path-style or
         virtual-hosted: S3 user guide, "Virtual hosting of general purpose buckets")."""
         parts = urlparse(url)
@@ -695,87 +707,33 @@ class ChangeSets:
             bucket, _, key = path.partition("/")
         else:
             bucket, key = host.split(".s3.")[0] if ".s3." in host else host.split(".")[0], path
-        call = self._inner_environ(request.environ, "s3", b"")
-        call.update({"REQUEST_METHOD": "GET", "PATH_INFO": f"/{bucket}/{key}"})
-        call["HTTP_HOST"] = "s3.amazonaws.com"
-        status, body = self._invoke(call)
-        if status != 200 or not key:
+        found = self._moto.s3_object(request.environ, bucket, key) if key else None
+        if found is None:
             raise Refused("TemplateURL must reference a valid S3 object to which you have access.")
-        return body.decode("utf-8")
-
-    # ---------------------------------------------------------------- moto's app
-
-    def _pass(self, request: _Request) -> tuple[int, bytes]:
-        """moto's answer to the request as it came."""
-        return self._invoke(self._inner_environ(request.environ, "cloudformation", request.body))
-
-    def _call(self, request: _Request, action: str, params: dict[str, str]) -> tuple[int, bytes]:
-        return self._raw_call(request, {"Action": action, "Version": "2010-05-15", **params})
-
-    def _raw_call(self, request: _Request, form: dict[str, str]) -> tuple[int, bytes]:
-        body = urlencode(form).encode()
-        return self._invoke(self._inner_environ(request.environ, "cloudformation", body))
-
-    def _sts_identity(self, environ: dict[str, Any]) -> tuple[int, bytes]:
-        body = b"Action=GetCallerIdentity&Version=2011-06-15"
-        call = self._inner_environ(environ, "sts", body)
-        call["HTTP_HOST"] = "sts.amazonaws.com"
-        return self._invoke(call)
-
-    @staticmethod
-    def _inner_environ(environ: dict[str, Any], service: str, body: bytes) -> dict[str, Any]:
-        call = {
-            k: v
-            for k, v in environ.items()
-            if k not in ("RAW_URI", "REQUEST_URI", "HTTP_X_AMZ_CONTENT_SHA256")
-        }
-        authorization = str(environ.get("HTTP_AUTHORIZATION", ""))
-        call.update(
-            {
-                "REQUEST_METHOD": "POST",
-                "PATH_INFO": "/",
-                "QUERY_STRING": "",
-                "CONTENT_TYPE": _FORM,
-                "CONTENT_LENGTH": str(len(body)),
-                "wsgi.input": io.BytesIO(body),
-                "HTTP_AUTHORIZATION": authorization.replace(
-                    "/cloudformation/aws4_request", f"/{service}/aws4_request"
-                ),
-            }
-        )
-        return call
-
-    def _invoke(self, environ: dict[str, Any]) -> tuple[int, bytes]:
-        answer: dict[str, str] = {}
-
-        def keep(status: str, *_: Any) -> Callable[[bytes], None]:
-            answer["status"] = status
-            return lambda _data: None
-
-        body = b"".join(self._app(environ, keep))
-        return int(answer["status"].split()[0]), body
+        return found.decode("utf-8")
 
 
 # -------------------------------------------------------------------- templates and changes
 
 
-def _load(text: str) -> dict[str, Any]:
+def _load(text_: str) -> dict[str, Any]:
     try:
-        return cfn.load(text)
+        return cfn.load(text_)
     except (StackError, yaml.YAMLError) as exc:
         raise Refused(f"Template format error: {exc}") from exc
 
 
 def _values(given: list[dict[str, str]], previous: dict[str, str]) -> dict[str, str]:
+    """The values a call gives its parameters (``UsePreviousValue``: the stack's)."""
     values: dict[str, str] = {}
     for parameter in given:
         key = parameter.get("ParameterKey", "")
-        if parameter.get("UsePreviousValue") == "true":
-            if key not in previous:
-                raise Refused(f"Invalid input for parameter key {key}: no previous value")
+        if parameter.get("UsePreviousValue") != "true":
+            values[key] = parameter.get("ParameterValue", "")
+        elif key in previous:
             values[key] = previous[key]
         else:
-            values[key] = parameter.get("ParameterValue", "")
+            raise Refused(f"Invalid input for parameter key {key}: it has no previous value")
     return values
 
 
@@ -802,7 +760,7 @@ def _changes(old: dict[str, Any], new: dict[str, Any], changed: set[str]) -> lis
 
 def _marked(document: dict[str, Any], revisions: dict[str, str]) -> dict[str, Any]:
     """The document as moto is sent it: each revised resource's Metadata names its revision
-    (and any revision of the document's own is dropped when ``revisions`` do not name it)."""
+    (a revision the document itself carries is dropped unless ``revisions`` name it)."""
     resources = {}
     for name, resource in document["Resources"].items():
         metadata = {k: v for k, v in (resource.get("Metadata") or {}).items() if k != REVISION}
@@ -813,70 +771,23 @@ def _marked(document: dict[str, Any], revisions: dict[str, str]) -> dict[str, An
     return {**document, "Resources": resources}
 
 
-def _resource_events(
-    change_set: ChangeSet, physical: dict[str, str], anchor: Event, kind: str
-) -> list[Event]:
-    """One event per changed resource, at the time of the stack's own final event."""
-    done = {"Add": "CREATE_COMPLETE", "Modify": "UPDATE_COMPLETE", "Remove": "DELETE_COMPLETE"}
-    return [
-        {
-            "StackId": change_set.stack_id,
-            "EventId": str(uuid.uuid4()),
-            "StackName": change_set.stack_name,
-            "LogicalResourceId": c["LogicalResourceId"],
-            "PhysicalResourceId": physical.get(c["LogicalResourceId"], ""),
-            "ResourceType": c["ResourceType"],
-            "Timestamp": anchor.get("Timestamp", _now()),
-            "ResourceStatus": done[c["Action"]] if kind == "UPDATE" else "CREATE_COMPLETE",
-        }
-        for c in change_set.changes
-    ]
-
-
-def _event(
-    stack: Shadow, logical_id: str, kind: str, status: str, physical: str, reason: str | None
-) -> Event:
-    return {
-        "StackId": stack.id,
-        "EventId": str(uuid.uuid4()),
-        "StackName": stack.name,
-        "LogicalResourceId": logical_id,
-        "PhysicalResourceId": physical,
-        "ResourceType": kind,
-        "Timestamp": _now(),
-        "ResourceStatus": status,
-        "ResourceStatusReason": reason,
-    }
-
-
-def _stack_event(stack: Shadow, status: str, reason: str | None = None) -> Event:
-    return _event(stack, stack.name, STACK_TYPE, status, stack.id, reason)
-
-
-def _stack(shadow: Shadow) -> dict[str, Any]:
-    return {
-        "StackId": shadow.id,
-        "StackName": shadow.name,
-        "Parameters": _parameter_list(shadow.parameters),
-        "CreationTime": shadow.created,
-        "DeletionTime": shadow.deleted,
-        "StackStatus": shadow.status,
-        "DisableRollback": False,
-    }
-
-
-def _summary(change_set: ChangeSet) -> dict[str, Any]:
-    return {
-        "StackId": change_set.stack_id,
-        "StackName": change_set.stack_name,
-        "ChangeSetId": change_set.id,
-        "ChangeSetName": change_set.name,
-        "ExecutionStatus": change_set.execution,
-        "Status": change_set.status,
-        "StatusReason": change_set.reason,
-        "CreationTime": change_set.created,
-        "Description": change_set.description,
-    }
+def _new_change_set(
+    request: Request, account: str, name: str, stack_id: str, text_: str, document: dict[str, Any]
+) -> ChangeSet:
+    """A CREATE change set of the request's, with no parameters or changes yet."""
+    return ChangeSet(
+        id=_arn(request.region, account, "changeSet", name),
+        name=name,
+        stack_id=stack_id,
+        stack_name=request.get("StackName") or "",
+        kind="CREATE",
+        text=text_,
+        document=document,
+        parameters={},
+        capabilities=request.strings("Capabilities"),
+        description=request.get("Description"),
+        changes=[],
+    )
 
 
 def _parameter_list(parameters: dict[str, str]) -> list[dict[str, str]]:
@@ -893,88 +804,3 @@ def _parameter_form(parameters: dict[str, str]) -> dict[str, str]:
 
 def _arn(region: str, account: str, kind: str, name: str) -> str:
     return f"arn:aws:cloudformation:{region}:{account}:{kind}/{name}/{uuid.uuid4()}"
-
-
-# -------------------------------------------------------------------- XML
-
-
-def _parse(body: bytes | str) -> ET.Element:
-    """moto's answer, or an element of ours: never a caller's bytes."""
-    return ET.fromstring(body)  # noqa: S314 - XML the emulator itself wrote
-
-
-def _local(tag: str) -> str:
-    return tag.rsplit("}", 1)[-1]
-
-
-def _find(root: ET.Element, name: str) -> ET.Element | None:
-    return next((e for e in root.iter() if _local(e.tag) == name), None)
-
-
-def _text(root: ET.Element, name: str) -> str:
-    found = _find(root, name)
-    return (found.text or "") if found is not None else ""
-
-
-def _flat(member: ET.Element) -> dict[str, str]:
-    return {_local(child.tag): child.text or "" for child in member}
-
-
-def _message(body: bytes) -> str:
-    """The message of an error moto answered (XML or JSON)."""
-    try:
-        return _text(_parse(body), "Message") or body.decode("utf-8", "replace")
-    except ET.ParseError:
-        pass
-    try:
-        found = json.loads(body)
-    except ValueError:
-        return body.decode("utf-8", "replace")
-    return (
-        str(found.get("message") or found.get("Message") or found)
-        if isinstance(found, dict)
-        else str(found)
-    )
-
-
-def _render(value: Any) -> str:
-    if isinstance(value, dict):
-        return "".join(f"<{k}>{_render(v)}</{k}>" for k, v in value.items() if v is not None)
-    if isinstance(value, list):
-        return "".join(f"<member>{_render(item)}</member>" for item in value)
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return escape(str(value))
-
-
-def _element(fields: dict[str, Any]) -> ET.Element:
-    return _parse(f'<member xmlns="{NS}">{_render(fields)}</member>')
-
-
-def _edit_list(body: bytes, name: str, dropped: set[str], added: list[dict[str, Any]]) -> bytes:
-    """moto's answer with the list ``name`` edited: members whose StackId is ``dropped``
-    removed, ``added`` appended."""
-    root = _parse(body)
-    container = _find(root, name)
-    if container is None:
-        return body
-    kept = [m for m in container if _text(m, "StackId") not in dropped]
-    container[:] = kept + [_element(fields) for fields in added]
-    return bytes(ET.tostring(root, encoding="utf-8"))
-
-
-def _ok(action: str, result: dict[str, Any]) -> tuple[int, bytes]:
-    body = (
-        f'<{action}Response xmlns="{NS}"><{action}Result>{_render(result)}</{action}Result>'
-        f"<ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId></ResponseMetadata>"
-        f"</{action}Response>"
-    )
-    return 200, body.encode()
-
-
-def _error(message: str, code: str) -> bytes:
-    return (
-        f'<ErrorResponse xmlns="{NS}"><Error><Type>Sender</Type><Code>{escape(code)}</Code>'
-        f"<Message>{escape(message)}</Message></Error>"
-        f"<RequestId>{uuid.uuid4()}</RequestId></ErrorResponse>"
-    ).encode()
