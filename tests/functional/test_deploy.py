@@ -527,10 +527,10 @@ Resources:
 """
 
 
-def create_policy_stack(name: str) -> str:
+def create_policy_stack(name: str, template: str = POLICY_TEMPLATE) -> str:
     cfn = boto3.client("cloudformation", region_name=REGION)
     change_set = cfn.create_change_set(
-        StackName=name, ChangeSetName="c1", ChangeSetType="CREATE", TemplateBody=POLICY_TEMPLATE
+        StackName=name, ChangeSetName="c1", ChangeSetType="CREATE", TemplateBody=template
     )["Id"]
     cfn.execute_change_set(ChangeSetName=change_set)
     return str(cfn.describe_stacks(StackName=name)["Stacks"][0]["StackStatus"])
@@ -564,6 +564,31 @@ def test_a_stack_delete_keeps_retain_except_on_create_resources(cloud: StackLoca
     assert create_policy_stack("policies") == "CREATE_COMPLETE"
 
     boto3.client("cloudformation", region_name=REGION).delete_stack(StackName="policies")
+
+    assert queue_names() == {"kept", "retain-except-on-create"}
+
+
+def test_a_stack_delete_after_a_failed_update_keeps_retain_except_on_create_resources(
+    cloud: StackLocation,
+) -> None:
+    # Only the rollback of the create that made a resource deletes it; an update whose added
+    # resource failed is no such create.
+    without_bucket = POLICY_TEMPLATE.split("  Bucket:", maxsplit=1)[0]
+    assert create_policy_stack("policies", without_bucket) == "CREATE_COMPLETE"
+    boto3.client("s3", region_name=REGION).create_bucket(
+        Bucket="filegate-policy-test", CreateBucketConfiguration={"LocationConstraint": REGION}
+    )
+    cfn = boto3.client("cloudformation", region_name=REGION)
+    update = cfn.create_change_set(
+        StackName="policies",
+        ChangeSetName="c2",
+        ChangeSetType="UPDATE",
+        TemplateBody=POLICY_TEMPLATE,
+    )["Id"]
+    with pytest.raises(ClientError, match="BucketAlreadyExists"):
+        cfn.execute_change_set(ChangeSetName=update)  # a failed update is not rolled back
+
+    cfn.delete_stack(StackName="policies")
 
     assert queue_names() == {"kept", "retain-except-on-create"}
 

@@ -9,12 +9,15 @@ one, as a replacement under ``UpdateReplacePolicy: Retain`` does) and ``Function
 ``KeySpec`` and ``KeyUsage`` the template gives (moto's model makes every key symmetric).
 
 Change sets are not here: ``cfn_change_sets`` serves them around moto's app and executes them
-through moto's CreateStack / UpdateStack. Two seams stay for it, because no public API shows or
-decides what they do: ``parse_and_create_resource`` records on the stack's resource map which
-resource failed a create and why (read with what the create made by ``failed_create``, for the
-rollback's events), and ``ResourceMap.delete`` keeps ``RetainExceptOnCreate`` resources on a
-stack delete (moto knew only ``Retain``), except on a failed create's rollback, as AWS
-documents (CloudFormation template reference, "DeletionPolicy attribute").
+through moto's CreateStack / UpdateStack. Two seams stay for it, each because no public API can
+stand in: ``parse_and_create_resource`` records on the stack's resource map which resource
+failed a create and why (read, with what the create made, by ``failed_create``, for the
+rollback's events: moto's failed CreateStack answers the resource's error without naming it,
+and describing the half-made stack would have moto create the rest of it); and
+``ResourceMap.delete`` keeps ``RetainExceptOnCreate`` resources on a stack delete (moto knew
+only ``Retain``), except on a failed create's rollback, as AWS documents (CloudFormation
+template reference, "DeletionPolicy attribute"): DeleteStack keeps a resource only through
+``RetainResources``, which is for a stack in DELETE_FAILED (API reference, DeleteStack).
 
 ``register`` and ``installed`` also install ``patches.lambda_reservation`` (a function's create
 refused when its reservation would leave under 100 unreserved executions, as Lambda refuses
@@ -31,7 +34,8 @@ from typing import Any
 from filegate.local import lambda_account
 
 _registered = False
-_FAILED_CREATE = "_filegate_failed_create"  # set on a resource map whose resource failed
+_FAILED = "_filegate_failed"  # set on a resource map whose resource failed to create
+_ROLLING_BACK = "_filegate_rolling_back"  # set on one whose failed create is rolled back
 
 
 def _lambda_backend(account_id: str, region: str) -> Any:
@@ -275,9 +279,9 @@ def _naming_failures(original: Any) -> Any:
         try:
             return original(logical_id, resource_json, resource_map, *args, **kw)
         except Exception as exc:
-            if getattr(resource_map, _FAILED_CREATE, None) is None:
+            if getattr(resource_map, _FAILED, None) is None:
                 failed = (logical_id, str(resource_json.get("Type", "")), _reason(exc))
-                setattr(resource_map, _FAILED_CREATE, failed)
+                setattr(resource_map, _FAILED, failed)
             raise
 
     return create
@@ -288,7 +292,7 @@ def _keeping_retain_except_on_create(original: Any) -> Any:
     ``RetainExceptOnCreate`` ones too unless the delete is a failed create's rollback."""
 
     def delete(resource_map: Any) -> None:
-        if getattr(resource_map, _FAILED_CREATE, None) is not None:
+        if getattr(resource_map, _ROLLING_BACK, False):
             original(resource_map)
             return
         resources = resource_map._resource_json_map
@@ -311,7 +315,8 @@ def failed_create(
 ) -> tuple[tuple[str, str, str] | None, list[tuple[str, str, str]]]:
     """A stack whose create failed: the resource that failed (logical id, type, reason), and
     what the create made, in order (logical id, type, physical id). Read from moto's state
-    without resolving anything (which would have moto create the rest)."""
+    without resolving anything (which would have moto create the rest). The stack's next
+    delete is then the create's rollback, which deletes ``RetainExceptOnCreate`` resources."""
     from moto.cloudformation.models import cloudformation_backends
 
     stack = cloudformation_backends[account_id][region].stacks.get(stack_id)
@@ -324,7 +329,8 @@ def failed_create(
         for name, parsed in resource_map._parsed_resources.items()
         if name in resources and parsed is not None and not isinstance(parsed, str)
     ]
-    return getattr(resource_map, _FAILED_CREATE, None), created
+    setattr(resource_map, _ROLLING_BACK, True)  # the delete that follows is the rollback
+    return getattr(resource_map, _FAILED, None), created
 
 
 def _reason(error: Exception) -> str:
