@@ -9,13 +9,12 @@ requests served one at a time, as DynamoDB's writes are atomic (``dynamodb_atomi
 payloads checked against their checksums (``s3_checksum_check``), Lambda Invoke run on the local
 stack's workers (``invoke_forwarding``), Lambda's GetAccountSettings (``lambda_account``),
 CloudFormation's 51,200-byte limit on an inline template (``cfn_template_size``), its change
-sets (``cfn_change_sets``),
-EventBridge's API-destination targets called after a PutEvents (``api_destinations``),
-profiling (``profiling``); moto's app and server themselves are built in ``moto_server``, so
-this module imports nothing of moto's. What cannot be done around moto is a seam into it
-(``patches``, ``cfn_models``), each correcting a behaviour AWS documents or buying measured
-speed. Besides serving, it publishes the AWS/SQS
-metrics SQS would (``sqs_metrics``) and, when the local stack asks, serves its event source
+sets (``cfn_change_sets``), EventBridge's API-destination targets called after a PutEvents
+(``api_destinations``), profiling (``profiling``); moto's app and server themselves are built
+in ``moto_server``, so this module imports nothing of moto's. What cannot be done around moto
+is a seam into it (``patches``, ``cfn_models``), each correcting a behaviour AWS documents or
+buying measured speed. Besides serving, it publishes the AWS/SQS metrics SQS would
+(``sqs_metrics``) and, when the local stack asks, serves its event source
 mapping's line to the queues (``queue_channel``). The local stack also starts a second one with
 ``--dynamodb-only``, which serves the stack's DynamoDB tables and publishes nothing. Its
 settings (what the local stack tells it, the speed switches) are ``settings.EmulatorSettings``.
@@ -96,10 +95,10 @@ def application(moto_app: WsgiApp, settings: EmulatorSettings | None = None) -> 
     as CloudFormation refuses it (``cfn_template_size``), then change sets are served and
     executed through moto's CreateStack / UpdateStack (``cfn_change_sets``); Lambda's
     GetAccountSettings, which moto lacks, is answered from moto's functions
-    (``lambda_account``); a PutEvents moto
-    accepted is delivered to its rules' API destinations (``api_destinations``); moto answers
-    the rest, its DynamoDB requests one at a time (``dynamodb_atomic``). With a profile file
-    named, each request is profiled (outermost)."""
+    (``lambda_account``); a PutEvents moto accepted is delivered to its rules' API
+    destinations (``api_destinations``); moto answers the rest, its DynamoDB requests one at a
+    time (``dynamodb_atomic``). With a profile file named, each request is profiled
+    (outermost)."""
     settings = settings or EmulatorSettings()
     app: WsgiApp = OneDynamoDBRequestAtATime(AccountSettings(moto_app))
     app = ApiDestinationDelivery(app)
