@@ -638,6 +638,22 @@ def test_the_stack_id_a_create_change_set_gave_names_the_created_stack(
     assert queue_names() == {"kept", "retain-except-on-create", "plain"}
 
 
+def test_a_change_set_s_tags_are_the_stack_s(cloud: StackLocation) -> None:
+    cfn = boto3.client("cloudformation", region_name=REGION)
+    tags = [{"Key": "team", "Value": "ingest"}]
+    created = cfn.create_change_set(
+        StackName="policies",
+        ChangeSetName="c1",
+        ChangeSetType="CREATE",
+        TemplateBody=POLICY_TEMPLATE,
+        Tags=tags,
+    )
+
+    cfn.execute_change_set(ChangeSetName=created["Id"])
+
+    assert cfn.describe_stacks(StackName="policies")["Stacks"][0]["Tags"] == tags
+
+
 # ---------------------------------------------------------------- the account preflight
 
 

@@ -100,6 +100,7 @@ class ChangeSet:
     document: dict[str, Any]
     parameters: dict[str, str]  # every parameter the stack will have
     capabilities: list[str]
+    tags: list[dict[str, str]]  # the stack's, given to moto when the change set executes
     description: str | None
     changes: list[dict[str, str]]
     status: str = "CREATE_COMPLETE"
@@ -246,6 +247,7 @@ class ChangeSets:
             **change_set.summary(),
             "Parameters": parameter_list(change_set.parameters),
             "Capabilities": change_set.capabilities,
+            "Tags": change_set.tags,
             "Changes": [{"Type": "Resource", "ResourceChange": c} for c in change_set.changes],
         }
         return ok("DescribeChangeSet", described)
@@ -286,9 +288,7 @@ class ChangeSets:
         review = state.shadows.pop(change_set.stack_id)
         template = json.dumps(change_set.document, default=str)
         params = {"StackName": change_set.stack_name, "TemplateBody": template}
-        status, body = self._moto.call(
-            request, "CreateStack", {**params, **parameter_form(change_set.parameters)}
-        )
+        status, body = self._moto.call(request, "CreateStack", {**params, **_form(change_set)})
         stack_id = (
             text(parse(body), "StackId")
             if status == 200
@@ -320,9 +320,7 @@ class ChangeSets:
         revisions = self._revisions(request, state, change_set)
         template = json.dumps(marked(change_set.document, revisions), default=str)
         params = {"StackName": stack_id, "TemplateBody": template}
-        status, body = self._moto.call(
-            request, "UpdateStack", {**params, **parameter_form(change_set.parameters)}
-        )
+        status, body = self._moto.call(request, "UpdateStack", {**params, **_form(change_set)})
         if status != 200:
             change_set.execution = "EXECUTE_FAILED"
             return status, body
@@ -447,6 +445,14 @@ def _changes(old: dict[str, Any], new: dict[str, Any], changed: set[str]) -> lis
     return changes
 
 
+def _form(change_set: ChangeSet) -> dict[str, str]:
+    """The change set's parameters and tags, as CreateStack and UpdateStack take them."""
+    form = parameter_form(change_set.parameters)
+    for index, tag in enumerate(change_set.tags, start=1):
+        form.update({f"Tags.member.{index}.{k}": v for k, v in tag.items()})
+    return form
+
+
 def _new_change_set(
     request: Request, state: Region, name: str, stack_id: str, text_: str, document: dict[str, Any]
 ) -> ChangeSet:
@@ -461,6 +467,7 @@ def _new_change_set(
         document=document,
         parameters={},
         capabilities=request.strings("Capabilities"),
+        tags=request.members("Tags"),
         description=request.get("Description"),
         changes=[],
     )
