@@ -1,11 +1,12 @@
 """`filegate deploy`, releases and rollback against in-process moto: the AWS code path.
 
 With no endpoint, the deploy takes the path it takes on AWS: a CREATE change set built from
---parameter values, then UPDATE change sets keeping every other parameter. moto's
-CloudFormation gets the models and change-set fixes the local emulator runs with
-(``cfn_models.installed``). The deploys name their artifact bucket (--artifact-bucket): moto
-does not evaluate ``aws:SecureTransport``, so the default bucket's TLS-only policy refuses
-every request here; that bucket's creation is tested on its own.
+--parameter values, then UPDATE change sets keeping every other parameter. CloudFormation is
+the emulator's (``twin``): moto's app in filegate's middleware, which serves the change sets,
+with the models and seams the local emulator runs with (``cfn_models.installed``). The
+deploys name their artifact bucket (--artifact-bucket): moto does not evaluate
+``aws:SecureTransport``, so the default bucket's TLS-only policy refuses every request here;
+that bucket's creation is tested on its own.
 """
 
 from __future__ import annotations
@@ -72,25 +73,38 @@ class Recorder:
 
 
 @pytest.fixture
-def cloud(aws: None) -> Iterator[StackLocation]:
+def twin(aws: None) -> Iterator[str]:
+    """The emulator's composed app (moto's app and filegate's middleware) served in this
+    process, on moto with the models and seams the local emulator runs with
+    (``cfn_models.installed``): CloudFormation's change sets are middleware
+    (``local/cfn_change_sets.py``), and GetAccountSettings, which moto lacks, too
+    (``local/lambda_account.py``)."""
     with cfn_models.installed():
-        s3 = boto3.client("s3", region_name=REGION)
-        s3.create_bucket(Bucket=ARTIFACTS, CreateBucketConfiguration={"LocationConstraint": REGION})
-        yield StackLocation(Target(region=REGION), STACK)
+        app = application(moto_application())
+        server = make_server("127.0.0.1", free_port(), app, threaded=True)
+        # shutdown() waits for serve_forever's next poll: 0.5 s by default, each test
+        serving = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
+        serving.start()
+        try:
+            yield f"http://127.0.0.1:{server.server_port}"
+        finally:
+            server.shutdown()
 
 
 @pytest.fixture
-def served(cloud: StackLocation) -> Iterator[StackLocation]:
-    """The same cloud through the emulator's composed app (moto's app and filegate's
-    middleware, served in this process): what GetAccountSettings needs, which moto lacks and
-    the middleware answers (``local/lambda_account.py``)."""
-    server = make_server("127.0.0.1", free_port(), application(moto_application()), threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{server.server_port}"
-        yield StackLocation(Target(region=REGION, endpoint_url=url), STACK)
-    finally:
-        server.shutdown()
+def cloud(twin: str, monkeypatch: pytest.MonkeyPatch) -> StackLocation:
+    """The AWS code path: no endpoint; CloudFormation (every client of it, the tests' own
+    too) reaches the composed app, every other service in-process moto."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_CLOUDFORMATION", twin)
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket=ARTIFACTS, CreateBucketConfiguration={"LocationConstraint": REGION})
+    return StackLocation(Target(region=REGION), STACK)
+
+
+@pytest.fixture
+def served(cloud: StackLocation, twin: str) -> StackLocation:
+    """The same cloud with every service through the composed app."""
+    return StackLocation(Target(region=REGION, endpoint_url=twin), STACK)
 
 
 def code_zip(tmp_path: Path, marker: str) -> Path:
@@ -513,10 +527,10 @@ Resources:
 """
 
 
-def create_policy_stack(name: str) -> str:
+def create_policy_stack(name: str, template: str = POLICY_TEMPLATE) -> str:
     cfn = boto3.client("cloudformation", region_name=REGION)
     change_set = cfn.create_change_set(
-        StackName=name, ChangeSetName="c1", ChangeSetType="CREATE", TemplateBody=POLICY_TEMPLATE
+        StackName=name, ChangeSetName="c1", ChangeSetType="CREATE", TemplateBody=template
     )["Id"]
     cfn.execute_change_set(ChangeSetName=change_set)
     return str(cfn.describe_stacks(StackName=name)["Stacks"][0]["StackStatus"])
@@ -552,6 +566,92 @@ def test_a_stack_delete_keeps_retain_except_on_create_resources(cloud: StackLoca
     boto3.client("cloudformation", region_name=REGION).delete_stack(StackName="policies")
 
     assert queue_names() == {"kept", "retain-except-on-create"}
+
+
+def test_a_stack_delete_after_a_failed_update_keeps_retain_except_on_create_resources(
+    cloud: StackLocation,
+) -> None:
+    # Only the rollback of the create that made a resource deletes it; an update whose added
+    # resource failed is no such create.
+    without_bucket = POLICY_TEMPLATE.split("  Bucket:", maxsplit=1)[0]
+    assert create_policy_stack("policies", without_bucket) == "CREATE_COMPLETE"
+    boto3.client("s3", region_name=REGION).create_bucket(
+        Bucket="filegate-policy-test", CreateBucketConfiguration={"LocationConstraint": REGION}
+    )
+    cfn = boto3.client("cloudformation", region_name=REGION)
+    update = cfn.create_change_set(
+        StackName="policies",
+        ChangeSetName="c2",
+        ChangeSetType="UPDATE",
+        TemplateBody=POLICY_TEMPLATE,
+    )["Id"]
+    with pytest.raises(ClientError, match="BucketAlreadyExists"):
+        cfn.execute_change_set(ChangeSetName=update)  # a failed update is not rolled back
+
+    cfn.delete_stack(StackName="policies")
+
+    assert queue_names() == {"kept", "retain-except-on-create"}
+
+
+def test_a_rolled_back_stack_refuses_an_update_change_set(cloud: StackLocation) -> None:
+    # AWS: ROLLBACK_COMPLETE exists only after a failed create, and only a delete is possible
+    # (user guide, stack status codes); moto took an UPDATE change set on such a stack.
+    boto3.client("s3", region_name=REGION).create_bucket(
+        Bucket="filegate-policy-test", CreateBucketConfiguration={"LocationConstraint": REGION}
+    )
+    assert create_policy_stack("policies") == "ROLLBACK_COMPLETE"
+    cfn = boto3.client("cloudformation", region_name=REGION)
+
+    with pytest.raises(ClientError) as refused:
+        cfn.create_change_set(
+            StackName="policies",
+            ChangeSetName="c2",
+            ChangeSetType="UPDATE",
+            TemplateBody=POLICY_TEMPLATE,
+        )
+
+    error = refused.value.response["Error"]
+    assert error["Code"] == "ValidationError"
+    assert "is in ROLLBACK_COMPLETE state and can not be updated" in error["Message"]
+    assert cfn.describe_stacks(StackName="policies")["Stacks"][0]["StackStatus"] == (
+        "ROLLBACK_COMPLETE"
+    )
+
+
+def test_the_stack_id_a_create_change_set_gave_names_the_created_stack(
+    cloud: StackLocation,
+) -> None:
+    cfn = boto3.client("cloudformation", region_name=REGION)
+    created = cfn.create_change_set(
+        StackName="policies",
+        ChangeSetName="c1",
+        ChangeSetType="CREATE",
+        TemplateBody=POLICY_TEMPLATE,
+    )
+    reviewed = cfn.describe_stacks(StackName=created["StackId"])["Stacks"][0]
+    assert reviewed["StackStatus"] == "REVIEW_IN_PROGRESS"
+
+    cfn.execute_change_set(ChangeSetName=created["Id"])
+
+    stack = cfn.describe_stacks(StackName=created["StackId"])["Stacks"][0]
+    assert (stack["StackName"], stack["StackStatus"]) == ("policies", "CREATE_COMPLETE")
+    assert queue_names() == {"kept", "retain-except-on-create", "plain"}
+
+
+def test_a_change_set_s_tags_are_the_stack_s(cloud: StackLocation) -> None:
+    cfn = boto3.client("cloudformation", region_name=REGION)
+    tags = [{"Key": "team", "Value": "ingest"}]
+    created = cfn.create_change_set(
+        StackName="policies",
+        ChangeSetName="c1",
+        ChangeSetType="CREATE",
+        TemplateBody=POLICY_TEMPLATE,
+        Tags=tags,
+    )
+
+    cfn.execute_change_set(ChangeSetName=created["Id"])
+
+    assert cfn.describe_stacks(StackName="policies")["Stacks"][0]["Tags"] == tags
 
 
 # ---------------------------------------------------------------- the account preflight
@@ -744,6 +844,25 @@ def test_a_template_over_51200_bytes_deploys_through_s3_on_the_twin(
     assert stored_template(grown)[1] == grown.encode()
     assert stack_template() == grown
     assert result.outputs["FunctionName"] == PARAMETERS["LambdaName"]
+
+
+def test_a_template_url_naming_no_object_is_refused_as_cloudformation_refuses_it(
+    cloud: StackLocation,
+) -> None:
+    cfn = boto3.client("cloudformation", region_name=REGION)
+    missing = f"https://{ARTIFACTS}.s3.{REGION}.amazonaws.com/filegate/templates/missing.yml"
+
+    with pytest.raises(ClientError) as refused:
+        cfn.create_change_set(
+            StackName=STACK, ChangeSetName="c1", ChangeSetType="CREATE", TemplateURL=missing
+        )
+
+    error = refused.value.response["Error"]
+    assert (error["Code"], error["Message"]) == (
+        "ValidationError",
+        "TemplateURL must reference a valid S3 object to which you have access.",
+    )
+    assert cfn.list_stacks()["StackSummaries"] == []
 
 
 def test_the_twin_refuses_a_template_body_over_51200_bytes_as_cloudformation_does(

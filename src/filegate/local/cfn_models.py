@@ -1,4 +1,4 @@
-"""CloudFormation the emulator lacks: resource types, and change sets that behave like AWS's.
+"""CloudFormation the emulator lacks: resource types, and the two seams change sets need.
 
 moto 5.2.5 has no CloudFormation model for ``AWS::Lambda::Url`` or ``AWS::Lambda::Alias``, and
 its ``AWS::Lambda::Version`` cannot be updated. The models here build on moto's own Lambda
@@ -8,23 +8,16 @@ one, as a replacement under ``UpdateReplacePolicy: Retain`` does) and ``Function
 (``create_alias`` / ``update_alias``). ``KmsKey`` creates an ``AWS::KMS::Key`` with the
 ``KeySpec`` and ``KeyUsage`` the template gives (moto's model makes every key symmetric).
 
-moto's change sets differ from AWS's in ways ``filegate deploy`` would trip on; ``register``
-also mends them (``_ChangeSetFixes``):
-- a change set lists only resources whose template text changed; AWS also lists those that
-  reference a changed parameter (through ``Ref`` or ``Fn::Sub``) and those that reference a
-  resource being replaced (here: a Lambda version), and so does the mended one (the diff is
-  computed on plain template dicts in ``change_sets``);
-- executing a change set left the stack's outputs and parameters as they were (a created stack
-  had no outputs at all); the mended one rebuilds them, as ``update_stack`` does;
-- a stack update wrote only two stack-level events; each changed resource now gets its own;
-- a resource that failed to create made ExecuteChangeSet itself fail and left the stack in
-  REVIEW_IN_PROGRESS with what it had created so far; AWS answers the call, then rolls the
-  create back: the resource's CREATE_FAILED event with its reason, ROLLBACK_IN_PROGRESS, every
-  resource created so far deleted (DELETE_COMPLETE) except those whose DeletionPolicy is
-  ``Retain`` (DELETE_SKIPPED), and the stack ends ROLLBACK_COMPLETE, where only a delete is
-  possible. ``RetainExceptOnCreate`` resources are deleted on that rollback and kept on any
-  other delete, as AWS documents (CloudFormation template reference, "DeletionPolicy
-  attribute"; user guide, stack status codes: ROLLBACK_COMPLETE); moto knew only ``Retain``.
+Change sets are not here: ``cfn_change_sets`` serves them around moto's app and executes them
+through moto's CreateStack / UpdateStack. Two seams stay for it, each because no public API can
+stand in: ``parse_and_create_resource`` records on the stack's resource map which resource
+failed a create and why (read, with what the create made, by ``failed_create``, for the
+rollback's events: moto's failed CreateStack answers the resource's error without naming it,
+and describing the half-made stack would have moto create the rest of it); and
+``ResourceMap.delete`` keeps ``RetainExceptOnCreate`` resources on a stack delete (moto knew
+only ``Retain``), except on a failed create's rollback, as AWS documents (CloudFormation
+template reference, "DeletionPolicy attribute"): DeleteStack keeps a resource only through
+``RetainResources``, which is for a stack in DELETE_FAILED (API reference, DeleteStack).
 
 ``register`` and ``installed`` also install ``patches.lambda_reservation`` (a function's create
 refused when its reservation would leave under 100 unreserved executions, as Lambda refuses
@@ -39,12 +32,10 @@ from collections.abc import Iterator
 from typing import Any
 
 from filegate.local import lambda_account
-from filegate.local.change_sets import changed_parameters, replacement, resource_diff
 
 _registered = False
-_FAILED_RESOURCE = "_filegate_failed_resource"  # set on the error a resource's create raised
-KEPT_ON_DELETE = frozenset({"Retain", "RetainExceptOnCreate"})
-KEPT_ON_CREATE_ROLLBACK = frozenset({"Retain"})
+_FAILED = "_filegate_failed"  # set on a resource map whose resource failed to create
+_ROLLING_BACK = "_filegate_rolling_back"  # set on one whose failed create is rolled back
 
 
 def _lambda_backend(account_id: str, region: str) -> Any:
@@ -278,170 +269,68 @@ MODELS: dict[str, Any] = {
 }
 
 
-class _ChangeSetFixes:
-    """Replacements for the moto methods whose change-set behaviour differs from AWS's."""
+def _naming_failures(original: Any) -> Any:
+    """moto's ``parse_and_create_resource``, recording on the stack's resource map which
+    resource failed and why (the innermost: a reference creates what it refers to first)."""
 
-    @staticmethod
-    def build_resource_diff(
-        resource_map: Any, other_template: dict[str, Any], parameters: dict[str, Any] | None = None
-    ) -> dict[str, list[str]]:
-        changed = changed_parameters(resource_map.resolved_parameters, parameters or {})
-        return resource_diff(
-            resource_map._resource_json_map, other_template.get("Resources", {}), changed
-        )
-
-    @staticmethod
-    def change_set_diff(change_set: Any) -> list[Any]:
-        from moto.cloudformation.models import Change
-
-        resource_map = change_set.stack.resource_map
-        new = change_set.template_dict.get("Resources", {})
-        resources = {**resource_map._resource_json_map, **new}
-        actions = resource_map.build_resource_diff(change_set.template_dict, change_set.parameters)
-        changes = []
-        for action, names in actions.items():
-            for name in names:
-                change = Change(action, name, resources[name]["Type"])
-                if action == "Modify":  # describe_change_set's Replacement field
-                    change.replacement = replacement(resources[name]["Type"])  # type: ignore[attr-defined]
-                changes.append(change)
-        return changes
-
-    @staticmethod
-    def execute_change_set(
-        original: Any, backend: Any, change_set_name: str, stack_name: str | None = None
-    ) -> None:
-        change_set = backend.describe_change_set(change_set_name)
-        stack = backend.stacks[change_set.stack_id]
-        changed = [(c.logical_resource_id, c.resource_type) for c in change_set.changes]
-        creating = change_set.change_set_type == "CREATE"
-        try:
-            original(backend, change_set_name, stack_name)
-        except Exception as exc:
-            if not creating:
-                raise  # a failed update's rollback is not modelled: the call fails, as before
-            _roll_back_create(stack, change_set, exc)
-            return
-        stack.parameters = dict(change_set.parameters)
-        stack._parse_template()
-        stack.output_map = stack._create_output_map()
-        done = "CREATE_COMPLETE" if creating else "UPDATE_COMPLETE"
-        final = stack.events.pop()  # the stack's own *_COMPLETE comes after its resources'
-        for logical_id, kind in changed:
-            stack.events.append(_resource_event(stack, logical_id, kind, done))
-        final.timestamp = stack.events[-1].timestamp if changed else final.timestamp
-        stack.events.append(final)
-
-    @staticmethod
-    def create_resource(
-        original: Any, logical_id: str, resource_json: Any, *args: Any, **kw: Any
+    def create(
+        logical_id: str, resource_json: Any, resource_map: Any, *args: Any, **kw: Any
     ) -> Any:
-        """moto's ``parse_and_create_resource``, naming the resource on the error it raises.
-
-        Resources are created lazily, a reference creating what it refers to first: the
-        innermost resource that failed is the one named.
-        """
         try:
-            return original(logical_id, resource_json, *args, **kw)
+            return original(logical_id, resource_json, resource_map, *args, **kw)
         except Exception as exc:
-            if not hasattr(exc, _FAILED_RESOURCE):
-                setattr(exc, _FAILED_RESOURCE, (logical_id, str(resource_json.get("Type", ""))))
+            if getattr(resource_map, _FAILED, None) is None:
+                failed = (logical_id, str(resource_json.get("Type", "")), _reason(exc))
+                setattr(resource_map, _FAILED, failed)
             raise
 
-    @staticmethod
+    return create
+
+
+def _keeping_retain_except_on_create(original: Any) -> Any:
+    """moto's ``ResourceMap.delete``, which keeps only ``Retain`` resources, keeping
+    ``RetainExceptOnCreate`` ones too unless the delete is a failed create's rollback."""
+
     def delete(resource_map: Any) -> None:
-        """moto's ``ResourceMap.delete`` (a stack delete), keeping RetainExceptOnCreate too."""
-        delete_resources(resource_map, KEPT_ON_DELETE)
+        if getattr(resource_map, _ROLLING_BACK, False):
+            original(resource_map)
+            return
+        resources = resource_map._resource_json_map
+        resource_map._resource_json_map = {
+            name: {**resource, "DeletionPolicy": "Retain"}
+            if resource.get("DeletionPolicy") == "RetainExceptOnCreate"
+            else resource
+            for name, resource in resources.items()
+        }
+        try:
+            original(resource_map)
+        finally:
+            resource_map._resource_json_map = resources
+
+    return delete
 
 
-def _roll_back_create(stack: Any, change_set: Any, error: Exception) -> None:
-    """What CloudFormation does when a resource of a stack's first create fails."""
-    resources = stack.resource_map._resource_json_map
-    logical_id, kind = getattr(error, _FAILED_RESOURCE, (stack.name, "AWS::CloudFormation::Stack"))
-    for created in _created(stack.resource_map):
-        stack.events.append(
-            _resource_event(stack, created, resources[created]["Type"], "CREATE_COMPLETE")
-        )
-    stack.events.append(
-        _resource_event(stack, logical_id, kind, "CREATE_FAILED", reason=_reason(error))
-    )
-    stack._add_stack_event(
-        "ROLLBACK_IN_PROGRESS",
-        resource_status_reason=f"The following resource(s) failed to create: [{logical_id}]."
-        " Rollback requested by user.",
-    )
+def failed_create(
+    account_id: str, region: str, stack_id: str
+) -> tuple[tuple[str, str, str] | None, list[tuple[str, str, str]]]:
+    """A stack whose create failed: the resource that failed (logical id, type, reason), and
+    what the create made, in order (logical id, type, physical id). Read from moto's state
+    without resolving anything (which would have moto create the rest). The stack's next
+    delete is then the create's rollback, which deletes ``RetainExceptOnCreate`` resources."""
+    from moto.cloudformation.models import cloudformation_backends
 
-    def record(name: str, status: str, physical: str, reason: str | None = None) -> None:
-        kind = resources[name]["Type"]
-        stack.events.append(_resource_event(stack, name, kind, status, reason, physical))
-
-    try:
-        delete_resources(stack.resource_map, KEPT_ON_CREATE_ROLLBACK, record)
-        stack.status = "ROLLBACK_COMPLETE"
-    except Exception as exc:
-        stack.status = "ROLLBACK_FAILED"  # what failed to delete is still there, as on AWS
-        record(getattr(exc, _FAILED_RESOURCE, (logical_id,))[0], "DELETE_FAILED", "", _reason(exc))
-    stack._add_stack_event(stack.status)
-    _forget_resources(stack)
-    stack.parameters = dict(change_set.parameters)
-    stack.template = change_set.template
-    change_set.execution_status = "EXECUTE_FAILED"
-
-
-def delete_resources(resource_map: Any, kept: frozenset[str], record: Any = None) -> None:
-    """Delete a stack's created resources, newest first, except those whose policy is ``kept``.
-
-    As moto does it (a resource another one still depends on fails to delete and is tried
-    again in the next pass, until a pass deletes nothing), with the deletion policies AWS
-    documents; each outcome is told to ``record(logical_id, status, physical_id)``.
-    """
+    stack = cloudformation_backends[account_id][region].stacks.get(stack_id)
+    if stack is None:
+        return None, []
+    resource_map = stack.resource_map
     resources = resource_map._resource_json_map
-    created = _created(resource_map)
-    policies = {name: resources[name].get("DeletionPolicy") for name in created}
-    pending = [name for name in reversed(created) if policies[name] not in kept]
-    for name in created:
-        if name not in pending and record:
-            record(name, "DELETE_SKIPPED", _physical(resource_map, name))
-    while pending:
-        before, failed = len(pending), None
-        for name in list(pending):
-            physical = _physical(resource_map, name)
-            try:
-                resource_map._delete_resource(resource_map._parsed_resources[name], resources[name])
-            except Exception as exc:  # a dependency still there: try again in the next pass
-                setattr(exc, _FAILED_RESOURCE, (name, resources[name]["Type"]))
-                failed = exc
-                continue
-            resource_map._parsed_resources.pop(name)
-            pending.remove(name)
-            if record:
-                record(name, "DELETE_COMPLETE", physical)
-        if failed is not None and len(pending) == before:
-            raise failed
-
-
-def _created(resource_map: Any) -> list[str]:
-    """The template's resources the map has created (in order), not parameters or skipped types."""
-    resources = resource_map._resource_json_map
-    return [
-        name
+    created = [
+        (name, str(resources[name]["Type"]), str(getattr(parsed, "physical_resource_id", "") or ""))
         for name, parsed in resource_map._parsed_resources.items()
         if name in resources and parsed is not None and not isinstance(parsed, str)
     ]
-
-
-def _physical(resource_map: Any, name: str) -> str:
-    return str(getattr(resource_map._parsed_resources.get(name), "physical_resource_id", "") or "")
-
-
-def _forget_resources(stack: Any) -> None:
-    """A rolled-back stack has no resources and no outputs; nothing may create them lazily."""
-    from moto.cloudformation.parsing import OutputMap
-
-    for name in list(stack.resource_map._resource_json_map):
-        stack.resource_map._parsed_resources.pop(name, None)
-    stack.resource_map._resource_json_map = {}
-    stack.output_map = OutputMap(stack.resource_map, {}, stack.stack_id)
+    setattr(resource_map, _ROLLING_BACK, True)  # the delete that follows is the rollback
+    return getattr(resource_map, _FAILED, None), created
 
 
 def _reason(error: Exception) -> str:
@@ -450,38 +339,11 @@ def _reason(error: Exception) -> str:
     return str(message or error)
 
 
-def _resource_event(
-    stack: Any,
-    logical_id: str,
-    kind: str,
-    status: str,
-    reason: str | None = None,
-    physical: str | None = None,
-) -> Any:
-    from moto.cloudformation.models import Event
-
-    if physical is None:
-        physical = _physical(stack.resource_map, logical_id)
-    return Event(
-        stack_id=stack.stack_id,
-        stack_name=stack.name,
-        logical_resource_id=logical_id,
-        physical_resource_id=physical,
-        resource_type=kind,
-        resource_status=status,
-        resource_status_reason=reason,
-        resource_properties=None,
-    )
-
-
 def _patched_attributes() -> list[tuple[Any, str]]:
-    from moto.cloudformation import models, parsing
+    from moto.cloudformation import parsing
 
     return [
         (parsing, "get_model_map"),
-        (parsing.ResourceMap, "build_resource_diff"),
-        (models.ChangeSet, "diff"),
-        (models.CloudFormationBackend, "execute_change_set"),
         (parsing, "parse_and_create_resource"),
         (parsing.ResourceMap, "delete"),
     ]
@@ -489,7 +351,7 @@ def _patched_attributes() -> list[tuple[Any, str]]:
 
 @contextlib.contextmanager
 def installed() -> Iterator[None]:
-    """The models and change-set fixes for the duration of a block (in-process tests)."""
+    """The models and seams for the duration of a block (in-process tests)."""
     saved = [(owner, name, getattr(owner, name)) for owner, name in _patched_attributes()]
     _install()
     try:
@@ -501,27 +363,20 @@ def installed() -> Iterator[None]:
 
 
 def _install() -> None:
-    from moto.cloudformation import models, parsing
+    from moto.cloudformation import parsing
 
     model_map = {**parsing.get_model_map(), **MODELS}
-    execute = models.CloudFormationBackend.execute_change_set
-    create = parsing.parse_and_create_resource
     replacements = [
         lambda: model_map,
-        _ChangeSetFixes.build_resource_diff,
-        _ChangeSetFixes.change_set_diff,
-        lambda backend, change_set_name, stack_name=None: _ChangeSetFixes.execute_change_set(
-            execute, backend, change_set_name, stack_name
-        ),
-        lambda *args, **kwargs: _ChangeSetFixes.create_resource(create, *args, **kwargs),
-        _ChangeSetFixes.delete,
+        _naming_failures(parsing.parse_and_create_resource),
+        _keeping_retain_except_on_create(parsing.ResourceMap.delete),
     ]
     for (owner, name), value in zip(_patched_attributes(), replacements, strict=True):
         setattr(owner, name, value)
 
 
 def register() -> None:
-    """Add the missing types and the change-set fixes to moto, for good (idempotent)."""
+    """Add the missing types and the seams to moto, for good (idempotent)."""
     global _registered  # noqa: PLW0603 - registration is process-wide by nature
     if _registered:
         return

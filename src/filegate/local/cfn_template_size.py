@@ -46,7 +46,7 @@ class InlineTemplateLimit:
         self._app = app
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        if not _is_cloudformation_form(environ):
+        if not is_cloudformation_form(environ):
             return self._app(environ, start_response)
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = environ["wsgi.input"].read(length) if length else b""
@@ -58,7 +58,8 @@ class InlineTemplateLimit:
         return _validation_error(message, start_response)
 
 
-def _is_cloudformation_form(environ: dict[str, Any]) -> bool:
+def is_cloudformation_form(environ: dict[str, Any]) -> bool:
+    """A CloudFormation Query API call (a signed form POST)."""
     content_type = str(environ.get("CONTENT_TYPE", ""))
     authorization = str(environ.get("HTTP_AUTHORIZATION", ""))
     return (

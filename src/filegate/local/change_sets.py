@@ -2,8 +2,8 @@
 
 moto's change sets list only the resources whose template text changed; AWS also lists those
 that reference a changed parameter (through ``Ref`` or ``Fn::Sub``) and those that reference a
-resource being replaced (here: a Lambda version, replaced on any change). ``cfn_models``
-hands moto this diff instead of its own.
+resource being replaced (here: a Lambda version, replaced on any change). ``cfn_change_sets``
+lists this diff in a change set and has moto's UpdateStack modify exactly these resources.
 """
 
 from __future__ import annotations

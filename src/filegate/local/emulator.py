@@ -8,13 +8,13 @@ IAM check (``iam``), DynamoDB forwarded to its own process (``dynamodb_process``
 requests served one at a time, as DynamoDB's writes are atomic (``dynamodb_atomic``), S3
 payloads checked against their checksums (``s3_checksum_check``), Lambda Invoke run on the local
 stack's workers (``invoke_forwarding``), Lambda's GetAccountSettings (``lambda_account``),
-CloudFormation's 51,200-byte limit on an inline template (``cfn_template_size``),
-EventBridge's API-destination targets called after a PutEvents (``api_destinations``),
-profiling (``profiling``); moto's app and server themselves are built in ``moto_server``, so
-this module imports nothing of moto's. What cannot be done around moto is a seam into it
-(``patches``, ``cfn_models``), each correcting a behaviour AWS documents or buying measured
-speed. Besides serving, it publishes the AWS/SQS
-metrics SQS would (``sqs_metrics``) and, when the local stack asks, serves its event source
+CloudFormation's 51,200-byte limit on an inline template (``cfn_template_size``), its change
+sets (``cfn_change_sets``), EventBridge's API-destination targets called after a PutEvents
+(``api_destinations``), profiling (``profiling``); moto's app and server themselves are built
+in ``moto_server``, so this module imports nothing of moto's. What cannot be done around moto
+is a seam into it (``patches``, ``cfn_models``), each correcting a behaviour AWS documents or
+buying measured speed. Besides serving, it publishes the AWS/SQS metrics SQS would
+(``sqs_metrics``) and, when the local stack asks, serves its event source
 mapping's line to the queues (``queue_channel``). The local stack also starts a second one with
 ``--dynamodb-only``, which serves the stack's DynamoDB tables and publishes nothing. Its
 settings (what the local stack tells it, the speed switches) are ``settings.EmulatorSettings``.
@@ -35,6 +35,7 @@ from filegate.aws import Target
 from filegate.errors import LocalStackError
 from filegate.local import cfn_models, patches, s3_checksum_check, s3_presign
 from filegate.local.api_destinations import ApiDestinationDelivery
+from filegate.local.cfn_change_sets import ChangeSets
 from filegate.local.cfn_template_size import InlineTemplateLimit
 from filegate.local.dynamodb_atomic import OneDynamoDBRequestAtATime
 from filegate.local.dynamodb_process import DynamoDBForwarding
@@ -91,14 +92,17 @@ def application(moto_app: WsgiApp, settings: EmulatorSettings | None = None) -> 
     (``dynamodb_process``, when ``settings`` name one) and Lambda Invoke to the local stack's
     workers (``invoke_forwarding``, when they name the invoke server); an S3 payload is checked
     against its checksums (``s3_checksum_check``); a TemplateBody over 51,200 bytes is refused
-    as CloudFormation refuses it (``cfn_template_size``); Lambda's GetAccountSettings, which
-    moto lacks, is answered from moto's functions (``lambda_account``); a PutEvents moto
-    accepted is delivered to its rules' API destinations (``api_destinations``); moto answers
-    the rest, its DynamoDB requests one at a time (``dynamodb_atomic``). With a profile file
-    named, each request is profiled (outermost)."""
+    as CloudFormation refuses it (``cfn_template_size``), then change sets are served and
+    executed through moto's CreateStack / UpdateStack (``cfn_change_sets``); Lambda's
+    GetAccountSettings, which moto lacks, is answered from moto's functions
+    (``lambda_account``); a PutEvents moto accepted is delivered to its rules' API
+    destinations (``api_destinations``); moto answers the rest, its DynamoDB requests one at a
+    time (``dynamodb_atomic``). With a profile file named, each request is profiled
+    (outermost)."""
     settings = settings or EmulatorSettings()
     app: WsgiApp = OneDynamoDBRequestAtATime(AccountSettings(moto_app))
     app = ApiDestinationDelivery(app)
+    app = ChangeSets(app)  # CloudFormation's change sets, executed through moto's stacks
     app = InlineTemplateLimit(app)  # CloudFormation's 51,200 bytes of TemplateBody
     app = s3_checksum_check.ChecksumCheck(app)  # S3 checks a payload after authenticating it
     if settings.invoke_url:
