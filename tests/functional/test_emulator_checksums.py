@@ -7,6 +7,7 @@ the AWS behaviour it shows (docs/aws-fidelity.md, "Checksums and integrity")."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import threading
 from collections.abc import Iterator
@@ -34,11 +35,12 @@ def b64(data: bytes) -> str:
     return base64.b64encode(hashlib.sha256(data).digest()).decode()
 
 
-@pytest.fixture
-def s3(aws_env: None) -> Iterator[Any]:
+@contextlib.contextmanager
+def served(app: Any) -> Iterator[Any]:
+    """An S3 client of ``app`` served on a free port of this process, the seams applied."""
     port = free_port()
     with patches.applied():
-        server = make_server("127.0.0.1", port, application(moto_application()), threaded=True)
+        server = make_server("127.0.0.1", port, app, threaded=True)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         url = f"http://127.0.0.1:{port}"
         try:
@@ -50,6 +52,12 @@ def s3(aws_env: None) -> Iterator[Any]:
         finally:
             requests.post(f"{url}/moto-api/reset", timeout=10)  # moto's backends are process-wide
             server.shutdown()
+
+
+@pytest.fixture
+def s3(aws_env: None) -> Iterator[Any]:
+    with served(application(moto_application())) as client:
+        yield client
 
 
 def start(s3: Any) -> str:
@@ -157,20 +165,8 @@ def marked_s3(aws_env: None) -> Iterator[Any]:
             environ[CHECKED] = True
         return app(environ, start_response)
 
-    port = free_port()
-    with patches.applied():
-        server = make_server("127.0.0.1", port, marking, threaded=True)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        url = f"http://127.0.0.1:{port}"
-        try:
-            client = Target(region=REGION, endpoint_url=url).client("s3")
-            client.create_bucket(
-                Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION}
-            )
-            yield client
-        finally:
-            requests.post(f"{url}/moto-api/reset", timeout=10)
-            server.shutdown()
+    with served(marking) as client:
+        yield client
 
 
 def test_a_part_the_middleware_checked_is_not_hashed_again_by_the_seam(marked_s3: Any) -> None:
