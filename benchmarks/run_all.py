@@ -29,6 +29,8 @@ BENCHMARKS = [
     ["upload_verdict.py"],
     ["api_key_hash.py"],
     ["quota_transactions.py"],
+    ["multipart_complete.py"],
+    ["cli_start.py"],
 ]
 BEFORE = [["e2e_burst.py", "--count", "500", "--unpatched-sqs", "--timeout", "300"]]
 
