@@ -567,6 +567,44 @@ def test_a_file_above_256_mib_is_read_once_and_its_sha256_given_at_completion(
     assert bytes_read(page) == big.stat().st_size
 
 
+def test_a_file_above_256_mib_the_stack_makes_one_put_is_hashed_before_it_is_declared(
+    page: Page, stack: Stack, large_partner: dict[str, Any], tmp_path: Path
+) -> None:
+    # GIVEN a stack whose multipart threshold is above this file's size: it answers a declaration
+    # without sha256 as the API does for a single PUT, 400 naming sha256 and nothing declared
+    # (tests/functional/test_upload_api.py, test_a_single_put_upload_must_declare_its_sha256)
+    big = tmp_path / "one put above memory.bin"
+    sha256 = write_random(big, IN_MEMORY_MAX + MiB)
+    counting_reads(page)
+    declared: list[dict[str, Any]] = []
+    completed: list[dict[str, Any]] = []
+    refusal = {"code": "invalid_request", "message": "sha256 is required", "field": "sha256"}
+
+    def single_put_stack(route: Route) -> None:
+        body = json.loads(route.request.post_data or "{}")
+        declared.append(body)
+        if "sha256" in body:
+            route.continue_()
+        else:
+            route.fulfill(status=400, json={"error": refusal})
+
+    page.route("**/uploads", single_put_stack)
+    record_posts(page, "**/uploads/*/complete", completed)
+
+    # WHEN the page uploads it
+    page.fill("#api-key", large_partner["api_key"])
+    page.set_input_files("#file-input", str(big))
+    row = finished(page, big.name)
+
+    # THEN it hashed the file, declared again with its SHA-256, and sent it: read twice, the one
+    # case it is; the completion repeats no SHA-256 and the ledger ACCEPTED the one declared
+    item = assert_accepted(stack, row)
+    assert [body.get("sha256") for body in declared] == [None, sha256]
+    assert ["sha256" in body for body in completed] == [False]
+    assert item["declared_sha256"]["S"] == sha256
+    assert bytes_read(page) == 2 * big.stat().st_size
+
+
 @pytest.mark.parametrize("changed", [False, True], ids=["same file", "held part changed"])
 def test_a_reloaded_page_resumes_a_file_above_256_mib(
     page: Page, stack: Stack, large_partner: dict[str, Any], tmp_path: Path, changed: bool
