@@ -445,6 +445,231 @@ def test_a_reloaded_page_resumes_when_the_same_file_is_chosen_again(
     assert page.evaluate("Object.keys(localStorage).length") == 0
 
 
+# Counts, in the page, every byte it reads from a chosen file: a File or a slice of one read
+# through Blob methods or a FileReader, or handed to XMLHttpRequest as a body (the browser reads
+# it to send it). A Blob made of bytes in memory is not the file.
+COUNT_BYTES_READ = """
+(() => {
+  window.filegateBytesRead = 0;
+  const slices = new WeakSet();
+  const fromFile = (blob) => blob instanceof File || slices.has(blob);
+  const count = (blob) => { if (fromFile(blob)) window.filegateBytesRead += blob.size; };
+  const slice = Blob.prototype.slice;
+  Blob.prototype.slice = function (...args) {
+    const part = slice.apply(this, args);
+    if (fromFile(this)) slices.add(part);
+    return part;
+  };
+  const wrap = (owner, name, blobOf) => {
+    const original = owner[name];
+    if (!original) return;
+    owner[name] = function (...args) {
+      count(blobOf(this, args));
+      return original.apply(this, args);
+    };
+  };
+  for (const name of ["arrayBuffer", "text", "stream", "bytes"]) {
+    wrap(Blob.prototype, name, (blob) => blob);
+  }
+  for (const name of ["readAsArrayBuffer", "readAsText", "readAsDataURL", "readAsBinaryString"]) {
+    wrap(FileReader.prototype, name, (_, args) => args[0]);
+  }
+  wrap(XMLHttpRequest.prototype, "send", (_, args) => args[0] instanceof Blob ? args[0] : null);
+})();
+"""
+IN_MEMORY_MAX = 256 * MiB  # the page's IN_MEMORY_MAX_BYTES
+
+
+def counting_reads(page: Page) -> None:
+    page.add_init_script(COUNT_BYTES_READ)
+    page.reload()
+
+
+def bytes_read(page: Page) -> int:
+    return int(page.evaluate("window.filegateBytesRead"))
+
+
+def write_random(path: Path, size: int) -> str:
+    """``size`` random bytes (each part different) at ``path``; their SHA-256 (hex)."""
+    digest = hashlib.sha256()
+    with path.open("wb") as out:
+        for offset in range(0, size, 16 * MiB):
+            chunk = os.urandom(min(16 * MiB, size - offset))
+            digest.update(chunk)
+            out.write(chunk)
+    return digest.hexdigest()
+
+
+@pytest.fixture(scope="module")
+def large_partner(stack: Stack) -> dict[str, Any]:
+    """A partner that may send files above the page's in-memory limit."""
+    add = ("partner", "add", "large files", "--max-size", str(4 * IN_MEMORY_MAX))
+    done = filegate(stack.state_dir, *add, "--output", "json")
+    assert done.returncode == 0, done.stderr
+    return dict(json.loads(done.stdout))
+
+
+def test_files_up_to_256_mib_are_read_once_for_the_hash_and_the_upload(
+    page: Page, stack: Stack, partner: dict[str, Any], tmp_path: Path
+) -> None:
+    # GIVEN a file sent in one PUT and one sent in 9 parts
+    small, parted = tmp_path / "one put.csv", tmp_path / "nine parts.bin"
+    small.write_text("id,amount\n1,100\n" * 1000)
+    write_random(parted, 66 * MiB)
+    counting_reads(page)
+
+    # WHEN the page uploads them
+    page.fill("#api-key", partner["api_key"])
+    page.set_input_files("#file-input", [str(small), str(parted)])
+    rows = [finished(page, small.name), finished(page, parted.name)]
+
+    # THEN both are ACCEPTED, and the page read each byte of each file once
+    for row in rows:
+        assert_accepted(stack, row)
+    assert bytes_read(page) == small.stat().st_size + parted.stat().st_size
+
+
+def record_posts(page: Page, pattern: str, bodies: list[dict[str, Any]]) -> None:
+    """Keep the JSON body of each POST to the upload API's URLs that match ``pattern``."""
+
+    def keep(route: Route) -> None:
+        if route.request.method == "POST":
+            bodies.append(json.loads(route.request.post_data or "{}"))
+        route.continue_()
+
+    page.route(pattern, keep)
+
+
+def test_a_file_above_256_mib_is_read_once_and_its_sha256_given_at_completion(
+    page: Page, stack: Stack, large_partner: dict[str, Any], tmp_path: Path
+) -> None:
+    # GIVEN a file just above what the page reads into memory (33 parts)
+    big = tmp_path / "above memory.bin"
+    sha256 = write_random(big, IN_MEMORY_MAX + MiB)
+    counting_reads(page)
+    declared: list[dict[str, Any]] = []
+    completed: list[dict[str, Any]] = []
+    record_posts(page, "**/uploads", declared)
+    record_posts(page, "**/uploads/*/complete", completed)
+
+    # WHEN the page uploads it
+    page.fill("#api-key", large_partner["api_key"])
+    page.set_input_files("#file-input", str(big))
+    row = finished(page, big.name)
+
+    # THEN it declared no SHA-256, gave the file's at completion, read each byte once, and the
+    # ledger ACCEPTED it with that SHA-256 declared
+    item = assert_accepted(stack, row)
+    assert [("sha256" in body) for body in declared] == [False]
+    assert [body.get("sha256") for body in completed] == [sha256]
+    assert len(completed[0]["parts"]) == 33
+    assert item["declared_sha256"]["S"] == sha256
+    assert bytes_read(page) == big.stat().st_size
+
+
+def test_a_file_above_256_mib_the_stack_makes_one_put_is_hashed_before_it_is_declared(
+    page: Page, stack: Stack, large_partner: dict[str, Any], tmp_path: Path
+) -> None:
+    # GIVEN a stack whose multipart threshold is above this file's size: it answers a declaration
+    # without sha256 as the API does for a single PUT, 400 naming sha256 and nothing declared
+    # (tests/functional/test_upload_api.py, test_a_single_put_upload_must_declare_its_sha256)
+    big = tmp_path / "one put above memory.bin"
+    sha256 = write_random(big, IN_MEMORY_MAX + MiB)
+    counting_reads(page)
+    declared: list[dict[str, Any]] = []
+    completed: list[dict[str, Any]] = []
+    refusal = {"code": "invalid_request", "message": "sha256 is required", "field": "sha256"}
+
+    def single_put_stack(route: Route) -> None:
+        body = json.loads(route.request.post_data or "{}")
+        declared.append(body)
+        if "sha256" in body:
+            route.continue_()
+        else:
+            route.fulfill(status=400, json={"error": refusal})
+
+    page.route("**/uploads", single_put_stack)
+    record_posts(page, "**/uploads/*/complete", completed)
+
+    # WHEN the page uploads it
+    page.fill("#api-key", large_partner["api_key"])
+    page.set_input_files("#file-input", str(big))
+    row = finished(page, big.name)
+
+    # THEN it hashed the file, declared again with its SHA-256, and sent it: read twice, the one
+    # case it is; the completion repeats no SHA-256 and the ledger ACCEPTED the one declared
+    item = assert_accepted(stack, row)
+    assert [body.get("sha256") for body in declared] == [None, sha256]
+    assert ["sha256" in body for body in completed] == [False]
+    assert item["declared_sha256"]["S"] == sha256
+    assert bytes_read(page) == 2 * big.stat().st_size
+
+
+@pytest.mark.parametrize("changed", [False, True], ids=["same file", "held part changed"])
+def test_a_reloaded_page_resumes_a_file_above_256_mib(
+    page: Page, stack: Stack, large_partner: dict[str, Any], tmp_path: Path, changed: bool
+) -> None:
+    # GIVEN a 33-part upload whose parts 3 and up never get an answer, and a page reloaded once
+    # S3 holds parts 1 and 2
+    big = tmp_path / f"reloaded above memory {changed}.bin"
+    write_random(big, IN_MEMORY_MAX + MiB)
+    holding = [True]
+
+    def hold(route: Route) -> None:
+        if not holding[0]:
+            route.continue_()
+
+    page.route(lambda url: (part_number(url) or 0) >= 3, hold)
+    page.fill("#api-key", large_partner["api_key"])
+    page.set_input_files("#file-input", str(big))
+    first_key, held = wait_for(
+        lambda: page.wait_for_timeout(100) or held_parts(stack, big.name, 2),
+        timeout=VERDICT_TIMEOUT_MS / 1000,
+    )
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.add_init_script(COUNT_BYTES_READ)
+    page.reload()
+    holding[0] = False
+    if changed:  # part 2's bytes, with the same size and modification time (the resume key)
+        times = big.stat()
+        with big.open("r+b") as out:
+            out.seek(8 * MiB + 5)
+            out.write(b"changed")
+        os.utime(big, ns=(times.st_atime_ns, times.st_mtime_ns))
+    sha256 = hashlib.sha256(big.read_bytes()).hexdigest()
+
+    # WHEN the same file is chosen again on the reloaded page
+    sent: list[int] = []
+    page.on(
+        "request",
+        lambda request: (
+            sent.append(part_number(request.url) or 0) if request.method == "PUT" else None
+        ),
+    )
+    page.set_input_files("#file-input", str(big))
+    row = finished(page, big.name)
+
+    # THEN the held parts are read (into the whole-file SHA-256) and not sent again, or, changed,
+    # the earlier upload is aborted and the file sent anew; either way the ledger ACCEPTS it
+    # with the file's SHA-256; resumed, the page read the file once
+    assert [p["PartNumber"] for p in held] == [1, 2]
+    item = assert_accepted(stack, row)
+    assert item["declared_sha256"]["S"] == sha256
+    assert page.evaluate("Object.keys(localStorage).length") == 0
+    if changed:
+        assert sorted(sent) == list(range(1, 34))
+        assert row.get_attribute("data-key") != first_key
+        earlier = stack.item(first_key)
+        assert earlier is not None
+        assert earlier["processing_status"]["S"] == "ABORTED"
+        assert "no longer matches the file" in (row.get_attribute("data-started-over") or "")
+    else:
+        assert sorted(sent) == list(range(3, 34))
+        assert row.get_attribute("data-key") == first_key
+        assert row.get_attribute("data-resumed-bytes") == str(16 * MiB)
+        assert bytes_read(page) == big.stat().st_size
+
+
 def test_an_accepted_upload_offers_its_signed_receipt(
     page: Page, stack: Stack, partner: dict[str, Any], tmp_path: Path
 ) -> None:
