@@ -26,6 +26,7 @@ BENCHMARKS = [
     ["upload_latency.py"],
     ["upload_api.py"],
     ["upload_transfer.py"],
+    ["upload_page.py"],
     ["upload_verdict.py"],
     ["api_key_hash.py"],
     ["quota_transactions.py"],

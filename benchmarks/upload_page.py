@@ -1,0 +1,289 @@
+"""One file uploaded through the browser upload page: time to the verdict, Chromium's memory.
+
+Starts a local stack on a free port (emulator, upload API, ingestion workers) and a partner,
+writes a file of random bytes, 1 GiB unless ``--size-mib`` (as ``upload_transfer.py`` does:
+incompressible, flushed, page-cached), and launches Debian's Chromium headless through
+playwright with the flags of ``tests/e2e/test_upload_page.py``. Each run opens a new page
+(a new browser context) on the page the upload API serves at GET /, enters the partner's key,
+chooses the file (playwright hands a local browser the file's path above 50 MB, not its bytes)
+and waits for the file's row to reach its verdict; the ledger must say ACCEPTED too. Between
+runs, untimed, the object is deleted and the delete recorded (``clear_bucket``). The first run
+is in a fresh stack and browser, with no warm-up: each run's figures are kept.
+
+Per run:
+
+- seconds from choosing the file to the verdict on the page;
+- peak RSS growth, MiB, of Chromium's renderer process(es), of its browser process, of the
+  two together, and of its other processes (zygote, network service, ...), each the peak of
+  the summed VmRSS over the value just before the file was chosen. VmRSS, not VmHWM: VmHWM is
+  a process's peak since it started, so a browser that already peaked in an earlier run would
+  hide this run's growth. Polled every 50 ms from a thread (a peak shorter than that can be
+  missed). RSS counts shared pages (Blob data Chromium keeps in shared memory) in every
+  process that maps them. Target (issue 11): < 150 MB;
+- the requests the page made: ``POST /uploads/{id}/parts`` (part URLs asked for) and the
+  part PUTs, counted through playwright's request events.
+
+    .venv/bin/python benchmarks/upload_page.py [--runs 3] [--size-mib 1024] [--label L]
+
+Figures go to ``results/upload_page.json`` (``upload_page_<N>mib.json`` at another size;
+``--label`` adds ``_<label>``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import re
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import median, save, table
+from upload_transfer import (
+    add_partner,
+    clear_bucket,
+    ledger_status,
+    local_stack,
+    write_random_file,
+)
+
+MiB = 1024 * 1024
+RSS_TARGET_MB = 150
+POLL_SECONDS = 0.05
+VERDICT_TIMEOUT_MS = 900_000
+CHROMIUM = Path("/usr/bin/chromium")
+# As tests/e2e/test_upload_page.py: headless, and quiet (the network here is closed).
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+PARTS_URL = re.compile(r"/uploads/[^/]+/parts/?(\?|$)")
+KINDS = ("renderer", "browser", "other")
+
+
+def chromium_browser() -> psutil.Process:
+    """Chromium's browser process: the descendant of this process running the chromium binary
+    with no ``--type=`` (every child process of Chromium's has one)."""
+    for process in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if Path(process.exe()).name == "chromium" and not any(
+                arg.startswith("--type=") for arg in process.cmdline()
+            ):
+                return process
+    raise RuntimeError("no Chromium browser process among this process's descendants")
+
+
+def kind(process: psutil.Process) -> str:
+    arguments = process.cmdline()
+    if "--type=renderer" in arguments:
+        return "renderer"
+    return "other" if any(arg.startswith("--type=") for arg in arguments) else "browser"
+
+
+def rss_by_kind(browser: psutil.Process) -> dict[str, int]:
+    """Summed VmRSS, bytes, of Chromium's processes by kind (the browser and its descendants,
+    listed afresh: renderers come and go)."""
+    totals = dict.fromkeys(KINDS, 0)
+    with contextlib.suppress(psutil.NoSuchProcess):
+        for process in [browser, *browser.children(recursive=True)]:
+            with contextlib.suppress(psutil.Error):
+                totals[kind(process)] += process.memory_info().rss
+    return totals
+
+
+class PeakRss:
+    """Polls ``rss_by_kind`` in a thread; the peak per kind and of renderer + browser."""
+
+    def __init__(self, browser: psutil.Process) -> None:
+        self.browser = browser
+        self.before = rss_by_kind(browser)
+        self.before["renderer+browser"] = self.before["renderer"] + self.before["browser"]
+        self.peak = dict(self.before)
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            now = rss_by_kind(self.browser)
+            now["renderer+browser"] = now["renderer"] + now["browser"]
+            for name, value in now.items():
+                self.peak[name] = max(self.peak[name], value)
+            self.samples += 1
+            self._stop.wait(POLL_SECONDS)
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def growth_mib(self) -> dict[str, float]:
+        before = {
+            **self.before,
+            "renderer+browser": self.before["renderer"] + self.before["browser"],
+        }
+        return {name: round((self.peak[name] - before[name]) / MiB, 1) for name in self.peak}
+
+
+def one_run(state: Any, browser: Any, api_key: str, path: Path) -> dict[str, Any]:
+    """A new page, the key, the file chosen, the verdict awaited; figures of this run."""
+    context = browser.new_context(viewport={"width": 960, "height": 900})
+    page = context.new_page()
+    requests = {"sign_parts": 0, "part_puts": 0}
+    errors: list[str] = []
+
+    def on_request(request: Any) -> None:
+        if request.method == "POST" and PARTS_URL.search(request.url):
+            requests["sign_parts"] += 1
+        elif request.method == "PUT":
+            requests["part_puts"] += 1
+
+    page.on("request", on_request)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(state.env()["upload_api_url"])
+    page.fill("#api-key", api_key)
+    process = chromium_browser()
+    load_before = os.getloadavg()[0]
+    with PeakRss(process) as rss:
+        started = time.monotonic()
+        page.set_input_files("#file-input", str(path))
+        row = page.locator("li.file", has=page.locator(".name", has_text=path.name))
+        row.and_(page.locator("li.file:not(.busy)")).wait_for(timeout=VERDICT_TIMEOUT_MS)
+        seconds = time.monotonic() - started
+    status = row.get_attribute("data-status")
+    key = row.get_attribute("data-key")
+    detail = row.locator(".detail").inner_text()
+    context.close()
+    return {
+        "seconds": round(seconds, 2),
+        "page_status": status,
+        "ledger_status": ledger_status(state, key) if key else None,
+        **({"detail": detail} if status != "ACCEPTED" else {}),
+        "rss_growth_mib": rss.growth_mib(),
+        "rss_before_mib": {name: round(value / MiB, 1) for name, value in rss.before.items()},
+        "rss_samples": rss.samples,
+        "requests": requests,
+        "page_errors": errors,
+        "load_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+    }
+
+
+def measure(runs: int, size: int) -> dict[str, Any]:
+    from playwright.sync_api import sync_playwright
+
+    samples: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="filegate-bench-file-") as folder:
+        path = Path(folder) / "bench-page.bin"
+        write_random_file(path, size)
+        with local_stack() as state, sync_playwright() as playwright:
+            api_key = add_partner(state, "bench page partner")
+            browser = playwright.chromium.launch(
+                executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS, headless=True
+            )
+            try:
+                for number in range(runs):
+                    run = one_run(state, browser, api_key, path)
+                    run["ledger"] = clear_bucket(state)
+                    samples.append(run)
+                    print(f"run {number + 1}: {_line(run)}", file=sys.stderr)
+            finally:
+                browser.close()
+    return summarize(samples, size)
+
+
+def _line(run: dict[str, Any]) -> str:
+    growth = run["rss_growth_mib"]
+    return (
+        f"{run['page_status']} (ledger {run['ledger_status']}) in {run['seconds']:.1f} s,"
+        f" RSS growth MiB: renderer {growth['renderer']:.0f}, browser {growth['browser']:.0f},"
+        f" sum {growth['renderer+browser']:.0f}, other {growth['other']:.0f};"
+        f" {run['requests']}, load {run['load_1m'][0]:.1f} -> {run['load_1m'][1]:.1f}"
+    )
+
+
+def summarize(samples: list[dict[str, Any]], size: int) -> dict[str, Any]:
+    ok = [run for run in samples if run["page_status"] == "ACCEPTED"]
+    peaks = {
+        name: max(run["rss_growth_mib"][name] for run in samples)
+        for name in ("renderer", "browser", "renderer+browser", "other")
+    }
+    # The target is in MB (10^6 bytes), the growth in MiB; it is the client's, so it applies to
+    # renderer + browser together.
+    peak_mb = peaks["renderer+browser"] * MiB / 1e6
+    return {
+        "file": {"size_bytes": size, "content": "random bytes (os.urandom), page-cached"},
+        "browser": "Debian's /usr/bin/chromium, headless, through playwright",
+        "runs": samples,
+        "failed_runs": len(samples) - len(ok),
+        "median_seconds": round(median([run["seconds"] for run in ok]), 2),
+        "median_mb_per_s": round(median([size / run["seconds"] / 1e6 for run in ok]), 2),
+        "peak_rss_growth_mib": peaks,
+        "median_sign_parts_requests": median([run["requests"]["sign_parts"] for run in samples]),
+        "target_rss_mb": RSS_TARGET_MB,
+        "target_rss_met": peak_mb < RSS_TARGET_MB and len(ok) == len(samples),
+    }
+
+
+def render(figures: dict[str, Any]) -> str:
+    rows = [
+        [
+            number,
+            run["page_status"],
+            f"{run['seconds']:.1f}",
+            f"{run['rss_growth_mib']['renderer']:.0f}",
+            f"{run['rss_growth_mib']['browser']:.0f}",
+            f"{run['rss_growth_mib']['renderer+browser']:.0f}",
+            f"{run['rss_growth_mib']['other']:.0f}",
+            run["requests"]["sign_parts"],
+            run["requests"]["part_puts"],
+            f"{run['load_1m'][0]:.1f} -> {run['load_1m'][1]:.1f}",
+        ]
+        for number, run in enumerate(figures["runs"], start=1)
+    ]
+    headers = [
+        "run", "verdict", "s to verdict", "renderer +MiB", "browser +MiB",
+        "renderer+browser +MiB", "other +MiB", "POST .../parts", "PUTs", "load 1m",
+    ]  # fmt: skip
+    peaks = figures["peak_rss_growth_mib"]
+    met = "met" if figures["target_rss_met"] else "MISSED"
+    return (
+        table(headers, rows)
+        + f"\nmedian {figures['median_seconds']:.1f} s ({figures['median_mb_per_s']:.1f} MB/s);"
+        + f" peak RSS growth MiB: renderer {peaks['renderer']:.0f}, browser"
+        + f" {peaks['browser']:.0f}, renderer+browser {peaks['renderer+browser']:.0f}"
+        + f" (target < {RSS_TARGET_MB} MB: {met}); failed runs: {figures['failed_runs']}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--size-mib", type=int, default=1024)
+    parser.add_argument("--label", default="", help="suffix of the results file's name")
+    args = parser.parse_args()
+    if not CHROMIUM.exists():
+        sys.exit(f"no {CHROMIUM}: `apt-get install chromium` (the e2e tests use it too)")
+    figures = measure(args.runs, args.size_mib * MiB)
+    print(render(figures))
+    name = "upload_page" if args.size_mib == 1024 else f"upload_page_{args.size_mib}mib"
+    save(f"{name}_{args.label}" if args.label else name, figures)
+
+
+if __name__ == "__main__":
+    main()
