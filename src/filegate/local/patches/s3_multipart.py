@@ -115,8 +115,9 @@ def _crc_function(algorithm: str) -> tuple[Callable[[bytes, int], int], int]:
 class PartsChecksum:
     """The checksum moto stores for a completed multipart upload, fed one part at a time.
 
-    A COMPOSITE checksum is moto's own builder (a checksum per part, which is small); a
-    FULL_OBJECT one runs over the parts as they pass instead of over a copy of the object.
+    A composite SHA-256 is built from the parts' verified SHA-256s when every part has one,
+    any other COMPOSITE checksum by moto's own builder (a checksum per part); a FULL_OBJECT
+    one runs over the parts as they pass instead of over a copy of the object.
     """
 
     def __init__(self, algorithm: str | None, checksum_type: str | None) -> None:
@@ -125,34 +126,30 @@ class PartsChecksum:
         self._builder = MultipartChecksumBuilder(algorithm, checksum_type)
         self._running = RunningChecksum(self._builder.checksum_algorithm)
         self._full_object = self._builder.checksum_type != "COMPOSITE"
-        # A composite SHA-256 from the parts' verified SHA-256: None once a part has none.
-        self._digests: list[bytes] | None = (
-            [] if not self._full_object and self._builder.checksum_algorithm == "SHA256" else None
-        )
-        self._parts: list[Any] = []  # read only if a composite part has no verified checksum
+        # A composite's parts, each with the SHA-256 its body was verified against (or None).
+        self._parts: list[tuple[Any, str | None]] = []
 
     def add(self, part: Any, verified: str | None = None) -> None:
         """Add ``part`` (a moto part: ``.value`` is its bytes), with the SHA-256 its body was
         verified against when it arrived, if any."""
         if self._full_object:
             self._running.update(part.value)
-        elif self._digests is not None and verified is not None:
-            self._digests.append(base64.b64decode(verified))
-            self._parts.append(part)
         else:
-            if self._digests is not None:  # a part without one: hash every part, as moto does
-                for earlier in self._parts:
-                    self._builder.addPart(earlier.value)
-                self._digests = None
-            self._builder.addPart(part.value)
+            self._parts.append((part, verified))
 
     def build(self) -> tuple[str, str, int] | None:
-        if self._digests is not None:
-            composite = hashlib.sha256(b"".join(self._digests)).digest()
-            return "COMPOSITE", base64.b64encode(composite).decode(), len(self._digests)
-        if not self._full_object:
-            return self._builder.build()
-        return self._builder.checksum_type, base64.b64encode(self._running.digest()).decode(), 1
+        if self._full_object:
+            digest = base64.b64encode(self._running.digest()).decode()
+            return self._builder.checksum_type, digest, 1
+        checksums = [verified for _, verified in self._parts]
+        if self._builder.checksum_algorithm == "SHA256" and all(checksums):
+            # S3's composite: the SHA-256 of the parts' SHA-256s, no byte read again.
+            joined = b"".join(base64.b64decode(checksum or "") for checksum in checksums)
+            composite = base64.b64encode(hashlib.sha256(joined).digest()).decode()
+            return "COMPOSITE", composite, len(checksums)
+        for part, _ in self._parts:  # a part without one: hash every part, as moto does
+            self._builder.addPart(part.value)
+        return self._builder.build()
 
 
 def _complete_multipart(self: Any, body: Iterator[tuple[int, str]]) -> tuple[Any, str, Any]:
