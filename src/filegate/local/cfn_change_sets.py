@@ -40,14 +40,12 @@ reaches it).
 
 from __future__ import annotations
 
-import io
 import json
 import re
 import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http import HTTPStatus
 from typing import Any, ClassVar
 
 from filegate.local import cfn_models
@@ -66,17 +64,19 @@ from filegate.local.cfn_stacks import (
     values,
     with_defaults,
 )
-from filegate.local.cfn_template_size import is_cloudformation_form
 from filegate.local.cfn_wire import (
     Answer,
     MotoApp,
     Refused,
     Request,
     WsgiApp,
+    form_body,
+    is_cloudformation_form,
     listed,
     message,
     ok,
     parse,
+    respond,
     text,
 )
 from filegate.local.change_sets import changed_parameters, replacement, resource_diff
@@ -144,10 +144,7 @@ class ChangeSets:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         if not is_cloudformation_form(environ):
             return self._app(environ, start_response)
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        body = environ["wsgi.input"].read(length) if length else b""
-        environ["wsgi.input"] = io.BytesIO(body)
-        request = Request(environ, body)
+        request = Request(environ, form_body(environ))
         action = request.get("Action") or ""
         credential = _CREDENTIAL.search(str(environ.get("HTTP_AUTHORIZATION", "")))
         if credential is None or (action not in self._HANDLED and action not in Stacks.HANDLED):
@@ -155,14 +152,10 @@ class ChangeSets:
         request.region = credential[2]
         with self._lock:
             try:
-                status, payload = self._answer(action, request, credential[1])
+                answer = self._answer(action, request, credential[1])
             except Refused as refused:
-                status, payload = refused.answer()
-        start_response(
-            f"{status} {HTTPStatus(status).phrase}",
-            [("Content-Type", "text/xml"), ("Content-Length", str(len(payload)))],
-        )
-        return [payload]
+                answer = refused.answer()
+        return respond(start_response, answer)
 
     def _answer(self, action: str, request: Request, access_key: str) -> Answer:
         state = self._stacks.region(request, access_key)

@@ -14,15 +14,13 @@ nothing of moto's.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs
-from xml.sax.saxutils import escape
+
+from filegate.local.cfn_wire import Refused, form_body, is_cloudformation_form, respond
 
 TEMPLATE_BODY_LIMIT = 51_200  # bytes
-_FORM = "application/x-www-form-urlencoded"
-_SCOPE = "/cloudformation/aws4_request"  # the SigV4 credential scope of a CloudFormation call
 _SHOWN = 64  # characters of the refused value quoted in the message
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -48,36 +46,9 @@ class InlineTemplateLimit:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         if not is_cloudformation_form(environ):
             return self._app(environ, start_response)
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        body = environ["wsgi.input"].read(length) if length else b""
-        environ["wsgi.input"] = io.BytesIO(body)  # moto reads it again
+        body = form_body(environ)
         template = parse_qs(body.decode("utf-8", "replace")).get("TemplateBody", [""])[0]
         message = refusal(template)
         if message is None:
             return self._app(environ, start_response)
-        return _validation_error(message, start_response)
-
-
-def is_cloudformation_form(environ: dict[str, Any]) -> bool:
-    """A CloudFormation Query API call (a signed form POST)."""
-    content_type = str(environ.get("CONTENT_TYPE", ""))
-    authorization = str(environ.get("HTTP_AUTHORIZATION", ""))
-    return (
-        environ.get("REQUEST_METHOD") == "POST"
-        and content_type.startswith(_FORM)
-        and _SCOPE in authorization
-    )
-
-
-def _validation_error(message: str, start_response: Callable[..., Any]) -> list[bytes]:
-    body = (
-        '<ErrorResponse xmlns="http://cloudformation.amazonaws.com/doc/2010-05-15/">'
-        "<Error><Type>Sender</Type><Code>ValidationError</Code>"
-        f"<Message>{escape(message)}</Message></Error>"
-        "<RequestId>filegate-local</RequestId></ErrorResponse>"
-    ).encode()
-    start_response(
-        "400 Bad Request",
-        [("Content-Type", "text/xml"), ("Content-Length", str(len(body)))],
-    )
-    return [body]
+        return respond(start_response, Refused(message).answer())

@@ -1,7 +1,8 @@
 """CloudFormation's Query protocol, for the middleware that serves change sets.
 
 The wire apart from the rules, as moto keeps ``responses.py`` apart from ``models.py``: a
-call's form (:class:`Request`), CloudFormation's XML answers and errors (:func:`ok`,
+call's form (:func:`is_cloudformation_form`, :func:`form_body`, :class:`Request`),
+CloudFormation's XML answers and errors (:func:`ok`,
 :class:`Refused`), reading and editing moto's XML answers (:func:`listed`, :func:`edit_list`,
 :func:`message`), and calling moto's app with the caller's credentials (:class:`MotoApp`:
 CloudFormation, STS's GetCallerIdentity, an S3 GetObject). ``cfn_change_sets`` holds the
@@ -15,6 +16,7 @@ import json
 import re
 import uuid
 from collections.abc import Callable, Iterable
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 from xml.etree import ElementTree as ET
@@ -27,6 +29,39 @@ WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 Answer = tuple[int, bytes]  # an HTTP status and a body
 
 ET.register_namespace("", NS)
+
+
+_FORM = "application/x-www-form-urlencoded"
+_SCOPE = "/cloudformation/aws4_request"  # the SigV4 credential scope of a CloudFormation call
+
+
+def is_cloudformation_form(environ: dict[str, Any]) -> bool:
+    """A CloudFormation Query API call (a signed form POST)."""
+    content_type = str(environ.get("CONTENT_TYPE", ""))
+    authorization = str(environ.get("HTTP_AUTHORIZATION", ""))
+    return (
+        environ.get("REQUEST_METHOD") == "POST"
+        and content_type.startswith(_FORM)
+        and _SCOPE in authorization
+    )
+
+
+def form_body(environ: dict[str, Any]) -> bytes:
+    """The call's form, read once and put back for the app behind."""
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    body = environ["wsgi.input"].read(length) if length else b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    return bytes(body)
+
+
+def respond(start_response: Callable[..., Any], answer: Answer) -> list[bytes]:
+    """Send ``answer`` (status, XML) as the WSGI response."""
+    status, payload = answer
+    start_response(
+        f"{status} {HTTPStatus(status).phrase}",
+        [("Content-Type", "text/xml"), ("Content-Length", str(len(payload)))],
+    )
+    return [payload]
 
 
 class Refused(Exception):
