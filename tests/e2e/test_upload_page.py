@@ -382,6 +382,18 @@ def part_number(url: str) -> int | None:
     return int(found.group(1)) if found else None
 
 
+def parts_sent(page: Page) -> list[int]:
+    """The part numbers of the PUTs ``page`` sends from now on (0 for a single PUT)."""
+    sent: list[int] = []
+    page.on(
+        "request",
+        lambda request: (
+            sent.append(part_number(request.url) or 0) if request.method == "PUT" else None
+        ),
+    )
+    return sent
+
+
 def held_parts(stack: Stack, name: str, at_least: int) -> tuple[str, list[dict[str, Any]]] | None:
     """The key and the parts the emulator holds for the open multipart upload of ``name``
     (ListParts); None until there are ``at_least``."""
@@ -424,13 +436,7 @@ def test_a_reloaded_page_resumes_when_the_same_file_is_chosen_again(
     holding[0] = False
 
     # WHEN the same file is chosen again on the reloaded page
-    sent: list[int] = []
-    page.on(
-        "request",
-        lambda request: (
-            sent.append(part_number(request.url) or 0) if request.method == "PUT" else None
-        ),
-    )
+    sent = parts_sent(page)
     page.set_input_files("#file-input", str(big))
     row = finished(page, big.name)
 
@@ -639,13 +645,7 @@ def test_a_reloaded_page_resumes_a_file_above_256_mib(
     sha256 = hashlib.sha256(big.read_bytes()).hexdigest()
 
     # WHEN the same file is chosen again on the reloaded page
-    sent: list[int] = []
-    page.on(
-        "request",
-        lambda request: (
-            sent.append(part_number(request.url) or 0) if request.method == "PUT" else None
-        ),
-    )
+    sent = parts_sent(page)
     page.set_input_files("#file-input", str(big))
     row = finished(page, big.name)
 
