@@ -377,6 +377,42 @@ def test_a_part_s3_refuses_for_its_checksum_is_read_and_sent_again_and_accepted(
     assert asked[9] == base64.b64encode(hashlib.sha256(data[8 * size :]).digest()).decode()
 
 
+def test_a_part_s3_refuses_for_its_checksum_every_time_ends_the_upload_aborted(
+    page: Page, stack: Stack, partner: dict[str, Any], tmp_path: Path
+) -> None:
+    # GIVEN part 2 damaged on its way every time: S3 (here, the test in its place) answers
+    # BadDigest to each attempt
+    big = tmp_path / "broken link.bin"
+    big.write_bytes(hashlib.sha256(b"broken").digest() * (66 * MiB // 32))
+    refused: list[str] = []
+
+    def damaged(route: Route) -> None:
+        refused.append(route.request.url)
+        route.fulfill(
+            status=400,
+            headers={"Access-Control-Allow-Origin": "*"},
+            body="<Error><Code>BadDigest</Code><Message>The SHA256 you specified did not"
+            " match the calculated checksum.</Message></Error>",
+        )
+
+    page.route(lambda url: "partNumber=2&" in url or url.endswith("partNumber=2"), damaged)
+    page.fill("#api-key", partner["api_key"])
+    page.set_input_files("#file-input", str(big))
+    row = finished(page, big.name)
+
+    # THEN the page sent part 2 four times, then said which part failed and why, and the
+    # upload is ABORTED in the ledger with nothing left open in S3
+    assert len(refused) == 4
+    assert "Part 2 of broken link.bin did not match its SHA-256 (BadDigest) after 4" in (
+        row.inner_text()
+    )
+    item = stack.item(str(row.get_attribute("data-key")))
+    assert item is not None
+    assert item["processing_status"]["S"] == "ABORTED"
+    uploads = stack.s3.list_multipart_uploads(Bucket=stack.bucket).get("Uploads", [])
+    assert [u for u in uploads if u["Key"] == row.get_attribute("data-key")] == []
+
+
 def part_number(url: str) -> int | None:
     found = re.search(r"[?&]partNumber=(\d+)", url)
     return int(found.group(1)) if found else None
