@@ -267,8 +267,8 @@ def test_no_key_asks_for_one_and_uploads_nothing(page: Page, tmp_path: Path) -> 
 
 @pytest.mark.parametrize("slice_bytes", [7, 63, 64, 65, 1000])
 def test_the_sliced_sha256_for_large_files_matches_hashlib(page: Page, slice_bytes: int) -> None:
-    # Files above 256 MiB are hashed in slices by the page's own SHA-256: checked here on
-    # small inputs, at every padding boundary, with slices that cut the 64-byte blocks.
+    # Files are hashed a slice at a time by the page's own SHA-256: checked here on small
+    # inputs, at every padding boundary, with slices that cut the 64-byte blocks.
     rng = random.Random(slice_bytes)
     for size in (0, 1, 55, 56, 63, 64, 65, 119, 120, 128, 1000, 4099):
         data = rng.randbytes(size)
@@ -377,6 +377,42 @@ def test_a_part_s3_refuses_for_its_checksum_is_read_and_sent_again_and_accepted(
     assert asked[9] == base64.b64encode(hashlib.sha256(data[8 * size :]).digest()).decode()
 
 
+def test_a_part_s3_refuses_for_its_checksum_every_time_ends_the_upload_aborted(
+    page: Page, stack: Stack, partner: dict[str, Any], tmp_path: Path
+) -> None:
+    # GIVEN part 2 damaged on its way every time: S3 (here, the test in its place) answers
+    # BadDigest to each attempt
+    big = tmp_path / "broken link.bin"
+    big.write_bytes(hashlib.sha256(b"broken").digest() * (66 * MiB // 32))
+    refused: list[str] = []
+
+    def damaged(route: Route) -> None:
+        refused.append(route.request.url)
+        route.fulfill(
+            status=400,
+            headers={"Access-Control-Allow-Origin": "*"},
+            body="<Error><Code>BadDigest</Code><Message>The SHA256 you specified did not"
+            " match the calculated checksum.</Message></Error>",
+        )
+
+    page.route(lambda url: "partNumber=2&" in url or url.endswith("partNumber=2"), damaged)
+    page.fill("#api-key", partner["api_key"])
+    page.set_input_files("#file-input", str(big))
+    row = finished(page, big.name)
+
+    # THEN the page sent part 2 four times, then said which part failed and why, and the
+    # upload is ABORTED in the ledger with nothing left open in S3
+    assert len(refused) == 4
+    assert "Part 2 of broken link.bin did not match its SHA-256 (BadDigest) after 4" in (
+        row.inner_text()
+    )
+    item = stack.item(str(row.get_attribute("data-key")))
+    assert item is not None
+    assert item["processing_status"]["S"] == "ABORTED"
+    uploads = stack.s3.list_multipart_uploads(Bucket=stack.bucket).get("Uploads", [])
+    assert [u for u in uploads if u["Key"] == row.get_attribute("data-key")] == []
+
+
 def part_number(url: str) -> int | None:
     found = re.search(r"[?&]partNumber=(\d+)", url)
     return int(found.group(1)) if found else None
@@ -451,39 +487,55 @@ def test_a_reloaded_page_resumes_when_the_same_file_is_chosen_again(
     assert page.evaluate("Object.keys(localStorage).length") == 0
 
 
-# Counts, in the page, every byte it reads from a chosen file: a File or a slice of one read
-# through Blob methods or a FileReader, or handed to XMLHttpRequest as a body (the browser reads
-# it to send it). A Blob made of bytes in memory is not the file.
+# Counts, in the page, the bytes it takes from a chosen file (a File or a slice of one): read
+# by its script through Blob methods or a FileReader (`filegateBytesRead`), of which those read
+# into a new buffer each time (`Blob.arrayBuffer()`/`bytes()`, a FileReader) separately
+# (`filegateFreshBufferBytes`: memory that waits for the garbage collector); and handed to
+# XMLHttpRequest as a body, which the browser reads from the file as it sends it
+# (`filegateBytesSent`). Any other body (bytes in memory) is `filegateBytesCopied`.
 COUNT_BYTES_READ = """
 (() => {
-  window.filegateBytesRead = 0;
+  Object.assign(window, {
+    filegateBytesRead: 0, filegateFreshBufferBytes: 0, filegateBytesSent: 0, filegateBytesCopied: 0,
+  });
   const slices = new WeakSet();
   const fromFile = (blob) => blob instanceof File || slices.has(blob);
-  const count = (blob) => { if (fromFile(blob)) window.filegateBytesRead += blob.size; };
   const slice = Blob.prototype.slice;
   Blob.prototype.slice = function (...args) {
     const part = slice.apply(this, args);
     if (fromFile(this)) slices.add(part);
     return part;
   };
-  const wrap = (owner, name, blobOf) => {
+  const wrap = (owner, name, blobOf, fresh) => {
     const original = owner[name];
     if (!original) return;
     owner[name] = function (...args) {
-      count(blobOf(this, args));
+      const blob = blobOf(this, args);
+      if (fromFile(blob)) {
+        window.filegateBytesRead += blob.size;
+        if (fresh) window.filegateFreshBufferBytes += blob.size;
+      }
       return original.apply(this, args);
     };
   };
-  for (const name of ["arrayBuffer", "text", "stream", "bytes"]) {
-    wrap(Blob.prototype, name, (blob) => blob);
+  for (const name of ["arrayBuffer", "bytes", "text"]) {
+    wrap(Blob.prototype, name, (blob) => blob, true);
   }
+  wrap(Blob.prototype, "stream", (blob) => blob, false);
   for (const name of ["readAsArrayBuffer", "readAsText", "readAsDataURL", "readAsBinaryString"]) {
-    wrap(FileReader.prototype, name, (_, args) => args[0]);
+    wrap(FileReader.prototype, name, (_, args) => args[0], true);
   }
-  wrap(XMLHttpRequest.prototype, "send", (_, args) => args[0] instanceof Blob ? args[0] : null);
+  const send = XMLHttpRequest.prototype.send;
+  XMLHttpRequest.prototype.send = function (body) {
+    if (body instanceof Blob && fromFile(body)) window.filegateBytesSent += body.size;
+    else if (body && (body.size || body.byteLength)) {
+      window.filegateBytesCopied += body.size || body.byteLength;
+    }
+    return send.call(this, body);
+  };
 })();
 """
-IN_MEMORY_MAX = 256 * MiB  # the page's IN_MEMORY_MAX_BYTES
+HASH_FIRST_MAX = 64 * MiB  # the page's HASH_FIRST_MAX_BYTES
 
 
 def counting_reads(page: Page) -> None:
@@ -491,8 +543,20 @@ def counting_reads(page: Page) -> None:
     page.reload()
 
 
-def bytes_read(page: Page) -> int:
-    return int(page.evaluate("window.filegateBytesRead"))
+def bytes_taken(page: Page) -> dict[str, int]:
+    """What the page took from the chosen files since it loaded (see COUNT_BYTES_READ)."""
+    return dict(
+        page.evaluate(
+            """({read: window.filegateBytesRead, fresh: window.filegateFreshBufferBytes,
+                sent: window.filegateBytesSent, copied: window.filegateBytesCopied})"""
+        )
+    )
+
+
+def read_once_sent_from_the_file(size: int) -> dict[str, int]:
+    """What the page takes of ``size`` bytes of files sent once: each byte read once by its
+    script (into a buffer it reuses), sent once by the browser from the file, none copied."""
+    return {"read": size, "fresh": 0, "sent": size, "copied": 0}
 
 
 def write_random(path: Path, size: int) -> str:
@@ -508,14 +572,14 @@ def write_random(path: Path, size: int) -> str:
 
 @pytest.fixture(scope="module")
 def large_partner(stack: Stack) -> dict[str, Any]:
-    """A partner that may send files above the page's in-memory limit."""
-    add = ("partner", "add", "large files", "--max-size", str(4 * IN_MEMORY_MAX))
+    """A partner that may send files of a few hundred MiB."""
+    add = ("partner", "add", "large files", "--max-size", str(16 * HASH_FIRST_MAX))
     done = filegate(stack.state_dir, *add, "--output", "json")
     assert done.returncode == 0, done.stderr
     return dict(json.loads(done.stdout))
 
 
-def test_files_up_to_256_mib_are_read_once_for_the_hash_and_the_upload(
+def test_each_byte_is_read_once_by_the_page_into_one_buffer_and_sent_from_the_file(
     page: Page, stack: Stack, partner: dict[str, Any], tmp_path: Path
 ) -> None:
     # GIVEN a file sent in one PUT and one sent in 9 parts
@@ -529,10 +593,13 @@ def test_files_up_to_256_mib_are_read_once_for_the_hash_and_the_upload(
     page.set_input_files("#file-input", [str(small), str(parted)])
     rows = [finished(page, small.name), finished(page, parted.name)]
 
-    # THEN both are ACCEPTED, and the page read each byte of each file once
+    # THEN both are ACCEPTED; the page's script read each byte of each file once, into a buffer
+    # it reuses (no new buffer per slice for the garbage collector), and handed the browser the
+    # file's own slices to send (no copy of the bytes in memory)
     for row in rows:
         assert_accepted(stack, row)
-    assert bytes_read(page) == small.stat().st_size + parted.stat().st_size
+    total = small.stat().st_size + parted.stat().st_size
+    assert bytes_taken(page) == read_once_sent_from_the_file(total)
 
 
 def record_posts(page: Page, pattern: str, bodies: list[dict[str, Any]]) -> None:
@@ -546,12 +613,12 @@ def record_posts(page: Page, pattern: str, bodies: list[dict[str, Any]]) -> None
     page.route(pattern, keep)
 
 
-def test_a_file_above_256_mib_is_read_once_and_its_sha256_given_at_completion(
+def test_a_file_above_64_mib_is_read_once_and_its_sha256_given_at_completion(
     page: Page, stack: Stack, large_partner: dict[str, Any], tmp_path: Path
 ) -> None:
-    # GIVEN a file just above what the page reads into memory (33 parts)
-    big = tmp_path / "above memory.bin"
-    sha256 = write_random(big, IN_MEMORY_MAX + MiB)
+    # GIVEN a file just above what the page hashes before declaring it (9 parts)
+    big = tmp_path / "above hash first.bin"
+    sha256 = write_random(big, HASH_FIRST_MAX + MiB)
     counting_reads(page)
     declared: list[dict[str, Any]] = []
     completed: list[dict[str, Any]] = []
@@ -568,19 +635,19 @@ def test_a_file_above_256_mib_is_read_once_and_its_sha256_given_at_completion(
     item = assert_accepted(stack, row)
     assert [("sha256" in body) for body in declared] == [False]
     assert [body.get("sha256") for body in completed] == [sha256]
-    assert len(completed[0]["parts"]) == 33
+    assert len(completed[0]["parts"]) == 9
     assert item["declared_sha256"]["S"] == sha256
-    assert bytes_read(page) == big.stat().st_size
+    assert bytes_taken(page) == read_once_sent_from_the_file(big.stat().st_size)
 
 
-def test_a_file_above_256_mib_the_stack_makes_one_put_is_hashed_before_it_is_declared(
+def test_a_file_above_64_mib_the_stack_makes_one_put_is_hashed_before_it_is_declared(
     page: Page, stack: Stack, large_partner: dict[str, Any], tmp_path: Path
 ) -> None:
     # GIVEN a stack whose multipart threshold is above this file's size: it answers a declaration
     # without sha256 as the API does for a single PUT, 400 naming sha256 and nothing declared
     # (tests/functional/test_upload_api.py, test_a_single_put_upload_must_declare_its_sha256)
-    big = tmp_path / "one put above memory.bin"
-    sha256 = write_random(big, IN_MEMORY_MAX + MiB)
+    big = tmp_path / "one put above hash first.bin"
+    sha256 = write_random(big, HASH_FIRST_MAX + MiB)
     counting_reads(page)
     declared: list[dict[str, Any]] = []
     completed: list[dict[str, Any]] = []
@@ -602,23 +669,26 @@ def test_a_file_above_256_mib_the_stack_makes_one_put_is_hashed_before_it_is_dec
     page.set_input_files("#file-input", str(big))
     row = finished(page, big.name)
 
-    # THEN it hashed the file, declared again with its SHA-256, and sent it: read twice, the one
-    # case it is; the completion repeats no SHA-256 and the ledger ACCEPTED the one declared
+    # THEN it hashed the file and declared again with its SHA-256; the completion repeats no
+    # SHA-256 and the ledger ACCEPTED the one declared. (The stack behind the route plans parts,
+    # which the page hashes as it sends them: read twice, the one case it is. A stack whose
+    # threshold is above the file plans one PUT, which the browser sends from the file.)
     item = assert_accepted(stack, row)
     assert [body.get("sha256") for body in declared] == [None, sha256]
     assert ["sha256" in body for body in completed] == [False]
     assert item["declared_sha256"]["S"] == sha256
-    assert bytes_read(page) == 2 * big.stat().st_size
+    size = big.stat().st_size
+    assert bytes_taken(page) == {**read_once_sent_from_the_file(size), "read": 2 * size}
 
 
 @pytest.mark.parametrize("changed", [False, True], ids=["same file", "held part changed"])
-def test_a_reloaded_page_resumes_a_file_above_256_mib(
+def test_a_reloaded_page_resumes_a_file_above_64_mib(
     page: Page, stack: Stack, large_partner: dict[str, Any], tmp_path: Path, changed: bool
 ) -> None:
-    # GIVEN a 33-part upload whose parts 3 and up never get an answer, and a page reloaded once
+    # GIVEN a 9-part upload whose parts 3 and up never get an answer, and a page reloaded once
     # S3 holds parts 1 and 2
-    big = tmp_path / f"reloaded above memory {changed}.bin"
-    write_random(big, IN_MEMORY_MAX + MiB)
+    big = tmp_path / f"reloaded above hash first {changed}.bin"
+    write_random(big, HASH_FIRST_MAX + MiB)
     holding = [True]
 
     def hold(route: Route) -> None:
@@ -651,23 +721,24 @@ def test_a_reloaded_page_resumes_a_file_above_256_mib(
 
     # THEN the held parts are read (into the whole-file SHA-256) and not sent again, or, changed,
     # the earlier upload is aborted and the file sent anew; either way the ledger ACCEPTS it
-    # with the file's SHA-256; resumed, the page read the file once
+    # with the file's SHA-256; resumed, the page read the file once and sent only what S3 lacked
     assert [p["PartNumber"] for p in held] == [1, 2]
     item = assert_accepted(stack, row)
     assert item["declared_sha256"]["S"] == sha256
     assert page.evaluate("Object.keys(localStorage).length") == 0
     if changed:
-        assert sorted(sent) == list(range(1, 34))
+        assert sorted(sent) == list(range(1, 10))
         assert row.get_attribute("data-key") != first_key
         earlier = stack.item(first_key)
         assert earlier is not None
         assert earlier["processing_status"]["S"] == "ABORTED"
         assert "no longer matches the file" in (row.get_attribute("data-started-over") or "")
     else:
-        assert sorted(sent) == list(range(3, 34))
+        assert sorted(sent) == list(range(3, 10))
         assert row.get_attribute("data-key") == first_key
         assert row.get_attribute("data-resumed-bytes") == str(16 * MiB)
-        assert bytes_read(page) == big.stat().st_size
+        size = big.stat().st_size
+        assert bytes_taken(page) == {**read_once_sent_from_the_file(size), "sent": size - 16 * MiB}
 
 
 def test_an_accepted_upload_offers_its_signed_receipt(

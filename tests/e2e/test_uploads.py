@@ -13,8 +13,9 @@ import pytest
 import urllib3
 from botocore.config import Config
 
+from filegate.errors import UploadClientError
 from filegate.parts import composite_sha256
-from filegate.uploads.client import UploadClient
+from filegate.uploads.client import TransferConfig, UploadClient
 from tests.e2e.conftest import BIN, Stack, cli_env, filegate, wait_for
 from tests.e2e.upload_api import await_verdict, declare_upload, upload_view
 
@@ -187,12 +188,13 @@ def test_an_object_whose_s3_checksum_is_not_the_declared_sha256_is_rejected_nami
 
 class _DamagingPool(urllib3.PoolManager):
     """The client's HTTP pool, damaging the first body sent to part 2's URL (a bit flipped on
-    the way), as a flaky network or proxy would."""
+    the way), as a flaky network or proxy would; every body sent to it when ``always``."""
 
     damaged = 0
+    always = False
 
     def request(self, method: str, url: str, body: object = None, **kw: object) -> object:
-        if method == "PUT" and "partNumber=2&" in url + "&" and not self.damaged:
+        if method == "PUT" and "partNumber=2&" in url + "&" and (self.always or not self.damaged):
             self.damaged += 1
             data = b"".join(body)  # type: ignore[arg-type]
             body = bytes([data[0] ^ 1]) + data[1:]
@@ -211,6 +213,32 @@ def test_a_part_damaged_on_the_way_is_refused_resent_by_the_client_and_accepted(
 
     assert pool.damaged == 1  # the twin refused it (BadDigest); the client read it and resent it
     assert (result.method, result.status) == ("MULTIPART", "ACCEPTED")
+
+
+def test_a_part_damaged_on_every_attempt_makes_the_client_give_up_and_abort_the_upload(
+    stack: Stack, partner: dict, tmp_path: Path
+) -> None:
+    # GIVEN a link that damages part 2 on every attempt
+    large = tmp_path / "broken link.bin"
+    large.write_bytes(hashlib.sha256(b"broken").digest() * (66 * 1024 * 1024 // 32))  # 66 MiB
+    pool = _DamagingPool(maxsize=6, retries=False)
+    pool.always = True
+    config = TransferConfig(max_attempts=3, backoff_base_seconds=0.05)
+    client = UploadClient(stack.env["upload_api_url"], partner["api_key"], config, http=pool)
+
+    # WHEN the file is uploaded
+    with pytest.raises(UploadClientError) as refused:
+        client.upload(large)
+
+    # THEN the twin refused part 2 each time (BadDigest), the client gave up after its attempts
+    # naming the part, and the multipart upload is gone from S3 and ABORTED in the ledger
+    assert pool.damaged == 3
+    assert "part 2" in str(refused.value)
+    assert "BadDigest" in str(refused.value)
+    assert stack.s3.list_multipart_uploads(Bucket=stack.bucket).get("Uploads", []) == []
+    items = stack.ddb.scan(TableName=stack.table)["Items"]
+    mine = [item for item in items if item["s3_key"]["S"].endswith("/" + large.name)]
+    assert [item["processing_status"]["S"] for item in mine] == ["ABORTED"]
 
 
 def test_a_wrong_size_is_refused_by_s3_and_rejected_by_the_ingestion(
