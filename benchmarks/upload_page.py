@@ -21,9 +21,15 @@ Per run:
   missed). RSS counts shared pages (Blob data Chromium keeps in shared memory) in every
   process that maps them. Target (issue 11): < 150 MB;
 - the requests the page made: ``POST /uploads/{id}/parts`` (part URLs asked for) and the
-  part PUTs, counted through playwright's request events.
+  part PUTs, counted through playwright's request events;
+- seconds from choosing the file to the row's "Checking" stage: the file is sent and the upload
+  completed (CompleteMultipartUpload returned), the verdict not yet in;
+- with ``--against-aws``, the same file sent with ``aws s3 cp`` to the same endpoint in the same
+  round (``upload_transfer.run_aws``), the two alternating which goes first, and the ratio of
+  the aws seconds to the page's seconds to "Checking" (>= 1: the page at least as fast).
 
     .venv/bin/python benchmarks/upload_page.py [--runs 3] [--size-mib 1024] [--label L]
+        [--against-aws]
 
 Figures go to ``results/upload_page.json`` (``upload_page_<N>mib.json`` at another size;
 ``--label`` adds ``_<label>``).
@@ -49,8 +55,10 @@ from common import median, save, table
 from upload_transfer import (
     add_partner,
     clear_bucket,
+    client_env,
     ledger_status,
     local_stack,
+    run_aws,
     write_random_file,
 )
 
@@ -71,6 +79,8 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
 ]
 PARTS_URL = re.compile(r"/uploads/[^/]+/parts/?(\?|$)")
+# The row's badge once the file is sent and its upload completed (or already judged).
+SENT_BADGE = re.compile(r"^(Checking|ACCEPTED|REJECTED|ABORTED|Error.*|Failed)$")
 KINDS = ("renderer", "browser", "other")
 
 
@@ -164,6 +174,9 @@ def one_run(state: Any, browser: Any, api_key: str, path: Path) -> dict[str, Any
         started = time.monotonic()
         page.set_input_files("#file-input", str(path))
         row = page.locator("li.file", has=page.locator(".name", has_text=path.name))
+        sent = row.locator(".badge", has_text=SENT_BADGE)
+        sent.wait_for(timeout=VERDICT_TIMEOUT_MS)
+        seconds_sent = time.monotonic() - started
         row.and_(page.locator("li.file:not(.busy)")).wait_for(timeout=VERDICT_TIMEOUT_MS)
         seconds = time.monotonic() - started
     status = row.get_attribute("data-status")
@@ -172,6 +185,7 @@ def one_run(state: Any, browser: Any, api_key: str, path: Path) -> dict[str, Any
     context.close()
     return {
         "seconds": round(seconds, 2),
+        "seconds_sent": round(seconds_sent, 2),
         "page_status": status,
         "ledger_status": ledger_status(state, key) if key else None,
         **({"detail": detail} if status != "ACCEPTED" else {}),
@@ -184,7 +198,7 @@ def one_run(state: Any, browser: Any, api_key: str, path: Path) -> dict[str, Any
     }
 
 
-def measure(runs: int, size: int) -> dict[str, Any]:
+def measure(runs: int, size: int, against_aws: bool = False) -> dict[str, Any]:
     from playwright.sync_api import sync_playwright
 
     samples: list[dict[str, Any]] = []
@@ -198,13 +212,28 @@ def measure(runs: int, size: int) -> dict[str, Any]:
             )
             try:
                 for number in range(runs):
+                    aws_first = against_aws and number % 2 == 1
+                    aws = aws_run(state, api_key, path, number) if aws_first else None
                     run = one_run(state, browser, api_key, path)
                     run["ledger"] = clear_bucket(state)
+                    if against_aws:
+                        run["aws"] = aws or aws_run(state, api_key, path, number)
+                        run["aws_first"] = aws_first
+                        run["aws_over_page"] = round(run["aws"]["seconds"] / run["seconds_sent"], 3)
                     samples.append(run)
                     print(f"run {number + 1}: {_line(run)}", file=sys.stderr)
             finally:
                 browser.close()
     return summarize(samples, size)
+
+
+def aws_run(state: Any, api_key: str, path: Path, number: int) -> dict[str, Any]:
+    """``aws s3 cp`` of the same file to the same endpoint; the object deleted after, untimed."""
+    run = run_aws(state, client_env(state, api_key), path, f"bench/aws-{number}.bin")
+    clear_bucket(state)
+    if run["exit_code"]:
+        raise RuntimeError(f"aws s3 cp failed: {run.get('stderr_tail')}")
+    return {"seconds": round(run["seconds"], 2), "cpu_seconds": run["cpu_seconds"]}
 
 
 def _line(run: dict[str, Any]) -> str:
@@ -214,6 +243,12 @@ def _line(run: dict[str, Any]) -> str:
         f" RSS growth MiB: renderer {growth['renderer']:.0f}, browser {growth['browser']:.0f},"
         f" sum {growth['renderer+browser']:.0f}, other {growth['other']:.0f};"
         f" {run['requests']}, load {run['load_1m'][0]:.1f} -> {run['load_1m'][1]:.1f}"
+        f"; sent in {run['seconds_sent']:.1f} s"
+        + (
+            f"; aws s3 cp {run['aws']['seconds']:.1f} s, aws/page {run['aws_over_page']:.2f}"
+            if "aws" in run
+            else ""
+        )
     )
 
 
@@ -235,6 +270,15 @@ def summarize(samples: list[dict[str, Any]], size: int) -> dict[str, Any]:
         "median_mb_per_s": round(median([size / run["seconds"] / 1e6 for run in ok]), 2),
         "peak_rss_growth_mib": peaks,
         "median_sign_parts_requests": median([run["requests"]["sign_parts"] for run in samples]),
+        "median_seconds_sent": round(median([run["seconds_sent"] for run in ok]), 2),
+        **(
+            {
+                "median_aws_seconds": round(median([r["aws"]["seconds"] for r in samples]), 2),
+                "median_aws_over_page": median([r["aws_over_page"] for r in samples]),
+            }
+            if samples and "aws" in samples[0]
+            else {}
+        ),
         "target_rss_mb": RSS_TARGET_MB,
         "target_rss_met": peak_mb < RSS_TARGET_MB and len(ok) == len(samples),
     }
@@ -268,6 +312,13 @@ def render(figures: dict[str, Any]) -> str:
         + f" peak RSS growth MiB: renderer {peaks['renderer']:.0f}, browser"
         + f" {peaks['browser']:.0f}, renderer+browser {peaks['renderer+browser']:.0f}"
         + f" (target < {RSS_TARGET_MB} MB: {met}); failed runs: {figures['failed_runs']}"
+        + f"; sent (to Checking) in {figures['median_seconds_sent']:.1f} s"
+        + (
+            f"; aws s3 cp {figures['median_aws_seconds']:.1f} s, median aws/page"
+            f" {figures['median_aws_over_page']:.2f}"
+            if "median_aws_seconds" in figures
+            else ""
+        )
     )
 
 
@@ -276,10 +327,13 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--label", default="", help="suffix of the results file's name")
+    parser.add_argument(
+        "--against-aws", action="store_true", help="send the file with aws s3 cp too, each round"
+    )
     args = parser.parse_args()
     if not CHROMIUM.exists():
         sys.exit(f"no {CHROMIUM}: `apt-get install chromium` (the e2e tests use it too)")
-    figures = measure(args.runs, args.size_mib * MiB)
+    figures = measure(args.runs, args.size_mib * MiB, args.against_aws)
     print(render(figures))
     name = "upload_page" if args.size_mib == 1024 else f"upload_page_{args.size_mib}mib"
     save(f"{name}_{args.label}" if args.label else name, figures)

@@ -9,9 +9,11 @@ every size once through the client library, the sizes in an order that rotates e
 (round 1: 1 KiB, 100 MiB, ...; round 2: 100 MiB, ..., 1 KiB), after one untimed warm-up
 upload. For each upload:
 
-- verdict latency: from the moment the upload's last request returned (CompleteMultipartUpload
-  through the upload API, or the single presigned PUT for 1 KiB) to the ledger's item reading
-  ACCEPTED (GetItem, ConsistentRead, polled every 20 ms);
+- verdict latency: from the moment the upload's last request was sent (``POST
+  /uploads/{id}/complete``, in which the upload API calls CompleteMultipartUpload, or the single
+  presigned PUT for 1 KiB) to the ledger's item reading ACCEPTED (GetItem, ConsistentRead,
+  polled every 20 ms); and its two shares: that request's own time (the completion), and the
+  time from its answer to the verdict;
 - ingestion duration: the ``Duration`` of the REPORT line of the invocation whose lines name
   the key, in the function's CloudWatch log group (what ``filegate logs --key`` shows);
 - the checksum the ledger records that S3 verified (type, part count).
@@ -57,23 +59,26 @@ def parse_size(text: str) -> int:
 
 
 class TimedPool(urllib3.PoolManager):
-    """The client's connection pool, noting when each request returned."""
+    """The client's connection pool, noting when each request was sent and when it returned."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.returned: list[tuple[str, str, float]] = []
+        self.requests: list[tuple[str, str, float, float]] = []
 
     def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        sent = time.monotonic()
         try:
             return super().request(method, url, *args, **kwargs)
         finally:
-            self.returned.append((method, url, time.monotonic()))
+            self.requests.append((method, url, sent, time.monotonic()))
 
 
-def last_request_returned(pool: TimedPool) -> float:
-    """When the request that finished the upload returned: the complete POST, or the PUT."""
-    completes = [m for m in pool.returned if m[0] == "POST" and m[1].endswith("/complete")]
-    return (completes or [m for m in pool.returned if m[0] == "PUT"])[-1][2]
+def finishing_request(pool: TimedPool) -> tuple[float, float]:
+    """(sent, returned) of the request that finished the upload: the complete POST, or the PUT."""
+    requests = pool.requests
+    completes = [r for r in requests if r[0] == "POST" and r[1].endswith("/complete")]
+    _, _, sent, returned = (completes or [r for r in requests if r[0] == "PUT"])[-1]
+    return sent, returned
 
 
 def ledger_item(state: Any, key: str) -> dict[str, Any] | None:
@@ -118,7 +123,7 @@ def one_upload(state: Any, api_key: str, path: Path) -> dict[str, Any]:
     since_ms = int(time.time() * 1000) - 1000
     started = time.monotonic()
     result = client.upload(path)
-    returned = last_request_returned(pool)
+    sent, returned = finishing_request(pool)
     seen, item = wait_verdict(state, result.key)
     durations = ingestion_ms(state, result.key, since_ms)
     clear_bucket(state)
@@ -126,7 +131,9 @@ def one_upload(state: Any, api_key: str, path: Path) -> dict[str, Any]:
         "status": item["processing_status"]["S"],
         "method": result.method,
         "upload_s": round(returned - started, 2),
-        "verdict_latency_ms": round((seen - returned) * 1000, 1),
+        "verdict_latency_ms": round((seen - sent) * 1000, 1),
+        "completion_ms": round((returned - sent) * 1000, 1),
+        "after_completion_ms": round((seen - returned) * 1000, 1),
         "ingestion_ms": durations[-1],
         "ingestion_invocations": len(durations),
         "checksum_type": item.get("checksum_type", {}).get("S"),
@@ -163,6 +170,10 @@ def summarize(runs: dict[str, list[dict[str, Any]]], rounds: int) -> dict[str, A
             "median_verdict_latency_ms": round(
                 median([r["verdict_latency_ms"] for r in size_runs]), 1
             ),
+            "median_completion_ms": round(median([r["completion_ms"] for r in size_runs]), 1),
+            "median_after_completion_ms": round(
+                median([r["after_completion_ms"] for r in size_runs]), 1
+            ),
             "median_ingestion_ms": round(median([r["ingestion_ms"] for r in size_runs]), 1),
             "median_upload_s": round(median([r["upload_s"] for r in size_runs]), 2),
             "all_accepted": all(r["status"] == "ACCEPTED" for r in size_runs),
@@ -189,6 +200,8 @@ def render(figures: dict[str, Any]) -> str:
             " / ".join(f"{r['verdict_latency_ms']:.0f}" for r in f["runs"]),
             f"{f['median_verdict_latency_ms']:.0f}",
             f"{f['verdict_latency_ms_ratio_to_smallest']:.2f}",
+            f"{f['median_completion_ms']:.0f}",
+            f"{f['median_after_completion_ms']:.0f}",
             " / ".join(f"{r['ingestion_ms']:.0f}" for r in f["runs"]),
             f"{f['median_ingestion_ms']:.0f}",
             f"{f['ingestion_ms_ratio_to_smallest']:.2f}",
@@ -199,7 +212,8 @@ def render(figures: dict[str, Any]) -> str:
         for size, f in figures["sizes"].items()
     ]
     headers = [
-        "size", "verdict ms per run", "median", "ratio", "ingestion ms per run", "median",
+        "size", "verdict ms per run", "median", "ratio", "of which completion", "after it",
+        "ingestion ms per run", "median",
         "ratio", "upload s", "S3 checksum", "all ACCEPTED",
     ]  # fmt: skip
     return table(headers, rows)
