@@ -32,6 +32,8 @@ BENCHMARKS = [
     ["quota_transactions.py"],
     ["multipart_complete.py"],
     ["cli_start.py"],
+    ["page_bodies.py"],
+    ["checksum_speed.py"],
 ]
 BEFORE = [["e2e_burst.py", "--count", "500", "--unpatched-sqs", "--timeout", "300"]]
 
