@@ -235,10 +235,12 @@ def test_a_part_damaged_on_every_attempt_makes_the_client_give_up_and_abort_the_
     assert pool.damaged == 3
     assert "part 2" in str(refused.value)
     assert "BadDigest" in str(refused.value)
-    assert stack.s3.list_multipart_uploads(Bucket=stack.bucket).get("Uploads", []) == []
     items = stack.ddb.scan(TableName=stack.table)["Items"]
     mine = [item for item in items if item["s3_key"]["S"].endswith("/" + large.name)]
     assert [item["processing_status"]["S"] for item in mine] == ["ABORTED"]
+    # (the stack is shared: other tests' uploads may be open, this one's must not)
+    uploads = stack.s3.list_multipart_uploads(Bucket=stack.bucket).get("Uploads", [])
+    assert [u for u in uploads if u["Key"] == mine[0]["s3_key"]["S"]] == []
 
 
 def test_a_wrong_size_is_refused_by_s3_and_rejected_by_the_ingestion(
