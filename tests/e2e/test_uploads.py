@@ -6,6 +6,7 @@ import base64
 import hashlib
 import json
 import subprocess
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -219,7 +220,8 @@ def test_a_part_damaged_on_every_attempt_makes_the_client_give_up_and_abort_the_
     stack: Stack, partner: dict, tmp_path: Path
 ) -> None:
     # GIVEN a link that damages part 2 on every attempt
-    large = tmp_path / "broken link.bin"
+    # (a name of its own: the stack and its ledger are shared with other tests' uploads)
+    large = tmp_path / f"broken link {uuid.uuid4().hex[:8]}.bin"
     large.write_bytes(hashlib.sha256(b"broken").digest() * (66 * 1024 * 1024 // 32))  # 66 MiB
     pool = _DamagingPool(maxsize=6, retries=False)
     pool.always = True
