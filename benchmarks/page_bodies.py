@@ -37,7 +37,7 @@ import psutil
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import median, save, table
-from upload_page import CHROMIUM, CHROMIUM_FLAGS, chromium_browser
+from upload_page import CHROMIUM, CHROMIUM_FLAGS, PeakRss, chromium_browser
 
 MiB = 1024 * 1024
 SLICE_BYTES = 8 * MiB
@@ -145,34 +145,16 @@ def one_run(playwright: Any, url: str, path: Path, mode: str) -> dict[str, Any]:
         page = browser.new_page()
         page.goto(url)
         page.set_input_files("#f", str(path))
-        main = chromium_browser()
-        renderers = [p for p in main.children(recursive=True) if "--type=renderer" in p.cmdline()]
-
-        def sample() -> dict[str, int]:
-            return {
-                "renderer": sum(rss_anon(p) for p in renderers),
-                "browser": rss_anon(main),
-            }
-
-        before = sample()
-        peak = dict(before)
-        stop = threading.Event()
-
-        def poll() -> None:
-            while not stop.is_set():
-                for name, value in sample().items():
-                    peak[name] = max(peak[name], value)
-                stop.wait(0.05)
-
-        poller = threading.Thread(target=poll, daemon=True)
-        poller.start()
-        seconds = page.evaluate("([m, s]) => window.run(m, s, 4)", [mode, SLICE_BYTES])
-        stop.set()
-        poller.join()
+        with PeakRss(chromium_browser(), rss_anon) as peak:
+            seconds = page.evaluate("([m, s]) => window.run(m, s, 4)", [mode, SLICE_BYTES])
     finally:
         browser.close()
-    growth = {name: round((peak[name] - before[name]) / MiB, 1) for name in peak}
-    return {"mode": mode, "seconds": round(seconds, 2), "anon_growth_mib": growth}
+    growth = peak.growth_mib()
+    return {
+        "mode": mode,
+        "seconds": round(seconds, 2),
+        "anon_growth_mib": {kind: growth[kind] for kind in ("renderer", "browser")},
+    }
 
 
 def main() -> None:

@@ -45,6 +45,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -103,23 +104,32 @@ def kind(process: psutil.Process) -> str:
     return "other" if any(arg.startswith("--type=") for arg in arguments) else "browser"
 
 
-def rss_by_kind(browser: psutil.Process) -> dict[str, int]:
-    """Summed VmRSS, bytes, of Chromium's processes by kind (the browser and its descendants,
-    listed afresh: renderers come and go)."""
+def vm_rss(process: psutil.Process) -> int:
+    return int(process.memory_info().rss)
+
+
+def rss_by_kind(
+    browser: psutil.Process, measure: Callable[[psutil.Process], int] = vm_rss
+) -> dict[str, int]:
+    """Summed memory, bytes (VmRSS unless ``measure`` says otherwise), of Chromium's processes
+    by kind (the browser and its descendants, listed afresh: renderers come and go)."""
     totals = dict.fromkeys(KINDS, 0)
     with contextlib.suppress(psutil.NoSuchProcess):
         for process in [browser, *browser.children(recursive=True)]:
             with contextlib.suppress(psutil.Error):
-                totals[kind(process)] += process.memory_info().rss
+                totals[kind(process)] += measure(process)
     return totals
 
 
 class PeakRss:
     """Polls ``rss_by_kind`` in a thread; the peak per kind and of renderer + browser."""
 
-    def __init__(self, browser: psutil.Process) -> None:
+    def __init__(
+        self, browser: psutil.Process, measure: Callable[[psutil.Process], int] = vm_rss
+    ) -> None:
         self.browser = browser
-        self.before = rss_by_kind(browser)
+        self.measure = measure
+        self.before = rss_by_kind(browser, measure)
         self.before["renderer+browser"] = self.before["renderer"] + self.before["browser"]
         self.peak = dict(self.before)
         self.samples = 0
@@ -128,7 +138,7 @@ class PeakRss:
 
     def _poll(self) -> None:
         while not self._stop.is_set():
-            now = rss_by_kind(self.browser)
+            now = rss_by_kind(self.browser, self.measure)
             now["renderer+browser"] = now["renderer"] + now["browser"]
             for name, value in now.items():
                 self.peak[name] = max(self.peak[name], value)

@@ -308,7 +308,7 @@ def test_a_part_refused_as_expired_is_signed_again_and_the_upload_is_accepted(
             body="<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>",
         )
 
-    page.route(lambda url: "partNumber=2&" in url or url.endswith("partNumber=2"), expire_once)
+    page.route(lambda url: part_number(url) == 2, expire_once)
     page.fill("#api-key", partner["api_key"])
     page.set_input_files("#file-input", str(big))
     row = finished(page, big.name)
@@ -334,6 +334,16 @@ def test_part_urls_about_to_expire_are_signed_again_before_they_are_sent(
     assert declared_expiry_moved_on(item)
 
 
+def refuse_as_bad_digest(route: Route) -> None:
+    """S3's answer to a part whose bytes do not match its SHA-256 (the test in S3's place)."""
+    route.fulfill(
+        status=400,
+        headers={"Access-Control-Allow-Origin": "*"},
+        body="<Error><Code>BadDigest</Code><Message>The SHA256 you specified did not"
+        " match the calculated checksum.</Message></Error>",
+    )
+
+
 def test_a_part_s3_refuses_for_its_checksum_is_read_and_sent_again_and_accepted(
     page: Page, stack: Stack, partner: dict[str, Any], tmp_path: Path
 ) -> None:
@@ -348,19 +358,14 @@ def test_a_part_s3_refuses_for_its_checksum_is_read_and_sent_again_and_accepted(
             route.continue_()
             return
         refused.append(route.request.url)
-        route.fulfill(
-            status=400,
-            headers={"Access-Control-Allow-Origin": "*"},
-            body="<Error><Code>BadDigest</Code><Message>The SHA256 you specified did not"
-            " match the calculated checksum.</Message></Error>",
-        )
+        refuse_as_bad_digest(route)
 
     def record_signing(route: Route) -> None:
         if route.request.method == "POST":
             signed.append(json.loads(route.request.post_data or "{}"))
         route.continue_()
 
-    page.route(lambda url: "partNumber=2&" in url or url.endswith("partNumber=2"), damaged_once)
+    page.route(lambda url: part_number(url) == 2, damaged_once)
     page.route("**/uploads/*/parts", record_signing)
     page.fill("#api-key", partner["api_key"])
     page.set_input_files("#file-input", str(big))
@@ -388,14 +393,9 @@ def test_a_part_s3_refuses_for_its_checksum_every_time_ends_the_upload_aborted(
 
     def damaged(route: Route) -> None:
         refused.append(route.request.url)
-        route.fulfill(
-            status=400,
-            headers={"Access-Control-Allow-Origin": "*"},
-            body="<Error><Code>BadDigest</Code><Message>The SHA256 you specified did not"
-            " match the calculated checksum.</Message></Error>",
-        )
+        refuse_as_bad_digest(route)
 
-    page.route(lambda url: "partNumber=2&" in url or url.endswith("partNumber=2"), damaged)
+    page.route(lambda url: part_number(url) == 2, damaged)
     page.fill("#api-key", partner["api_key"])
     page.set_input_files("#file-input", str(big))
     row = finished(page, big.name)
@@ -443,13 +443,11 @@ def held_parts(stack: Stack, name: str, at_least: int) -> tuple[str, list[dict[s
     return None
 
 
-def test_a_reloaded_page_resumes_when_the_same_file_is_chosen_again(
-    page: Page, stack: Stack, partner: dict[str, Any], tmp_path: Path
-) -> None:
-    # GIVEN a 9-part upload whose parts 3 and up never get an answer, and a page reloaded once
-    # S3 holds parts 1 and 2
-    big = tmp_path / "reloaded.bin"
-    big.write_bytes(os.urandom(66 * MiB))
+def reload_while_parts_are_held(
+    page: Page, stack: Stack, api_key: str, path: Path, init_script: str | None = None
+) -> tuple[str, list[dict[str, Any]]]:
+    """Choose ``path`` on ``page`` with parts 3 and up left without an answer, and reload the
+    page (adding ``init_script``) once S3 holds parts 1 and 2: the upload's key and those parts."""
     holding = [True]
 
     def hold(route: Route) -> None:
@@ -458,18 +456,31 @@ def test_a_reloaded_page_resumes_when_the_same_file_is_chosen_again(
             route.continue_()
 
     page.route(lambda url: (part_number(url) or 0) >= 3, hold)
-    page.fill("#api-key", partner["api_key"])
-    page.set_input_files("#file-input", str(big))
+    page.fill("#api-key", api_key)
+    page.set_input_files("#file-input", str(path))
     # Playwright runs the route's handler only while this thread is inside a Playwright call:
     # the probe lets it run between two looks at ListParts.
     key, held = wait_for(
-        lambda: page.wait_for_timeout(100) or held_parts(stack, big.name, 2),
+        lambda: page.wait_for_timeout(100) or held_parts(stack, path.name, 2),
         timeout=VERDICT_TIMEOUT_MS / 1000,
     )
     page.on("dialog", lambda dialog: dialog.accept())  # "leave the page?" (a file is busy)
+    if init_script:
+        page.add_init_script(init_script)
     page.reload()
     # Only now: the old page's part requests, held until it went, were never sent.
     holding[0] = False
+    return key, held
+
+
+def test_a_reloaded_page_resumes_when_the_same_file_is_chosen_again(
+    page: Page, stack: Stack, partner: dict[str, Any], tmp_path: Path
+) -> None:
+    # GIVEN a 9-part upload whose parts 3 and up never get an answer, and a page reloaded once
+    # S3 holds parts 1 and 2
+    big = tmp_path / "reloaded.bin"
+    big.write_bytes(os.urandom(66 * MiB))
+    key, held = reload_while_parts_are_held(page, stack, partner["api_key"], big)
 
     # WHEN the same file is chosen again on the reloaded page
     sent = parts_sent(page)
@@ -689,23 +700,9 @@ def test_a_reloaded_page_resumes_a_file_above_64_mib(
     # S3 holds parts 1 and 2
     big = tmp_path / f"reloaded above hash first {changed}.bin"
     write_random(big, HASH_FIRST_MAX + MiB)
-    holding = [True]
-
-    def hold(route: Route) -> None:
-        if not holding[0]:
-            route.continue_()
-
-    page.route(lambda url: (part_number(url) or 0) >= 3, hold)
-    page.fill("#api-key", large_partner["api_key"])
-    page.set_input_files("#file-input", str(big))
-    first_key, held = wait_for(
-        lambda: page.wait_for_timeout(100) or held_parts(stack, big.name, 2),
-        timeout=VERDICT_TIMEOUT_MS / 1000,
+    first_key, held = reload_while_parts_are_held(
+        page, stack, large_partner["api_key"], big, COUNT_BYTES_READ
     )
-    page.on("dialog", lambda dialog: dialog.accept())
-    page.add_init_script(COUNT_BYTES_READ)
-    page.reload()
-    holding[0] = False
     if changed:  # part 2's bytes, with the same size and modification time (the resume key)
         times = big.stat()
         with big.open("r+b") as out:
