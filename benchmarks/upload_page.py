@@ -242,7 +242,7 @@ def aws_run(state: Any, api_key: str, path: Path, number: int) -> dict[str, Any]
     run = run_aws(state, client_env(state, api_key), path, f"bench/aws-{number}.bin")
     clear_bucket(state)
     if run["exit_code"]:
-        raise RuntimeError(f"aws s3 cp failed: {run.get('stderr_tail')}")
+        sys.exit(f"aws s3 cp failed (exit {run['exit_code']}): {run.get('stderr_tail')}")
     return {"seconds": round(run["seconds"], 2), "cpu_seconds": run["cpu_seconds"]}
 
 
