@@ -10,20 +10,22 @@ Declared uploads (the upload API) live in the same table under their object key:
 writes the PENDING item at presign time, ``get_upload`` finds it by upload id through the
 ``upload_id-index`` GSI, ``extend`` moves a PENDING item's ``expires_at`` when its part URLs are
 signed again, ``expect_checksum`` records the checksum S3 must end up holding (a multipart
-upload's composite SHA-256, written just before it is completed), and ``expire`` / ``abort``
-close a PENDING item; each is one conditional write. ``overdue_uploads`` lists the PENDING
+upload's composite SHA-256, written just before it is completed), and ``expire`` / ``abort`` /
+``reject`` close a PENDING item; each is one conditional write. A declared upload closed
+REJECTED by ``reject`` (S3 refused its bytes) never held an object: ``holds_object`` tells it
+from a verdict on one. ``overdue_uploads`` lists the PENDING
 items past their expiry without changing them. The checksum fields are described in
 docs/integrity.md.
 
 Quotas (``filegate.quotas``, docs/quotas.md): given the partners table, ``declare`` writes the
-PENDING item and the partner's day and pending counters in ONE TransactWriteItems whose
-conditions are the limits, so a refused declaration writes nothing (``QuotaExceededError``).
-The item then holds a pending count (``quota_partner``) until it leaves PENDING: ``expire`` and
-``abort`` give it back in the transaction that closes the item; ``record`` (the verdict, or a
-deletion) writes the event as before and then settles a count the item still holds, in a
-transaction conditional on the hold, so a duplicate event settles nothing and a failed settle
-is done by the message's redelivery. A transaction cancelled by a concurrent one on the same
-counter (``TransactionConflict``, which AWS answers and the emulator never does) is tried again.
+PENDING item and the partner's day and pending counters in ONE TransactWriteItems whose conditions
+are the limits, so a refused declaration writes nothing (``QuotaExceededError``). The item then
+holds a pending count (``quota_partner``) until it leaves PENDING: ``expire``, ``abort`` and
+``reject`` give it back in the transaction that closes the item; ``record`` (the verdict, or a
+deletion) writes the event as before and then settles a count the item still holds, in a transaction
+conditional on the hold, so a duplicate event settles nothing and a failed settle is done by the
+message's redelivery. A transaction cancelled by a concurrent one on the same counter
+(``TransactionConflict``, which AWS answers and the emulator never does) is tried again.
 
 For the operations, ``describe`` and ``raw_item`` return DescribeTable and GetItem as the API
 answers them (the evidence set saves them as they are), and ``create_table`` and
@@ -96,6 +98,13 @@ class Status(StrEnum):
 
 
 PRESENT = frozenset({Status.RECEIVED, Status.ACCEPTED, Status.REJECTED})
+
+
+def holds_object(status: str | None, event_time: str | None) -> bool:
+    """Whether the ledger says an object is at the key: a present status written by an S3
+    event. A declared upload closed REJECTED because S3 refused its bytes (``Ledger.reject``)
+    has no event: nothing was stored."""
+    return status in PRESENT and bool(event_time)
 
 
 class UploadStatus(StrEnum):
@@ -200,6 +209,9 @@ class UploadRecord:
     declared_part_size: int | None = None
     declared_part_count: int | None = None
     expected_checksum_sha256: str | None = None
+    # A multipart upload declared with its sha256: the one the client computed from the bytes
+    # it sent, given at completion (docs/integrity.md); the verdict compares the two.
+    sent_sha256: str | None = None
     quota_partner: str | None = None  # the partner whose pending count it holds, while it does
     reason: str | None = None
     size: int | None = None
@@ -391,6 +403,11 @@ class Ledger:
         """PENDING -> ABORTED; ``None`` when the item is no longer PENDING."""
         return self._close(key, UploadStatus.ABORTED, now, "processing_status = :pending")
 
+    def reject(self, key: str, reason: str, now: datetime) -> UploadRecord | None:
+        """PENDING -> REJECTED with ``reason``, no object recorded (S3 refused the bytes);
+        ``None`` when the item is no longer PENDING."""
+        return self._close(key, Status.REJECTED, now, "processing_status = :pending", reason)
+
     def extend(self, key: str, expires_at: datetime, now: datetime) -> UploadRecord | None:
         """A PENDING upload's new ``expires_at``; ``None`` when it is no longer PENDING.
 
@@ -409,17 +426,27 @@ class Ledger:
         )
 
     def expect_checksum(
-        self, key: str, checksum: str, now: datetime, sha256: str | None = None
+        self,
+        key: str,
+        checksum: str,
+        now: datetime,
+        sha256: str | None = None,
+        sent_sha256: str | None = None,
     ) -> UploadRecord | None:
         """Record the checksum S3 must hold for a PENDING upload (a multipart upload's composite
-        SHA-256, before it is completed), and the declared whole-file ``sha256`` (hex) when the
-        partner gives it only now; ``None`` when the upload is no longer PENDING."""
+        SHA-256, before it is completed), the declared whole-file ``sha256`` (hex) when the
+        partner gives it only now, and ``sent_sha256`` (hex) when the declaration gave one and
+        the completion gives that of the bytes sent; ``None`` when the upload is no longer
+        PENDING."""
         values = {":pending": UploadStatus.PENDING.value, ":checksum": checksum}
         values[":now"] = iso_utc(now)
         update = "SET expected_checksum_sha256 = :checksum, updated_at = :now"
         if sha256 is not None:
             values[":sha256"] = sha256
             update += ", declared_sha256 = :sha256"
+        if sent_sha256 is not None:
+            values[":sent"] = sent_sha256
+            update += ", sent_sha256 = :sent"
         return self._update_upload(key, update, "processing_status = :pending", values)
 
     def _declared(self, declaration: Declaration) -> dict[str, Any]:
@@ -461,11 +488,19 @@ class Ledger:
         return _to_upload(_from_attributes(item)) if item else None
 
     def _close(
-        self, key: str, status: UploadStatus, now: datetime, condition: str
+        self,
+        key: str,
+        status: UploadStatus | Status,
+        now: datetime,
+        condition: str,
+        reason: str | None = None,
     ) -> UploadRecord | None:
         values = {":pending": UploadStatus.PENDING.value, ":status": status.value}
         values[":now"] = iso_utc(now)
         update = "SET processing_status = :status, updated_at = :now"
+        if reason is not None:
+            values[":reason"] = reason
+            update += ", reason = :reason"
         closed = f"attribute_exists(s3_key) AND {condition}"
         if self._release_hold(key, key_prefix(key), update, closed, values):
             return self._upload(key)
@@ -775,6 +810,7 @@ def _to_upload(plain: Mapping[str, Any]) -> UploadRecord:
         declared_part_size=plain.get("declared_part_size"),
         declared_part_count=plain.get("declared_part_count"),
         expected_checksum_sha256=plain.get("expected_checksum_sha256"),
+        sent_sha256=plain.get("sent_sha256"),
         quota_partner=plain.get(quotas.HOLD_ATTRIBUTE),
         reason=plain.get("reason"),
         size=plain.get("size"),

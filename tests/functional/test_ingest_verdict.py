@@ -328,6 +328,31 @@ def test_a_multipart_upload_is_judged_from_head_object_without_reading_its_bytes
     )
 
 
+def test_a_multipart_upload_whose_sent_sha256_is_not_the_declared_one_is_rejected_naming_both(
+    s3: Any, invoke: Any, ledger: Ledger
+) -> None:
+    # GIVEN a multipart upload declared with the file's SHA-256, whose client gave at completion
+    # the SHA-256 of the bytes it sent: another file's (its parts are those bytes, which S3 holds)
+    parts = [b"a" * PART, b"b" * 10]
+    declared = hashlib.sha256(b"the declared file").hexdigest()
+    sent = hashlib.sha256(b"".join(parts)).hexdigest()
+    declare_multipart(ledger, PART + 10, whole=b"the declared file")
+    expected = composite_sha256(map(b64, parts))
+    assert ledger.expect_checksum(KEY, expected, datetime.now(UTC), sent_sha256=sent)
+    with patches.applied():
+        done = multipart_object(s3, parts)
+        record = s3_record(KEY, sequencer="0A", version_id=done["VersionId"], size=PART + 10)
+        invoke(sqs_batch(notification(record)))
+    # THEN S3's composite is the expected one, and the verdict is REJECTED naming both digests
+    stored = item()
+    assert stored["processing_status"]["S"] == "REJECTED"
+    assert stored["checksum_sha256"]["S"] == expected
+    assert stored["reason"]["S"] == (
+        f"the file sent has SHA-256 {sent} (computed by the partner's client from the bytes it"
+        f" sent), not the declared sha256 {declared}"
+    )
+
+
 def test_a_multipart_object_that_is_not_the_listed_parts_is_rejected_naming_both_checksums(
     s3: Any, invoke: Any, ledger: Ledger
 ) -> None:

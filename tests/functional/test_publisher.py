@@ -202,6 +202,23 @@ def test_each_verdict_reaches_the_bus_once_with_its_detail_type(pipeline: Pipeli
     assert delivered[5]["detail"]["size"] is None  # nothing is there any more
 
 
+def test_an_upload_whose_bytes_s3_refused_is_rejected_on_the_bus_with_no_object(
+    pipeline: Pipeline,
+) -> None:
+    upload = declared()
+    pipeline.ledger.declare(upload)
+    reason = "S3 refused the bytes sent as not matching the declared sha256 (BadDigest)"
+    assert pipeline.ledger.reject(upload.key, reason, NOW) is not None
+
+    pipeline.publish()
+    (event,) = pipeline.delivered()
+
+    assert (event["detail-type"], event["detail"]["reason"]) == (UPLOAD_REJECTED, reason)
+    assert (event["detail"]["size"], event["detail"]["etag"]) == (None, None)
+    assert event["detail"]["checksums"]["sha256"] is None
+    jsonschema.validate(event["detail"], SCHEMA, format_checker=jsonschema.FormatChecker())
+
+
 def test_a_declaration_and_bookkeeping_writes_publish_nothing(pipeline: Pipeline) -> None:
     upload = declared()
     pipeline.ledger.declare(upload)

@@ -592,7 +592,7 @@ def test_a_multipart_upload_may_give_its_sha256_at_completion_recorded_before_s3
     assert record.expected_checksum_sha256 == stored["ChecksumSHA256"]
 
 
-def test_a_completion_whose_sha256_differs_from_the_declared_one_is_400_and_stays_open(
+def test_a_completion_whose_sha256_differs_from_the_declared_one_completes_and_records_both(
     upload_api: Call, acme: tuple[Partner, str], s3: Any, small_threshold: None
 ) -> None:
     content = bytes(range(256)) * (9 * MiB // 256)
@@ -600,20 +600,21 @@ def test_a_completion_whose_sha256_differs_from_the_declared_one_is_400_and_stay
     parts = upload_parts(s3, plan, content)
     complete = f"/uploads/{plan['upload_id']}/complete"
 
-    other = hashlib.sha256(b"another file").hexdigest()
-    status, answer = upload_api(
-        "POST", complete, api_key=acme[1], body={"parts": parts, "sha256": other}
+    # the client read other bytes than the declared file's (the parts are those bytes)
+    sent = hashlib.sha256(b"another file").hexdigest()
+    status, view = upload_api(
+        "POST", complete, api_key=acme[1], body={"parts": parts, "sha256": sent}
     )
 
-    assert (status, answer["error"]["field"]) == (400, "sha256")
-    assert "differs" in answer["error"]["message"]
-    assert s3.list_objects_v2(Bucket=UPLOAD_BUCKET).get("KeyCount") == 0
-    # the same SHA-256 again, or none (a client of before), completes it
-    sha256 = hashlib.sha256(content).hexdigest()
-    status, _ = upload_api(
-        "POST", complete, api_key=acme[1], body={"parts": parts, "sha256": sha256}
+    # completed (the verdict, REJECTED naming both, is the ingestion's: test_ingest_verdict)
+    assert (status, view["status"]) == (200, "PENDING")
+    assert s3.list_objects_v2(Bucket=UPLOAD_BUCKET).get("KeyCount") == 1
+    record = ledger_of().get_upload(plan["upload_id"])
+    assert record is not None
+    assert (record.declared_sha256, record.sent_sha256) == (
+        hashlib.sha256(content).hexdigest(),
+        sent,
     )
-    assert status == 200
 
 
 def test_a_single_put_upload_must_declare_its_sha256(
@@ -656,17 +657,30 @@ def test_complete_with_bad_parts_is_400(
     assert (status, answer["error"]["field"]) == (400, field)
 
 
-def test_complete_or_abort_of_a_single_put_upload_is_409(
+def test_a_single_put_upload_cannot_be_completed(
     upload_api: Call, acme: tuple[Partner, str]
 ) -> None:
     plan = declare(upload_api, acme[1])
     body = {"parts": [{"part_number": 1, "etag": "x"}]}
 
-    for action, payload in (("complete", body), ("abort", None)):
-        status, answer = upload_api(
-            "POST", f"/uploads/{plan['upload_id']}/{action}", api_key=acme[1], body=payload
-        )
-        assert (status, answer["error"]["code"]) == (409, "conflict")
+    status, answer = upload_api(
+        "POST", f"/uploads/{plan['upload_id']}/complete", api_key=acme[1], body=body
+    )
+
+    assert (status, answer["error"]["code"]) == (409, "conflict")
+
+
+def test_a_single_put_upload_given_up_is_aborted_and_only_once(
+    upload_api: Call, acme: tuple[Partner, str]
+) -> None:
+    plan = declare(upload_api, acme[1])
+    abort = f"/uploads/{plan['upload_id']}/abort"
+
+    status, view = upload_api("POST", abort, api_key=acme[1], body={})
+
+    assert (status, view["status"]) == (200, "ABORTED")
+    assert "reason" not in view
+    assert upload_api("POST", abort, api_key=acme[1])[0] == 409
 
 
 def test_abort_ends_the_multipart_upload_and_the_ledger_says_aborted(
@@ -679,6 +693,79 @@ def test_abort_ends_the_multipart_upload_and_the_ledger_says_aborted(
     assert (status, view["status"]) == (200, "ABORTED")
     assert s3.list_multipart_uploads(Bucket=UPLOAD_BUCKET).get("Uploads", []) == []
     assert upload_api("POST", f"/uploads/{plan['upload_id']}/abort", api_key=acme[1])[0] == 409
+
+
+def test_a_put_whose_bytes_s3_refused_ends_rejected_naming_the_declared_sha256(
+    upload_api: Call, acme: tuple[Partner, str], s3: Any
+) -> None:
+    content = b"the declared file"
+    plan = declare(upload_api, acme[1], content=content)
+
+    status, view = upload_api(
+        "POST",
+        f"/uploads/{plan['upload_id']}/abort",
+        api_key=acme[1],
+        body={"s3_error": "BadDigest"},
+    )
+
+    assert (status, view["status"]) == (200, "REJECTED")
+    declared = hashlib.sha256(content).hexdigest()
+    assert view["reason"].startswith(
+        f"S3 refused the bytes sent as not matching the declared sha256 {declared} (BadDigest,"
+    )
+    assert "size" not in view
+    assert "checksum" not in view
+    assert s3.list_objects_v2(Bucket=UPLOAD_BUCKET).get("KeyCount") == 0
+
+
+def test_a_multipart_part_s3_refused_ends_rejected_naming_the_part_and_aborted_in_s3(
+    upload_api: Call, acme: tuple[Partner, str], s3: Any, small_threshold: None
+) -> None:
+    plan = declare(upload_api, acme[1], size=9 * MiB)
+
+    status, view = upload_api(
+        "POST",
+        f"/uploads/{plan['upload_id']}/abort",
+        api_key=acme[1],
+        body={"s3_error": "BadDigest", "part_number": 2},
+    )
+
+    assert (status, view["status"]) == (200, "REJECTED")
+    assert view["reason"].startswith("S3 refused the bytes sent for part 2 as not matching")
+    assert s3.list_multipart_uploads(Bucket=UPLOAD_BUCKET).get("Uploads", []) == []
+
+
+@pytest.mark.parametrize(
+    ("body", "multipart", "field"),
+    [
+        ({"s3_error": "NoSuchKey"}, False, "s3_error"),
+        ({"s3_error": "BadDigest", "part_number": 1}, False, "part_number"),
+        ({"s3_error": "BadDigest"}, True, "part_number"),
+        ({"s3_error": "BadDigest", "part_number": 3}, True, "part_number"),
+        ({"s3_error": "BadDigest", "part_number": "2"}, True, "part_number"),
+        ([], True, "body"),
+    ],
+)
+def test_a_bad_abort_body_is_400_naming_the_field_and_changes_nothing(
+    upload_api: Call,
+    acme: tuple[Partner, str],
+    s3: Any,
+    small_threshold: None,
+    body: Any,
+    multipart: bool,
+    field: str,
+) -> None:
+    plan = declare(upload_api, acme[1], size=9 * MiB if multipart else 9)
+
+    status, answer = upload_api(
+        "POST", f"/uploads/{plan['upload_id']}/abort", api_key=acme[1], body=body
+    )
+
+    assert (status, answer["error"]["field"]) == (400, field)
+    view = upload_api("GET", f"/uploads/{plan['upload_id']}", api_key=acme[1])[1]
+    assert view["status"] == "PENDING"
+    open_uploads = s3.list_multipart_uploads(Bucket=UPLOAD_BUCKET).get("Uploads", [])
+    assert len(open_uploads) == (1 if multipart else 0)
 
 
 def test_another_partner_cannot_complete_or_abort(

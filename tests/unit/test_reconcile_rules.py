@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -70,6 +72,19 @@ def test_a_declaration_without_an_object_is_no_gap() -> None:
     assert compare_key(KEY, None, _item("PENDING")).verdict is Verdict.DECLARED
     for status in ("EXPIRED", "ABORTED", "DELETED"):
         assert compare_key(KEY, _marker(), _item(status)).verdict is Verdict.CONSISTENT
+
+
+def test_an_upload_rejected_because_s3_refused_its_bytes_is_no_gap_and_holds_no_object() -> None:
+    # REJECTED with no S3 event (Ledger.reject): nothing was stored, nothing is gone
+    refused = replace(_item("REJECTED", size=None, version=None, etag=None), event_time="")
+    assert compare_key(KEY, None, refused).verdict is Verdict.CONSISTENT
+    assert compare_key(KEY, _marker(), refused).verdict is Verdict.CONSISTENT
+    # an object there after all is one whose arrival the ledger never recorded
+    finding = compare_key(KEY, _object(), refused)
+    assert finding.verdict is Verdict.MISSING
+    assert "REJECTED" in finding.detail
+    # REJECTED by the ingestion (an S3 event) is an object like any other
+    assert compare_key(KEY, None, _item("REJECTED")).verdict is Verdict.GONE
 
 
 def test_each_difference_is_named() -> None:

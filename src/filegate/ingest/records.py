@@ -2,21 +2,22 @@
 
 ``Ingestor.ingest`` is the whole record logic: a created object costs one HeadObject and one
 conditional ledger write, a removed object one write. An event for any bucket but the stack's
-(``bucket``) is refused before either: the ledger is keyed by object key alone, so another
-bucket's event would overwrite the item of the same key, and on AWS the function's role may
-not read another bucket anyway (``ForeignBucketError``). A declared partner upload (its key is
-``<partner_id>/<upload_id>/<filename>`` and the ledger holds its declaration) is also judged:
-its arrival time and then size, content type and SHA-256 against what was declared, giving
-ACCEPTED, or REJECTED with a reason. The arrival time is the event's ``eventTime`` (when S3
+(``bucket``) is refused before either: the ledger is keyed by object key alone, so another bucket's
+event would overwrite the item of the same key, and on AWS the function's role may not read another
+bucket anyway (``ForeignBucketError``). A declared partner upload (its key is
+``<partner_id>/<upload_id>/<filename>`` and the ledger holds its declaration) is also judged: its
+arrival time and then size, content type and SHA-256 against what was declared (and, for a multipart
+upload declared with its sha256, that of the bytes sent, which the client gives at completion),
+giving ACCEPTED, or REJECTED with a reason. The arrival time is the event's ``eventTime`` (when S3
 finished storing the object), against the declaration's ``expires_at``: not the declaration's
-status, which says only whether `filegate uploads expire` (or a status read) ran before this
-event was processed, and one failed delivery (a 180 s visibility timeout) can put that after
-the expiry of an upload that arrived in time. The object is never read: its integrity is the
-SHA-256 checksum S3 verified and holds (HeadObject with checksum mode), compared with the one
-the ledger expects (``expected_checksum_sha256``: for a PUT, the declared sha256; for a
-multipart upload, the composite over the part checksums listed at completion), so the verdict
-of 5 GiB costs what that of 1 KiB does (docs/integrity.md). The clients arrive inside the
-injected ``ObjectStore`` and ``Ledger``; this module makes no AWS call itself.
+status, which says only whether `filegate uploads expire` (or a status read) ran before this event
+was processed, and one failed delivery (a 180 s visibility timeout) can put that after the expiry of
+an upload that arrived in time. The object is never read: its integrity is the SHA-256 checksum S3
+verified and holds (HeadObject with checksum mode), compared with the one the ledger expects
+(``expected_checksum_sha256``: for a PUT, the declared sha256; for a multipart upload, the composite
+over the part checksums listed at completion), so the verdict of 5 GiB costs what that of 1 KiB does
+(docs/integrity.md). The clients arrive inside the injected ``ObjectStore`` and ``Ledger``; this
+module makes no AWS call itself.
 """
 
 from __future__ import annotations
@@ -93,7 +94,20 @@ def rejection_reason(declared: UploadRecord, info: ObjectInfo, arrived_at: str) 
             f"content type {info.content_type} differs from the declared"
             f" {declared.declared_content_type}"
         )
-    return checksum_problem(declared, info.checksum_sha256)
+    return checksum_problem(declared, info.checksum_sha256) or sent_problem(declared)
+
+
+def sent_problem(declared: UploadRecord) -> str | None:
+    """Why the file sent is not the one declared, by the whole-file SHA-256 the client computed
+    from the bytes it sent (given at completion) against the declared one; None if they agree
+    or only one is known. S3 verified the parts, not this digest: docs/integrity.md."""
+    sent, expected = declared.sent_sha256, declared.declared_sha256
+    if not sent or not expected or sent == expected:
+        return None
+    return (
+        f"the file sent has SHA-256 {sent} (computed by the partner's client from the bytes it"
+        f" sent), not the declared sha256 {expected}"
+    )
 
 
 def checksum_problem(declared: UploadRecord, held: str | None) -> str | None:

@@ -3,9 +3,11 @@
 ``compare_key`` is the rule for one key (pure); ``Reconciler`` scans the ledger, then lists
 the bucket's latest versions (ListObjectVersions), and applies it to every key:
 - missing: S3 holds the object, the ledger has no item for it, or says DELETED, or still holds
-  the upload's declaration (PENDING, EXPIRED, ABORTED): its arrival was never recorded;
-- gone: the ledger says the object is there (RECEIVED, ACCEPTED, REJECTED) but its latest
-  version is a delete marker, or there is no version at all;
+  the upload's declaration (PENDING, EXPIRED, ABORTED, or REJECTED because S3 refused its
+  bytes): its arrival was never recorded;
+- gone: the ledger says the object is there (RECEIVED, ACCEPTED, REJECTED, each written by an
+  S3 event: ``ledger.holds_object``) but its latest version is a delete marker, or there is no
+  version at all;
 - differs: both present, but size, version id or ETag differ (a newer write was not recorded).
 A declared upload whose object has not arrived is no gap: the partner may still be uploading,
 and `filegate uploads expire` closes the ones that never come. It is counted, not reported.
@@ -44,7 +46,7 @@ from typing import Any, TypeVar
 
 from filegate.errors import IntakeError, QueueError
 from filegate.events import ObjectEvent, iso_utc, normalise_event_time, notification_record
-from filegate.ledger import PRESENT, Ledger, LedgerItem, UploadStatus
+from filegate.ledger import Ledger, LedgerItem, UploadStatus, holds_object
 from filegate.ops import intake
 from filegate.outputs import BUCKET_NAME, QUEUE_URL, TABLE_NAME
 from filegate.progress import NO_PROGRESS, Progress
@@ -100,12 +102,13 @@ def compare_key(key: str, s3: LatestVersion | None, item: LedgerItem | None) -> 
     """The verdict for one key (the rules are in the module docstring)."""
     seen = {"ledger_status": item.status, "ledger_event_time": item.event_time} if item else {}
     status = item.status if item else None
+    present = item is not None and holds_object(item.status, item.event_time)
     if s3 is None or s3.deleted:
-        verdict, detail = _absent_verdict(status), _absent_detail(s3, status)
+        verdict, detail = _absent_verdict(status, present), _absent_detail(s3, status, present)
         return Finding(key, verdict, detail, s3, **seen)
     if item is None:
         return Finding(key, Verdict.MISSING, "no ledger item", s3)
-    if item.status not in PRESENT:
+    if not present:
         detail = f"the ledger says {item.status or 'nothing'}: the arrival was never recorded"
         return Finding(key, Verdict.MISSING, detail, s3, **seen)
     differences = _differences(s3, item)
@@ -146,16 +149,16 @@ def redrive_event(finding: Finding, bucket: str, event_time: str) -> ObjectEvent
     )
 
 
-def _absent_verdict(status: str | None) -> Verdict:
-    if status in PRESENT:
+def _absent_verdict(status: str | None, present: bool) -> Verdict:
+    if present:
         return Verdict.GONE
     if status == UploadStatus.PENDING:
         return Verdict.DECLARED
     return Verdict.CONSISTENT
 
 
-def _absent_detail(s3: LatestVersion | None, status: str | None) -> str:
-    if status not in PRESENT:
+def _absent_detail(s3: LatestVersion | None, status: str | None, present: bool) -> str:
+    if not present:
         return ""
     where = "its latest version is a delete marker" if s3 else "S3 has no version of it"
     return f"the ledger says {status}, but {where}"

@@ -11,7 +11,8 @@ while the status stayed RECEIVED, ACCEPTED or REJECTED:
 new status         detail-type           when
 =================  ====================  ====================================================
 ACCEPTED           Upload Accepted       a declared upload arrived as declared
-REJECTED           Upload Rejected       a declared upload arrived otherwise (``reason``)
+REJECTED           Upload Rejected       a declared upload arrived otherwise, or S3 refused
+                                         its bytes and nothing arrived (``reason``)
 EXPIRED            Upload Expired        a declared upload never arrived in time
 ABORTED            Upload Aborted        the partner gave a declared upload up
 RECEIVED           Object Received       an object put there some other way
@@ -147,7 +148,8 @@ def event_id(detail_type: str, item: Mapping[str, Any]) -> str:
 def detail(detail_type: str, item: Mapping[str, Any]) -> dict[str, Any]:
     """The event's detail (docs/events.schema.json) from the item's new image."""
     status = str(item["processing_status"])
-    present = status in _PRESENT
+    # A REJECTED that no S3 event wrote (S3 refused the bytes) describes no object.
+    present = status in _PRESENT and bool(item.get("event_time"))
     document: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "event_id": event_id(detail_type, item),

@@ -154,7 +154,7 @@ def list_parts(upload_id: str) -> Response[Any]:
 @app.post("/uploads/<upload_id>/abort")
 def abort_upload(upload_id: str) -> Response[Any]:
     service, partner = _caller()
-    return _json(HTTPStatus.OK, service.abort(partner, upload_id))
+    return _json(HTTPStatus.OK, service.abort(partner, upload_id, _body()))
 
 
 @app.get("/uploads/<upload_id>/receipt")

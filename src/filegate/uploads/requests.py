@@ -1,11 +1,12 @@
 """What a partner may send to the upload API, parsed and validated.
 
-This module owns the request bodies' rules: it turns the JSON of ``POST /uploads`` into a
-frozen ``UploadRequest`` (its whole-file ``sha256`` optional: a multipart upload may give it at
-completion instead), the JSON of ``POST /uploads/{id}/complete`` into a ``Completion`` (the
-parts, each with its ETag and SHA-256, and the whole file's SHA-256 if given) and that of
-``POST /uploads/{id}/parts`` into the parts to sign (each with the SHA-256 its URL will bind),
-and it checks a request against a partner's limits. Every failure is a ``RequestError`` that
+This module owns the request bodies' rules: it turns the JSON of ``POST /uploads`` into a frozen
+``UploadRequest`` (its whole-file ``sha256`` optional: a multipart upload may give it at completion
+instead), the JSON of ``POST /uploads/{id}/complete`` into a ``Completion`` (the parts, each with
+its ETag and SHA-256, and the whole file's SHA-256 if given) and that of ``POST
+/uploads/{id}/parts`` into the parts to sign (each with the SHA-256 its URL will bind), that of
+``POST /uploads/{id}/abort`` into a ``Refusal`` when the client gives up because S3 refused its
+bytes, and it checks a request against a partner's limits. Every failure is a ``RequestError`` that
 names the field at fault; nothing else escapes, whatever the input. Standard library only.
 """
 
@@ -80,6 +81,20 @@ class Completion:
 
 
 @dataclass(frozen=True)
+class Refusal:
+    """Why a client gives an upload up when it is that S3 refused the bytes it sent:
+    ``s3_error`` is S3's code (``BadDigest``: they did not match the SHA-256 their URL binds),
+    ``part_number`` the part S3 refused (None for a single PUT)."""
+
+    s3_error: str
+    part_number: int | None
+
+
+# S3's error codes that say the bytes sent are not the ones whose SHA-256 was declared.
+REFUSALS = ("BadDigest",)
+
+
+@dataclass(frozen=True)
 class PartToSign:
     """A part whose URL the client asks for, with the SHA-256 (base64) the URL will bind."""
 
@@ -113,6 +128,32 @@ def parse_upload_request(document: Any) -> UploadRequest:
 def parse_completion(document: Any) -> Completion:
     """Validate a ``POST /uploads/{id}/complete`` body: the parts, and ``sha256`` if given."""
     return Completion(parse_completed_parts(document), _optional_sha256(_object(document)))
+
+
+def parse_abort(body: str | bytes | None, is_base64: bool, part_count: int) -> Refusal | None:
+    """Validate a ``POST /uploads/{id}/abort`` body: none (or ``{}``) to give the upload up,
+    or S3's refusal of the bytes (``s3_error``, and for a multipart upload of ``part_count``
+    parts the ``part_number`` it refused)."""
+    if body is None or body in ("", b""):
+        return None
+    fields = _object(load_json(body, is_base64))
+    if not fields:
+        return None
+    code = fields.get("s3_error")
+    if code not in REFUSALS:
+        raise InvalidRequestError(
+            f"s3_error must be one of {', '.join(REFUSALS)} (S3 refused the bytes sent as not"
+            " matching the SHA-256 their URL binds); send no body to give the upload up",
+            "s3_error",
+        )
+    number = fields.get("part_number")
+    if part_count:
+        return Refusal(str(code), _part_number(number, "part_number", part_count))
+    if number is not None:
+        raise InvalidRequestError(
+            "part_number is for a multipart upload's part; this upload is one PUT", "part_number"
+        )
+    return Refusal(str(code), None)
 
 
 def parse_completed_parts(document: Any) -> tuple[CompletedPart, ...]:

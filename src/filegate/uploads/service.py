@@ -9,7 +9,8 @@ a single PUT's whole-file SHA-256 is declared up front (its URL binds it), a mul
 may be declared up front or given at completion (the client then reads the file once, hashing
 while it sends: docs/integrity.md); completing records the composite SHA-256 of the listed parts
 (and a whole-file SHA-256 given then) in the ledger before S3 is asked to complete (so the
-ingestion, which never reads the object, knows what S3 must hold); the parts S3
+ingestion, which never reads the object, knows what S3 must hold); an upload is given up
+(ABORTED), or closed REJECTED when the client reports that S3 refused its bytes; the parts S3
 holds can be listed (ListParts) for a client that resumes; a partner sees only its own uploads
 (anyone else's is "not found"); a PENDING upload past its expiry is turned EXPIRED when read; an
 ACCEPTED upload's receipt is signed by the injected ``ReceiptKey`` (``filegate.receipts``).
@@ -48,9 +49,11 @@ from filegate.storage import PresignedPart, PresignedRequest, StoredPart, Upload
 from filegate.uploads.partners import Partner, PartnerRegistry
 from filegate.uploads.requests import (
     MAX_SIGN_PARTS,
+    Refusal,
     UploadRequest,
     check_limits,
     load_json,
+    parse_abort,
     parse_completion,
     parse_parts_to_sign,
     parse_upload_request,
@@ -152,17 +155,19 @@ class UploadService:
         """CompleteMultipartUpload for a pending multipart upload; its status afterwards.
 
         The composite SHA-256 of the listed parts goes to the ledger first, with the whole
-        file's SHA-256 when the declaration left it for now: the object's event may be judged
-        before this call returns, and S3 refuses a list whose checksums are not the stored
-        parts' (a retried completion records its own list again).
+        file's SHA-256 when the declaration left it for now (or, when it gave one, the one
+        given now as ``sent_sha256``: a different one makes the verdict REJECTED): the
+        object's event may be judged before this call returns, and S3 refuses a list whose
+        checksums are not the stored parts' (a retried completion records its own list again).
         """
         record = self._current(partner, upload_id)
         multipart_id = _open_multipart(record)
         completion = parse_completion(load_json(*body))
         parts = completion.parts
-        sha256 = _whole_file_sha256(record, completion.sha256)
+        sha256, sent = _whole_file_sha256(record, completion.sha256)
         expected = composite_sha256(p.checksum_sha256 for p in parts)
-        expecting = self._ledger.expect_checksum(record.key, expected, self._clock(), sha256)
+        now = self._clock()
+        expecting = self._ledger.expect_checksum(record.key, expected, now, sha256, sent)
         if expecting is None:
             raise UploadConflictError(f"upload {upload_id} is no longer pending")
         listed = [(p.part_number, p.etag, p.checksum_sha256) for p in parts]
@@ -214,15 +219,31 @@ class UploadService:
             "parts": [_stored_view(part) for part in parts],
         }
 
-    def abort(self, partner: Partner, upload_id: str) -> dict[str, Any]:
-        """AbortMultipartUpload for a pending multipart upload, and ABORTED in the ledger."""
+    def abort(
+        self, partner: Partner, upload_id: str, body: RawBody = (None, False)
+    ) -> dict[str, Any]:
+        """Give a pending upload up: AbortMultipartUpload for a multipart upload, then ABORTED
+        in the ledger; or REJECTED with the reason when the client says S3 refused its bytes
+        (BadDigest: they are not the ones whose SHA-256 was declared, so nothing arrived).
+
+        A single PUT has nothing to abort in S3, and its URL cannot be revoked: an object sent
+        to it later is still judged on arrival (it can only be the declared bytes)."""
         record = self._current(partner, upload_id)
-        self._signer.abort_multipart(record.bucket, record.key, _open_multipart(record))
-        aborted = self._ledger.abort(record.key, self._clock())
-        if aborted is None:
+        if record.status != UploadStatus.PENDING:
+            raise UploadConflictError(f"upload {upload_id} is {record.status}, not PENDING")
+        multipart = record.method == MULTIPART
+        refusal = parse_abort(*body, (record.declared_part_count or 0) if multipart else 0)
+        if multipart:
+            self._signer.abort_multipart(record.bucket, record.key, _open_multipart(record))
+        now = self._clock()
+        if refusal is None:
+            closed = self._ledger.abort(record.key, now)
+        else:
+            closed = self._ledger.reject(record.key, _refusal_reason(record, refusal), now)
+        if closed is None:
             raise UploadConflictError(f"upload {upload_id} is no longer pending")
-        logger.info("multipart upload aborted", extra={"upload_id": upload_id})
-        return upload_view(aborted)
+        logger.info("upload given up", extra={"upload_id": upload_id, "status": closed.status})
+        return upload_view(closed)
 
     def receipt(self, partner: Partner, upload_id: str) -> dict[str, Any]:
         """The signed receipt of an ACCEPTED upload (409 naming the status otherwise).
@@ -370,10 +391,11 @@ def upload_view(record: UploadRecord) -> dict[str, Any]:
     return view
 
 
-def _whole_file_sha256(record: UploadRecord, given: str | None) -> str | None:
-    """The whole-file SHA-256 to record at completion: the one given now if the declaration
-    left it out (then it is required); None when the declaration has it (a completion that
-    gives one must give the same)."""
+def _whole_file_sha256(record: UploadRecord, given: str | None) -> tuple[str | None, str | None]:
+    """The whole-file SHA-256s to record at completion: (declared, sent). The one given now is
+    the declared one if the declaration left it out (then it is required); when the
+    declaration has one, the one given is that of the bytes sent, which the verdict compares
+    with it (a difference is REJECTED, naming both: the file is not the one declared)."""
     declared = record.declared_sha256 or None
     if declared is None and given is None:
         raise InvalidRequestError(
@@ -381,13 +403,23 @@ def _whole_file_sha256(record: UploadRecord, given: str | None) -> str | None:
             " SHA-256, so completing it must give it (64 hexadecimal characters)",
             "sha256",
         )
-    if declared is not None and given is not None and given != declared:
-        raise InvalidRequestError(
-            f"sha256 {given} differs from the {declared} declared for upload"
-            f" {record.upload_id}: has the file changed since it was declared?",
-            "sha256",
+    return (given, None) if declared is None else (None, given)
+
+
+def _refusal_reason(record: UploadRecord, refusal: Refusal) -> str:
+    """The REJECTED reason for bytes S3 refused, as the partner's client reported it."""
+    said = f"({refusal.s3_error}, as the partner's client reported it)"
+    if refusal.part_number is None:
+        return (
+            f"S3 refused the bytes sent as not matching the declared sha256"
+            f" {record.declared_sha256} {said}: the file is not the one declared, or it changed"
+            " or was damaged on the way; nothing was stored"
         )
-    return given if declared is None else None
+    return (
+        f"S3 refused the bytes sent for part {refusal.part_number} as not matching the SHA-256"
+        f" they were hashed to {said}: the file changed while it was sent, or was damaged on"
+        " the way; the multipart upload was aborted"
+    )
 
 
 def _open_multipart(record: UploadRecord) -> str:
