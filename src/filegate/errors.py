@@ -211,5 +211,14 @@ class UploadClientError(FilegateError):
         self.unreachable = unreachable
 
 
+class BytesRefusedError(UploadClientError):
+    """S3 refused the bytes of a PUT (``part_number`` None) or of a part on every attempt:
+    ``BadDigest``, they do not match the SHA-256 their URL binds."""
+
+    def __init__(self, message: str, part_number: int | None = None) -> None:
+        super().__init__(message, status=400)
+        self.part_number = part_number
+
+
 class UploadBusyError(UploadClientError):
     """Another run holds the resume state of this file (same file, API and partner)."""

@@ -216,7 +216,7 @@ def test_a_part_damaged_on_the_way_is_refused_resent_by_the_client_and_accepted(
     assert (result.method, result.status) == ("MULTIPART", "ACCEPTED")
 
 
-def test_a_part_damaged_on_every_attempt_makes_the_client_give_up_and_abort_the_upload(
+def test_a_part_damaged_on_every_attempt_makes_the_client_give_up_abort_and_end_rejected(
     stack: Stack, partner: dict, tmp_path: Path
 ) -> None:
     # GIVEN a link that damages part 2 on every attempt
@@ -233,16 +233,57 @@ def test_a_part_damaged_on_every_attempt_makes_the_client_give_up_and_abort_the_
         client.upload(large)
 
     # THEN the twin refused part 2 each time (BadDigest), the client gave up after its attempts
-    # naming the part, and the multipart upload is gone from S3 and ABORTED in the ledger
+    # naming the part, and the multipart upload is gone from S3 and REJECTED in the ledger,
+    # the reason naming the part S3 refused
     assert pool.damaged == 3
     assert "part 2" in str(refused.value)
     assert "BadDigest" in str(refused.value)
+    assert "is REJECTED: S3 refused the bytes sent for part 2" in str(refused.value)
     items = stack.ddb.scan(TableName=stack.table)["Items"]
     mine = [item for item in items if item["s3_key"]["S"].endswith("/" + large.name)]
-    assert [item["processing_status"]["S"] for item in mine] == ["ABORTED"]
+    assert [item["processing_status"]["S"] for item in mine] == ["REJECTED"]
+    assert mine[0]["reason"]["S"].startswith("S3 refused the bytes sent for part 2 as not")
     # (the stack is shared: other tests' uploads may be open, this one's must not)
     uploads = stack.s3.list_multipart_uploads(Bucket=stack.bucket).get("Uploads", [])
     assert [u for u in uploads if u["Key"] == mine[0]["s3_key"]["S"]] == []
+
+
+@pytest.mark.parametrize(
+    ("name", "size"),
+    [("records say otherwise.csv", 1024), ("records say otherwise.bin", 66 * 1024 * 1024)],
+)
+def test_a_file_that_is_not_the_sha256_the_partner_declares_ends_rejected_naming_it(
+    stack: Stack, partner: dict, tmp_path: Path, name: str, size: int
+) -> None:
+    # GIVEN a file whose SHA-256 is not the one the partner's records give for it
+    path = tmp_path / f"{uuid.uuid4().hex[:8]} {name}"
+    path.write_bytes(hashlib.sha256(name.encode()).digest() * (size // 32))
+    actual = hashlib.sha256(path.read_bytes()).hexdigest()
+    declared = hashlib.sha256(b"the file the records describe").hexdigest()
+
+    # WHEN the partner uploads it declaring that SHA-256
+    done = upload_cli(
+        stack, partner["api_key"], str(path), "--sha256", declared, "--wait", "--output", "json"
+    )
+
+    # THEN the upload ends REJECTED, the reason naming the declared SHA-256 (and the sent one)
+    items = stack.ddb.scan(TableName=stack.table)["Items"]
+    (mine,) = [item for item in items if item["s3_key"]["S"].endswith("/" + path.name)]
+    assert mine["processing_status"]["S"] == "REJECTED"
+    assert declared in mine["reason"]["S"]
+    if size <= 64 * 1024 * 1024:
+        # one PUT: S3 refused the bytes its URL bound to the declared SHA-256; nothing stored
+        assert done.returncode == 2, done.stdout
+        said = " ".join(done.stderr.split())  # as the terminal wraps it
+        assert f"the file's SHA-256 is {actual}, not the declared {declared}" in said, said
+        assert "REJECTED" in said
+        assert "size" not in mine
+    else:
+        # multipart: S3 stored the parts the client hashed; the verdict compares the digests
+        assert done.returncode == 1, done.stderr
+        (result,) = json.loads(done.stdout)
+        assert (result["status"], result["reason"]) == ("REJECTED", mine["reason"]["S"])
+        assert actual in mine["reason"]["S"]
 
 
 def test_a_wrong_size_is_refused_by_s3_and_rejected_by_the_ingestion(

@@ -87,6 +87,14 @@ def upload(
     output: Annotated[OutputFormat, typer.Option("--output", help="table or json")] = (
         OutputFormat.table
     ),
+    sha256: Annotated[
+        str | None,
+        typer.Option(
+            "--sha256",
+            help="The file's SHA-256 (hex) as your records give it, declared as it is: a file"
+            " whose bytes differ ends REJECTED, naming both (one FILE only)",
+        ),
+    ] = None,
 ) -> None:
     """Upload files: hash, declare, upload (multipart when large), and report the verdict."""
     from filegate.uploads.client import TransferConfig
@@ -94,12 +102,14 @@ def upload(
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
         raise ConfigError(f"not a readable file: {', '.join(missing)}")
+    if sha256 is not None:
+        sha256 = _declared_sha256(sha256, files)
     url = _api_url(api)
     store = ResumeStore(upload_state_dir(), url, api_key or "", _say)
     config = TransferConfig(max_concurrency=concurrency)
     client = UploadClient(url, api_key or "", config, resume=store)
     try:
-        results = _upload_all(client, files, content_type)
+        results = _upload_all(client, files, content_type, sha256)
     except KeyboardInterrupt:
         console_err.print(
             "interrupted: run the same command again to resume; the parts already sent are"
@@ -120,8 +130,19 @@ def _say(line: str) -> None:
     console_err.print(escape(line), highlight=False)
 
 
+def _declared_sha256(value: str, files: list[Path]) -> str:
+    if len(files) != 1:
+        raise ConfigError(
+            f"--sha256 is one file's SHA-256, and {len(files)} files were given: upload that"
+            " file on its own"
+        )
+    if len(value) != 64 or any(c not in "0123456789abcdefABCDEF" for c in value):
+        raise ConfigError(f"--sha256 {value!r} is not a SHA-256: give 64 hexadecimal characters")
+    return value.lower()
+
+
 def _upload_all(
-    client: UploadClient, files: list[Path], content_type: str | None
+    client: UploadClient, files: list[Path], content_type: str | None, sha256: str | None
 ) -> list[UploadResult]:
     columns = (
         TextColumn("{task.description}"),
@@ -137,7 +158,7 @@ def _upload_all(
         for path in files:
             task = progress.add_task(path.name, total=path.stat().st_size)
             bars = _Bars(progress, task, overall)
-            results.append(client.upload(path, content_type, bars, keep_record=True))
+            results.append(client.upload(path, content_type, bars, True, sha256))
     return results
 
 

@@ -1,34 +1,34 @@
 """The partner-side upload client: declare, hash ahead while sending, and read the verdict.
 
 For each file: ``POST /uploads`` to declare it, then either one presigned PUT or the multipart
-plan's parts in parallel, and with ``wait`` the ledger's verdict. A file that will likely go in
-one PUT (up to ``hash_first_bytes``, the stack's default threshold) is hashed first: the PUT's
-URL binds its SHA-256. A multipart upload is declared without it and its file hashed ahead of
-the senders (``filegate.uploads.part_reader``): the reading thread hashes each part in order
-(its SHA-256, which its URL binds, and the whole file's), keeping only the digests, and stays at
-most ``ahead_bytes`` ahead of the parts being sent; the parts' URLs are asked for in large pages
-as soon as they are hashed (``part_urls``), and each sender reads its part from the file again
-when it sends it (usually from the page cache: the lead is bounded); ``complete`` lists every
-part's ETag and SHA-256 and gives the whole file's SHA-256 (docs/integrity.md). Memory is a
-read block per sender and a few being hashed, whatever the size. Failed requests and parts are
-retried with exponential backoff and jitter,
-except a 429 whose Retry-After is longer than 5 s (a partner quota, docs/quotas.md), which fails
-at once with the API's message naming the quota. A part S3 refuses because its bytes do not
-match its SHA-256 (BadDigest: damaged on the way, or the file changed between the part's
-hashing and its sending) is read and sent again, up to ``max_attempts`` times;
-then the client gives up with an error naming the file and the part, and aborts the multipart
-upload. A part whose URL is about to expire (or that S3 refused as expired) is signed again
-through the API first (``part_urls``), which also keeps the declaration alive while a large file
-is still on its way. Progress reaches a subscriber as s3transfer's does:
-``on_progress(bytes_transferred)`` (negative when a retried part starts over).
-Given a ``ResumeStore`` (``filegate.uploads.resume``), a multipart upload's state is kept while
-it is on its way (one run at a time per file: the store's lock), and the same file uploaded
-again sends only the parts S3 does not hold yet (reading the others once, for the whole file's
-SHA-256). A Ctrl-C (KeyboardInterrupt) or a network failure (no answer after the retries)
-leaves the multipart upload open and its state in place, and the part senders are daemon
-threads that start no further part, so the process exits at once. With ``keep_record`` a sent
-file's state stays, marked completed, until ``forget``: a command of several files that is
-interrupted does not send the finished ones again.
+plan's parts in parallel, and with ``wait`` the ledger's verdict. A file that will likely go in one
+PUT (up to ``hash_first_bytes``, the stack's default threshold) is hashed first: the PUT's URL binds
+its SHA-256. A multipart upload is declared without it and its file hashed ahead of the senders
+(``filegate.uploads.part_reader``): the reading thread hashes each part in order (its SHA-256, which
+its URL binds, and the whole file's), keeping only the digests, and stays at most ``ahead_bytes``
+ahead of the parts being sent; the parts' URLs are asked for in large pages as soon as they are
+hashed (``part_urls``), and each sender reads its part from the file again when it sends it (usually
+from the page cache: the lead is bounded); ``complete`` lists every part's ETag and SHA-256 and
+gives the whole file's SHA-256 (docs/integrity.md). Memory is a read block per sender and a few
+being hashed, whatever the size. Failed requests and parts are retried with exponential backoff and
+jitter, except a 429 whose Retry-After is longer than 5 s (a partner quota, docs/quotas.md), which
+fails at once with the API's message naming the quota. A part S3 refuses because its bytes do not
+match its SHA-256 (BadDigest: damaged on the way, or the file changed between the part's hashing and
+its sending) is read and sent again, up to ``max_attempts`` times; then the client gives up with an
+error naming the file and the part, aborts the multipart upload and tells the API that S3 refused
+the bytes (``POST /uploads/{id}/abort`` with ``s3_error``), which closes the upload REJECTED with
+the reason; a single PUT refused so is closed the same way. A part whose URL is about to expire (or
+that S3 refused as expired) is signed again through the API first (``part_urls``), which also keeps
+the declaration alive while a large file is still on its way. Progress reaches a subscriber as
+s3transfer's does: ``on_progress(bytes_transferred)`` (negative when a retried part starts over).
+Given a ``ResumeStore`` (``filegate.uploads.resume``), a multipart upload's state is kept while it
+is on its way (one run at a time per file: the store's lock), and the same file uploaded again sends
+only the parts S3 does not hold yet (reading the others once, for the whole file's SHA-256). A
+Ctrl-C (KeyboardInterrupt) or a network failure (no answer after the retries) leaves the multipart
+upload open and its state in place, and the part senders are daemon threads that start no further
+part, so the process exits at once. With ``keep_record`` a sent file's state stays, marked
+completed, until ``forget``: a command of several files that is interrupted does not send the
+finished ones again.
 This module runs on partners' machines: it never imports the AWS SDK.
 """
 
@@ -50,7 +50,7 @@ from urllib.parse import urljoin
 
 import urllib3
 
-from filegate.errors import ConfigError, UploadClientError
+from filegate.errors import BytesRefusedError, ConfigError, UploadClientError
 from filegate.uploads.digests import file_sha256
 from filegate.uploads.part_reader import FileChangedError, Part, PartReader
 from filegate.uploads.part_urls import REFRESH_BATCH, Clock, PartUrls
@@ -216,18 +216,22 @@ class UploadClient:
         content_type: str | None = None,
         subscriber: ProgressSubscriber | None = None,
         keep_record: bool = False,
+        sha256: str | None = None,
     ) -> UploadResult:
         """Declare and upload one file; the result's status is PENDING until the ledger speaks.
 
         ``keep_record``: once sent, keep the file's state (marked completed) until ``forget``,
         so that a run of several files that is interrupted does not send it again.
+        ``sha256``: the file's SHA-256 (hex) as the partner's records give it, declared as it
+        is; a file whose bytes are not those ends REJECTED with the reason (docs/integrity.md).
         """
         if not path.is_file():
             raise UploadClientError(f"{path} is not a readable file")
+        counter = _Counter(subscriber)
         if self._resumer is None:
-            return self._upload(path, content_type, _Counter(subscriber), keep_record)
+            return self._upload(path, content_type, counter, keep_record, sha256)
         with self._resumer.store.hold(path):
-            return self._upload(path, content_type, _Counter(subscriber), keep_record)
+            return self._upload(path, content_type, counter, keep_record, sha256)
 
     def forget(self, paths: list[Path]) -> None:
         """The command has finished with these files: their kept states go."""
@@ -236,7 +240,12 @@ class UploadClient:
                 self._resumer.forget(path)
 
     def _upload(
-        self, path: Path, content_type: str | None, counter: _Counter, keep_record: bool
+        self,
+        path: Path,
+        content_type: str | None,
+        counter: _Counter,
+        keep_record: bool,
+        sha256: str | None = None,
     ) -> UploadResult:
         identity = FileIdentity.of(path)
         size = identity.size
@@ -254,19 +263,24 @@ class UploadClient:
                 assert self._resumer is not None  # a Continue comes from the resumer
                 self._resumer.changed(decision.plan, path, str(exc))
                 counter.add(-counter.total)
-                return self._upload(path, content_type, counter, keep_record)
-        plan = self._declare(path, size, content_type or guess_content_type(path))
+                return self._upload(path, content_type, counter, keep_record, sha256)
+        plan = self._declare(path, size, content_type or guess_content_type(path), sha256)
         if plan["method"] == "MULTIPART" and self._resumer:
             self._resumer.remember(identity, plan)
         return self._send(path, identity, plan, counter, keep_record, None)
 
-    def _declare(self, path: Path, size: int, content_type: str) -> dict[str, Any]:
+    def _declare(
+        self, path: Path, size: int, content_type: str, sha256: str | None = None
+    ) -> dict[str, Any]:
         """POST /uploads. The whole file's SHA-256 is given up front only where a single PUT
         is likely (its URL binds it): a multipart upload gives it at completion, so the file
         is read once, hashed while it is sent. If the API plans a PUT above our guess (a
-        larger threshold), it asks for the SHA-256 (400, field sha256): hash, declare again."""
+        larger threshold), it asks for the SHA-256 (400, field sha256): hash, declare again.
+        A ``sha256`` the partner gives is declared as it is, at any size."""
         declaration = {"filename": path.name, "size": size, "content_type": content_type}
-        if size <= self._config.hash_first_bytes:
+        if sha256 is not None:
+            declaration["sha256"] = sha256
+        elif size <= self._config.hash_first_bytes:
             declaration["sha256"] = file_sha256(path, self._config.chunk_bytes)
         try:
             plan: dict[str, Any] = self._api_call("POST", "uploads", declaration)
@@ -292,7 +306,12 @@ class UploadClient:
             sha256 = self._multipart(path, size, plan, counter, resumed)
         else:
             sha256 = plan["declared_sha256"]
-            self._put(path, _Target(plan["url"], plan["headers"]), (0, size), counter)
+            target = _Target(plan["url"], plan["headers"])
+            try:
+                self._put(path, target, (0, size), counter, declared=sha256)
+            except BytesRefusedError as exc:
+                closed = self._abort(path, plan, exc)
+                raise UploadClientError(f"{exc}{closed}", status=exc.status) from exc
         if self._resumer and keep_record:
             self._resumer.completed(replace(identity, sha256=sha256), plan)
         elif self._resumer:
@@ -381,9 +400,10 @@ class UploadClient:
                     status=exc.status,
                     unreachable=True,
                 ) from exc
-            self._abort(path, plan)
+            closed = self._abort(path, plan, exc)
             raise UploadClientError(
-                f"{exc}; the multipart upload {plan['upload_id']} was aborted", status=exc.status
+                f"{exc}; the multipart upload {plan['upload_id']} was aborted{closed}",
+                status=exc.status,
             ) from exc
         except BaseException:
             self._abort(path, plan)
@@ -451,15 +471,25 @@ class UploadClient:
         target = _Target(signed["url"], signed["headers"], lambda: urls.after_expired(number))
         what = f"part {number} of {reader.path}"
         return self._put(
-            reader.path, target, (part.offset, part.size), counter, urls.keep_alive, what
+            reader.path, target, (part.offset, part.size), counter, urls.keep_alive, what, number
         )
 
-    def _abort(self, path: Path, plan: dict[str, Any]) -> None:
+    def _abort(self, path: Path, plan: dict[str, Any], cause: BaseException | None = None) -> str:
+        """Give the upload up through the API: REJECTED when ``cause`` is S3's refusal of the
+        bytes, ABORTED otherwise. What the ledger now says, for the error message."""
+        refusal: dict[str, Any] = {}
+        if isinstance(cause, BytesRefusedError):
+            refusal["s3_error"] = "BadDigest"
+            if cause.part_number is not None:
+                refusal["part_number"] = cause.part_number
+        said = ""
         # If even the abort fails, the bucket's lifecycle rule removes the parts after 7 days.
         with contextlib.suppress(UploadClientError):
-            self._api_call("POST", plan["abort"]["path"].lstrip("/"), {})
+            view = self._api_call("POST", f"uploads/{plan['upload_id']}/abort", refusal)
+            said = f"; the upload {plan['upload_id']} is {view['status']}: {view.get('reason')}"
         if self._resumer:
             self._resumer.forget(path)
+        return said if refusal else ""
 
     def _put(
         self,
@@ -469,13 +499,41 @@ class UploadClient:
         counter: _Counter,
         on_chunk: Callable[[], None] = lambda: None,
         what: str | None = None,
+        part_number: int | None = None,
+        declared: str | None = None,
     ) -> str:
         """PUT [offset, offset + size) of the file to a presigned URL; return the ETag. Each
-        attempt reads the window from the file (after a BadDigest too: damaged on the way)."""
+        attempt reads the window from the file (after a BadDigest too: damaged on the way);
+        ``BytesRefusedError`` when S3 refused the bytes as BadDigest on the last one. With
+        the whole file's ``declared`` SHA-256 (a single PUT), a BadDigest hashes the file
+        again: if that is not the declared one, no attempt can succeed, and none is made."""
+        refused: list[bool] = []
+        what = what or f"upload of {path}"
+        try:
+            return self._put_attempts(
+                path, target, window, counter, on_chunk, what, refused, declared
+            )
+        except UploadClientError as exc:
+            if refused and refused[-1]:
+                raise BytesRefusedError(str(exc), part_number) from exc
+            raise
+
+    def _put_attempts(
+        self,
+        path: Path,
+        target: _Target,
+        window: tuple[int, int],
+        counter: _Counter,
+        on_chunk: Callable[[], None],
+        what: str,
+        refused: list[bool],
+        declared: str | None,
+    ) -> str:
+        """``_put``'s attempts; ``refused`` gets, for each failed one, whether it was BadDigest."""
         offset, size = window
         damaged = "they did not match the SHA-256 computed when the file was hashed; is the"
         damaged += " file being written while it is uploaded?"
-        for attempt in self._attempts(what or f"upload of {path}"):
+        for attempt in self._attempts(what):
             sent = 0
 
             def on_read(count: int) -> None:
@@ -497,16 +555,25 @@ class UploadClient:
             except urllib3.exceptions.HTTPError as exc:
                 attempt.failed(str(exc), unreachable=True)
                 counter.add(-sent)
+                refused.append(False)
                 continue
             finally:
                 body.close()
             if response.status in _RETRYABLE_STATUSES or target.renewed(response):
                 attempt.failed(f"HTTP {response.status}")
                 counter.add(-sent)
+                refused.append(False)
                 continue
             if response.status == 400 and _BAD_DIGEST in response.data:
-                attempt.failed(f"S3 refused its bytes (BadDigest): {damaged}")
                 counter.add(-sent)
+                refused.append(True)
+                now = file_sha256(path, self._config.chunk_bytes) if declared else None
+                if now is not None and now != declared:
+                    raise UploadClientError(
+                        f"{what}: S3 refused its bytes (BadDigest): the file's SHA-256 is {now},"
+                        f" not the declared {declared}"
+                    )
+                attempt.failed(f"S3 refused its bytes (BadDigest): {damaged}")
                 continue
             if response.status >= 400:
                 raise UploadClientError(
