@@ -15,6 +15,7 @@ import json
 import os
 import random
 import re
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -382,7 +383,7 @@ def test_a_part_s3_refuses_for_its_checksum_is_read_and_sent_again_and_accepted(
     assert asked[9] == base64.b64encode(hashlib.sha256(data[8 * size :]).digest()).decode()
 
 
-def test_a_part_s3_refuses_for_its_checksum_every_time_ends_the_upload_aborted(
+def test_a_part_s3_refuses_for_its_checksum_every_time_ends_the_upload_rejected(
     page: Page, stack: Stack, partner: dict[str, Any], tmp_path: Path
 ) -> None:
     # GIVEN part 2 damaged on its way every time: S3 (here, the test in its place) answers
@@ -401,16 +402,53 @@ def test_a_part_s3_refuses_for_its_checksum_every_time_ends_the_upload_aborted(
     row = finished(page, big.name)
 
     # THEN the page sent part 2 four times, then said which part failed and why, and the
-    # upload is ABORTED in the ledger with nothing left open in S3
+    # upload is REJECTED in the ledger, naming the part, with nothing left open in S3
     assert len(refused) == 4
-    assert "Part 2 of broken link.bin did not match its SHA-256 (BadDigest) after 4" in (
-        row.inner_text()
-    )
+    said = row.inner_text()
+    assert "Part 2 of broken link.bin did not match its SHA-256 (BadDigest) after 4" in said
+    assert "The upload is REJECTED." in said
     item = stack.item(str(row.get_attribute("data-key")))
     assert item is not None
-    assert item["processing_status"]["S"] == "ABORTED"
+    assert item["processing_status"]["S"] == "REJECTED"
+    assert item["reason"]["S"].startswith("S3 refused the bytes sent for part 2 as not")
     uploads = stack.s3.list_multipart_uploads(Bucket=stack.bucket).get("Uploads", [])
     assert [u for u in uploads if u["Key"] == row.get_attribute("data-key")] == []
+
+
+def test_a_file_s3_refuses_for_its_declared_sha256_every_time_ends_rejected_with_nothing_stored(
+    page: Page, stack: Stack, partner: dict[str, Any], tmp_path: Path
+) -> None:
+    # GIVEN a one-PUT file whose bytes S3 (the test in its place) refuses as not matching the
+    # SHA-256 declared for it, every time (the file changed after it was hashed)
+    small = tmp_path / f"changed {uuid.uuid4().hex[:8]}.csv"
+    small.write_text("id,amount\n1,100\n")
+    refused: list[str] = []
+
+    def damaged(route: Route) -> None:
+        if route.request.method != "PUT":
+            route.continue_()
+            return
+        refused.append(route.request.url)
+        refuse_as_bad_digest(route)
+
+    page.route(lambda url: "X-Amz-Signature" in url and part_number(url) is None, damaged)
+    page.fill("#api-key", partner["api_key"])
+    page.set_input_files("#file-input", str(small))
+    row = finished(page, small.name)
+
+    # THEN the page sent it four times, said why it gave up, and the upload is REJECTED,
+    # the reason naming the declared SHA-256; nothing is in the bucket
+    assert len(refused) == 4
+    said = row.inner_text()
+    assert "did not match the SHA-256 declared for it (BadDigest) after 4 attempts" in said
+    assert "The upload is REJECTED." in said
+    key = str(row.get_attribute("data-key"))
+    item = stack.item(key)
+    assert item is not None
+    assert item["processing_status"]["S"] == "REJECTED"
+    declared = hashlib.sha256(small.read_bytes()).hexdigest()
+    assert f"not matching the declared sha256 {declared}" in item["reason"]["S"]
+    assert stack.s3.list_objects_v2(Bucket=stack.bucket, Prefix=key).get("KeyCount") == 0
 
 
 def part_number(url: str) -> int | None:
