@@ -16,7 +16,7 @@ import os
 import random
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -345,6 +345,22 @@ def refuse_as_bad_digest(route: Route) -> None:
     )
 
 
+def refused_every_time(page: Page, matching: Callable[[str], bool]) -> list[str]:
+    """S3 (the test in its place) answers BadDigest to every PUT to a URL ``matching``
+    accepts; the list of the URLs it refused, as they come."""
+    refused: list[str] = []
+
+    def damaged(route: Route) -> None:
+        if route.request.method != "PUT":
+            route.continue_()
+            return
+        refused.append(route.request.url)
+        refuse_as_bad_digest(route)
+
+    page.route(matching, damaged)
+    return refused
+
+
 def test_a_part_s3_refuses_for_its_checksum_is_read_and_sent_again_and_accepted(
     page: Page, stack: Stack, partner: dict[str, Any], tmp_path: Path
 ) -> None:
@@ -390,13 +406,7 @@ def test_a_part_s3_refuses_for_its_checksum_every_time_ends_the_upload_rejected(
     # BadDigest to each attempt
     big = tmp_path / "broken link.bin"
     big.write_bytes(hashlib.sha256(b"broken").digest() * (66 * MiB // 32))
-    refused: list[str] = []
-
-    def damaged(route: Route) -> None:
-        refused.append(route.request.url)
-        refuse_as_bad_digest(route)
-
-    page.route(lambda url: part_number(url) == 2, damaged)
+    refused = refused_every_time(page, lambda url: part_number(url) == 2)
     page.fill("#api-key", partner["api_key"])
     page.set_input_files("#file-input", str(big))
     row = finished(page, big.name)
@@ -422,16 +432,9 @@ def test_a_file_s3_refuses_for_its_declared_sha256_every_time_ends_rejected_with
     # SHA-256 declared for it, every time (the file changed after it was hashed)
     small = tmp_path / f"changed {uuid.uuid4().hex[:8]}.csv"
     small.write_text("id,amount\n1,100\n")
-    refused: list[str] = []
-
-    def damaged(route: Route) -> None:
-        if route.request.method != "PUT":
-            route.continue_()
-            return
-        refused.append(route.request.url)
-        refuse_as_bad_digest(route)
-
-    page.route(lambda url: "X-Amz-Signature" in url and part_number(url) is None, damaged)
+    refused = refused_every_time(
+        page, lambda url: "X-Amz-Signature" in url and part_number(url) is None
+    )
     page.fill("#api-key", partner["api_key"])
     page.set_input_files("#file-input", str(small))
     row = finished(page, small.name)

@@ -13,13 +13,14 @@ import http.client
 import io
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import boto3
+import moto.s3.models
 import pytest
 import yaml
 from builders import REGION
@@ -40,6 +41,7 @@ from upload_builders import (
 )
 
 from filegate.ledger import Ledger
+from filegate.parts import MAX_PART_COUNT
 from filegate.storage import create_bucket_request
 from filegate.uploads import api
 from filegate.uploads.partners import Partner, PartnerRegistry
@@ -293,6 +295,37 @@ def test_the_largest_object_is_planned_in_10_000_parts_at_most_and_signed_in_pag
     assert len(response["body"]) + 1_600 * len(page["parts"]) < 6_000_000
 
 
+def test_a_10_000_part_upload_completes_within_the_function_urls_limits(
+    upload_api: Call, registry: PartnerRegistry, s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a file planned in S3's most parts (10,000 of 8 MiB: 78 GiB), whose parts S3 holds.
+    # 10,000 parts of S3's 5 MiB minimum are 49 GiB, more than a test can send: the emulator's
+    # minimum part size (a constant of moto's, read at import) is lowered for this test only,
+    # and monkeypatch puts it back after it. Each part is one byte then.
+    monkeypatch.setattr(moto.s3.models, "S3_UPLOAD_PART_MIN_SIZE", 1)
+    size = MAX_PART_COUNT * 8 * MiB
+    _, key = registry.add("Many parts", max_size=size, allowed_types=["application/*"])
+    plan = declare(upload_api, key, size=size, content_type="application/octet-stream")
+    assert (plan["part_count"], plan["part_size"]) == (MAX_PART_COUNT, 8 * MiB)
+    parts = send_parts(s3, plan, (n.to_bytes(2, "big") for n in range(1, MAX_PART_COUNT + 1)))
+    body = {"parts": parts, "sha256": hashlib.sha256(b"the whole file").hexdigest()}
+
+    # WHEN the client completes it, listing every part
+    status, view = upload_api(
+        "POST", f"/uploads/{plan['upload_id']}/complete", api_key=key, body=body
+    )
+
+    # THEN the request fits a function URL's 6 MB payload with room to spare, S3 assembled
+    # the 10,000 parts, and the composite the ledger expects is the one S3 holds
+    assert len(json.dumps(body)) < 6_000_000 / 4
+    assert (status, view["status"]) == (200, "PENDING"), view
+    stored = s3.get_object(Bucket=UPLOAD_BUCKET, Key=plan["key"], ChecksumMode="ENABLED")
+    assert stored["ChecksumSHA256"].endswith(f"-{MAX_PART_COUNT}")
+    record = ledger_of().get_upload(plan["upload_id"])
+    assert record is not None
+    assert record.expected_checksum_sha256 == stored["ChecksumSHA256"]
+
+
 def test_the_threshold_comes_from_the_environment(
     upload_api: Call, acme: tuple[Partner, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -502,10 +535,15 @@ def test_expire_does_not_touch_an_item_that_arrived(
 
 def upload_parts(s3: Any, plan: dict[str, Any], content: bytes) -> list[dict[str, Any]]:
     """Upload each planned part through boto3 (in-process moto cannot serve the URLs)."""
+    return send_parts(s3, plan, slices(plan, content))
+
+
+def send_parts(s3: Any, plan: dict[str, Any], bodies: Iterable[bytes]) -> list[dict[str, Any]]:
+    """Upload these bodies as parts 1, 2... of the plan's multipart upload; the parts to list."""
     record = ledger_of().get_upload(plan["upload_id"])
     assert record is not None
     parts = []
-    for number, chunk in enumerate(slices(plan, content), start=1):
+    for number, chunk in enumerate(bodies, start=1):
         response = s3.upload_part(
             Bucket=UPLOAD_BUCKET,
             Key=plan["key"],
