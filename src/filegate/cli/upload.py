@@ -41,8 +41,14 @@ class _Bars:
         self._progress, self._task, self._overall = progress, task, overall
 
     def on_progress(self, bytes_transferred: int) -> None:
-        self._progress.advance(self._task, bytes_transferred)
-        self._progress.advance(self._overall, bytes_transferred)
+        for task in (self._task, self._overall):
+            if bytes_transferred >= 0:
+                self._progress.advance(task, bytes_transferred)
+                continue
+            # Bytes to send again (a retried part) are taken back, and the bar's speed starts
+            # over: its samples would otherwise show a negative rate.
+            (current,) = [t for t in self._progress.tasks if t.id == task]
+            self._progress.reset(task, completed=int(current.completed) + bytes_transferred)
 
 
 def _api_url(explicit: str | None) -> str:
