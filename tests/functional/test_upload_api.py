@@ -40,7 +40,8 @@ from upload_builders import (
     http_event,
 )
 
-from filegate.ledger import Ledger
+from filegate.events import iso_utc
+from filegate.ledger import Ledger, LedgerEntry, Status
 from filegate.parts import MAX_PART_COUNT
 from filegate.storage import create_bucket_request
 from filegate.uploads import api
@@ -590,6 +591,33 @@ def test_complete_assembles_the_object(
     assert record is not None
     assert record.expected_checksum_sha256 == stored["ChecksumSHA256"]
     assert stored["ChecksumSHA256"].endswith("-2")
+
+
+def test_a_completion_sent_again_after_the_upload_arrived_answers_its_verdict(
+    upload_api: Call, acme: tuple[Partner, str], s3: Any, small_threshold: None
+) -> None:
+    # GIVEN a multipart upload completed and judged (S3 finished the first completion while
+    # its answer was lost: a function timeout, a dropped connection)
+    content = bytes(range(256)) * (9 * MiB // 256)
+    plan = declare(upload_api, acme[1], content=content)
+    complete = f"/uploads/{plan['upload_id']}/complete"
+    body = {"parts": upload_parts(s3, plan, content)}
+    assert upload_api("POST", complete, api_key=acme[1], body=body)[0] == 200
+    arrival = LedgerEntry(
+        key=plan["key"],
+        bucket=UPLOAD_BUCKET,
+        status=Status.ACCEPTED,
+        event_name="ObjectCreated:CompleteMultipartUpload",
+        event_time=iso_utc(datetime.now(UTC)),
+        size=len(content),
+    )
+    ledger_of().record(arrival)
+
+    # WHEN the client sends the completion again
+    status, view = upload_api("POST", complete, api_key=acme[1], body=body)
+
+    # THEN the answer is the upload as it stands, not a conflict
+    assert (status, view["status"]) == (200, "ACCEPTED")
 
 
 def declare_without_sha256(call: Call, key: str, content: bytes) -> dict[str, Any]:

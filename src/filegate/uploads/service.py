@@ -41,7 +41,14 @@ from filegate.errors import (
     UploadTooLargeError,
 )
 from filegate.events import iso_utc
-from filegate.ledger import Declaration, Ledger, Status, UploadRecord, UploadStatus
+from filegate.ledger import (
+    Declaration,
+    Ledger,
+    Status,
+    UploadRecord,
+    UploadStatus,
+    holds_object,
+)
 from filegate.parts import composite_sha256, part_ranges
 from filegate.receipts import receipt_payload
 from filegate.signing import PublicKey, ReceiptKey
@@ -161,6 +168,10 @@ class UploadService:
         checksums are not the stored parts' (a retried completion records its own list again).
         """
         record = self._current(partner, upload_id)
+        if record.method == MULTIPART and holds_object(record.status, record.event_time):
+            # A completion sent again after the first one finished (S3 may take minutes for a
+            # large object, longer than this function's timeout): the object is there, judged.
+            return upload_view(record)
         multipart_id = _open_multipart(record)
         completion = parse_completion(load_json(*body))
         parts = completion.parts
