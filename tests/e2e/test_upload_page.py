@@ -786,3 +786,26 @@ def test_an_accepted_upload_offers_its_signed_receipt(
     checked = filegate(stack.state_dir, "receipt", "verify", str(saved))
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert row.locator("button.receipt").inner_text() == "Receipt downloaded"
+
+
+@pytest.mark.parametrize("size", [5, HASH_FIRST_MAX + 1])
+def test_a_browser_without_webassembly_is_told_why_and_declares_nothing(
+    page: Page, large_partner: dict[str, Any], tmp_path: Path, size: int
+) -> None:
+    # GIVEN a browser without WebAssembly (taken away before the page's scripts run), and a
+    # file the page hashes before declaring it, or one it declares first (multipart)
+    page.add_init_script("delete window.WebAssembly;")
+    page.reload()
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(f"{request.method} {request.url}"))
+    chosen = tmp_path / "chosen.bin"
+    with chosen.open("wb") as out:
+        out.truncate(size)
+    # WHEN it is chosen
+    page.fill("#api-key", large_partner["api_key"])
+    page.set_input_files("#file-input", str(chosen))
+    row = finished(page, chosen.name)
+    # THEN its row says why, and the API was asked nothing: no upload left to abort
+    assert row.get_attribute("data-status") != "ACCEPTED"
+    assert "needs WebAssembly" in row.locator(".detail").inner_text()
+    assert not [line for line in asked if "/uploads" in line]
