@@ -3,9 +3,9 @@
 The evidence behind the page's hasher (docs/benchmarks-uploads.md, "The page's SHA-256:
 JavaScript against WebAssembly"). Writes a file of random bytes (512 MiB unless
 ``--size-mib``), hands it to Debian's Chromium, headless through playwright with the flags of
-``tests/e2e/test_upload_page.py``, on a file input, and in the page reads it as the upload page
-does (its own ``SliceReader``, taken from ``src/filegate/uploads/page.html``: 8 MiB slices into
-one reused buffer) with, round by round and in rotating order:
+``tests/e2e/test_upload_page.py``, on a file input of a new page per run, and there reads it as
+the upload page does (its own ``SliceReader``, taken from ``src/filegate/uploads/page.html``:
+8 MiB slices into one reused buffer) with, round by round and in rotating order:
 
 - ``read``: the slices only, nothing hashed (what reading costs);
 - ``js``: each slice fed to the hand-written JavaScript ``Sha256`` the page had until it took
@@ -132,15 +132,17 @@ def measure(path: Path, rounds: int, scripts: list[str]) -> dict[str, list[dict[
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True
         )
-        page = browser.new_page()
-        page.set_content("<input type=file>")
-        # One script element: the page's classes are `class` declarations, local to a script.
-        page.add_script_tag(content="\n".join(scripts))
-        page.set_input_files("input", str(path))
         for number in range(rounds):
             order = VARIANTS[number % 3 :] + VARIANTS[: number % 3]
             for variant in order:
+                # A page of its own per run: one page reading the file run after run stalled
+                # now and then (a slice's read never answered, after 3-7 GiB read).
+                page = browser.new_page()
+                page.set_content("<input type=file>")
+                page.add_script_tag(content="\n".join(scripts))
+                page.set_input_files("input", str(path))
                 runs[variant].append(one_run(page, variant, expected))
+                page.close()
                 print(f"round {number + 1} {variant}: {runs[variant][-1]}", file=sys.stderr)
         browser.close()
     return runs
