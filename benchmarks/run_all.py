@@ -34,6 +34,7 @@ BENCHMARKS = [
     ["cli_start.py"],
     ["page_bodies.py"],
     ["checksum_speed.py"],
+    ["page_sha256.py"],
 ]
 BEFORE = [["e2e_burst.py", "--count", "500", "--unpatched-sqs", "--timeout", "300"]]
 

@@ -74,6 +74,9 @@ LAMBDA_MODULES = (
     "filegate/uploads/expiry.py",
     "filegate/uploads/stale_metric.py",
     "filegate/uploads/page.html",
+    # hash-wasm's SHA-256, which the upload API inlines into the page, and its license.
+    "filegate/uploads/vendor/sha256.umd.min.js",
+    "filegate/uploads/vendor/LICENSE-hash-wasm",
 )
 # The AWS SDK for Python and its whole dependency tree, shipped together or not at all.
 SDK = ("boto3", "botocore", "s3transfer", "jmespath", "urllib3", "python-dateutil", "six")

@@ -283,6 +283,30 @@ def test_the_sliced_sha256_for_large_files_matches_hashlib(page: Page, slice_byt
         assert digest == hashlib.sha256(data).hexdigest(), size
 
 
+def test_the_page_hashes_with_hash_wasm_under_its_own_policy(page: Page, stack: Stack) -> None:
+    # GIVEN the page as the stack's API serves it from the Lambda zip, under its CSP, which
+    # admits WebAssembly and still no eval() of JavaScript
+    policy = page.request.get(stack.env["upload_api_url"]).headers["content-security-policy"]
+    script_src = next(d for d in policy.split(";") if d.strip().startswith("script-src")).split()
+    assert "'wasm-unsafe-eval'" in script_src
+    assert not {"'unsafe-eval'", "'unsafe-inline'", "*", "data:", "blob:"} & set(script_src)
+    data = random.Random(11).randbytes(3 * MiB + 5)
+    # WHEN it hashes a file a slice at a time, as it hashes every file it sends
+    found = page.evaluate(
+        """async (data) => {
+            const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+            return {
+                library: typeof hashwasm.createSHA256,
+                digest: await window.filegateSha256Sliced(new Blob([bytes]), 1 << 20),
+            };
+        }""",
+        base64.b64encode(data).decode(),
+    )
+    # THEN hash-wasm's WebAssembly SHA-256 ran (the fixture sees no CSP violation) and agrees
+    # with hashlib
+    assert found == {"library": "function", "digest": hashlib.sha256(data).hexdigest()}
+
+
 def declared_expiry_moved_on(item: dict[str, Any]) -> bool:
     """The ledger's expires_at is past what the declaration got (first_seen_at + 900 s)."""
     declared_at = datetime.fromisoformat(item["first_seen_at"]["S"])
@@ -803,3 +827,26 @@ def test_an_accepted_upload_offers_its_signed_receipt(
     checked = filegate(stack.state_dir, "receipt", "verify", str(saved))
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert row.locator("button.receipt").inner_text() == "Receipt downloaded"
+
+
+@pytest.mark.parametrize("size", [5, HASH_FIRST_MAX + 1])
+def test_a_browser_without_webassembly_is_told_why_and_declares_nothing(
+    page: Page, large_partner: dict[str, Any], tmp_path: Path, size: int
+) -> None:
+    # GIVEN a browser without WebAssembly (taken away before the page's scripts run), and a
+    # file the page hashes before declaring it, or one it declares first (multipart)
+    page.add_init_script("delete window.WebAssembly;")
+    page.reload()
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(f"{request.method} {request.url}"))
+    chosen = tmp_path / "chosen.bin"
+    with chosen.open("wb") as out:
+        out.truncate(size)
+    # WHEN it is chosen
+    page.fill("#api-key", large_partner["api_key"])
+    page.set_input_files("#file-input", str(chosen))
+    row = finished(page, chosen.name)
+    # THEN its row says why, and the API was asked nothing: no upload left to abort
+    assert row.get_attribute("data-status") != "ACCEPTED"
+    assert "needs WebAssembly" in row.locator(".detail").inner_text()
+    assert not [line for line in asked if "/uploads" in line]

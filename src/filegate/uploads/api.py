@@ -4,8 +4,9 @@ Routes map onto ``UploadService``; every known failure is a ``RequestError`` and
 ``{"error": {"code", "message", "field"?}}`` with its status. Anything unexpected is logged and
 answered with a generic 500: bad input never reaches that handler. The collaborators are
 built once per container, on the first request, so importing this module stays cheap.
-``GET /`` serves the browser upload page (``page.html``, read once per container), with a
-Content-Security-Policy that admits only its own inline script and style, by hash.
+``GET /`` serves the browser upload page (``page.html``, read once per container, with the
+vendored scripts it names inlined), with a Content-Security-Policy that admits only its own
+inline scripts and style, by hash, and the compiling of WebAssembly (hash-wasm's SHA-256).
 ``GET /uploads/{id}/receipt`` signs an ACCEPTED upload's receipt with the stack's KMS key
 (``RECEIPT_KEY_ID``); ``GET /receipts/public-key`` hands partners the key's public half.
 Never logged: the event (it carries the x-api-key header), API keys, presigned URLs.
@@ -16,6 +17,7 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+import re
 from http import HTTPStatus
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -38,6 +40,10 @@ if TYPE_CHECKING:
 
 API_KEY_HEADER = "x-api-key"
 PAGE = "page.html"
+# A line `<!-- inline: vendor/NAME -->` in the page: served as a <script> element holding that
+# file (hash-wasm's SHA-256: vendor/hash-wasm.json says where it comes from), so the page stays
+# one response with nothing loaded from elsewhere.
+_INLINE = re.compile(r"<!-- inline: (vendor/[\w.-]+\.js) -->")
 # The page talks to this API ('self') and PUTs to S3 over presigned https URLs; the local
 # stack's S3 is plain http on loopback.
 _PAGE_CONNECT_SRC = "'self' https: http://127.0.0.1:* http://localhost:*"
@@ -81,12 +87,16 @@ def build_service() -> UploadService:
 @functools.cache
 def upload_page() -> tuple[str, dict[str, str]]:
     """The upload page and its response headers, once per container."""
-    html = resources.files("filegate.uploads").joinpath(PAGE).read_text(encoding="utf-8")
+    html = _INLINE.sub(lambda found: f"<script>{_read(found[1])}</script>", _read(PAGE))
     policy = "; ".join(
         (
             "default-src 'none'",
-            f"script-src {_inline_hash(html, 'script')}",
-            f"style-src {_inline_hash(html, 'style')}",
+            # 'wasm-unsafe-eval' lets the page compile hash-wasm's WebAssembly and nothing
+            # more: unlike 'unsafe-eval' it admits no eval() or new Function() of JavaScript
+            # (CSP Level 3, https://www.w3.org/TR/CSP3/#can-compile-wasm-bytes; MDN,
+            # https://developer.mozilla.org/en-US/docs/WebAssembly/JavaScript_interface/compile_static).
+            f"script-src {_inline_hashes(html, 'script')} 'wasm-unsafe-eval'",
+            f"style-src {_inline_hashes(html, 'style')}",
             f"connect-src {_PAGE_CONNECT_SRC}",
             "base-uri 'none'",
             "form-action 'none'",
@@ -102,11 +112,16 @@ def upload_page() -> tuple[str, dict[str, str]]:
     return html, headers
 
 
-def _inline_hash(html: str, tag: str) -> str:
-    """The CSP source for the page's one inline <script> or <style> element."""
-    content = html.split(f"<{tag}>", 1)[1].split(f"</{tag}>", 1)[0]
-    digest = hashlib.sha256(content.encode("utf-8")).digest()
-    return f"'sha256-{base64.b64encode(digest).decode('ascii')}'"
+def _read(name: str) -> str:
+    return resources.files("filegate.uploads").joinpath(name).read_text(encoding="utf-8")
+
+
+def _inline_hashes(html: str, tag: str) -> str:
+    """The CSP sources for each of the page's inline <script> or <style> elements."""
+    return " ".join(
+        f"'sha256-{base64.b64encode(hashlib.sha256(content.encode('utf-8')).digest()).decode()}'"
+        for content in re.findall(f"<{tag}>(.*?)</{tag}>", html, re.DOTALL)
+    )
 
 
 @app.get("/")
