@@ -29,7 +29,11 @@ Per run:
   the aws seconds to the page's seconds to "Checking" (>= 1: the page at least as fast).
 
     .venv/bin/python benchmarks/upload_page.py [--runs 3] [--size-mib 1024] [--label L]
-        [--against-aws]
+        [--against-aws] [--link-mbit N]
+
+``--link-mbit N`` limits the bytes to the emulator's S3 endpoint to N Mbit/s for the whole
+run (``link.py``: a partner's link instead of loopback; root and tc), for the page and
+``aws s3 cp`` alike.
 
 Figures go to ``results/upload_page.json`` (``upload_page_<N>mib.json`` at another size;
 ``--label`` adds ``_<label>``).
@@ -48,10 +52,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import psutil
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import link
 from common import median, save, table
 from upload_transfer import (
     add_partner,
@@ -208,14 +214,20 @@ def one_run(state: Any, browser: Any, api_key: str, path: Path) -> dict[str, Any
     }
 
 
-def measure(runs: int, size: int, against_aws: bool = False) -> dict[str, Any]:
+def measure(
+    runs: int, size: int, against_aws: bool = False, link_mbit: int | None = None
+) -> dict[str, Any]:
     from playwright.sync_api import sync_playwright
 
     samples: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="filegate-bench-file-") as folder:
         path = Path(folder) / "bench-page.bin"
         write_random_file(path, size)
-        with local_stack() as state, sync_playwright() as playwright:
+        with (
+            local_stack() as state,
+            link.limited(urlsplit(state.endpoint_url).port or 0, link_mbit),
+            sync_playwright() as playwright,
+        ):
             api_key = add_partner(state, "bench page partner")
             browser = playwright.chromium.launch(
                 executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS, headless=True
@@ -234,7 +246,7 @@ def measure(runs: int, size: int, against_aws: bool = False) -> dict[str, Any]:
                     print(f"run {number + 1}: {_line(run)}", file=sys.stderr)
             finally:
                 browser.close()
-    return summarize(samples, size)
+    return {**summarize(samples, size), "link_mbit": link_mbit}
 
 
 def aws_run(state: Any, api_key: str, path: Path, number: int) -> dict[str, Any]:
@@ -340,10 +352,16 @@ def main() -> None:
     parser.add_argument(
         "--against-aws", action="store_true", help="send the file with aws s3 cp too, each round"
     )
+    parser.add_argument(
+        "--link-mbit",
+        type=int,
+        help="limit the traffic to the emulator's S3 port to this many Mbit/s, a partner's"
+        " link (benchmarks/link.py: tc, root)",
+    )
     args = parser.parse_args()
     if not CHROMIUM.exists():
         sys.exit(f"no {CHROMIUM}: `apt-get install chromium` (the e2e tests use it too)")
-    figures = measure(args.runs, args.size_mib * MiB, args.against_aws)
+    figures = measure(args.runs, args.size_mib * MiB, args.against_aws, args.link_mbit)
     print(render(figures))
     name = "upload_page" if args.size_mib == 1024 else f"upload_page_{args.size_mib}mib"
     save(f"{name}_{args.label}" if args.label else name, figures)
