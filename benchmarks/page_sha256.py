@@ -40,6 +40,7 @@ from playwright.sync_api import Page, sync_playwright
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import ROOT, median, save, table
+from upload_page import CHROMIUM, CHROMIUM_FLAGS
 
 MiB = 1024 * 1024
 SLICE_BYTES = 8 * MiB  # the page's READ_BYTES
@@ -47,18 +48,6 @@ PAGE = "src/filegate/uploads/page.html"
 HASH_WASM = ROOT / "src/filegate/uploads/vendor/sha256.umd.min.js"
 # The last commit whose page hashed with its own JavaScript Sha256.
 JS_FROM = "b5f7a8d"
-CHROMIUM = "/usr/bin/chromium"
-# As tests/e2e/test_upload_page.py: headless, and quiet (the network here is closed).
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 VARIANTS = ("read", "js", "wasm")
 RUN_TIMEOUT_S = 120  # a run that hangs ends the benchmark, saying where it was
 
@@ -130,7 +119,7 @@ def measure(path: Path, rounds: int, scripts: list[str]) -> dict[str, list[dict[
     runs: dict[str, list[dict[str, Any]]] = {variant: [] for variant in VARIANTS}
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True
+            executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS, headless=True
         )
         for number in range(rounds):
             order = VARIANTS[number % 3 :] + VARIANTS[: number % 3]
