@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -20,15 +19,15 @@ from typing import Any
 import pytest
 
 from filegate.aws import Target
+from filegate.local import processes
 
 BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    """Below the ephemeral range, which outgoing connections take from (processes.py)."""
+    return processes.free_port()
 
 
 def cli_env(state_dir: Path, **extra: str) -> dict[str, str]:

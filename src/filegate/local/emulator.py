@@ -44,6 +44,7 @@ from filegate.local.invoke_forwarding import InvokeForwarding
 from filegate.local.lambda_account import AccountSettings
 from filegate.local.moto_server import make_server, moto_application
 from filegate.local.moto_version import require_supported_moto
+from filegate.local.processes import listening_line
 from filegate.local.profiling import ProfiledRequests
 from filegate.local.queue_channel import QueueChannelServer
 from filegate.local.sqs_metrics import QueueMetricsPublisher
@@ -59,7 +60,8 @@ def serve(port: int, host: str = "127.0.0.1", publish_metrics: bool = True) -> N
     # thread takes): ~4 % of the emulator's time in a burst, and a log that grows without end.
     # Warnings and errors are still logged.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = _Server(host, port, settings)
+    server = _Server(host, port, settings)  # bound and listening from here
+    print(listening_line(port), flush=True)  # what the local stack waits for (processes.py)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
