@@ -5,6 +5,9 @@ Workers run tiny purpose-built handlers here, so timeouts and crashes are determ
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +26,8 @@ def ok(event, context):
     return {"calls": CALLS["n"], "remaining": context.get_remaining_time_in_millis(),
             "table": os.environ.get("DDB_TABLE")}
 def slow(event, context):
+    if event.get("marker"):
+        open(event["marker"], "w").close()  # the invocation has begun
     time.sleep(event["sleep"])
     return "late"
 def crash(event, context):
@@ -61,6 +66,13 @@ def worker(code: Path, handler: str, timeout: int = 5) -> Worker:
         runtime_dir=runtime_packages_dir(code.parent),
     )
     return Worker(spec, Target(region="eu-central-1", endpoint_url="http://127.0.0.1:9"))
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the condition never held"
+        time.sleep(0.01)
 
 
 def invoke_once(code: Path, handler: str, payload: Any = None) -> Invocation:
@@ -144,6 +156,31 @@ def test_a_timed_out_invocation_fails_and_the_worker_is_replaced(code: Path) -> 
     assert after.ok
     assert after.result == "late"
     assert after.init_ms is not None  # a fresh environment: a cold start again
+
+
+def test_a_worker_stopped_when_idle_lets_the_invocation_in_flight_finish(
+    code: Path, tmp_path: Path
+) -> None:
+    # (what a code update does to a stream-fed function's busy worker: the batch in flight
+    # must not fail, or the function's errors alarm counts it)
+    results: dict[str, Invocation] = {}
+    for stopping in ("stop", "stop_when_idle"):
+        busy = worker(code, "fn.slow")
+        marker = tmp_path / f"{stopping}.begun"
+        payload = {"sleep": 1, "marker": str(marker)}
+
+        def run(w: Worker = busy, name: str = stopping, event: Any = payload) -> None:
+            results[name] = w.invoke(event)
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        wait_until(marker.exists)  # the handler is running
+        getattr(busy, stopping)()
+        thread.join()
+        busy.stop()
+    assert not results["stop"].ok  # killed in flight
+    assert results["stop_when_idle"].ok
+    assert results["stop_when_idle"].result == "late"
 
 
 def test_a_crashed_invocation_fails_without_a_reason_and_recovers(code: Path) -> None:

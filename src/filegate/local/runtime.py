@@ -352,6 +352,12 @@ class Worker:
         invocation.max_memory_mb = int(answer["max_memory_mb"])
         return invocation
 
+    def stop_when_idle(self) -> None:
+        """Stop once the invocation in flight, if any, has finished (what a code update on
+        AWS does to an environment that is busy: it finishes, then is not used again)."""
+        with self._lock:
+            self.stop()
+
     def stop(self) -> None:
         process, self._process = self._process, None
         if process is None:

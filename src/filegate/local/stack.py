@@ -506,8 +506,12 @@ class LocalStack:
     ) -> None:
         """A worker of the function's new code takes over its stream mapping's invocations."""
         fresh = self._serve(self._updated(deployment, function, code_sha256), 1)
-        self._retire(list(workers))  # an invocation in flight fails; the mapping retries it
-        workers[:] = fresh
+        old, workers[:] = list(workers), fresh
+        # The batch in flight finishes on the old code: killing it failed an invocation, which
+        # the events-errors alarm counted (a failed `filegate verify` right after a deploy).
+        for worker in old:
+            worker.stop_when_idle()
+            self._workers.remove(worker)
 
     def _stop_schedules(self) -> None:
         """The schedules and the stream mappings: what invokes functions on its own."""
