@@ -282,6 +282,14 @@ def multipart_object(s3: Any, parts: list[bytes]) -> dict[str, Any]:
     return done
 
 
+def arrive_multipart(s3: Any, invoke: Any, parts: list[bytes]) -> None:
+    """``parts`` completed at KEY as the upload API runs it, and its event ingested."""
+    with patches.applied():  # the emulator's HeadObject: a composite is "<base64>-<N>"
+        done = multipart_object(s3, parts)
+        record = s3_record(KEY, sequencer="0A", version_id=done["VersionId"], size=PART + 10)
+        invoke(sqs_batch(notification(record)))
+
+
 def declare_multipart(ledger: Ledger, size: int, whole: bytes) -> None:
     ledger.declare(
         Declaration(
@@ -339,10 +347,7 @@ def test_a_multipart_upload_whose_sent_sha256_is_not_the_declared_one_is_rejecte
     declare_multipart(ledger, PART + 10, whole=b"the declared file")
     expected = composite_sha256(map(b64, parts))
     assert ledger.expect_checksum(KEY, expected, datetime.now(UTC), sent_sha256=sent)
-    with patches.applied():
-        done = multipart_object(s3, parts)
-        record = s3_record(KEY, sequencer="0A", version_id=done["VersionId"], size=PART + 10)
-        invoke(sqs_batch(notification(record)))
+    arrive_multipart(s3, invoke, parts)
     # THEN S3's composite is the expected one, and the verdict is REJECTED naming both digests
     stored = item()
     assert stored["processing_status"]["S"] == "REJECTED"
@@ -363,10 +368,7 @@ def test_a_multipart_object_that_is_not_the_listed_parts_is_rejected_naming_both
     declare_multipart(ledger, PART + 10, whole=b"".join(listed))
     expected = composite_sha256(map(b64, listed))
     assert ledger.expect_checksum(KEY, expected, datetime.now(UTC))
-    with patches.applied():
-        done = multipart_object(s3, written)
-        record = s3_record(KEY, sequencer="0A", version_id=done["VersionId"], size=PART + 10)
-        invoke(sqs_batch(notification(record)))
+    arrive_multipart(s3, invoke, written)
     stored = item()
     held = composite_sha256(map(b64, written))
     assert stored["processing_status"]["S"] == "REJECTED"
@@ -381,10 +383,7 @@ def test_a_multipart_upload_completed_outside_the_api_is_rejected(
 ) -> None:
     parts = [b"a" * PART, b"b" * 10]
     declare_multipart(ledger, PART + 10, whole=b"".join(parts))  # never completed through the API
-    with patches.applied():
-        done = multipart_object(s3, parts)
-        record = s3_record(KEY, sequencer="0A", version_id=done["VersionId"], size=PART + 10)
-        invoke(sqs_batch(notification(record)))
+    arrive_multipart(s3, invoke, parts)
     stored = item()
     assert stored["processing_status"]["S"] == "REJECTED"
     assert "no part checksums were listed through the upload API" in stored["reason"]["S"]

@@ -437,8 +437,11 @@ class LocalStack:
         return workers
 
     def _retire(self, workers: list[Worker]) -> None:
+        """Stop workers that others took over from, each once its invocation in flight has
+        finished: killing a stream-fed function's batch failed an invocation, which its errors
+        alarm counted (a failed `filegate verify` right after a deploy)."""
         for worker in workers:
-            worker.stop()
+            worker.stop_when_idle()
             self._workers.remove(worker)
 
     def _warm_workers(self, spec: FunctionSpec, count: int) -> list[Worker]:
@@ -507,11 +510,7 @@ class LocalStack:
         """A worker of the function's new code takes over its stream mapping's invocations."""
         fresh = self._serve(self._updated(deployment, function, code_sha256), 1)
         old, workers[:] = list(workers), fresh
-        # The batch in flight finishes on the old code: killing it failed an invocation, which
-        # the events-errors alarm counted (a failed `filegate verify` right after a deploy).
-        for worker in old:
-            worker.stop_when_idle()
-            self._workers.remove(worker)
+        self._retire(old)
 
     def _stop_schedules(self) -> None:
         """The schedules and the stream mappings: what invokes functions on its own."""

@@ -507,33 +507,11 @@ class UploadClient:
         ``BytesRefusedError`` when S3 refused the bytes as BadDigest on the last one. With
         the whole file's ``declared`` SHA-256 (a single PUT), a BadDigest hashes the file
         again: if that is not the declared one, no attempt can succeed, and none is made."""
-        refused: list[bool] = []
-        what = what or f"upload of {path}"
-        try:
-            return self._put_attempts(
-                path, target, window, counter, on_chunk, what, refused, declared
-            )
-        except UploadClientError as exc:
-            if refused and refused[-1]:
-                raise BytesRefusedError(str(exc), part_number) from exc
-            raise
-
-    def _put_attempts(
-        self,
-        path: Path,
-        target: _Target,
-        window: tuple[int, int],
-        counter: _Counter,
-        on_chunk: Callable[[], None],
-        what: str,
-        refused: list[bool],
-        declared: str | None,
-    ) -> str:
-        """``_put``'s attempts; ``refused`` gets, for each failed one, whether it was BadDigest."""
         offset, size = window
         damaged = "they did not match the SHA-256 computed when the file was hashed; is the"
         damaged += " file being written while it is uploaded?"
-        for attempt in self._attempts(what):
+        what = what or f"upload of {path}"
+        for attempt in self._attempts(what, part_number):
             sent = 0
 
             def on_read(count: int) -> None:
@@ -555,25 +533,23 @@ class UploadClient:
             except urllib3.exceptions.HTTPError as exc:
                 attempt.failed(str(exc), unreachable=True)
                 counter.add(-sent)
-                refused.append(False)
                 continue
             finally:
                 body.close()
             if response.status in _RETRYABLE_STATUSES or target.renewed(response):
                 attempt.failed(f"HTTP {response.status}")
                 counter.add(-sent)
-                refused.append(False)
                 continue
             if response.status == 400 and _BAD_DIGEST in response.data:
                 counter.add(-sent)
-                refused.append(True)
                 now = file_sha256(path, self._config.chunk_bytes) if declared else None
                 if now is not None and now != declared:
-                    raise UploadClientError(
+                    raise BytesRefusedError(
                         f"{what}: S3 refused its bytes (BadDigest): the file's SHA-256 is {now},"
-                        f" not the declared {declared}"
+                        f" not the declared {declared}",
+                        part_number,
                     )
-                attempt.failed(f"S3 refused its bytes (BadDigest): {damaged}")
+                attempt.failed(f"S3 refused its bytes (BadDigest): {damaged}", refused=True)
                 continue
             if response.status >= 400:
                 raise UploadClientError(
@@ -618,8 +594,10 @@ class UploadClient:
             return False
         return retry_after > _LONGEST_RETRY_AFTER
 
-    def _attempts(self, what: str) -> Iterator[_Attempt]:
-        """Yield one attempt after another, sleeping with backoff between failed ones."""
+    def _attempts(self, what: str, part_number: int | None = None) -> Iterator[_Attempt]:
+        """Yield one attempt after another, sleeping with backoff between failed ones; when
+        they run out, ``BytesRefusedError`` (of ``part_number``) if S3 refused the bytes on
+        the last one."""
         attempt = _Attempt()
         for number in range(self._config.max_attempts):
             if number:
@@ -628,14 +606,14 @@ class UploadClient:
                     self._config.backoff_base_seconds * 2 ** (number - 1),
                 )
                 self._sleep(random.uniform(ceiling / 2, ceiling))  # noqa: S311 - jitter, not crypto
-            attempt.failure, attempt.unreachable = None, False
+            attempt.failure, attempt.unreachable, attempt.refused = None, False, False
             yield attempt
             if attempt.failure is None:
                 return
-        raise UploadClientError(
-            f"{what} failed {self._config.max_attempts} times; last error: {attempt.failure}",
-            unreachable=attempt.unreachable,
-        )
+        message = f"{what} failed {self._config.max_attempts} times; last error: {attempt.failure}"
+        if attempt.refused:
+            raise BytesRefusedError(message, part_number)
+        raise UploadClientError(message, unreachable=attempt.unreachable)
 
 
 def _daemon(target: Callable[[], None]) -> threading.Thread:
@@ -759,9 +737,10 @@ def _with_length(headers: dict[str, str], size: int) -> dict[str, str]:
 class _Attempt:
     failure: str | None = None
     unreachable: bool = False  # no answer at all: the network, not the request
+    refused: bool = False  # S3 refused the bytes sent (BadDigest)
 
-    def failed(self, reason: str, unreachable: bool = False) -> None:
-        self.failure, self.unreachable = reason, unreachable
+    def failed(self, reason: str, unreachable: bool = False, refused: bool = False) -> None:
+        self.failure, self.unreachable, self.refused = reason, unreachable, refused
 
 
 def _answer(method: str, path: str, response: Any) -> Any:
