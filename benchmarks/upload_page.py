@@ -55,6 +55,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import psutil
+from botocore.exceptions import BotoCoreError, ClientError
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import link
@@ -361,7 +362,11 @@ def main() -> None:
     args = parser.parse_args()
     if not CHROMIUM.exists():
         sys.exit(f"no {CHROMIUM}: `apt-get install chromium` (the e2e tests use it too)")
-    figures = measure(args.runs, args.size_mib * MiB, args.against_aws, args.link_mbit)
+    try:
+        figures = measure(args.runs, args.size_mib * MiB, args.against_aws, args.link_mbit)
+    except (BotoCoreError, ClientError) as exc:
+        # Seen at 16 GiB: the kernel killed the emulator (moto holds the parts in memory).
+        sys.exit(f"the local stack stopped answering ({exc}): see `dmesg` and its log")
     print(render(figures))
     name = "upload_page" if args.size_mib == 1024 else f"upload_page_{args.size_mib}mib"
     save(f"{name}_{args.label}" if args.label else name, figures)
