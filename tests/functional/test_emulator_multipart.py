@@ -240,3 +240,38 @@ def test_a_part_without_a_verified_checksum_makes_the_composite_hash_every_part(
         moto_builder.addPart(body)
 
     assert checksum.build() == moto_builder.build()
+
+
+def test_completing_an_upload_the_bucket_no_longer_holds_is_no_such_upload(s3: Any) -> None:
+    # S3 API reference, CompleteMultipartUpload, "Errors": NoSuchUpload (404), "the multipart
+    # upload might have been aborted or completed"; moto failed with a KeyError (500)
+    upload_id = s3.create_multipart_upload(Bucket=BUCKET, Key="gone.bin")["UploadId"]
+    listed = _parts(s3, "gone.bin", upload_id, PARTS[:1], None)
+    s3.abort_multipart_upload(Bucket=BUCKET, Key="gone.bin", UploadId=upload_id)
+
+    with pytest.raises(ClientError) as refused:
+        s3.complete_multipart_upload(
+            Bucket=BUCKET, Key="gone.bin", UploadId=upload_id, MultipartUpload={"Parts": listed}
+        )
+
+    error = refused.value.response
+    assert (error["Error"]["Code"], error["ResponseMetadata"]["HTTPStatusCode"]) == (
+        "NoSuchUpload",
+        404,
+    )
+    assert s3.list_objects_v2(Bucket=BUCKET, Prefix="gone.bin").get("KeyCount") == 0
+
+
+def test_a_completion_sent_again_after_it_succeeded_answers_the_same_object(s3: Any) -> None:
+    # S3 answers a CompleteMultipartUpload sent again with the same parts after it succeeded
+    # with the object (not documented; observed against S3 in getmoto/moto#8380,
+    # adobe/S3Mock#2586, minio/minio#13318); moto does the same while the key holds that object
+    upload_id = s3.create_multipart_upload(Bucket=BUCKET, Key="twice.bin")["UploadId"]
+    listed = _parts(s3, "twice.bin", upload_id, PARTS, None)
+    complete = {"Bucket": BUCKET, "Key": "twice.bin", "UploadId": upload_id}
+    first = s3.complete_multipart_upload(**complete, MultipartUpload={"Parts": listed})
+
+    again = s3.complete_multipart_upload(**complete, MultipartUpload={"Parts": listed})
+
+    assert (again["ETag"], again["VersionId"]) == (first["ETag"], first["VersionId"])
+    assert s3.get_object(Bucket=BUCKET, Key="twice.bin")["Body"].read() == b"".join(PARTS)

@@ -41,7 +41,8 @@ from upload_builders import (
 )
 
 from filegate.events import iso_utc
-from filegate.ledger import Ledger, LedgerEntry, Status
+from filegate.ledger import Ledger, LedgerEntry, Status, UploadStatus
+from filegate.local import patches
 from filegate.parts import MAX_PART_COUNT
 from filegate.storage import create_bucket_request
 from filegate.uploads import api
@@ -618,6 +619,60 @@ def test_a_completion_sent_again_after_the_upload_arrived_answers_its_verdict(
 
     # THEN the answer is the upload as it stands, not a conflict
     assert (status, view["status"]) == (200, "ACCEPTED")
+
+
+@pytest.mark.parametrize("s3_answers", ["the object", "NoSuchUpload"])
+def test_a_completion_sent_again_before_its_object_was_judged_answers_pending(
+    upload_api: Call, acme: tuple[Partner, str], s3: Any, small_threshold: None, s3_answers: str
+) -> None:
+    # GIVEN a multipart upload whose completion S3 finished while its answer was lost, and
+    # whose object's event has not been judged yet
+    content = bytes(range(256)) * (9 * MiB // 256)
+    plan = declare(upload_api, acme[1], content=content)
+    complete = f"/uploads/{plan['upload_id']}/complete"
+    body = {"parts": upload_parts(s3, plan, content)}
+    assert upload_api("POST", complete, api_key=acme[1], body=body)[0] == 200
+    if s3_answers == "NoSuchUpload":
+        # S3 answers a completion sent again with the object (as moto does while the key holds
+        # it), or NoSuchUpload, which it documents as "aborted or completed": the emulator's
+        # seam answers that once the key no longer holds the object
+        s3.delete_object(Bucket=UPLOAD_BUCKET, Key=plan["key"])
+
+    # WHEN the client sends the same completion again
+    with patches.applied():
+        status, view = upload_api("POST", complete, api_key=acme[1], body=body)
+
+    # THEN it is told the upload waits for its verdict, not that it conflicts
+    assert (status, view["status"]) == (200, "PENDING"), view
+    record = ledger_of().get_upload(plan["upload_id"])
+    assert record is not None
+    assert record.status == UploadStatus.PENDING
+
+
+def test_a_completion_of_an_upload_s3_no_longer_holds_is_a_conflict(
+    upload_api: Call, acme: tuple[Partner, str], s3: Any, small_threshold: None
+) -> None:
+    # GIVEN a multipart upload never completed, whose S3 upload is gone (aborted outside
+    # filegate: the bucket's lifecycle rule, someone with credentials)
+    content = bytes(range(256)) * (9 * MiB // 256)
+    plan = declare(upload_api, acme[1], content=content)
+    body = {"parts": upload_parts(s3, plan, content)}
+    record = ledger_of().get_upload(plan["upload_id"])
+    assert record is not None
+    s3.abort_multipart_upload(
+        Bucket=UPLOAD_BUCKET, Key=plan["key"], UploadId=record.multipart_upload_id
+    )
+
+    # WHEN the client completes it (S3 answers NoSuchUpload, as the emulator does)
+    with patches.applied():
+        status, answer = upload_api(
+            "POST", f"/uploads/{plan['upload_id']}/complete", api_key=acme[1], body=body
+        )
+
+    # THEN the answer is a conflict naming S3, and no object exists
+    assert status == 409, answer
+    assert "no longer open in S3" in answer["error"]["message"]
+    assert s3.list_objects_v2(Bucket=UPLOAD_BUCKET, Prefix=plan["key"]).get("KeyCount") == 0
 
 
 def declare_without_sha256(call: Call, key: str, content: bytes) -> dict[str, Any]:

@@ -173,6 +173,7 @@ class UploadService:
             # large object, longer than this function's timeout): the object is there, judged.
             return upload_view(record)
         multipart_id = _open_multipart(record)
+        earlier = record.expected_checksum_sha256  # an earlier completion's parts, if any
         completion = parse_completion(load_json(*body))
         parts = completion.parts
         sha256, sent = _whole_file_sha256(record, completion.sha256)
@@ -185,9 +186,19 @@ class UploadService:
         try:
             self._signer.complete_multipart(record.bucket, record.key, multipart_id, listed)
         except PartsRejectedError as exc:
-            if exc.s3_code == "NoSuchUpload":
+            if exc.s3_code != "NoSuchUpload":
+                raise InvalidRequestError(str(exc), "parts") from exc
+            if earlier != expected:
                 raise UploadConflictError(f"upload {upload_id} is no longer open in S3") from exc
-            raise InvalidRequestError(str(exc), "parts") from exc
+            # S3's NoSuchUpload means "aborted or completed". These very parts were sent for
+            # completion before and the ledger is still PENDING: S3 finished that completion (it
+            # "could take several minutes", longer than this function's timeout) and the
+            # object's event brings the verdict. Were it an abort instead (a partner's abort
+            # between its S3 call and its ledger write, the 7-day lifecycle rule), the status
+            # the client polls turns ABORTED or EXPIRED (docs/aws-fidelity.md, "Retries and
+            # timing").
+            logger.info("multipart upload completed before", extra={"upload_id": upload_id})
+            return upload_view(expecting)
         logger.info("multipart upload completed", extra={"upload_id": upload_id})
         return upload_view(expecting)
 

@@ -11,7 +11,8 @@ What is left corrects moto where AWS documents another behaviour, or buys measur
   reservation would leave under 100 unreserved executions, as Lambda refuses it; installed with
   the CloudFormation models (``cfn_models.register`` / ``installed``, through ``lambda_account``).
 - :mod:`.s3_multipart`: CompleteMultipartUpload joining the parts where they are (moto copies a
-  1 GiB object about five times), with moto's ETag, checksums and errors.
+  1 GiB object about five times), with moto's ETag, checksums and errors, and NoSuchUpload for
+  an upload the bucket does not hold, as S3 answers (moto: a KeyError, 500).
 - :mod:`.s3_checksums`: a PUT whose body does not match its ``x-amz-checksum-*`` is refused,
   as S3 refuses it, and HeadObject returns a composite checksum as ``<base64>-<N>`` with its type
   (the middleware for parts, completion and ListParts is ``local/s3_checksum_check.py``).

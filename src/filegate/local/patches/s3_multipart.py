@@ -1,4 +1,5 @@
-"""CompleteMultipartUpload joining the parts where they are, in the emulator process only.
+"""CompleteMultipartUpload joining the parts where they are, in the emulator process only, and
+answering NoSuchUpload for an upload the bucket does not hold (moto: a KeyError, 500).
 
 moto's ``FakeMultipart.complete`` copies the whole object four times in memory (the parts joined
 in a bytearray, a second one for the default full-object checksum, a bytes copy of each) and once
@@ -196,10 +197,29 @@ def _value_setter(set_value: Callable[[Any, Any], None]) -> Callable[[Any, Any],
     return setter
 
 
+def _known_upload(complete: Callable[..., Any]) -> Callable[..., Any]:
+    """``S3Backend.complete_multipart_upload`` answering 404 NoSuchUpload for an upload the
+    bucket does not hold (never created, aborted, or completed and no longer the key's object),
+    as S3 answers it (S3 API reference, CompleteMultipartUpload, "Errors": NoSuchUpload, "The
+    specified multipart upload does not exist. The upload ID might be invalid, or the multipart
+    upload might have been aborted or completed."), where moto fails with a KeyError (500)."""
+    from moto.s3.exceptions import NoSuchUpload
+
+    @functools.wraps(complete)
+    def known(self: Any, bucket_name: str, multipart_id: str, body: Any) -> Any:
+        if multipart_id not in self.get_bucket(bucket_name).multiparts:
+            raise NoSuchUpload(upload_id=multipart_id)
+        return complete(self, bucket_name, multipart_id, body)
+
+    return known
+
+
 def patch(seams: Seams) -> None:
-    """Install the multipart join."""
+    """Install the multipart join, and NoSuchUpload for a completion of an unknown upload."""
     from moto.s3 import models
 
     value = vars(models.FakeKey)["value"]  # the property object itself
     seams.replace(models.FakeKey, "value", property(value.fget, _value_setter(value.fset)))
     seams.replace(models.FakeMultipart, "complete", _complete_multipart)
+    complete = models.S3Backend.complete_multipart_upload
+    seams.replace(models.S3Backend, "complete_multipart_upload", _known_upload(complete))
