@@ -13,6 +13,8 @@ What is left corrects moto where AWS documents another behaviour, or buys measur
 - :mod:`.s3_multipart`: CompleteMultipartUpload joining the parts where they are (moto copies a
   1 GiB object about five times), with moto's ETag, checksums and errors, and NoSuchUpload for
   an upload the bucket does not hold, as S3 answers (moto: a KeyError, 500).
+- :mod:`.s3_listing` (memory, measured): ListObjectVersions without moto's copy of every
+  object's bytes (twice the bucket's bytes held by each listing).
 - :mod:`.s3_checksums`: a PUT whose body does not match its ``x-amz-checksum-*`` is refused,
   as S3 refuses it, and HeadObject returns a composite checksum as ``<base64>-<N>`` with its type
   (the middleware for parts, completion and ListParts is ``local/s3_checksum_check.py``).
@@ -39,6 +41,7 @@ from filegate.local.patches import (
     dynamodb,
     s3,
     s3_checksums,
+    s3_listing,
     s3_multipart,
     sqs,
 )
@@ -54,6 +57,7 @@ def install(seams: Seams, settings: EmulatorSettings | None = None) -> None:
     s3.patch(seams)
     s3_multipart.patch(seams)
     s3_checksums.patch(seams)
+    s3_listing.patch(seams)
     if settings.sqs_patch:
         sqs.patch_sqs(seams)
     if settings.ddb_patch:
