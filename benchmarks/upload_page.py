@@ -74,6 +74,7 @@ MiB = 1024 * 1024
 RSS_TARGET_MB = 150
 POLL_SECONDS = 0.05
 VERDICT_TIMEOUT_MS = 900_000
+STALL_SECONDS = 120  # no part PUT ended for this long: the run is reported stalled
 CHROMIUM = Path("/usr/bin/chromium")
 # As tests/e2e/test_upload_page.py: headless, and quiet (the network here is closed).
 CHROMIUM_FLAGS = [
@@ -172,7 +173,7 @@ def one_run(state: Any, browser: Any, api_key: str, path: Path) -> dict[str, Any
     """A new page, the key, the file chosen, the verdict awaited; figures of this run."""
     context = browser.new_context(viewport={"width": 960, "height": 900})
     page = context.new_page()
-    requests = {"sign_parts": 0, "part_puts": 0}
+    requests = {"sign_parts": 0, "part_puts": 0, "part_puts_done": 0}
     errors: list[str] = []
 
     def on_request(request: Any) -> None:
@@ -181,7 +182,13 @@ def one_run(state: Any, browser: Any, api_key: str, path: Path) -> dict[str, Any
         elif request.method == "PUT":
             requests["part_puts"] += 1
 
+    def on_done(request: Any) -> None:
+        if request.method == "PUT":
+            requests["part_puts_done"] += 1
+
     page.on("request", on_request)
+    page.on("requestfinished", on_done)
+    page.on("requestfailed", on_done)
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.goto(state.env()["upload_api_url"])
     page.fill("#api-key", api_key)
@@ -192,7 +199,7 @@ def one_run(state: Any, browser: Any, api_key: str, path: Path) -> dict[str, Any
         page.set_input_files("#file-input", str(path))
         row = page.locator("li.file", has=page.locator(".name", has_text=path.name))
         sent = row.locator(".badge", has_text=SENT_BADGE)
-        sent.wait_for(timeout=VERDICT_TIMEOUT_MS)
+        wait_sent(sent, requests)
         seconds_sent = time.monotonic() - started
         row.and_(page.locator("li.file:not(.busy)")).wait_for(timeout=VERDICT_TIMEOUT_MS)
         seconds = time.monotonic() - started
@@ -213,6 +220,31 @@ def one_run(state: Any, browser: Any, api_key: str, path: Path) -> dict[str, Any
         "page_errors": errors,
         "load_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }
+
+
+class StalledError(RuntimeError):
+    """No part PUT ended for ``STALL_SECONDS`` while the file was being sent."""
+
+
+def wait_sent(sent: Any, requests: dict[str, int]) -> None:
+    """Until ``sent`` shows; StalledError, saying what was in flight, when no part PUT has
+    ended for STALL_SECONDS (seen once at 16 GiB: everything idle at part ~676 of 2,048)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    done, moved = -1, time.monotonic()
+    while True:
+        try:
+            sent.wait_for(timeout=5_000)  # returns as soon as it shows
+            return
+        except PlaywrightTimeout:
+            pass
+        if requests["part_puts_done"] != done:
+            done, moved = requests["part_puts_done"], time.monotonic()
+        elif time.monotonic() - moved > STALL_SECONDS:
+            raise StalledError(
+                f"no part PUT ended for {STALL_SECONDS} s: {requests['part_puts']} started, "
+                f"{done} ended, {requests['sign_parts']} POST .../parts"
+            )
 
 
 def measure(
@@ -365,8 +397,11 @@ def main() -> None:
     try:
         figures = measure(args.runs, args.size_mib * MiB, args.against_aws, args.link_mbit)
     except (BotoCoreError, ClientError) as exc:
-        # Seen at 16 GiB: the kernel killed the emulator (moto holds the parts in memory).
+        # Seen at 16 GiB before patches/s3_listing.py: the kernel killed the emulator when
+        # the clean-up listed the bucket's versions (moto copied the object's bytes twice).
         sys.exit(f"the local stack stopped answering ({exc}): see `dmesg` and its log")
+    except StalledError as exc:
+        sys.exit(f"the upload stalled: {exc}")
     print(render(figures))
     name = "upload_page" if args.size_mib == 1024 else f"upload_page_{args.size_mib}mib"
     save(f"{name}_{args.label}" if args.label else name, figures)

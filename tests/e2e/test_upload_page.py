@@ -283,6 +283,63 @@ def test_the_sliced_sha256_for_large_files_matches_hashlib(page: Page, slice_byt
         assert digest == hashlib.sha256(data).hexdigest(), size
 
 
+# A Blob whose slices' streams never answer a read for the first `stalls` streams asked for
+# (Chromium has been seen never to answer after several GiB read), then read as a Blob reads.
+STALLING_BLOB = """(bytes, stalls) => {
+    const real = new Blob([bytes]);
+    const counts = { streams: 0 };
+    const never = () => new ReadableStream({ type: "bytes", pull: () => new Promise(() => {}) });
+    return { counts, blob: { size: real.size, slice: (start, end) => {
+        const part = real.slice(start, end);
+        return { size: part.size, arrayBuffer: () => part.arrayBuffer(),
+            stream: () => (counts.streams++ < stalls ? never() : part.stream()) };
+    } } };
+}"""
+
+
+def test_a_slice_read_the_browser_never_answers_is_read_again(page: Page) -> None:
+    # GIVEN a file whose first two slice reads never answer
+    data = random.Random(3).randbytes(3 * 1000 + 7)
+    # WHEN the page hashes it a slice at a time, giving up on a read after 100 ms
+    found = page.evaluate(
+        f"""async (data) => {{
+            const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+            const {{ counts, blob }} = ({STALLING_BLOB})(bytes, 2);
+            const digest = await Promise.race([  // a page that waits for ever: "hung"
+                window.filegateSha256Sliced(blob, 1000, undefined, 100),
+                new Promise((resolve) => setTimeout(resolve, 20000, "hung")),
+            ]);
+            return {{ digest, streams: counts.streams }};
+        }}""",
+        base64.b64encode(data).decode(),
+    )
+    # THEN the stalled slice was read again from new streams and the digest is the file's
+    assert found == {"digest": hashlib.sha256(data).hexdigest(), "streams": 4 + 2}
+
+
+def test_a_file_the_browser_stops_reading_fails_saying_so(page: Page) -> None:
+    # GIVEN a file whose slice reads never answer
+    # WHEN the page hashes it, giving up on a read after 50 ms
+    found = page.evaluate(
+        f"""async () => {{
+            const {{ counts, blob }} = ({STALLING_BLOB})(new Uint8Array(5000), 1000);
+            try {{
+                const digest = await Promise.race([  // a page that waits for ever: "hung"
+                    window.filegateSha256Sliced(blob, 1000, undefined, 50),
+                    new Promise((resolve) => setTimeout(resolve, 20000, "hung")),
+                ]);
+                return {{ error: null, digest }};
+            }} catch (error) {{
+                return {{ error: error.message, streams: counts.streams }};
+            }}
+        }}"""
+    )
+    # THEN it fails after three attempts at the first slice, saying what happened and what to do
+    assert found.get("streams") == 3, found
+    assert "stopped reading the file" in found["error"]
+    assert "choose it again" in found["error"]
+
+
 def test_the_page_hashes_with_hash_wasm_under_its_own_policy(page: Page, stack: Stack) -> None:
     # GIVEN the page as the stack's API serves it from the Lambda zip, under its CSP, which
     # admits WebAssembly and still no eval() of JavaScript
