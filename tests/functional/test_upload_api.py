@@ -594,23 +594,30 @@ def test_complete_assembles_the_object(
     assert stored["ChecksumSHA256"].endswith("-2")
 
 
+def completed_once(call: Call, api_key: str, s3: Any) -> tuple[dict[str, Any], str, dict[str, Any]]:
+    """A 9 MiB multipart upload declared, its parts sent and completed once: the plan, the
+    completion's path and its body, to send again."""
+    content = bytes(range(256)) * (9 * MiB // 256)
+    plan = declare(call, api_key, content=content)
+    complete = f"/uploads/{plan['upload_id']}/complete"
+    body = {"parts": upload_parts(s3, plan, content)}
+    assert call("POST", complete, api_key=api_key, body=body)[0] == 200
+    return plan, complete, body
+
+
 def test_a_completion_sent_again_after_the_upload_arrived_answers_its_verdict(
     upload_api: Call, acme: tuple[Partner, str], s3: Any, small_threshold: None
 ) -> None:
     # GIVEN a multipart upload completed and judged (S3 finished the first completion while
     # its answer was lost: a function timeout, a dropped connection)
-    content = bytes(range(256)) * (9 * MiB // 256)
-    plan = declare(upload_api, acme[1], content=content)
-    complete = f"/uploads/{plan['upload_id']}/complete"
-    body = {"parts": upload_parts(s3, plan, content)}
-    assert upload_api("POST", complete, api_key=acme[1], body=body)[0] == 200
+    plan, complete, body = completed_once(upload_api, acme[1], s3)
     arrival = LedgerEntry(
         key=plan["key"],
         bucket=UPLOAD_BUCKET,
         status=Status.ACCEPTED,
         event_name="ObjectCreated:CompleteMultipartUpload",
         event_time=iso_utc(datetime.now(UTC)),
-        size=len(content),
+        size=9 * MiB,
     )
     ledger_of().record(arrival)
 
@@ -627,11 +634,7 @@ def test_a_completion_sent_again_before_its_object_was_judged_answers_pending(
 ) -> None:
     # GIVEN a multipart upload whose completion S3 finished while its answer was lost, and
     # whose object's event has not been judged yet
-    content = bytes(range(256)) * (9 * MiB // 256)
-    plan = declare(upload_api, acme[1], content=content)
-    complete = f"/uploads/{plan['upload_id']}/complete"
-    body = {"parts": upload_parts(s3, plan, content)}
-    assert upload_api("POST", complete, api_key=acme[1], body=body)[0] == 200
+    plan, complete, body = completed_once(upload_api, acme[1], s3)
     if s3_answers == "NoSuchUpload":
         # S3 answers a completion sent again with the object (as moto does while the key holds
         # it), or NoSuchUpload, which it documents as "aborted or completed": the emulator's
