@@ -26,7 +26,10 @@ Per run:
   completed (CompleteMultipartUpload returned), the verdict not yet in;
 - with ``--against-aws``, the same file sent with ``aws s3 cp`` to the same endpoint in the same
   round (``upload_transfer.run_aws``), the two alternating which goes first, and the ratio of
-  the aws seconds to the page's seconds to "Checking" (>= 1: the page at least as fast).
+  the aws seconds to the page's seconds to "Checking" (>= 1: the page at least as fast);
+- CPU seconds to "Checking": Chromium's processes and the local stack's (emulator, upload API,
+  function workers), and with ``--against-aws`` those of ``aws s3 cp`` and of the stack during
+  it (that figure counts an idle Chromium too): where the two cores went.
 
     .venv/bin/python benchmarks/upload_page.py [--runs 3] [--size-mib 1024] [--label L]
         [--against-aws] [--link-mbit N]
@@ -103,6 +106,42 @@ def chromium_browser() -> psutil.Process:
             ):
                 return process
     raise RuntimeError("no Chromium browser process among this process's descendants")
+
+
+def cpu_split() -> dict[str, float]:
+    """User + system CPU seconds so far of Chromium's processes (all, and by the process's
+    ``--type``: renderer, network utility, gpu, browser...) and of the local stack (this process
+    and its other descendants: emulator, upload API, function workers; playwright's driver is
+    left out). Live processes only, which both are for a whole run."""
+    split = {"chromium": 0.0, "stack": 0.0}
+    me = psutil.Process()
+    for process in [me, *me.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            name = Path(process.exe()).name
+            if name == "node":
+                continue
+            times = process.cpu_times()
+            spent = times.user + times.system
+            if not name.startswith("chrom"):
+                split["stack"] += spent
+                continue
+            split["chromium"] += spent
+            label = f"chromium {chromium_type(process.cmdline())}"
+            split[label] = split.get(label, 0.0) + spent
+    return split
+
+
+def chromium_type(arguments: list[str]) -> str:
+    """A Chromium process's kind: its utility sub-type's last name (NetworkService...), else
+    its ``--type`` (renderer, gpu-process, zygote...), else browser."""
+    found = {}
+    for argument in arguments:
+        name, _, value = argument.partition("=")
+        if name in ("--type", "--utility-sub-type"):
+            found[name] = value
+    if "--utility-sub-type" in found:
+        return found["--utility-sub-type"].rsplit(".", 1)[-1]
+    return found.get("--type", "browser")
 
 
 def kind(process: psutil.Process) -> str:
@@ -195,12 +234,14 @@ def one_run(state: Any, browser: Any, api_key: str, path: Path) -> dict[str, Any
     process = chromium_browser()
     load_before = os.getloadavg()[0]
     with PeakRss(process) as rss:
+        cpu_before = cpu_split()
         started = time.monotonic()
         page.set_input_files("#file-input", str(path))
         row = page.locator("li.file", has=page.locator(".name", has_text=path.name))
         sent = row.locator(".badge", has_text=SENT_BADGE)
         wait_sent(sent, requests)
         seconds_sent = time.monotonic() - started
+        cpu_sent = {k: round(v - cpu_before.get(k, 0.0), 2) for k, v in cpu_split().items()}
         row.and_(page.locator("li.file:not(.busy)")).wait_for(timeout=VERDICT_TIMEOUT_MS)
         seconds = time.monotonic() - started
     status = row.get_attribute("data-status")
@@ -210,6 +251,8 @@ def one_run(state: Any, browser: Any, api_key: str, path: Path) -> dict[str, Any
     return {
         "seconds": round(seconds, 2),
         "seconds_sent": round(seconds_sent, 2),
+        # CPU seconds to "Checking": Chromium's processes, and the local stack's
+        "cpu_seconds_sent": cpu_sent,
         "page_status": status,
         "ledger_status": ledger_status(state, key) if key else None,
         **({"detail": detail} if status != "ACCEPTED" else {}),
@@ -288,19 +331,26 @@ def aws_run(state: Any, api_key: str, path: Path, number: int) -> dict[str, Any]
     clear_bucket(state)
     if run["exit_code"]:
         sys.exit(f"aws s3 cp failed (exit {run['exit_code']}): {run.get('stderr_tail')}")
-    return {"seconds": round(run["seconds"], 2), "cpu_seconds": run["cpu_seconds"]}
+    return {
+        "seconds": round(run["seconds"], 2),
+        "cpu_seconds": run["cpu_seconds"],
+        "stack_cpu_seconds": run["stack_cpu_seconds"],
+    }
 
 
 def _line(run: dict[str, Any]) -> str:
     growth = run["rss_growth_mib"]
+    aws = run.get("aws", {})
     return (
         f"{run['page_status']} (ledger {run['ledger_status']}) in {run['seconds']:.1f} s,"
         f" RSS growth MiB: renderer {growth['renderer']:.0f}, browser {growth['browser']:.0f},"
         f" sum {growth['renderer+browser']:.0f}, other {growth['other']:.0f};"
         f" {run['requests']}, load {run['load_1m'][0]:.1f} -> {run['load_1m'][1]:.1f}"
-        f"; sent in {run['seconds_sent']:.1f} s"
+        f"; sent in {run['seconds_sent']:.1f} s (CPU s: Chromium"
+        f" {run['cpu_seconds_sent']['chromium']:.1f}, stack {run['cpu_seconds_sent']['stack']:.1f})"
         + (
-            f"; aws s3 cp {run['aws']['seconds']:.1f} s, aws/page {run['aws_over_page']:.2f}"
+            f"; aws s3 cp {aws['seconds']:.1f} s (CPU s: aws {aws['cpu_seconds']:.1f},"
+            f" stack {aws['stack_cpu_seconds']:.1f}), aws/page {run['aws_over_page']:.2f}"
             if "aws" in run
             else ""
         )
