@@ -145,10 +145,9 @@ def chromium_type(arguments: list[str]) -> str:
 
 
 def kind(process: psutil.Process) -> str:
-    arguments = process.cmdline()
-    if "--type=renderer" in arguments:
-        return "renderer"
-    return "other" if any(arg.startswith("--type=") for arg in arguments) else "browser"
+    """renderer, browser, or other (every other Chromium process), for the RSS figures."""
+    found = chromium_type(process.cmdline())
+    return found if found in ("renderer", "browser") else "other"
 
 
 def vm_rss(process: psutil.Process) -> int:
@@ -271,7 +270,7 @@ class StalledError(RuntimeError):
 
 def wait_sent(sent: Any, requests: dict[str, int]) -> None:
     """Until ``sent`` shows; StalledError, saying what was in flight, when no part PUT has
-    ended for STALL_SECONDS (seen once at 16 GiB: everything idle at part ~676 of 2,048)."""
+    ended for STALL_SECONDS (seen in 16 GiB runs: everything idle at part ~676 of 2,048)."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     done, moved = -1, time.monotonic()

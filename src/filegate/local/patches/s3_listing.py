@@ -5,9 +5,9 @@ moto 5.2.5's ``list_object_versions`` deep-copies every version of every key in 
 which reads the whole object into memory, then writes it into the copy's own buffer: each
 call, whatever its prefix or ``MaxKeys``, holds twice the bucket's bytes for a moment.
 Measured in process, one listing of a bucket holding one 512 MiB object peaked at +1,024 MiB
-(docs/aws-fidelity.md, "Checksums and integrity"), so `filegate reconcile` of a bucket with a
-few multi-GiB objects, or a benchmark's clean-up between runs, could exhaust the machine where
-S3's listing reads metadata only.
+(benchmarks/listing_memory.py; docs/aws-fidelity.md, "Lifecycle, versions and retention"), so
+`filegate reconcile` of a bucket with a few multi-GiB objects, or a benchmark's clean-up
+between runs, could exhaust the machine where S3's listing reads metadata only.
 
 The seam gives moto's key a ``__deepcopy__`` for that copy: every attribute deep-copied as
 moto's copy has it, except the bytes, which stay with the key (the copy gets an empty buffer;
