@@ -53,6 +53,12 @@ from filegate.settings import EmulatorSettings
 
 def serve(port: int, host: str = "127.0.0.1", publish_metrics: bool = True) -> None:
     """Serve until SIGTERM or SIGINT."""
+    # Both are blocked here, and so in every thread started from here, until sigwait takes
+    # them below. With a Python handler that set a threading.Event, a signal the kernel handed
+    # to another thread never woke the main thread blocked in Event.wait: an emulator that
+    # never exited after SIGTERM (seen in CI; py-spy: the main thread in Event.wait).
+    signals = {signal.SIGTERM, signal.SIGINT}
+    signal.pthread_sigmask(signal.SIG_BLOCK, signals)
     settings = EmulatorSettings.resolve()
     patches.apply(settings)
     cfn_models.register()
@@ -62,9 +68,6 @@ def serve(port: int, host: str = "127.0.0.1", publish_metrics: bool = True) -> N
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     server = _Server(host, port, settings)  # bound and listening from here
     print(listening_line(port), flush=True)  # what the local stack waits for (processes.py)
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
     metrics = (
         QueueMetricsPublisher(functools.cache(functools.partial(_cloudwatch, host, port)))
         if publish_metrics
@@ -76,7 +79,7 @@ def serve(port: int, host: str = "127.0.0.1", publish_metrics: bool = True) -> N
     server.start()
     if metrics:
         metrics.start()
-    stop.wait()
+    signal.sigwait(signals)
     if metrics:
         metrics.stop()
     if channel:
