@@ -735,6 +735,44 @@ def test_each_byte_is_read_once_by_the_page_into_one_buffer_and_sent_from_the_fi
     assert bytes_taken(page) == read_once_sent_from_the_file(total)
 
 
+# Records each change of a row's progress bar: [performance.now(), its width].
+WATCH_PROGRESS = """
+window.filegateProgress = [];
+new MutationObserver((changes) => {
+  for (const change of changes) {
+    if (change.target.classList.contains("fill")) {
+      window.filegateProgress.push([performance.now(), change.target.style.width]);
+    }
+  }
+}).observe(document, { subtree: true, attributes: true, attributeFilter: ["style"] });
+"""
+PROGRESS_MS = 250  # the page's PROGRESS_MS
+
+
+def test_the_progress_bar_moves_at_most_four_times_a_second(
+    page: Page, stack: Stack, partner: dict[str, Any], tmp_path: Path
+) -> None:
+    # GIVEN a file of 9 parts, and a page that records each change of its progress bar
+    parted = tmp_path / "nine parts watched.bin"
+    write_random(parted, 66 * MiB)
+    page.add_init_script(WATCH_PROGRESS)
+    page.reload()
+
+    # WHEN the page uploads it (the browser reports each part's progress many times a second)
+    page.fill("#api-key", partner["api_key"])
+    page.set_input_files("#file-input", str(parted))
+    assert_accepted(stack, finished(page, parted.name))
+
+    # THEN the bar showed the progress while the parts were sent, at most once per PROGRESS_MS
+    # (each change costs the page a layout and a paint): between the first and the last shown,
+    # no more changes than that time allows (and two for the observer's own delays)
+    moving = [
+        at for at, width in page.evaluate("window.filegateProgress") if width not in ("0%", "100%")
+    ]
+    assert moving, "the bar never showed the progress between 0 and 100 %"
+    assert len(moving) <= 2 + (moving[-1] - moving[0]) / PROGRESS_MS, moving
+
+
 def record_posts(page: Page, pattern: str, bodies: list[dict[str, Any]]) -> None:
     """Keep the JSON body of each POST to the upload API's URLs that match ``pattern``."""
 
