@@ -11,15 +11,22 @@ the page goes through it in 8 MiB slices, four at a time, one way per run:
 - ``uint8array``: read as ``array_buffer``, sent as the ``Uint8Array`` itself (XMLHttpRequest);
 - ``fetch_uint8array``: the same with ``fetch``;
 - ``file_slice``: nothing read by the script; the slice of the File sent (the browser reads it);
-- ``byob_file_slice``: read as ``byob``, then the slice of the File sent (what the page does).
+- ``byob_file_slice``: read as ``byob``, then the slice of the File sent;
+- ``byob_webcrypto_file_slice``: the same, and each slice's SHA-256 computed with Web Crypto;
+- ``byob_sha256s_file_slice``: the same, and each slice also fed to hash-wasm's SHA-256 (one
+  per sender): the page's own work on each byte (a part's SHA-256, the whole file's), without
+  the upload API or S3.
 
-Per run: seconds in the page, and the peak growth of the summed anonymous RSS (RssAnon: memory
-that is not the file cache) of the renderer and of the browser process, polled every 50 ms.
-A fresh browser per run; modes interleaved round by round.
+Per run: seconds in the page, the peak growth of the summed anonymous RSS (RssAnon: memory
+that is not the file cache) of the renderer and of the browser process, polled every 50 ms,
+and the CPU seconds Chromium's processes spent (by kind: renderer, browser, network service...)
+and the sink's (this process), while the page ran: what a way costs the client's cores, the
+floor of any page that uses it. A fresh browser per run; modes interleaved round by round.
 
     .venv/bin/python benchmarks/page_bodies.py [--size-mib 512] [--rounds 2] [--modes a,b]
+        [--label L]
 
-Figures go to ``results/page_bodies.json``.
+Figures go to ``results/page_bodies.json`` (``--label`` adds ``_<label>``).
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ import psutil
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import median, save, table
-from upload_page import CHROMIUM, CHROMIUM_FLAGS, PeakRss, chromium_browser
+from upload_page import CHROMIUM, CHROMIUM_FLAGS, PeakRss, chromium_browser, cpu_split
 
 MiB = 1024 * 1024
 SLICE_BYTES = 8 * MiB
@@ -49,7 +56,10 @@ MODES = (
     "fetch_uint8array",
     "file_slice",
     "byob_file_slice",
+    "byob_webcrypto_file_slice",
+    "byob_sha256s_file_slice",
 )
+HASH_WASM = Path(__file__).resolve().parent.parent / "src/filegate/uploads/vendor/sha256.umd.min.js"
 PAGE = """<!doctype html><input type=file id=f><script>
 const put = (body) => new Promise((ok, bad) => {
   const xhr = new XMLHttpRequest();
@@ -78,13 +88,19 @@ window.run = async (mode, sliceBytes, senders) => {
   const started = performance.now();
   const worker = async () => {
     let buffer = new ArrayBuffer(sliceBytes);
+    const whole = mode === "byob_sha256s_file_slice" ? await hashwasm.createSHA256() : null;
     while (next < count) {
       const i = next++;
       const slice = file.slice(i * sliceBytes, Math.min(file.size, (i + 1) * sliceBytes));
       if (mode === "file_slice") { await put(slice); continue; }
       if (mode.startsWith("byob")) {
         buffer = await readByob(slice, buffer);
-        if (mode === "byob_file_slice") await put(slice);
+        const view = new Uint8Array(buffer, 0, slice.size);
+        const hashed = mode.includes("webcrypto") || mode.includes("sha256s");
+        const digest = hashed ? crypto.subtle.digest("SHA-256", view) : null;
+        if (whole) whole.update(view);
+        if (digest) await digest;
+        if (mode !== "byob") await put(slice);
         continue;
       }
       const bytes = new Uint8Array(await slice.arrayBuffer());
@@ -110,7 +126,8 @@ class Sink(BaseHTTPRequestHandler):
         pass
 
     def do_GET(self) -> None:
-        body = PAGE.encode()
+        html = PAGE.replace("<input", f"<script>{HASH_WASM.read_text()}</script><input", 1)
+        body = html.encode()
         self.send_response(200)
         self.send_header("Content-Type", "text/html")
         self.send_header("Content-Length", str(len(body)))
@@ -146,7 +163,9 @@ def one_run(playwright: Any, url: str, path: Path, mode: str) -> dict[str, Any]:
         page.goto(url)
         page.set_input_files("#f", str(path))
         with PeakRss(chromium_browser(), rss_anon) as peak:
+            before = cpu_split()
             seconds = page.evaluate("([m, s]) => window.run(m, s, 4)", [mode, SLICE_BYTES])
+            after = cpu_split()
     finally:
         browser.close()
     growth = peak.growth_mib()
@@ -154,6 +173,8 @@ def one_run(playwright: Any, url: str, path: Path, mode: str) -> dict[str, Any]:
         "mode": mode,
         "seconds": round(seconds, 2),
         "anon_growth_mib": {kind: growth[kind] for kind in ("renderer", "browser")},
+        # "stack": this process, the sink; "chromium": all of Chromium's processes
+        "cpu_seconds": {k: round(v - before.get(k, 0.0), 2) for k, v in after.items()},
     }
 
 
@@ -162,6 +183,7 @@ def main() -> None:
     parser.add_argument("--size-mib", type=int, default=512)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument("--label", default="", help="suffix of the results file's name")
     args = parser.parse_args()
     modes = [m for m in args.modes.split(",") if m]
     unknown = sorted(set(modes) - set(MODES))
@@ -194,10 +216,14 @@ def main() -> None:
                 median([r["seconds"] for r in mine]),
                 median([r["anon_growth_mib"]["renderer"] for r in mine]),
                 median([r["anon_growth_mib"]["browser"] for r in mine]),
+                median([r["cpu_seconds"]["chromium"] for r in mine]),
+                median([r["cpu_seconds"]["stack"] for r in mine]),
             ]
         )
-    print(table(["mode", "s (median)", "renderer +MiB", "browser +MiB"], rows))
-    save("page_bodies", {"size_mib": args.size_mib, "slice_mib": 8, "runs": runs})
+    headers = ["mode", "s (median)", "renderer +MiB", "browser +MiB", "Chromium CPU s", "sink CPU"]
+    print(table(headers, rows))
+    name = f"page_bodies_{args.label}" if args.label else "page_bodies"
+    save(name, {"size_mib": args.size_mib, "slice_mib": 8, "runs": runs})
 
 
 if __name__ == "__main__":
