@@ -41,7 +41,7 @@ run (``link.py``: a partner's link instead of loopback; root and tc), for the pa
 ``--warm-up`` first sends a 65 MiB file (multipart: nine parts) through the page and with
 ``aws s3 cp``, untimed, so that every run finds the upload API's functions started, as a
 partner's upload does on a stack in use; without it the first run pays their cold starts on
-the twin (about 0.5 s each for the declaration and the first part URLs, measured at 500 Mbit/s).
+the twin (about 0.6 s each for the declaration and the first part URLs, measured at 500 Mbit/s).
 Each run also records the seconds from choosing the file to the first part PUT.
 
 Figures go to ``results/upload_page.json`` (``upload_page_<N>mib.json`` at another size;
