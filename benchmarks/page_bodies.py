@@ -44,7 +44,14 @@ import psutil
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import median, save, table
-from upload_page import CHROMIUM, CHROMIUM_FLAGS, PeakRss, chromium_browser, cpu_split
+from upload_page import (
+    CHROMIUM,
+    CHROMIUM_FLAGS,
+    PeakRss,
+    chromium_browser,
+    cpu_split,
+    require_chromium,
+)
 
 MiB = 1024 * 1024
 SLICE_BYTES = 8 * MiB
@@ -189,6 +196,7 @@ def main() -> None:
     unknown = sorted(set(modes) - set(MODES))
     if unknown:
         parser.error(f"unknown --modes {unknown}; choose from {', '.join(MODES)}")
+    require_chromium()
     from playwright.sync_api import sync_playwright
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Sink)

@@ -38,6 +38,7 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     size_mib = int(sys.argv[1]) if len(sys.argv) > 1 else 2048
+    upload_page.require_chromium()
     with tempfile.TemporaryDirectory(prefix="filegate-bench-file-") as folder:
         path = Path(folder) / "probe.bin"
         write_random_file(path, size_mib * MiB)

@@ -40,7 +40,7 @@ from playwright.sync_api import Page, sync_playwright
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import ROOT, median, save, table
-from upload_page import CHROMIUM, CHROMIUM_FLAGS
+from upload_page import CHROMIUM, CHROMIUM_FLAGS, require_chromium
 
 MiB = 1024 * 1024
 SLICE_BYTES = 8 * MiB  # the page's READ_BYTES
@@ -144,6 +144,7 @@ def main() -> None:
     parser.add_argument("--js-from", default=JS_FROM)
     parser.add_argument("--hash-wasm", type=Path, default=HASH_WASM)
     args = parser.parse_args()
+    require_chromium()
     with tempfile.TemporaryDirectory() as scratch:
         path = Path(scratch) / "random.bin"
         with path.open("wb") as out:

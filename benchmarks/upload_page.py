@@ -103,6 +103,12 @@ SENT_BADGE = re.compile(r"^(Checking|ACCEPTED|REJECTED|ABORTED|Error.*|Failed)$"
 KINDS = ("renderer", "browser", "other")
 
 
+def require_chromium() -> None:
+    """Exit with a message saying how to install it when Debian's Chromium is not there."""
+    if not CHROMIUM.exists():
+        sys.exit(f"no {CHROMIUM}: `apt-get install chromium` (the e2e tests use it too)")
+
+
 def chromium_browser() -> psutil.Process:
     """Chromium's browser process: the descendant of this process running the chromium binary
     with no ``--type=`` (every child process of Chromium's has one)."""
@@ -471,8 +477,7 @@ def main() -> None:
         " the API functions' cold starts",
     )
     args = parser.parse_args()
-    if not CHROMIUM.exists():
-        sys.exit(f"no {CHROMIUM}: `apt-get install chromium` (the e2e tests use it too)")
+    require_chromium()
     try:
         figures = measure(
             args.runs,
